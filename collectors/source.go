@@ -1,0 +1,157 @@
+// Package collectors runs source plugins on cron schedules and hands what
+// they read to the quality model. A plugin is one file under
+// collectors/sources that registers a Factory by type name in init();
+// adding one touches no other file.
+package collectors
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/servq/servq/collectors/record"
+	"github.com/servq/servq/config"
+)
+
+// Source reads one kind of system. Collect is called by the scheduler, never
+// concurrently for one Source.
+type Source interface {
+	// Collect reads what is new since cursor (nil on the first run) and
+	// appends records to b. It returns the cursor that, committed together
+	// with b's records, lets the next run continue exactly after them.
+	//
+	// On error the run commits nothing: the next run starts again from the
+	// old cursor, and the quality model's dedup keys make re-read records
+	// count once. A source therefore never needs to undo anything.
+	//
+	// Everything a source must remember between runs (file offset, calls
+	// still in a queue, an API cursor) belongs in the cursor, not in the
+	// Source value: a restart, or a crash between fetch and commit, must
+	// lose nothing.
+	Collect(ctx context.Context, cursor []byte, b *Batch) (next []byte, err error)
+}
+
+// Batch collects the records of one run.
+type Batch struct {
+	// Now is the run's clock: sources use it instead of time.Now so that
+	// tests (and the demo) are deterministic.
+	Now time.Time
+
+	Tickets   []record.Ticket
+	Calls     []record.Call
+	Surveys   []record.SurveyResponse
+	Snapshots []record.Snapshot
+	Rejected  []Rejection
+}
+
+// Rejection is input a source could not turn into a record. Rejections never
+// stop a run; they are counted per collector and reason and logged with
+// their position.
+type Rejection struct {
+	Reason   string // short, fixed vocabulary: bad_time, bad_number, short_line, ...
+	Position string // file:line, page URL path, row number; never a secret
+	Err      error
+}
+
+// Reject records input that could not be used.
+func (b *Batch) Reject(reason, position string, err error) {
+	b.Rejected = append(b.Rejected, Rejection{Reason: reason, Position: position, Err: err})
+}
+
+// Len is the number of records in the batch.
+func (b *Batch) Len() int {
+	return len(b.Tickets) + len(b.Calls) + len(b.Surveys) + len(b.Snapshots)
+}
+
+// Env is what a factory gets besides its config section.
+type Env struct {
+	Logger *slog.Logger
+	// DataDir is a directory the plugin may keep files in (webhook spool).
+	DataDir string
+}
+
+// Factory builds a Source from a collector's config. It decodes the
+// plugin's own keys with c.DecodeSpec and reports bad values with
+// c.Errorf, so that `servq check` can locate every problem.
+type Factory func(c *config.Collector, env Env) (Source, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Factory{}
+)
+
+// Register makes a source type available by name. It is called from the
+// init function of the plugin's file and panics on a duplicate name, which
+// is a programming error.
+func Register(typ string, f Factory) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[typ]; dup {
+		panic("collectors: source type registered twice: " + typ)
+	}
+	registry[typ] = f
+}
+
+// Types lists the registered source types, sorted.
+func Types() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Build constructs the Source of one collector.
+func Build(c *config.Collector, env Env) (Source, error) {
+	registryMu.RLock()
+	f, ok := registry[c.Type]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, c.Errorf("type", "unknown collector type %q (known: %v)", c.Type, Types())
+	}
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s, err := f(c, env)
+	if err != nil {
+		if _, located := err.(*config.Error); located {
+			return nil, err
+		}
+		if _, located := err.(config.Errors); located {
+			return nil, err
+		}
+		return nil, c.Errorf("", "%v", err)
+	}
+	return s, nil
+}
+
+// CheckAll builds every collector of cfg to validate the plugin sections,
+// closing what it built, and returns all problems found.
+func CheckAll(cfg *config.Config, env Env) error {
+	var errs config.Errors
+	for _, c := range cfg.Collectors {
+		s, err := Build(c, env)
+		if err != nil {
+			switch e := err.(type) {
+			case *config.Error:
+				errs = append(errs, e)
+			case config.Errors:
+				errs = append(errs, e...)
+			default:
+				errs = append(errs, &config.Error{File: cfg.File, Msg: fmt.Sprintf("collector %s: %v", c.Name, err)})
+			}
+			continue
+		}
+		if cl, ok := s.(io.Closer); ok {
+			cl.Close()
+		}
+	}
+	return errs.Err()
+}

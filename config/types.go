@@ -1,0 +1,260 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration written the Prometheus way: 30s, 5m, 1h30m,
+// 7d, 4w.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Prometheus-style duration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := model.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use e.g. 30s, 5m, 1h, 7d)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration back in the same notation.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// String formats the duration as Prometheus does (1h30m, 7d).
+func (d Duration) String() string { return model.Duration(d).String() }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Secret is a string that never shows itself: not in logs, errors, dumps of
+// the config or the landing page.
+type Secret string
+
+const redacted = "<secret>"
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString hides the value from %#v too.
+func (s Secret) GoString() string { return s.String() }
+
+// MarshalYAML hides the value.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalJSON hides the value.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+
+// Reveal returns the secret for use on the wire. Call it only where the value
+// leaves the process towards its owner (an Authorization header).
+func (s Secret) Reveal() string { return string(s) }
+
+// ResolveSecret returns value, or the content of file when file is set
+// (trailing newlines trimmed, as secret files written by editors and
+// Kubernetes have them). Setting both is an error.
+func ResolveSecret(value Secret, file string) (Secret, error) {
+	if file == "" {
+		return value, nil
+	}
+	if value != "" {
+		return "", fmt.Errorf("set either the value or the _file variant, not both")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading secret file: %w", err)
+	}
+	return Secret(strings.TrimRight(string(b), "\r\n")), nil
+}
+
+// Config is the whole servq configuration: one file is the source of truth
+// for collectors, metrics, SLOs, rules, dashboards and reports.
+type Config struct {
+	Global        Global          `yaml:"global"`
+	Model         Model           `yaml:"model"`
+	BusinessHours []BusinessHours `yaml:"business_hours"`
+	Collectors    []*Collector    `yaml:"collectors"`
+	SLOs          []*SLO          `yaml:"slos"`
+	Push          *Push           `yaml:"push"`
+
+	// File is the path the config was read from ("<embedded demo>" for the
+	// built-in default).
+	File string `yaml:"-"`
+	pos  positions
+}
+
+// Global holds process-wide settings.
+type Global struct {
+	// LabelLimit caps distinct values per label and collector for labels
+	// whose values come from source data; the rest become "other".
+	LabelLimit int `yaml:"label_limit"`
+	// TimeZone is the default zone for CRON schedules and reports.
+	TimeZone string `yaml:"time_zone"`
+	// Service names the service in SLO rules (the sloth "service" label).
+	Service string `yaml:"service"`
+	// CollectorTimeout is the default per-run timeout of collectors.
+	CollectorTimeout Duration `yaml:"collector_timeout"`
+	// Retention bounds how long dedup keys and open-ticket state are kept.
+	Retention Duration `yaml:"retention"`
+}
+
+// Model tunes the quality model's industry definitions.
+type Model struct {
+	// CSATSatisfiedMin: a CSAT score at or above it counts as satisfied
+	// (top-2-box on a 1-5 scale by default: 4).
+	CSATSatisfiedMin float64 `yaml:"csat_satisfied_min"`
+	CSATScaleMax     float64 `yaml:"csat_scale_max"`
+	CESScaleMax      float64 `yaml:"ces_scale_max"`
+	// ShortAbandon: abandons after waiting less than this are short
+	// abandons (calls_abandoned_short_total), excluded from abandonment SLOs.
+	ShortAbandon Duration `yaml:"short_abandon"`
+	// BusinessHours names the schedule for the _business_seconds histograms.
+	BusinessHours string `yaml:"business_hours"`
+	// Buckets override the histogram buckets (seconds). SLO thresholds are
+	// always added to them.
+	Buckets Buckets `yaml:"buckets"`
+	// ServqualWeights weigh the dimensions for the weighted SERVQUAL index
+	// when respondents did not split 100 points themselves.
+	ServqualWeights map[string]float64 `yaml:"servqual_weights"`
+}
+
+// Buckets are histogram bucket upper bounds in seconds per histogram.
+type Buckets struct {
+	FirstReply []float64 `yaml:"first_reply"`
+	Resolution []float64 `yaml:"resolution"`
+	CallWait   []float64 `yaml:"call_wait"`
+	CallHandle []float64 `yaml:"call_handle"`
+}
+
+// BusinessHours is a named weekly schedule with holidays in a time zone.
+type BusinessHours struct {
+	Name     string              `yaml:"name"`
+	TimeZone string              `yaml:"time_zone"`
+	Weekly   map[string][]string `yaml:"weekly"`   // mon: ["09:00-17:00"]
+	Holidays []string            `yaml:"holidays"` // 2026-12-25
+}
+
+// Collector is one configured instance of a source plugin. The keys it does
+// not know belong to the plugin named by Type, which decodes them itself
+// (strictly, with the same located errors) through DecodeSpec.
+type Collector struct {
+	Name     string   `yaml:"name"`
+	Type     string   `yaml:"type"`
+	Schedule string   `yaml:"schedule"`
+	Timeout  Duration `yaml:"timeout"`
+	// Disabled keeps a collector in the file without running it.
+	Disabled bool `yaml:"disabled"`
+
+	spec *yaml.Node
+	file string
+	path string
+	pos  positions
+}
+
+func (*Collector) knownKeys() map[string]bool {
+	return map[string]bool{"name": true, "type": true, "schedule": true, "timeout": true, "disabled": true}
+}
+
+// UnmarshalYAML decodes the common keys and keeps the rest for the plugin.
+func (c *Collector) UnmarshalYAML(n *yaml.Node) error {
+	type plain Collector
+	var common plain
+	spec := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	known := c.knownKeys()
+	commonNode := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if known[n.Content[i].Value] {
+			commonNode.Content = append(commonNode.Content, n.Content[i], n.Content[i+1])
+		} else {
+			spec.Content = append(spec.Content, n.Content[i], n.Content[i+1])
+		}
+	}
+	if err := commonNode.Decode(&common); err != nil {
+		return err
+	}
+	*c = Collector(common)
+	c.spec = spec
+	return nil
+}
+
+// DecodeSpec decodes the plugin's own keys into out, strictly: a key that
+// out does not declare is an error naming file, line and path.
+func (c *Collector) DecodeSpec(out any) error {
+	if c.spec == nil {
+		c.spec = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	}
+	pos := c.pos
+	if pos == nil {
+		pos = positions{}
+	}
+	return decodeStrict(c.spec, out, c.file, c.path, pos).Err()
+}
+
+// Errorf returns an error located at the plugin field (a yaml key of the
+// plugin's section, dotted for nested keys).
+func (c *Collector) Errorf(field, format string, args ...any) error {
+	p := joinPath(c.path, field)
+	line := 0
+	if c.pos != nil {
+		line = c.pos.line(p)
+	}
+	return &Error{File: c.file, Line: line, Path: p, Msg: fmt.Sprintf(format, args...)}
+}
+
+// SLO is a service level objective over one indicator.
+type SLO struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Indicator   string `yaml:"indicator"`
+	// Threshold for indicators that have one (first reply within 4h).
+	Threshold Duration `yaml:"threshold"`
+	// CSATMin overrides model.csat_satisfied_min for the csat indicator.
+	CSATMin float64 `yaml:"csat_min"`
+	// AbandonPolicy for call_service_level: how abandoned calls count.
+	AbandonPolicy string            `yaml:"abandon_policy"`
+	BusinessHours string            `yaml:"business_hours"`
+	Filters       map[string]string `yaml:"filters"`   // queue, channel, priority, collector
+	Objective     float64           `yaml:"objective"` // percent, 0 < x < 100
+	Window        Duration          `yaml:"window"`
+	Custom        *CustomSLI        `yaml:"custom"`
+	Alerting      Alerting          `yaml:"alerting"`
+}
+
+// CustomSLI is a PromQL indicator: either error and total, or good and total
+// (with {{.window}} as the range placeholder).
+type CustomSLI struct {
+	ErrorQuery string `yaml:"error_query"`
+	GoodQuery  string `yaml:"good_query"`
+	TotalQuery string `yaml:"total_query"`
+}
+
+// Alerting configures the burn-rate alerts of one SLO.
+type Alerting struct {
+	Page        *bool             `yaml:"page"`
+	Ticket      *bool             `yaml:"ticket"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+	RunbookURL  string            `yaml:"runbook_url"`
+}
+
+// Push sends the gathered metrics to VictoriaMetrics or vmagent.
+type Push struct {
+	URL             string            `yaml:"url"`
+	Interval        Duration          `yaml:"interval"`
+	ExtraLabels     map[string]string `yaml:"extra_labels"`
+	Username        string            `yaml:"username"`
+	Password        Secret            `yaml:"password"`
+	PasswordFile    string            `yaml:"password_file"`
+	BearerToken     Secret            `yaml:"bearer_token"`
+	BearerTokenFile string            `yaml:"bearer_token_file"`
+}
