@@ -1,0 +1,211 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/servq/servq/collectors/sources"
+	"github.com/servq/servq/deploy/testenv"
+)
+
+const demoConfig = `
+global: {service: test}
+collectors:
+  - name: sim
+    type: demo
+    schedule: "@every 1s"
+slos:
+  - {name: reply, indicator: ticket_first_reply, threshold: 4h, objective: 90}
+`
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startService(t *testing.T, cfgText string) (*Service, *httptest.Server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "servq.yml")
+	if err := os.WriteFile(file, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Options{ConfigFile: file, StoragePath: filepath.Join(dir, "data"), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	srv := httptest.NewServer(svc.Handler("/metrics"))
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		svc.Shutdown(ctx)
+	})
+	return svc, srv, file
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func post(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestEndpoints(t *testing.T) {
+	svc, srv, _ := startService(t, demoConfig)
+	testenv.Eventually(t, 20*time.Second, "first collection", func() bool { return svc.Runner().Ready() })
+	if code, body := get(t, srv.URL+"/-/healthy"); code != 200 || !strings.Contains(body, "Healthy") {
+		t.Errorf("/-/healthy = %d %q", code, body)
+	}
+	if code, _ := get(t, srv.URL+"/-/ready"); code != 200 {
+		t.Errorf("/-/ready = %d", code)
+	}
+	code, body := get(t, srv.URL+"/")
+	if code != 200 || !strings.Contains(body, ">sim<") || !strings.Contains(body, ">reply<") {
+		t.Errorf("landing page = %d, does not list collector and SLO:\n%s", code, body)
+	}
+	code, body = get(t, srv.URL+"/api/v1/collectors")
+	if code != 200 || !strings.Contains(body, `"name":"sim"`) {
+		t.Errorf("/api/v1/collectors = %d %s", code, body)
+	}
+	if code, _ := get(t, srv.URL+"/-/reload"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload = %d, want 405", code)
+	}
+	// OpenMetrics is negotiable.
+	req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
+		t.Errorf("Content-Type = %q, want OpenMetrics", ct)
+	}
+}
+
+// promtool's linter must accept servq's whole output.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool := testenv.Binary(t, "promtool")
+	svc, srv, _ := startService(t, demoConfig)
+	testenv.Eventually(t, 20*time.Second, "first collection", func() bool { return svc.Runner().Ready() })
+	_, body := get(t, srv.URL+"/metrics")
+	if !strings.Contains(body, "servq_calls_offered_total") || !strings.Contains(body, "servq_servqual_score_bucket") {
+		t.Fatalf("demo metrics missing from output:\n%.2000s", body)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestReloadKeepsRunningConfigOnError(t *testing.T) {
+	svc, srv, file := startService(t, demoConfig)
+	bad := strings.Replace(demoConfig, `schedule: "@every 1s"`, `schedule: "every second"`, 1)
+	os.WriteFile(file, []byte(bad), 0o644)
+	code, body := post(t, srv.URL+"/-/reload")
+	if code != 500 || !strings.Contains(body, file+":6: collectors[0].schedule: invalid cron schedule") {
+		t.Fatalf("reload of bad config = %d %q", code, body)
+	}
+	if n := svc.Runner().Names(); len(n) != 1 || n[0] != "sim" {
+		t.Fatalf("collectors after failed reload = %v", n)
+	}
+	_, metrics := get(t, srv.URL+"/metrics")
+	if !strings.Contains(metrics, "servq_config_last_reload_successful 0") {
+		t.Error("failed reload not reported in servq_config_last_reload_successful")
+	}
+	_, landing := get(t, srv.URL+"/")
+	if !strings.Contains(landing, "Last reload failed") {
+		t.Error("landing page does not say the reload failed")
+	}
+	good := demoConfig + "  - {name: fast, indicator: ticket_first_reply, threshold: 1h, objective: 80}\n"
+	good = strings.Replace(good, "collectors:\n", "collectors:\n  - {name: sim2, type: demo, schedule: \"@every 1s\", seed: 2}\n", 1)
+	os.WriteFile(file, []byte(good), 0o644)
+	if code, body := post(t, srv.URL+"/-/reload"); code != 200 {
+		t.Fatalf("reload of good config = %d %q", code, body)
+	}
+	if n := svc.Runner().Names(); len(n) != 2 {
+		t.Fatalf("collectors after reload = %v", n)
+	}
+	_, metrics = get(t, srv.URL+"/metrics")
+	if !strings.Contains(metrics, "servq_config_last_reload_successful 1") {
+		t.Error("successful reload not reported")
+	}
+	// The new SLO threshold (1h = 3600s) is now a bucket bound.
+	testenv.Eventually(t, 20*time.Second, "sim2 metrics", func() bool {
+		_, m := get(t, srv.URL+"/metrics")
+		return strings.Contains(m, `servq_ticket_first_reply_seconds_bucket{channel=`) && strings.Contains(m, `collector="sim2"`)
+	})
+}
+
+// A real Prometheus scrapes a running servq.
+func TestPrometheusScrapesServq(t *testing.T) {
+	svc, srv, _ := startService(t, demoConfig)
+	testenv.Eventually(t, 20*time.Second, "first collection", func() bool { return svc.Runner().Ready() })
+	target := strings.TrimPrefix(srv.URL, "http://")
+	prom := testenv.StartPrometheus(t, `
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: servq
+    static_configs: [{targets: ["`+target+`"]}]
+`, nil)
+	testenv.Eventually(t, 60*time.Second, "Prometheus to scrape servq", func() bool {
+		s, err := testenv.QueryE(prom.URL, `up{job="servq"} == 1 and on() count(servq_calls_offered_total) > 0`)
+		return err == nil && len(s) == 1
+	})
+	// What Prometheus stored equals what servq serves for a counter that
+	// the scrape and our read both see at rest: the config reload gauge.
+	s := testenv.Query(t, prom.URL, `servq_config_last_reload_successful{job="servq"}`)
+	if len(s) != 1 || s[0].Value != 1 {
+		t.Errorf("servq_config_last_reload_successful in Prometheus = %+v", s)
+	}
+	s = testenv.Query(t, prom.URL, `servq_collector_up{job="servq",collector="sim",type="demo"}`)
+	if len(s) != 1 || s[0].Value != 1 {
+		t.Errorf("servq_collector_up in Prometheus = %+v", s)
+	}
+}
+
+// The same metrics are pushed to a real VictoriaMetrics, with extra labels.
+func TestPushToVictoriaMetrics(t *testing.T) {
+	vmp := testenv.StartVictoriaMetrics(t)
+	cfg := demoConfig + `
+push:
+  url: ` + vmp.URL + `/api/v1/import/prometheus
+  interval: 1s
+  extra_labels: {site: lab, instance: servq-test}
+`
+	svc, _, _ := startService(t, cfg)
+	testenv.Eventually(t, 20*time.Second, "first collection", func() bool { return svc.Runner().Ready() })
+	testenv.Eventually(t, 60*time.Second, "pushed samples in VictoriaMetrics", func() bool {
+		s, err := testenv.QueryE(vmp.URL, `servq_calls_offered_total{site="lab",instance="servq-test",collector="sim"}`)
+		return err == nil && len(s) > 0
+	})
+	s := testenv.Query(t, vmp.URL, `servq_build_info{site="lab"}`)
+	if len(s) != 1 || s[0].Metric["version"] != Version {
+		t.Errorf("servq_build_info in VictoriaMetrics = %+v", s)
+	}
+}

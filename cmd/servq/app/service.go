@@ -1,0 +1,243 @@
+// Package app is the servq process: it loads the config, opens the state
+// store, builds the quality model and the collector runner, serves the
+// exporter endpoints and reloads all of it on SIGHUP or POST /-/reload.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	srccollectors "github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/quality"
+	"github.com/servq/servq/collectors/runner"
+	"github.com/servq/servq/collectors/state"
+	"github.com/servq/servq/config"
+)
+
+// Version information, set at build time with -ldflags -X.
+var (
+	Version  = "0.1.0-dev"
+	Revision = "unknown"
+)
+
+// Options configure a Service.
+type Options struct {
+	ConfigFile  string // "" runs the embedded demo
+	StoragePath string
+	Logger      *slog.Logger
+	// Now is the clock handed to collectors (tests); time.Now by default.
+	Now func() time.Time
+	// StopTimeout bounds how long a reload or shutdown waits for running
+	// collections before cancelling them.
+	StopTimeout time.Duration
+}
+
+// Service is one running servq.
+type Service struct {
+	opt   Options
+	log   *slog.Logger
+	store *state.Store
+	reg   *prometheus.Registry
+	self  *runner.SelfMetrics
+
+	reloadOK, reloadTime prometheus.Gauge
+
+	mu      sync.RWMutex // guards cfg, model, runner, lastErr, push
+	cfg     *config.Config
+	model   *quality.Model
+	runner  *runner.Runner
+	lastErr error
+	started bool
+	push    *pusher
+}
+
+// New loads the config and opens the store; Start begins collecting.
+func New(opt Options) (*Service, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.StopTimeout == 0 {
+		opt.StopTimeout = 30 * time.Second
+	}
+	cfg, err := loadConfig(opt.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	store, err := state.Open(opt.StoragePath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{opt: opt, log: opt.Logger, store: store, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "servq_build_info",
+			Help:        "A metric with a constant '1' value labeled by version, revision and goversion from which servq was built.",
+			ConstLabels: prometheus.Labels{"version": Version, "revision": Revision, "goversion": runtime.Version()},
+		}, func() float64 { return 1 }),
+	)
+	s.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "servq_config_last_reload_successful", Help: "Whether the last configuration reload attempt was successful."})
+	s.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "servq_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})
+	s.reg.MustRegister(s.reloadOK, s.reloadTime)
+	s.self = runner.NewSelfMetrics(s.reg)
+	if err := s.install(cfg); err != nil {
+		store.Close()
+		return nil, err
+	}
+	s.reloadOK.Set(1)
+	s.reloadTime.SetToCurrentTime()
+	return s, nil
+}
+
+func loadConfig(file string) (*config.Config, error) {
+	if file == "" {
+		return config.Demo()
+	}
+	return config.Load(file)
+}
+
+// install builds model and runner for cfg and makes them current. The
+// caller has stopped the previous runner: no commit may be in flight while
+// a model loads its values from the store.
+func (s *Service) install(cfg *config.Config) error {
+	model, err := quality.New(cfg, s.store, s.log)
+	if err != nil {
+		return err
+	}
+	r, err := runner.New(cfg, model, s.self, runner.Options{Logger: s.log, Now: s.opt.Now,
+		Env: srccollectors.Env{Logger: s.log, DataDir: s.opt.StoragePath}})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	old := s.model
+	s.cfg, s.model, s.runner = cfg, model, r
+	s.mu.Unlock()
+	if old != nil {
+		s.reg.Unregister(old)
+	}
+	return s.reg.Register(model)
+}
+
+// Start begins scheduling collectors and pushing metrics.
+func (s *Service) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runner.Start()
+	s.started = true
+	s.startPush(s.cfg.Push)
+}
+
+// Reload reads the config file again. An invalid config, or one whose
+// collectors refuse their sections, keeps the running one and returns why.
+func (s *Service) Reload() error {
+	err := s.reload()
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
+	if err != nil {
+		s.reloadOK.Set(0)
+		s.log.Error("reload failed; keeping the running configuration", "err", err)
+		return err
+	}
+	s.reloadOK.Set(1)
+	s.reloadTime.SetToCurrentTime()
+	s.log.Info("configuration reloaded", "file", s.configName())
+	return nil
+}
+
+func (s *Service) reload() error {
+	cfg, err := loadConfig(s.opt.ConfigFile)
+	if err != nil {
+		return err
+	}
+	if err := srccollectors.CheckAll(cfg, srccollectors.Env{Logger: s.log, DataDir: s.opt.StoragePath}); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	oldRunner, oldCfg, started := s.runner, s.cfg, s.started
+	s.mu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.opt.StopTimeout)
+	oldRunner.Stop(ctx)
+	cancel()
+	if err := s.install(cfg); err != nil {
+		// The new config validated but could not be installed (e.g. the
+		// store failed): bring the old one back rather than run nothing.
+		if err2 := s.install(oldCfg); err2 != nil {
+			return errors.Join(err, fmt.Errorf("restoring previous config: %w", err2))
+		}
+		if started {
+			s.Start()
+		}
+		return err
+	}
+	s.mu.Lock()
+	s.runner.Forget(oldRunner.Names())
+	s.mu.Unlock()
+	if started {
+		s.mu.Lock()
+		s.runner.Start()
+		s.stopPush()
+		s.startPush(cfg.Push)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Shutdown stops collecting (running collections finish, or are cancelled
+// when ctx ends) and closes the store.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	r := s.runner
+	s.stopPush()
+	s.mu.Unlock()
+	r.Stop(ctx)
+	return s.store.Close()
+}
+
+// Registry is the registry /metrics serves.
+func (s *Service) Registry() *prometheus.Registry { return s.reg }
+
+// Config returns the config in force.
+func (s *Service) Config() *config.Config {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cfg
+}
+
+// Runner returns the runner in force.
+func (s *Service) Runner() *runner.Runner {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.runner
+}
+
+func (s *Service) configName() string {
+	if s.opt.ConfigFile == "" {
+		return config.DemoFile
+	}
+	return s.opt.ConfigFile
+}
+
+// Ready reports whether the config is loaded and collectors are started.
+func (s *Service) Ready() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.started
+}
+
+// LastReloadError is the error of the last reload attempt, or nil.
+func (s *Service) LastReloadError() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.lastErr
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/servq/servq/cmd/servq/app"
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/quality"
+	"github.com/servq/servq/collectors/state"
+	"github.com/servq/servq/config"
+)
+
+// storagePath picks the state directory: the flag, ./data for a real
+// config, or a per-user cache directory for the demo (so a newcomer's demo
+// never writes into the current directory).
+func storagePath(configFile, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if configFile != "" {
+		return "data"
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "servq-demo")
+}
+
+// check validates a config fully: the main file and every plugin section.
+func check(file string, stdout, stderr io.Writer) int {
+	name := file
+	var cfg *config.Config
+	var err error
+	if file == "" {
+		name = config.DemoFile
+		cfg, err = config.Demo()
+	} else {
+		cfg, err = config.Load(file)
+	}
+	if err == nil {
+		err = collectors.CheckAll(cfg, collectors.Env{})
+	}
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				fmt.Fprintln(stderr, e)
+			}
+			fmt.Fprintf(stderr, "%s: %d problem(s) found\n", name, len(errs))
+		} else {
+			fmt.Fprintln(stderr, err)
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d collectors, %d SLOs)\n", name, len(cfg.Collectors), len(cfg.SLOs))
+	return 0
+}
+
+func serve(configFile, storage, telemetry string, flags *web.FlagConfig, logger *slog.Logger, stderr io.Writer) int {
+	svc, err := app.New(app.Options{ConfigFile: configFile, StoragePath: storage, Logger: logger})
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	if configFile == "" {
+		logger.Info("no --config.file given: running the embedded demo", "storage", storage)
+	}
+	svc.Start()
+	srv := &http.Server{Handler: svc.Handler(telemetry), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- web.ListenAndServe(srv, flags, logger) }()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	code := 0
+loop:
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				_ = svc.Reload() // logged; the old config keeps running
+				continue
+			}
+			logger.Info("shutting down", "signal", s.String())
+			break loop
+		case err := <-errc:
+			if !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("web server failed", "err", err)
+				code = 1
+			}
+			break loop
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	if err := svc.Shutdown(ctx); err != nil {
+		logger.Error("shutdown", "err", err)
+		code = 1
+	}
+	return code
+}
+
+func printErr(w io.Writer, err error) {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintln(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, "servq:", err)
+}
+
+// collect runs collectors once from their committed cursors and prints the
+// batches as JSON lines. Without --commit nothing is written.
+func collect(configFile, storage string, only []string, commit bool, logger *slog.Logger, stdout, stderr io.Writer) int {
+	var cfg *config.Config
+	var err error
+	if configFile == "" {
+		cfg, err = config.Demo()
+	} else {
+		cfg, err = config.Load(configFile)
+	}
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	var store *state.Store
+	if commit {
+		store, err = state.Open(storage)
+	} else {
+		store, err = openReadCopy(storage)
+	}
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	defer store.Close()
+	return collectOnce(cfg, store, only, commit, logger, stdout, stderr)
+}
+
+// openReadCopy opens a throwaway copy of the store for a dry run, so that a
+// dry run can read cursors while servq itself holds the store's lock.
+func openReadCopy(storage string) (*state.Store, error) {
+	dir, err := os.MkdirTemp("", "servq-collect-")
+	if err != nil {
+		return nil, err
+	}
+	if b, err := os.ReadFile(filepath.Join(storage, state.FileName)); err == nil {
+		if err := os.WriteFile(filepath.Join(dir, state.FileName), b, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return state.Open(dir)
+}
+
+type collectOutput struct {
+	Collector string `json:"collector"`
+	*collectors.Batch
+	Error string `json:"error,omitempty"`
+}
+
+func printBatch(w io.Writer, name string, b *collectors.Batch, err error) {
+	out := collectOutput{Collector: name, Batch: b}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	enc := json.NewEncoder(w)
+	enc.Encode(out)
+}
+
+func collectOnce(cfg *config.Config, store *state.Store, only []string, commit bool, logger *slog.Logger, stdout, stderr io.Writer) int {
+	want := map[string]bool{}
+	for _, n := range only {
+		want[n] = true
+	}
+	model, err := quality.New(cfg, store, logger)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	code := 0
+	for _, c := range cfg.Collectors {
+		if c.Disabled || (len(want) > 0 && !want[c.Name]) {
+			continue
+		}
+		src, err := collectors.Build(c, collectors.Env{Logger: logger})
+		if err != nil {
+			printErr(stderr, err)
+			code = 1
+			continue
+		}
+		cursor, err := model.Cursor(c.Name)
+		if err != nil {
+			printErr(stderr, err)
+			return 1
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.Timeout.D())
+		b := &collectors.Batch{Now: time.Now()}
+		next, err := src.Collect(ctx, cursor, b)
+		cancel()
+		if cl, ok := src.(io.Closer); ok {
+			cl.Close()
+		}
+		printBatch(stdout, c.Name, b, err)
+		if err != nil {
+			code = 1
+			continue
+		}
+		if commit {
+			if _, err := model.Commit(c.Name, b, next); err != nil {
+				printErr(stderr, err)
+				code = 1
+			}
+		}
+	}
+	return code
+}

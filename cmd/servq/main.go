@@ -1,0 +1,69 @@
+// Command servq turns customer-service operations data into Prometheus
+// metrics, SLOs with error budgets, burn-rate alerts, Grafana dashboards and
+// SLO reports, all from one config file.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/servq/servq/cmd/servq/app"
+	_ "github.com/servq/servq/collectors/sources" // every source plugin registers itself
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	a := kingpin.New("servq", "Customer-service quality as Prometheus metrics, SLOs and error budgets.")
+	a.Version(app.Version)
+	a.HelpFlag.Short('h')
+	a.UsageWriter(stdout)
+	a.ErrorWriter(stderr)
+	a.Terminate(nil)
+
+	configFile := a.Flag("config.file", "servq configuration file; without it servq runs its embedded demo.").String()
+	logCfg := &promslog.Config{Writer: stderr}
+	flag.AddFlags(a, logCfg)
+
+	runCmd := a.Command("run", "Schedule collectors and serve /metrics (default).").Default()
+	storage := runCmd.Flag("storage.path", "Directory of the state store (default: ./data, or a cache directory for the demo).").String()
+	telemetry := runCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	webFlags := kingpinflag.AddFlags(runCmd, ":9817")
+
+	checkCmd := a.Command("check", "Validate a config and print every problem as file:line: message.")
+	checkFile := checkCmd.Arg("file", "Config file (defaults to --config.file).").String()
+
+	collectCmd := a.Command("collect", "Run collectors and print what they produce.")
+	once := collectCmd.Flag("once", "Run each collector once (required; continuous runs are `servq run`).").Required().Bool()
+	collectStorage := collectCmd.Flag("storage.path", "State store to read cursors from (default as for run).").String()
+	commit := collectCmd.Flag("commit", "Commit the results to the store instead of a dry run.").Bool()
+	only := collectCmd.Flag("collector", "Run only this collector (repeatable).").Strings()
+
+	cmd, err := a.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "servq: %v\n", err)
+		return 2
+	}
+	logger := promslog.New(logCfg)
+	switch cmd {
+	case checkCmd.FullCommand():
+		f := *checkFile
+		if f == "" {
+			f = *configFile
+		}
+		return check(f, stdout, stderr)
+	case collectCmd.FullCommand():
+		_ = once
+		return collect(*configFile, storagePath(*configFile, *collectStorage), *only, *commit, logger, stdout, stderr)
+	default:
+		return serve(*configFile, storagePath(*configFile, *storage), *telemetry, webFlags, logger, stderr)
+	}
+}

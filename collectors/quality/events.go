@@ -1,0 +1,421 @@
+package quality
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/servq/servq/collectors/record"
+	"github.com/servq/servq/collectors/state"
+)
+
+// ticketState is what the model remembers of a ticket so that each event on
+// it is counted once, however often the source reports the ticket.
+type ticketState struct {
+	flags    uint8
+	reopens  uint32
+	lastSeen int64  // unix seconds; drives pruning
+	openQ    string // labels of the tickets_open series the ticket is counted in
+	openS    string
+}
+
+const (
+	tsCreated uint8 = 1 << iota
+	tsFirstReply
+	tsSolved   // counted as solved (once per ticket)
+	tsComplain // counted as complaint
+	tsOpen     // counted in tickets_open{openQ, openS}
+	tsSolvedNow
+)
+
+const ticketStateVersion = 1
+
+func (s *ticketState) encode() []byte {
+	b := make([]byte, 0, 32+len(s.openQ)+len(s.openS))
+	b = append(b, ticketStateVersion, s.flags)
+	b = binary.AppendUvarint(b, uint64(s.reopens))
+	b = binary.AppendVarint(b, s.lastSeen)
+	b = binary.AppendUvarint(b, uint64(len(s.openQ)))
+	b = append(b, s.openQ...)
+	b = binary.AppendUvarint(b, uint64(len(s.openS)))
+	b = append(b, s.openS...)
+	return b
+}
+
+var errCorrupt = errors.New("corrupt ticket state")
+
+func decodeTicketState(b []byte) (ticketState, error) {
+	var s ticketState
+	if len(b) == 0 {
+		return s, nil
+	}
+	if len(b) < 2 || b[0] != ticketStateVersion {
+		return s, errCorrupt
+	}
+	s.flags = b[1]
+	b = b[2:]
+	u, n := binary.Uvarint(b)
+	if n <= 0 {
+		return s, errCorrupt
+	}
+	s.reopens, b = uint32(u), b[n:]
+	v, n := binary.Varint(b)
+	if n <= 0 {
+		return s, errCorrupt
+	}
+	s.lastSeen, b = v, b[n:]
+	str := func() (string, bool) {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return "", false
+		}
+		out := string(b[n : n+int(l)])
+		b = b[n+int(l):]
+		return out, true
+	}
+	var ok1, ok2 bool
+	s.openQ, ok1 = str()
+	s.openS, ok2 = str()
+	if !ok1 || !ok2 {
+		return s, errCorrupt
+	}
+	return s, nil
+}
+
+// solvedStatus reports whether a ticket is currently in a solved state. The
+// status wins when the source reports one (a reopened ticket may keep its
+// old solved_at); otherwise the solve time decides.
+func solvedStatus(t *record.Ticket) bool {
+	switch strings.ToLower(t.Status) {
+	case "solved", "closed", "resolved":
+		return true
+	case "":
+		return t.Solved()
+	}
+	return false
+}
+
+func (r *run) ticket(t *record.Ticket) error {
+	if t.ID == "" {
+		return nil
+	}
+	key := []byte(t.ID)
+	st, err := decodeTicketState(r.tx.Get(state.SpaceTickets, key))
+	if err != nil {
+		return err
+	}
+	fresh := st.flags&tsCreated == 0
+	q, ch, pr := r.label("queue", t.Queue), r.label("channel", t.Channel), r.label("priority", t.Priority)
+	cat := r.m.cat
+	if fresh {
+		r.add(cat.ticketsCreated, 1, q, ch, pr)
+		st.flags |= tsCreated
+		r.res.Accepted["ticket"]++
+	} else {
+		r.res.Duplicate["ticket"]++
+	}
+
+	if !t.FirstReplyAt.IsZero() && st.flags&tsFirstReply == 0 {
+		st.flags |= tsFirstReply
+		r.observeSpan(cat.firstReply, cat.firstReplyBiz, t.CreatedAt, t.FirstReplyAt, t.FirstReplyBusiness, q, ch, pr)
+	}
+
+	solvedNow := solvedStatus(t) && !t.Deleted
+	// A reopen: the source counts more reopens than we have, or a ticket we
+	// saw solved is open again while the source keeps no count.
+	if int64(t.Reopens) > int64(st.reopens) {
+		r.add(cat.ticketsReopened, float64(uint32(t.Reopens)-st.reopens), q, ch, pr)
+		st.reopens = uint32(t.Reopens)
+	} else if st.flags&tsSolvedNow != 0 && !solvedNow && !t.Deleted {
+		r.add(cat.ticketsReopened, 1, q, ch, pr)
+		st.reopens++
+	}
+
+	if solvedNow && st.flags&tsSolved == 0 {
+		st.flags |= tsSolved
+		r.add(cat.ticketsSolved, 1, q, ch, pr)
+		at := t.SolvedAt
+		if at.IsZero() {
+			at = t.UpdatedAt
+		}
+		if at.IsZero() {
+			at = r.now
+		}
+		r.observeSpan(cat.resolution, cat.resolutionBiz, t.CreatedAt, at, t.ResolutionBusiness, q, ch, pr)
+		// First-contact resolution: solved with exactly one public agent
+		// reply and never reopened.
+		if t.AgentReplies == 1 && st.reopens == 0 && t.Reopens == 0 {
+			r.add(cat.ticketsFCR, 1, q, ch, pr)
+		}
+	}
+	if solvedNow {
+		st.flags |= tsSolvedNow
+	} else {
+		st.flags &^= tsSolvedNow
+	}
+
+	if t.Complaint && st.flags&tsComplain == 0 {
+		st.flags |= tsComplain
+		r.add(cat.complaints, 1, q, ch)
+	}
+
+	// tickets_open follows the ticket: leave the old (queue, status) series
+	// and join the new one when the ticket is still open.
+	open := !solvedNow && !t.Deleted
+	status := t.Status
+	if status == "" {
+		status = "open"
+	}
+	s := r.label("status", strings.ToLower(status))
+	if st.flags&tsOpen != 0 && (!open || st.openQ != q || st.openS != s) {
+		r.add(cat.ticketsOpen, -1, st.openQ, st.openS)
+		st.flags &^= tsOpen
+	}
+	if open && st.flags&tsOpen == 0 {
+		r.add(cat.ticketsOpen, 1, q, s)
+		st.flags |= tsOpen
+		st.openQ, st.openS = q, s
+	}
+
+	st.lastSeen = r.now.Unix()
+	return r.tx.Put(state.SpaceTickets, key, st.encode())
+}
+
+// observeSpan observes a calendar duration and its business-time twin. A
+// business duration the source computed itself wins over ours.
+func (r *run) observeSpan(cal, biz *family, from, to time.Time, sourceBiz time.Duration, labels ...string) {
+	if from.IsZero() || to.Before(from) {
+		return // nothing trustworthy to observe
+	}
+	r.observe(cal, to.Sub(from).Seconds(), labels...)
+	switch {
+	case sourceBiz > 0:
+		r.observe(biz, sourceBiz.Seconds(), labels...)
+	case r.m.calendar != nil:
+		r.observe(biz, r.m.calendar.Between(from, to).Seconds(), labels...)
+	}
+}
+
+// seen checks and records a dedup key. Keys added in this run are written
+// in sorted order at the end (B+tree inserts in order are much cheaper).
+func (r *run) seen(key string, pending map[string]bool) bool {
+	if pending[key] {
+		return true
+	}
+	if r.tx.Get(state.SpaceSeen, []byte(key)) != nil {
+		return true
+	}
+	pending[key] = true
+	return false
+}
+
+func (r *run) putSeen(pending map[string]bool) error {
+	keys := make([]string, 0, len(pending))
+	for k := range pending {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	v := binary.AppendVarint(nil, r.now.Unix())
+	for _, k := range keys {
+		if err := r.tx.Put(state.SpaceSeen, []byte(k), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) calls(calls []record.Call) error {
+	pending := make(map[string]bool, len(calls))
+	cat := r.m.cat
+	short := r.m.shortAbandon
+	for i := range calls {
+		c := &calls[i]
+		if c.ID == "" || r.seen("c:"+c.ID, pending) {
+			r.res.Duplicate["call"]++
+			continue
+		}
+		r.res.Accepted["call"]++
+		q := r.label("queue", c.Queue)
+		chv := c.Channel
+		if chv == "" {
+			chv = "phone"
+		}
+		ch := r.label("channel", chv)
+		r.add(cat.callsOffered, 1, q, ch)
+		wait := c.Wait.Seconds()
+		switch {
+		case c.Outcome.Answered():
+			r.add(cat.callsAnswered, 1, q, ch)
+			r.observe(cat.callWait, wait, q, ch, string(record.OutcomeAnswered))
+			r.observe(cat.callHandle, c.Handle().Seconds(), q, ch)
+			if c.Outcome == record.OutcomeTransferred {
+				r.add(cat.callsTransferred, 1, q, ch)
+			}
+		case c.Outcome == record.OutcomeAbandoned:
+			r.add(cat.callsAbandoned, 1, q, ch)
+			// Short abandons use the histogram's le semantics (wait <=
+			// threshold) so that this counter equals the call_wait bucket
+			// the SLO rules read.
+			if c.Wait <= short {
+				r.add(cat.callsAbandonedShort, 1, q, ch)
+			}
+			r.observe(cat.callWait, wait, q, ch, string(record.OutcomeAbandoned))
+		default:
+			out := string(c.Outcome)
+			if out == "" {
+				out = string(record.OutcomeTimeout)
+			}
+			r.observe(cat.callWait, wait, q, ch, out)
+		}
+	}
+	return r.putSeen(pending)
+}
+
+// NPS categories by the standard definition: promoters 9-10, passives 7-8,
+// detractors 0-6.
+func npsCategory(score float64) string {
+	switch {
+	case score >= 9:
+		return "promoter"
+	case score >= 7:
+		return "passive"
+	}
+	return "detractor"
+}
+
+func (r *run) survey(s *record.SurveyResponse) error {
+	if s.ID == "" {
+		return nil
+	}
+	pending := map[string]bool{}
+	if r.seen("s:"+s.ID, pending) {
+		// Webhooks may deliver a response again (created, then updated):
+		// the first version is the one counted.
+		r.res.Duplicate["survey"]++
+		return nil
+	}
+	r.res.Accepted["survey"]++
+	cat := r.m.cat
+	sv := r.label("survey", s.Survey)
+	q, ch := r.label("queue", s.Queue), r.label("channel", s.Channel)
+	r.add(cat.surveyResponses, 1, sv, string(s.Kind), q, ch)
+	hasScore := s.HasScore && !math.IsNaN(s.Score) && !math.IsInf(s.Score, 0)
+	switch s.Kind {
+	case record.KindCSAT:
+		if hasScore {
+			r.observe(cat.csatScore, s.Score, sv, q, ch)
+			if s.Score >= r.m.csatMin {
+				r.add(cat.csatSatisfied, 1, sv, q, ch)
+			}
+		}
+	case record.KindNPS:
+		if hasScore {
+			r.add(cat.npsResponses, 1, sv, npsCategory(s.Score), q, ch)
+		}
+	case record.KindCES:
+		if hasScore {
+			r.observe(cat.cesScore, s.Score, sv, q, ch)
+		}
+	case record.KindSERVQUAL:
+		for _, it := range s.Servqual {
+			if it.HasE {
+				r.observe(cat.servqualScore, it.Expectation, sv, it.Dimension, "expectation")
+			}
+			if it.HasP {
+				r.observe(cat.servqualScore, it.Perception, sv, it.Dimension, "perception")
+			}
+		}
+		if len(s.Weights) > 0 {
+			r.add(cat.servqualWeighted, 1, sv)
+			for dim, w := range s.Weights {
+				r.add(cat.servqualWeightPoints, w, sv, dim)
+			}
+		}
+	}
+	return r.putSeen(pending)
+}
+
+// snapshot sets the queue gauges. A state or status missing from the
+// reading is set to 0 rather than left at its old value.
+func (r *run) snapshot(s *record.Snapshot) {
+	r.res.Accepted["snapshot"]++
+	cat := r.m.cat
+	q := r.label("queue", s.Queue)
+	if s.HasWait {
+		r.set(cat.queueWaiting, float64(s.CallsWaiting), q)
+		r.set(cat.queueLongestWait, s.LongestWait.Seconds(), q)
+	}
+	if s.Agents != nil {
+		r.zeroOthers(cat.queueAgents, q)
+		for st, n := range s.Agents {
+			r.set(cat.queueAgents, float64(n), q, r.label("state", st))
+		}
+	}
+	if s.OpenTickets != nil {
+		r.zeroOthers(cat.ticketsOpen, q)
+		for st, n := range s.OpenTickets {
+			r.set(cat.ticketsOpen, float64(n), q, r.label("status", st))
+		}
+	}
+}
+
+// zeroOthers sets to 0 every series of f for this collector and queue, so a
+// following set of the reported values leaves the unreported ones at 0.
+func (r *run) zeroOthers(f *family, queue string) {
+	r.m.mu.RLock()
+	var stale [][]string
+	for _, s := range f.series {
+		if s.labels[0] == r.name && s.labels[1] == queue {
+			stale = append(stale, s.labels[1:])
+		}
+	}
+	r.m.mu.RUnlock()
+	for _, ls := range stale {
+		r.set(f, 0, ls...)
+	}
+}
+
+// prune deletes dedup keys and ticket states not seen within the retention,
+// keeping the store bounded. A pruned open ticket leaves tickets_open.
+func (r *run) prune() error {
+	cutoff := r.now.Add(-r.m.retention).Unix()
+	var old [][]byte
+	err := r.tx.ForEach(state.SpaceSeen, func(k, v []byte) error {
+		if t, n := binary.Varint(v); n > 0 && t < cutoff {
+			old = append(old, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := r.tx.Delete(state.SpaceSeen, k); err != nil {
+			return err
+		}
+	}
+	old = old[:0]
+	err = r.tx.ForEach(state.SpaceTickets, func(k, v []byte) error {
+		st, err := decodeTicketState(v)
+		if err != nil || st.lastSeen >= cutoff {
+			return nil
+		}
+		if st.flags&tsOpen != 0 {
+			r.add(r.m.cat.ticketsOpen, -1, st.openQ, st.openS)
+		}
+		old = append(old, append([]byte(nil), k...))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := r.tx.Delete(state.SpaceTickets, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,425 @@
+// Package quality is servq's quality model: it turns normalized records into
+// the metric catalog exactly once. A ticket reported ten times is counted
+// solved once; a run's counter increments, dedup keys and cursor are
+// committed in one transaction, so a restart resumes from the committed
+// values with nothing lost and nothing doubled.
+package quality
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/state"
+	"github.com/servq/servq/config"
+	"github.com/servq/servq/slo/calendar"
+)
+
+// Model owns the committed metric values of all collectors.
+type Model struct {
+	store  *state.Store
+	log    *slog.Logger
+	cat    *catalog
+	byName map[string]*family
+
+	csatMin      float64
+	shortAbandon time.Duration
+	retention    time.Duration
+	labelLimit   int
+	calendar     *calendar.Calendar // for _business_seconds; nil = none
+
+	mu   sync.RWMutex // guards family series maps and cols
+	cols map[string]*colState
+}
+
+// colState is per-collector bookkeeping kept in memory.
+type colState struct {
+	commit    sync.Mutex                 // one commit at a time per collector
+	admitted  map[string]map[string]bool // label -> admitted values (label caps)
+	lastPrune time.Time
+	newest    time.Time // newest record time seen (collector lag)
+}
+
+// New builds the model for cfg and loads every committed series from store.
+func New(cfg *config.Config, store *state.Store, log *slog.Logger) (*Model, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Model{
+		store: store, log: log, cat: newCatalog(cfg), byName: map[string]*family{},
+		csatMin: cfg.Model.CSATSatisfiedMin, shortAbandon: cfg.Model.ShortAbandon.D(),
+		retention: cfg.Global.Retention.D(), labelLimit: cfg.Global.LabelLimit,
+		cols: map[string]*colState{},
+	}
+	for _, f := range m.cat.all {
+		m.byName[f.name] = f
+	}
+	if name := cfg.Model.BusinessHours; name != "" {
+		for _, b := range cfg.BusinessHours {
+			if b.Name == name {
+				c, err := calendar.New(b.Name, b.TimeZone, b.Weekly, b.Holidays)
+				if err != nil {
+					return nil, err
+				}
+				m.calendar = c
+			}
+		}
+	}
+	names, err := store.Collectors()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		if err := m.load(name); err != nil {
+			return nil, fmt.Errorf("loading state of collector %s: %w", name, err)
+		}
+	}
+	return m, nil
+}
+
+var newestKey = []byte("newest")
+
+func (m *Model) load(collector string) error {
+	cs := m.col(collector)
+	return m.store.View(collector, func(tx *state.Tx) error {
+		if v := tx.Get(state.SpaceMeta, newestKey); len(v) > 0 {
+			cs.newest, _ = time.Parse(time.RFC3339Nano, string(v))
+		}
+		err := tx.ForEach(state.SpaceLabels, func(k, _ []byte) error {
+			label, value, _ := strings.Cut(string(k), sep)
+			if cs.admitted[label] == nil {
+				cs.admitted[label] = map[string]bool{}
+			}
+			cs.admitted[label][value] = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.ForEach(state.SpaceSeries, func(k, v []byte) error {
+			name, rest, _ := strings.Cut(string(k), sep)
+			f := m.byName[name]
+			if f == nil {
+				return nil // a metric this version no longer exports
+			}
+			labels := append([]string{collector}, strings.Split(rest, sep)...)
+			if rest == "" {
+				labels = []string{collector}
+			}
+			if len(labels) != len(f.labels) {
+				return nil // label set changed between versions: start afresh
+			}
+			s, err := decodeSeries(v, f.kind, f.buckets, labels)
+			if err == errBucketsChanged {
+				m.log.Warn("histogram buckets changed in the config; series restarts from zero", "metric", name, "collector", collector)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("series %s: %w", name, err)
+			}
+			f.series[seriesKey(labels)] = s
+			return nil
+		})
+	})
+}
+
+func (m *Model) col(name string) *colState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs := m.cols[name]
+	if cs == nil {
+		cs = &colState{admitted: map[string]map[string]bool{}}
+		m.cols[name] = cs
+	}
+	return cs
+}
+
+// Cursor returns the committed cursor of a collector.
+func (m *Model) Cursor(collector string) ([]byte, error) {
+	var c []byte
+	err := m.store.View(collector, func(tx *state.Tx) error {
+		c = tx.Cursor()
+		return nil
+	})
+	return c, err
+}
+
+// Newest returns the time of the newest record the collector delivered.
+func (m *Model) Newest(collector string) time.Time {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if cs := m.cols[collector]; cs != nil {
+		return cs.newest
+	}
+	return time.Time{}
+}
+
+// Result counts what a commit did with a batch.
+type Result struct {
+	Accepted  map[string]int // by record kind: ticket, call, survey, snapshot
+	Duplicate map[string]int
+}
+
+// run is one commit in progress: the deltas it accumulates and the
+// transaction they will be written in.
+type run struct {
+	m       *Model
+	cs      *colState
+	name    string
+	tx      *state.Tx
+	now     time.Time
+	deltas  map[*family]map[string]*delta
+	newLbls []string // label+sep+value admitted in this run
+	admit   map[string]map[string]bool
+	res     Result
+}
+
+// Commit applies a batch of one collector and stores cursor with it, all in
+// one transaction. Only after the transaction is durable do the in-memory
+// values (what /metrics serves) change. On error nothing changes.
+func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Result, error) {
+	cs := m.col(collector)
+	cs.commit.Lock()
+	defer cs.commit.Unlock()
+	r := &run{m: m, cs: cs, name: collector, now: b.Now,
+		deltas: map[*family]map[string]*delta{}, admit: map[string]map[string]bool{},
+		res: Result{Accepted: map[string]int{}, Duplicate: map[string]int{}}}
+	if r.now.IsZero() {
+		r.now = time.Now()
+	}
+	prune := r.now.Sub(cs.lastPrune) > time.Hour
+	newest := cs.newest
+	err := m.store.Update(collector, func(tx *state.Tx) error {
+		r.tx = tx
+		for i := range b.Tickets {
+			if err := r.ticket(&b.Tickets[i]); err != nil {
+				return err
+			}
+		}
+		if err := r.calls(b.Calls); err != nil {
+			return err
+		}
+		for i := range b.Surveys {
+			if err := r.survey(&b.Surveys[i]); err != nil {
+				return err
+			}
+		}
+		for i := range b.Snapshots {
+			r.snapshot(&b.Snapshots[i])
+		}
+		if prune {
+			if err := r.prune(); err != nil {
+				return err
+			}
+		}
+		newest = latest(newest, b)
+		if !newest.IsZero() {
+			if err := tx.Put(state.SpaceMeta, newestKey, []byte(newest.Format(time.RFC3339Nano))); err != nil {
+				return err
+			}
+		}
+		if err := r.writeSeries(); err != nil {
+			return err
+		}
+		for _, k := range r.newLbls {
+			if err := tx.Put(state.SpaceLabels, []byte(k), nil); err != nil {
+				return err
+			}
+		}
+		return tx.SetCursor(cursor)
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("commit of collector %s: %w", collector, err)
+	}
+	r.publish()
+	m.mu.Lock()
+	cs.newest = newest
+	if prune {
+		cs.lastPrune = r.now
+	}
+	for label, vals := range r.admit {
+		if cs.admitted[label] == nil {
+			cs.admitted[label] = map[string]bool{}
+		}
+		for v := range vals {
+			cs.admitted[label][v] = true
+		}
+	}
+	m.mu.Unlock()
+	return r.res, nil
+}
+
+// latest is the newest event time in the batch, for collector lag.
+func latest(t time.Time, b *collectors.Batch) time.Time {
+	up := func(x time.Time) {
+		if x.After(t) {
+			t = x
+		}
+	}
+	for i := range b.Tickets {
+		tk := &b.Tickets[i]
+		up(tk.CreatedAt)
+		up(tk.UpdatedAt)
+		up(tk.FirstReplyAt)
+		up(tk.SolvedAt)
+	}
+	for i := range b.Calls {
+		up(b.Calls[i].EndedAt)
+	}
+	for i := range b.Surveys {
+		up(b.Surveys[i].SubmittedAt)
+	}
+	for i := range b.Snapshots {
+		up(b.Snapshots[i].At)
+	}
+	return t
+}
+
+// maxLabelLen bounds label values from data; longer values are cut.
+const maxLabelLen = 128
+
+// Overflow is the label value that replaces values past a label's cap.
+const Overflow = "other"
+
+// label returns the value to use for a data-derived label, applying the
+// per-collector cap: the first LabelLimit distinct values are admitted (and
+// remembered across restarts), later ones become "other" and are counted.
+func (r *run) label(name, v string) string {
+	if v == "" {
+		return "unknown"
+	}
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "?")
+	}
+	if len(v) > maxLabelLen {
+		v = v[:maxLabelLen]
+		for !utf8.ValidString(v) {
+			v = v[:len(v)-1]
+		}
+	}
+	r.m.mu.RLock()
+	known := r.cs.admitted[name]
+	ok := known[v]
+	n := len(known)
+	r.m.mu.RUnlock()
+	if ok || r.admit[name][v] {
+		return v
+	}
+	if n+len(r.admit[name]) >= r.m.labelLimit {
+		r.add(r.m.cat.labelOverflow, 1, name)
+		return Overflow
+	}
+	if r.admit[name] == nil {
+		r.admit[name] = map[string]bool{}
+	}
+	r.admit[name][v] = true
+	r.newLbls = append(r.newLbls, name+sep+v)
+	return v
+}
+
+func (r *run) delta(f *family, labels []string) *delta {
+	all := append([]string{r.name}, labels...)
+	key := seriesKey(all)
+	byKey := r.deltas[f]
+	if byKey == nil {
+		byKey = map[string]*delta{}
+		r.deltas[f] = byKey
+	}
+	d := byKey[key]
+	if d == nil {
+		d = &delta{fam: f, labels: all}
+		byKey[key] = d
+	}
+	return d
+}
+
+// add increments a counter (or adjusts a gauge) by v.
+func (r *run) add(f *family, v float64, labels ...string) { r.delta(f, labels).value += v }
+
+// set sets a gauge.
+func (r *run) set(f *family, v float64, labels ...string) {
+	d := r.delta(f, labels)
+	d.value, d.set = v, true
+}
+
+// observe adds one observation to a histogram.
+func (r *run) observe(f *family, v float64, labels ...string) { r.delta(f, labels).observe(v) }
+
+// current is the committed value of a series as of before this run.
+func (r *run) current(f *family, key string) *series {
+	r.m.mu.RLock()
+	defer r.m.mu.RUnlock()
+	return f.series[key]
+}
+
+// writeSeries stores the new value of every series this run touched.
+func (r *run) writeSeries() error {
+	fams := make([]*family, 0, len(r.deltas))
+	for f := range r.deltas {
+		fams = append(fams, f)
+	}
+	sort.Slice(fams, func(i, j int) bool { return fams[i].name < fams[j].name })
+	for _, f := range fams {
+		for key, d := range r.deltas[f] {
+			s := d.apply(r.current(f, key))
+			dbKey := f.name + sep + strings.TrimPrefix(strings.TrimPrefix(key, r.name), sep)
+			if err := r.tx.Put(state.SpaceSeries, []byte(dbKey), s.encode(f.kind, f.buckets)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// publish makes the committed values visible to /metrics.
+func (r *run) publish() {
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	for f, byKey := range r.deltas {
+		for key, d := range byKey {
+			f.series[key] = d.apply(f.series[key])
+		}
+	}
+}
+
+// Describe implements prometheus.Collector. The model is an unchecked
+// collector: its label values come from data.
+func (m *Model) Describe(ch chan<- *prometheus.Desc) {
+	for _, f := range m.cat.all {
+		ch <- f.desc
+	}
+}
+
+// Collect implements prometheus.Collector, serving the committed values.
+func (m *Model) Collect(ch chan<- prometheus.Metric) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, f := range m.cat.all {
+		for _, s := range f.series {
+			ch <- f.metric(s)
+		}
+	}
+}
+
+// Forget drops the in-memory series and stored state of a collector that
+// was removed from the config.
+func (m *Model) Forget(collector string) error {
+	m.mu.Lock()
+	for _, f := range m.cat.all {
+		for k, s := range f.series {
+			if s.labels[0] == collector {
+				delete(f.series, k)
+			}
+		}
+	}
+	delete(m.cols, collector)
+	m.mu.Unlock()
+	return m.store.Drop(collector)
+}

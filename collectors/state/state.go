@@ -1,0 +1,188 @@
+// Package state is servq's embedded, crash-safe store. Each collector owns a
+// namespace holding its cursor, its dedup keys, its open-ticket state and the
+// committed values of its counters; one collection run is committed in one
+// transaction, so after any crash (even kill -9 between fetch and commit)
+// the store holds either all of a run or none of it.
+package state
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Spaces inside a collector's namespace.
+const (
+	SpaceMeta    = "meta"    // cursor and bookkeeping
+	SpaceSeries  = "series"  // committed metric values
+	SpaceTickets = "tickets" // per-ticket event state
+	SpaceSeen    = "seen"    // dedup keys of calls and survey responses
+	SpaceLabels  = "labels"  // admitted label values (label caps)
+)
+
+var spaces = []string{SpaceMeta, SpaceSeries, SpaceTickets, SpaceSeen, SpaceLabels}
+
+var rootBucket = []byte("collectors")
+
+// FileName is the database file inside the storage directory.
+const FileName = "servq.db"
+
+// Store is the state database of one servq process.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens (creating if needed) the store in dir. A second servq on the
+// same directory gets a clear error instead of waiting forever for the lock.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("state: creating storage directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("state: %s is locked by another process (is another servq running with the same --storage.path?)", path)
+		}
+		return nil, fmt.Errorf("state: opening %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(rootBucket)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: initialising %s: %w", path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Tx is a transaction on one collector's namespace.
+type Tx struct {
+	ns *bolt.Bucket
+}
+
+// Update runs fn in a read-write transaction on the collector's namespace
+// and commits (fsync'd) when fn returns nil; on error nothing is written.
+func (s *Store) Update(collector string, fn func(*Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		ns, err := tx.Bucket(rootBucket).CreateBucketIfNotExists([]byte(collector))
+		if err != nil {
+			return err
+		}
+		for _, sp := range spaces {
+			if _, err := ns.CreateBucketIfNotExists([]byte(sp)); err != nil {
+				return err
+			}
+		}
+		return fn(&Tx{ns: ns})
+	})
+}
+
+// View runs fn in a read-only transaction. A collector that never committed
+// has an empty namespace: every Get returns nil.
+func (s *Store) View(collector string, fn func(*Tx) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return fn(&Tx{ns: tx.Bucket(rootBucket).Bucket([]byte(collector))})
+	})
+}
+
+// Collectors lists the namespaces in the store.
+func (s *Store) Collectors() ([]string, error) {
+	var out []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(rootBucket).ForEachBucket(func(k []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Drop removes a collector's namespace entirely.
+func (s *Store) Drop(collector string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		err := tx.Bucket(rootBucket).DeleteBucket([]byte(collector))
+		if errors.Is(err, bolt.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	})
+}
+
+func (t *Tx) space(name string) *bolt.Bucket {
+	if t.ns == nil {
+		return nil
+	}
+	return t.ns.Bucket([]byte(name))
+}
+
+// Get returns the value of key in space, or nil. The slice is valid only
+// inside the transaction.
+func (t *Tx) Get(space string, key []byte) []byte {
+	b := t.space(space)
+	if b == nil {
+		return nil
+	}
+	return b.Get(key)
+}
+
+// Put stores key=value in space.
+func (t *Tx) Put(space string, key, value []byte) error {
+	return t.space(space).Put(key, value)
+}
+
+// Delete removes key from space.
+func (t *Tx) Delete(space string, key []byte) error {
+	return t.space(space).Delete(key)
+}
+
+// ForEach calls fn for every key in space, in key order. fn must not modify
+// the space; collect keys and delete them afterwards.
+func (t *Tx) ForEach(space string, fn func(k, v []byte) error) error {
+	b := t.space(space)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(fn)
+}
+
+// Count is the number of keys in space.
+func (t *Tx) Count(space string) int {
+	b := t.space(space)
+	if b == nil {
+		return 0
+	}
+	return b.Stats().KeyN
+}
+
+var cursorKey = []byte("cursor")
+
+// Cursor returns the collector's committed cursor (nil before the first
+// commit), copied so it outlives the transaction.
+func (t *Tx) Cursor() []byte {
+	v := t.Get(SpaceMeta, cursorKey)
+	if v == nil {
+		return nil
+	}
+	return append([]byte(nil), v...)
+}
+
+// SetCursor stores the cursor to commit with this transaction.
+func (t *Tx) SetCursor(c []byte) error {
+	if c == nil {
+		return t.Delete(SpaceMeta, cursorKey)
+	}
+	return t.Put(SpaceMeta, cursorKey, c)
+}
