@@ -1,0 +1,121 @@
+package quality
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/record"
+)
+
+// BenchmarkCommitTickets measures tickets/s through the quality model with
+// the state commit (one transaction per batch of 1000 ticket updates, the
+// size of one Zendesk incremental export page).
+func BenchmarkCommitTickets(b *testing.B) {
+	m, st := newModel(b, b.TempDir(), testConfig)
+	defer st.Close()
+	const batch = 1000
+	queues := []string{"billing", "support", "sales"}
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i += batch {
+		var bt collectors.Batch
+		bt.Now = t0.Add(time.Duration(i) * time.Second)
+		for j := 0; j < batch; j++ {
+			k := i + j
+			tk := record.Ticket{ID: fmt.Sprint("T", k/2), Queue: queues[k%3], Channel: "email", Priority: "normal",
+				Status: "open", CreatedAt: t0.Add(-time.Hour)}
+			if k%2 == 1 { // every ticket is reported twice: created, then solved
+				tk.Status, tk.FirstReplyAt, tk.SolvedAt, tk.AgentReplies = "solved", t0, t0.Add(time.Hour), 1
+			}
+			bt.Tickets = append(bt.Tickets, tk)
+		}
+		if _, err := m.Commit("zd", &bt, []byte(fmt.Sprint(i))); err != nil {
+			b.Fatal(err)
+		}
+		n += batch
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tickets/s")
+}
+
+// queueCalls is one answered and one abandoned call in queue q.
+func queueCalls(q int) []record.Call {
+	return []record.Call{
+		{ID: fmt.Sprint("a", q), Queue: fmt.Sprint("q", q), Outcome: record.OutcomeAnswered, Wait: 7 * time.Second, Talk: time.Minute},
+		{ID: fmt.Sprint("b", q), Queue: fmt.Sprint("q", q), Outcome: record.OutcomeAbandoned, Wait: 3 * time.Second},
+	}
+}
+
+// fillSeries makes the model hold about want exposed series (each bucket,
+// _sum and _count line counts as one, as Prometheus stores them) by adding
+// queues, and returns the exact count.
+func fillSeries(b *testing.B, m *Model, want int) int {
+	if _, err := m.Commit("bench", &collectors.Batch{Now: t0, Calls: queueCalls(0)}, nil); err != nil {
+		b.Fatal(err)
+	}
+	per := countSeries(b, m) - 1 // label_overflow etc. are not per queue
+	var calls []record.Call
+	for q := 1; q < want/per; q++ {
+		calls = append(calls, queueCalls(q)...)
+	}
+	if _, err := m.Commit("bench", &collectors.Batch{Now: t0, Calls: calls}, nil); err != nil {
+		b.Fatal(err)
+	}
+	return countSeries(b, m)
+}
+
+func countSeries(b *testing.B, m *Model) int {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		for _, mt := range mf.Metric {
+			if h := mt.Histogram; h != nil {
+				n += len(h.Bucket) + 3 // buckets, +Inf, _sum, _count
+			} else {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// BenchmarkScrape renders /metrics through client_golang's handler, the
+// way Prometheus scrapes it, at 1k, 10k and 100k series.
+func BenchmarkScrape(b *testing.B) {
+	for _, size := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("series=%d", size), func(b *testing.B) {
+			cfg := "global: {label_limit: 1000000}\n"
+			m, st := newModel(b, b.TempDir(), cfg)
+			defer st.Close()
+			n := fillSeries(b, m, size)
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(m)
+			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w := httptest.NewRecorder()
+				w.Body = nil
+				h.ServeHTTP(discardRecorder{w}, req)
+			}
+			b.ReportMetric(float64(n), "series")
+		})
+	}
+}
+
+type discardRecorder struct{ *httptest.ResponseRecorder }
+
+func (d discardRecorder) Write(p []byte) (int, error) { return io.Discard.Write(p) }
