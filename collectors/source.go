@@ -6,6 +6,7 @@ package collectors
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -154,4 +155,18 @@ func CheckAll(cfg *config.Config, env Env) error {
 		}
 	}
 	return errs.Err()
+}
+
+// MarshalJSON writes the error as text (`servq collect --once` prints
+// batches as JSON).
+func (r Rejection) MarshalJSON() ([]byte, error) {
+	msg := ""
+	if r.Err != nil {
+		msg = r.Err.Error()
+	}
+	return json.Marshal(struct {
+		Reason   string `json:"reason"`
+		Position string `json:"position"`
+		Error    string `json:"error"`
+	}{r.Reason, r.Position, msg})
 }

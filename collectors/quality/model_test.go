@@ -192,20 +192,21 @@ func TestCallMetricsFollowIndustryDefinitions(t *testing.T) {
 		t.Errorf("result = %+v, want 7 accepted 1 duplicate", res)
 	}
 	q := "channel=phone,collector=pbx,queue=sales"
+	qo := func(outcome string) string { return "channel=phone,collector=pbx,outcome=" + outcome + ",queue=sales" }
 	expect(t, values(t, m), map[string]float64{
-		"servq_calls_offered_total{" + q + "}":                      7,
-		"servq_calls_answered_total{" + q + "}":                     3, // 1, 2 and transferred 6
-		"servq_calls_transferred_total{" + q + "}":                  1,
-		"servq_calls_abandoned_total{" + q + "}":                    3, // 3, 4, 7
-		"servq_calls_abandoned_short_total{" + q + "}":              2, // waits 3s and 5s are <= 5s
-		"servq_call_wait_seconds_count{" + q + ",outcome=answered}": 3,
+		"servq_calls_offered_total{" + q + "}":                  7,
+		"servq_calls_answered_total{" + q + "}":                 3, // 1, 2 and transferred 6
+		"servq_calls_transferred_total{" + q + "}":              1,
+		"servq_calls_abandoned_total{" + q + "}":                3, // 3, 4, 7
+		"servq_calls_abandoned_short_total{" + q + "}":          2, // waits 3s and 5s are <= 5s
+		"servq_call_wait_seconds_count{" + qo("answered") + "}": 3,
 		// ASA = (10+25+15)/3 = 16.67s: the sum is 50.
-		"servq_call_wait_seconds_sum{" + q + ",outcome=answered}": 50,
+		"servq_call_wait_seconds_sum{" + qo("answered") + "}": 50,
 		// Answered within the 20s SLO threshold: waits 10 and 15.
-		"servq_call_wait_seconds_bucket{" + q + ",le=20,outcome=answered}": 2,
+		"servq_call_wait_seconds_bucket{" + qo("answered") + ",le=20}": 2,
 		// Short abandons read from the histogram agree with the counter.
-		"servq_call_wait_seconds_bucket{" + q + ",le=5,outcome=abandoned}": 2,
-		"servq_call_wait_seconds_count{" + q + ",outcome=timeout}":         1,
+		"servq_call_wait_seconds_bucket{" + qo("abandoned") + ",le=5}": 2,
+		"servq_call_wait_seconds_count{" + qo("timeout") + "}":         1,
 		// AHT = ((120+30+60) + 300 + 90)/3 = 200s.
 		"servq_call_handle_seconds_sum{" + q + "}":   600,
 		"servq_call_handle_seconds_count{" + q + "}": 3,
@@ -233,7 +234,7 @@ func TestSurveyMetrics(t *testing.T) {
 	commit(t, m, "svy", &b, "1")
 	c := "channel=chat,collector=svy,queue=q"
 	expect(t, values(t, m), map[string]float64{
-		"servq_survey_responses_total{" + c + ",kind=csat,survey=post}": 4,
+		"servq_survey_responses_total{channel=chat,collector=svy,kind=csat,queue=q,survey=post}": 4,
 		// CSAT = satisfied/responses = 2/4 (scores 5 and 4 are >= 4).
 		"servq_csat_satisfied_total{" + c + ",survey=post}": 2,
 		"servq_csat_score_sum{" + c + ",survey=post}":       14,
