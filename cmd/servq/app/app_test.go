@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,4 +209,63 @@ push:
 	if len(s) != 1 || s[0].Metric["version"] != Version {
 		t.Errorf("servq_build_info in VictoriaMetrics = %+v", s)
 	}
+}
+
+// Secrets never reach logs, the landing page, the status API or metrics.
+func TestSecretsNeverShown(t *testing.T) {
+	const secret = "s3cr3t-Pa55w0rd"
+	t.Setenv("SERVQ_TEST_PUSH_PASSWORD", secret)
+	var logs lockedBuffer
+	dir := t.TempDir()
+	file := filepath.Join(dir, "servq.yml")
+	os.WriteFile(file, []byte(demoConfig+`
+push:
+  url: http://127.0.0.1:1/api/v1/import/prometheus
+  interval: 1s
+  username: servq
+  password: ${SERVQ_TEST_PUSH_PASSWORD}
+`), 0o644)
+	svc, err := New(Options{ConfigFile: file, StoragePath: filepath.Join(dir, "data"),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	srv := httptest.NewServer(svc.Handler("/metrics"))
+	defer srv.Close()
+	defer svc.Shutdown(context.Background())
+	testenv.Eventually(t, 20*time.Second, "a failed push to be logged", func() bool {
+		return strings.Contains(logs.String(), "push failed")
+	})
+	// A failed reload names the problem, never the secret.
+	os.WriteFile(file, []byte(strings.Replace(demoConfig, "objective: 90", "objective: 100", 1)+"push:\n  url: http://x\n  password: "+secret+"\n  password_file: /nope\n"), 0o644)
+	_, reloadBody := post(t, srv.URL+"/-/reload")
+	_, landing := get(t, srv.URL+"/")
+	_, status := get(t, srv.URL+"/api/v1/collectors")
+	_, metrics := get(t, srv.URL+"/metrics")
+	for what, text := range map[string]string{"logs": logs.String(), "reload answer": reloadBody, "landing page": landing, "status API": status, "metrics": metrics} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the secret appears in the %s", what)
+		}
+	}
+	if !strings.Contains(reloadBody, "password_file") {
+		t.Errorf("reload error does not name the field: %q", reloadBody)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

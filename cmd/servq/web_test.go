@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/servq/servq/deploy/testenv"
+)
+
+// --web.config.file works the exporter-toolkit way: basic auth guards every
+// endpoint.
+func TestWebConfigBasicAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildServq(t)
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webCfg := filepath.Join(dir, "web.yml")
+	os.WriteFile(webCfg, []byte("basic_auth_users:\n  ops: "+string(hash)+"\n"), 0o600)
+	addr := testenv.FreeAddr(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--web.config.file="+webCfg,
+		"--storage.path="+filepath.Join(dir, "data"))
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	var code int
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			code = resp.StatusCode
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code != http.StatusUnauthorized {
+		t.Fatalf("GET /metrics without credentials = %d, want 401\n%s", code, logs.String())
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
+	req.SetBasicAuth("ops", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics with credentials = %d", resp.StatusCode)
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte("collectors:\n  - name: x\n    type: nosuch\n    schedule: \"@every 1m\"\n  - name: x\n    type: demo\n    schedule: \"61 * * * *\"\n"), 0o644)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", bad}, &out, &errb); code != 1 {
+		t.Fatalf("check of a bad config exited %d", code)
+	}
+	want := []string{
+		bad + ":5: collectors[1].name: collector \"x\" is defined twice",
+		bad + ":7: collectors[1].schedule: invalid cron schedule \"61 * * * *\"",
+		"2 problem(s) found",
+	}
+	for _, w := range want {
+		if !strings.Contains(errb.String(), w) {
+			t.Errorf("check output lacks %q:\n%s", w, errb.String())
+		}
+	}
+	// The embedded demo is valid, plugin sections included.
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"check"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "<embedded demo>: OK") {
+		t.Errorf("check of the demo = %d %q %q", code, out.String(), errb.String())
+	}
+	// A plugin's own keys are checked too, with their location.
+	os.WriteFile(bad, []byte("collectors:\n  - name: x\n    type: nosuch\n    schedule: \"@every 1m\"\n"), 0o644)
+	errb.Reset()
+	run([]string{"check", bad}, &out, &errb)
+	if !strings.Contains(errb.String(), bad+":3: collectors[0].type: unknown collector type \"nosuch\"") {
+		t.Errorf("unknown type not reported with its location:\n%s", errb.String())
+	}
+}
