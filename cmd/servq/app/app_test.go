@@ -24,6 +24,7 @@ collectors:
   - name: sim
     type: demo
     schedule: "@every 1s"
+    backfill: 24h # a whole simulated day, so that even sparse series (SERVQUAL) exist
 slos:
   - {name: reply, indicator: ticket_first_reply, threshold: 4h, objective: 90}
 `
