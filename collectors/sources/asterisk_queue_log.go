@@ -1,0 +1,400 @@
+package sources
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/record"
+	"github.com/servq/servq/config"
+)
+
+// queueLog tails an Asterisk queue_log (epoch|callid|queue|agent|event|data…)
+// from its committed offset and turns each call that left a queue into a
+// record.Call. Calls still waiting, and agents' states, live in the cursor so
+// that a call entering in one run and completing in the next is whole.
+type queueLog struct {
+	path     string
+	queues   map[string]bool
+	channel  string
+	maxBytes int64
+}
+
+type queueLogSpec struct {
+	Path         string   `yaml:"path"`
+	Queues       []string `yaml:"queues"`
+	Channel      string   `yaml:"channel"`
+	MaxReadBytes int64    `yaml:"max_read_bytes"`
+}
+
+func init() {
+	collectors.Register("asterisk_queue_log", func(c *config.Collector, _ collectors.Env) (collectors.Source, error) {
+		spec := queueLogSpec{Channel: "phone"}
+		if err := c.DecodeSpec(&spec); err != nil {
+			return nil, err
+		}
+		if spec.Path == "" {
+			return nil, c.Errorf("path", "is required (e.g. /var/log/asterisk/queue_log)")
+		}
+		if spec.MaxReadBytes < 0 {
+			return nil, c.Errorf("max_read_bytes", "must not be negative")
+		}
+		q := &queueLog{path: spec.Path, channel: spec.Channel, maxBytes: spec.MaxReadBytes}
+		if len(spec.Queues) > 0 {
+			q.queues = map[string]bool{}
+			for _, n := range spec.Queues {
+				q.queues[n] = true
+			}
+		}
+		return q, nil
+	})
+}
+
+// qlCursor is everything the plugin remembers between runs.
+type qlCursor struct {
+	Inode   uint64                     `json:"inode"`
+	Dev     uint64                     `json:"dev"`
+	Offset  int64                      `json:"offset"`
+	Line    int64                      `json:"line"`
+	Pending map[string]*qlCall         `json:"pending,omitempty"`
+	Agents  map[string]map[string]bool `json:"agents,omitempty"` // queue -> agent -> paused
+}
+
+// qlCall is a call that entered a queue and has not left it yet.
+type qlCall struct {
+	Queue   string `json:"q"`
+	Enter   int64  `json:"e"`
+	Connect int64  `json:"c,omitempty"`
+	Agent   string `json:"a,omitempty"`
+}
+
+// A pending call older than this is dropped (its end was never logged, e.g.
+// after an Asterisk crash) so the cursor stays bounded.
+const qlStaleAfter = 24 * time.Hour
+
+func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
+	cur := qlCursor{}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return nil, fmt.Errorf("asterisk_queue_log: bad cursor: %w", err)
+		}
+	}
+	if cur.Pending == nil {
+		cur.Pending = map[string]*qlCall{}
+	}
+	if cur.Agents == nil {
+		cur.Agents = map[string]map[string]bool{}
+	}
+	f, err := os.Open(q.path)
+	if err != nil {
+		return nil, fmt.Errorf("asterisk_queue_log: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if st != nil && (st.Ino != cur.Inode || uint64(st.Dev) != cur.Dev) {
+		// A new file (first run or logrotate moved the old one away):
+		// read it from the start.
+		cur.Inode, cur.Dev, cur.Offset, cur.Line = st.Ino, uint64(st.Dev), 0, 0
+	}
+	if fi.Size() < cur.Offset {
+		// Truncated in place (copytruncate): start over.
+		cur.Offset, cur.Line = 0, 0
+	}
+	if _, err := f.Seek(cur.Offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	// Size the call slice once from the bytes to read (a call takes about
+	// 150 bytes of log): regrowing a slice of large records dominated the
+	// profile otherwise.
+	left := fi.Size() - cur.Offset
+	if q.maxBytes > 0 {
+		left = min(left, q.maxBytes)
+	}
+	b.Calls = slices.Grow(b.Calls, int(min(left/150, 1<<22)))
+	r := bufio.NewReaderSize(f, 1<<20)
+	var read int64
+	for q.maxBytes == 0 || read < q.maxBytes {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than 1 MiB is not queue_log: skip it whole.
+			n := int64(len(line))
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = r.ReadSlice('\n')
+				n += int64(len(line))
+			}
+			if err != nil {
+				break
+			}
+			cur.Line++
+			cur.Offset += n
+			read += n
+			b.Reject("long_line", fmt.Sprintf("%s:%d", q.path, cur.Line), errors.New("line longer than 1 MiB"))
+			continue
+		}
+		if err != nil {
+			break // EOF; a partial last line waits for the next run
+		}
+		cur.Line++
+		cur.Offset += int64(len(line))
+		read += int64(len(line))
+		q.line(&cur, line[:len(line)-1], b)
+		if cur.Line%4096 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	q.snapshot(&cur, b)
+	return json.Marshal(cur)
+}
+
+// maxFields is the most fields any event uses (5 fixed + 5 data).
+const maxFields = 10
+
+func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch) {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	var f [maxFields][]byte
+	n := 0
+	for n < maxFields-1 {
+		i := bytes.IndexByte(line, '|')
+		if i < 0 {
+			break
+		}
+		f[n], line = line[:i], line[i+1:]
+		n++
+	}
+	f[n] = line
+	n++
+	pos := func() string { return fmt.Sprintf("%s:%d", q.path, cur.Line) }
+	if n < 5 {
+		if len(bytes.TrimSpace(f[0])) > 0 {
+			b.Reject("short_line", pos(), fmt.Errorf("%d fields, want at least 5", n))
+		}
+		return
+	}
+	epoch, ok := atoi(f[0])
+	if !ok {
+		b.Reject("bad_time", pos(), fmt.Errorf("epoch %q is not a number", f[0]))
+		return
+	}
+	callid, queue, agent, event := f[1], f[2], f[3], f[4]
+	data := f[5:n]
+	num := func(i int) (int64, bool) {
+		if i >= len(data) {
+			b.Reject("short_line", pos(), fmt.Errorf("%s needs data field %d", event, i+1))
+			return 0, false
+		}
+		v, ok := atoi(data[i])
+		if !ok {
+			b.Reject("bad_number", pos(), fmt.Errorf("%s data field %d %q is not a number", event, i+1, data[i]))
+		}
+		return v, ok
+	}
+	switch string(event) {
+	case "ENTERQUEUE":
+		if q.queues != nil && !q.queues[string(queue)] {
+			return
+		}
+		cur.Pending[string(callid)] = &qlCall{Queue: string(queue), Enter: epoch}
+	case "CONNECT":
+		hold, ok := num(0)
+		if !ok {
+			return
+		}
+		p := q.pending(cur, callid, queue, epoch-hold)
+		if p != nil {
+			p.Connect, p.Agent = epoch, string(agent)
+		}
+	case "COMPLETEAGENT", "COMPLETECALLER":
+		hold, ok1 := num(0)
+		talk, ok2 := num(1)
+		if ok1 && ok2 {
+			q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeAnswered, hold, talk)
+		}
+	case "BLINDTRANSFER", "ATTENDEDTRANSFER":
+		hold, ok1 := num(2)
+		talk, ok2 := num(3)
+		if ok1 && ok2 {
+			q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeTransferred, hold, talk)
+		}
+	case "ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY":
+		wait, ok := num(2)
+		if !ok {
+			return
+		}
+		out := record.OutcomeTimeout
+		if string(event) == "ABANDON" {
+			out = record.OutcomeAbandoned
+		}
+		q.finish(cur, b, callid, queue, agent, epoch, out, wait, 0)
+	case "EXITWITHKEY":
+		// key|position|origposition|waittime; old versions log key|position.
+		wait := int64(-1)
+		if len(data) >= 4 {
+			v, ok := num(3)
+			if !ok {
+				return
+			}
+			wait = v
+		}
+		q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeTimeout, wait, 0)
+	case "RINGNOANSWER":
+		num(0) // milliseconds; validated, not a call outcome
+	case "ADDMEMBER":
+		q.agents(cur, string(queue))[string(agent)] = false
+	case "REMOVEMEMBER":
+		delete(q.agents(cur, string(queue)), string(agent))
+	case "PAUSE", "UNPAUSE":
+		if ag := cur.Agents[string(queue)]; ag != nil {
+			if _, member := ag[string(agent)]; member {
+				ag[string(agent)] = string(event) == "PAUSE"
+			}
+		}
+	case "PAUSEALL", "UNPAUSEALL":
+		for _, ag := range cur.Agents {
+			if _, member := ag[string(agent)]; member {
+				ag[string(agent)] = string(event) == "PAUSEALL"
+			}
+		}
+	}
+}
+
+func (q *queueLog) agents(cur *qlCursor, queue string) map[string]bool {
+	if cur.Agents[queue] == nil {
+		cur.Agents[queue] = map[string]bool{}
+	}
+	return cur.Agents[queue]
+}
+
+// pending returns the waiting call, creating it when its ENTERQUEUE was
+// before the log's start (rotation) with the enter time derived from its end.
+func (q *queueLog) pending(cur *qlCursor, callid, queue []byte, enter int64) *qlCall {
+	if q.queues != nil && !q.queues[string(queue)] {
+		return nil
+	}
+	p := cur.Pending[string(callid)]
+	if p == nil {
+		p = &qlCall{Queue: string(queue), Enter: enter}
+		cur.Pending[string(callid)] = p
+	}
+	return p
+}
+
+// finish emits the call that left the queue at epoch. wait < 0 means the
+// event did not say: it is then derived from the ENTERQUEUE time.
+func (q *queueLog) finish(cur *qlCursor, b *collectors.Batch, callid, queue, agent []byte, epoch int64, out record.CallOutcome, wait, talk int64) {
+	end := epoch
+	answered := out.Answered()
+	enterGuess := epoch - wait
+	if answered {
+		enterGuess = epoch - talk - wait
+	}
+	p := q.pending(cur, callid, queue, enterGuess)
+	if p == nil {
+		return
+	}
+	delete(cur.Pending, string(callid))
+	if wait < 0 {
+		wait = max(epoch-p.Enter, 0)
+	}
+	c := record.Call{ID: string(callid), Queue: p.Queue, Channel: q.channel,
+		EnqueuedAt: time.Unix(p.Enter, 0).UTC(), EndedAt: time.Unix(end, 0).UTC(),
+		Wait: time.Duration(wait) * time.Second, Talk: time.Duration(talk) * time.Second, Outcome: out}
+	if answered {
+		at := p.Connect
+		if at == 0 {
+			at = epoch - talk
+		}
+		c.AnsweredAt = time.Unix(at, 0).UTC()
+		c.Agent = string(agent) // the agent who ended or transferred the call
+		if c.Agent == "" || c.Agent == "NONE" {
+			c.Agent = p.Agent
+		}
+	}
+	b.Calls = append(b.Calls, c)
+}
+
+// snapshot reports every known queue: calls waiting (entered, not yet
+// connected), the longest of those waits, and agents by state.
+func (q *queueLog) snapshot(cur *qlCursor, b *collectors.Batch) {
+	now := b.Now.Unix()
+	type acc struct {
+		waiting int
+		longest int64
+	}
+	byQ := map[string]*acc{}
+	for id, p := range cur.Pending {
+		if now-p.Enter > int64(qlStaleAfter/time.Second) {
+			delete(cur.Pending, id)
+			b.Reject("stale_call", q.path, fmt.Errorf("call %s entered %s at %d and never left; dropped", id, p.Queue, p.Enter))
+			continue
+		}
+		a := byQ[p.Queue]
+		if a == nil {
+			a = &acc{}
+			byQ[p.Queue] = a
+		}
+		if p.Connect == 0 {
+			a.waiting++
+			a.longest = max(a.longest, now-p.Enter)
+		}
+	}
+	names := map[string]bool{}
+	for n := range byQ {
+		names[n] = true
+	}
+	for n := range cur.Agents {
+		names[n] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		if n != "NONE" {
+			sorted = append(sorted, n)
+		}
+	}
+	sort.Strings(sorted)
+	for _, n := range sorted {
+		s := record.Snapshot{Queue: n, At: b.Now, HasWait: true}
+		if a := byQ[n]; a != nil {
+			s.CallsWaiting, s.LongestWait = a.waiting, time.Duration(a.longest)*time.Second
+		}
+		if ag, ok := cur.Agents[n]; ok {
+			s.Agents = map[string]int{"available": 0, "paused": 0}
+			for _, paused := range ag {
+				if paused {
+					s.Agents["paused"]++
+				} else {
+					s.Agents["available"]++
+				}
+			}
+		}
+		b.Snapshots = append(b.Snapshots, s)
+	}
+}
+
+// atoi parses a non-negative decimal without allocating.
+func atoi(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}

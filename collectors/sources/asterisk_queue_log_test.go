@@ -1,0 +1,258 @@
+package sources
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/record"
+	"github.com/servq/servq/config"
+)
+
+func buildSource(t testing.TB, yml string) collectors.Source {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yml), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := collectors.Build(cfg.Collectors[0], collectors.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func queueLogSource(t testing.TB, path string, extra string) collectors.Source {
+	return buildSource(t, fmt.Sprintf("collectors:\n  - name: pbx\n    type: asterisk_queue_log\n    schedule: \"@every 10s\"\n    path: %s\n%s", path, extra))
+}
+
+func collectOnce(t testing.TB, s collectors.Source, cursor []byte, now time.Time) (*collectors.Batch, []byte) {
+	t.Helper()
+	b := &collectors.Batch{Now: now}
+	next, err := s.Collect(context.Background(), cursor, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, next
+}
+
+func at(epoch int64) time.Time { return time.Unix(epoch, 0).UTC() }
+
+// The fixture, line by line (epoch 1000 = T):
+//
+//	call A: enters support at T, CONNECT after 12s hold (3-field CONNECT),
+//	        COMPLETECALLER at T+100 with calltime 88 -> answered, wait 12, talk 88
+//	call B: enters support at T+5, ABANDON at T+35 with waittime 30
+//	call C: enters sales at T+10, old 2-field CONNECT after 4s, COMPLETEAGENT
+//	        at T+74 (hold 4, calltime 60)
+//	call D: enters sales at T+20, EXITWITHTIMEOUT at T+320 (waittime 300)
+//	call E: enters support at T+30, RINGNOANSWER 15000 ms, EXITWITHKEY at
+//	        T+45 (key 1, position 1, origposition 2, waittime 15)
+//	call F: enters support at T+40, CONNECT after 5s, BLINDTRANSFER at T+75
+//	        (hold 5, calltime 30)
+//	call G: enters sales at T+50, EXITEMPTY at T+53 (waittime 3)
+//	call H: enters support at T+60 and is still waiting at the end
+//	members: SIP/100 and SIP/101 added to support, SIP/101 paused;
+//	SIP/200 added to sales then removed.
+//	bad lines: one with 3 fields, one with a non-numeric epoch, one
+//	ABANDON whose waittime is "x"; plus unknown events and a QUEUESTART.
+const fixture = `1000|NONE|NONE|NONE|QUEUESTART|
+990|NONE|support|SIP/100|ADDMEMBER|
+990|NONE|support|SIP/101|ADDMEMBER|
+991|NONE|support|SIP/101|PAUSE|lunch
+992|NONE|sales|SIP/200|ADDMEMBER|
+993|NONE|sales|SIP/200|REMOVEMEMBER|
+1000|A|support|NONE|ENTERQUEUE||5550001|1
+1005|B|support|NONE|ENTERQUEUE||5550002|2
+1010|C|sales|NONE|ENTERQUEUE||5550003|1
+1012|A|support|SIP/100|CONNECT|12|A.2|3
+1014|C|sales|SIP/300|CONNECT|4|C.2
+1020|D|sales|NONE|ENTERQUEUE||5550004|2
+1030|E|support|NONE|ENTERQUEUE||5550005|2
+1035|B|support|NONE|ABANDON|1|2|30
+1040|F|support|NONE|ENTERQUEUE||5550006|1
+1045|F|support|SIP/100|CONNECT|5|F.2|2
+1045|E|support|SIP/101|RINGNOANSWER|15000
+1045|E|support|NONE|EXITWITHKEY|1|1|2|15
+1050|G|sales|NONE|ENTERQUEUE||5550007|1
+1053|G|sales|NONE|EXITEMPTY|1|1|3
+1060|H|support|NONE|ENTERQUEUE||5550008|1
+1074|C|sales|SIP/300|COMPLETEAGENT|4|60|1
+1075|F|support|SIP/100|BLINDTRANSFER|2001|default|5|30|1
+1080|A|support|NONE|SOMEFUTUREEVENT|x
+1100|A|support|SIP/100|COMPLETECALLER|12|88|1
+1101|X|support
+notanumber|Y|support|NONE|ENTERQUEUE||1|1
+1102|Z|support|NONE|ABANDON|1|1|x
+1320|D|sales|NONE|EXITWITHTIMEOUT|1|2|300
+`
+
+func TestQueueLogFixture(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "queue_log")
+	os.WriteFile(path, []byte(fixture), 0o644)
+	s := queueLogSource(t, path, "")
+	now := at(1400)
+	b, cursor := collectOnce(t, s, nil, now)
+	want := []record.Call{
+		{ID: "B", Queue: "support", Channel: "phone", EnqueuedAt: at(1005), EndedAt: at(1035), Wait: 30 * time.Second, Outcome: record.OutcomeAbandoned},
+		{ID: "E", Queue: "support", Channel: "phone", EnqueuedAt: at(1030), EndedAt: at(1045), Wait: 15 * time.Second, Outcome: record.OutcomeTimeout},
+		{ID: "G", Queue: "sales", Channel: "phone", EnqueuedAt: at(1050), EndedAt: at(1053), Wait: 3 * time.Second, Outcome: record.OutcomeTimeout},
+		{ID: "C", Queue: "sales", Channel: "phone", Agent: "SIP/300", EnqueuedAt: at(1010), AnsweredAt: at(1014), EndedAt: at(1074), Wait: 4 * time.Second, Talk: 60 * time.Second, Outcome: record.OutcomeAnswered},
+		{ID: "F", Queue: "support", Channel: "phone", Agent: "SIP/100", EnqueuedAt: at(1040), AnsweredAt: at(1045), EndedAt: at(1075), Wait: 5 * time.Second, Talk: 30 * time.Second, Outcome: record.OutcomeTransferred},
+		{ID: "A", Queue: "support", Channel: "phone", Agent: "SIP/100", EnqueuedAt: at(1000), AnsweredAt: at(1012), EndedAt: at(1100), Wait: 12 * time.Second, Talk: 88 * time.Second, Outcome: record.OutcomeAnswered},
+		{ID: "D", Queue: "sales", Channel: "phone", EnqueuedAt: at(1020), EndedAt: at(1320), Wait: 300 * time.Second, Outcome: record.OutcomeTimeout},
+	}
+	if !reflect.DeepEqual(b.Calls, want) {
+		t.Errorf("calls:\n got %+v\nwant %+v", b.Calls, want)
+	}
+	wantRej := []string{"short_line " + path + ":26", "bad_time " + path + ":27", "bad_number " + path + ":28"}
+	var gotRej []string
+	for _, r := range b.Rejected {
+		gotRej = append(gotRej, r.Reason+" "+r.Position)
+	}
+	if !reflect.DeepEqual(gotRej, wantRej) {
+		t.Errorf("rejections = %v, want %v", gotRej, wantRej)
+	}
+	// Snapshot at T+400: H waits since T+60 -> 340s; support has SIP/100
+	// available and SIP/101 paused; sales lost its only member.
+	wantSnap := []record.Snapshot{
+		{Queue: "sales", At: now, HasWait: true, Agents: map[string]int{"available": 0, "paused": 0}},
+		{Queue: "support", At: now, HasWait: true, CallsWaiting: 1, LongestWait: 340 * time.Second, Agents: map[string]int{"available": 1, "paused": 1}},
+	}
+	if !reflect.DeepEqual(b.Snapshots, wantSnap) {
+		t.Errorf("snapshots:\n got %+v\nwant %+v", b.Snapshots, wantSnap)
+	}
+	// The same cursor again yields the same records (crash safety).
+	b2, cursor2 := collectOnce(t, s, nil, now)
+	if !reflect.DeepEqual(b2.Calls, b.Calls) || string(cursor2) != string(cursor) {
+		t.Error("re-running from the same cursor gave different results")
+	}
+	// Nothing new: nothing emitted.
+	b3, _ := collectOnce(t, s, cursor, now)
+	if len(b3.Calls) != 0 || len(b3.Rejected) != 0 {
+		t.Errorf("second run re-emitted %d calls", len(b3.Calls))
+	}
+}
+
+func appendFile(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(s)
+	f.Close()
+}
+
+// A call that enters in one run and ends in another is whole; a partial
+// last line waits for its newline.
+func TestQueueLogCallAcrossRunsAndPartialLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue_log")
+	appendFile(t, path, "2000|K|support|NONE|ENTERQUEUE||555|1\n2009|K|support|SIP/1|CONNECT|9|K.2|1\n2100|K|support|SIP/1|COMPL")
+	s := queueLogSource(t, path, "")
+	b, cur := collectOnce(t, s, nil, at(2100))
+	if len(b.Calls) != 0 {
+		t.Fatalf("call emitted before it ended: %+v", b.Calls)
+	}
+	appendFile(t, path, "ETECALLER|9|91|1\n")
+	b, _ = collectOnce(t, s, cur, at(2101))
+	want := []record.Call{{ID: "K", Queue: "support", Channel: "phone", Agent: "SIP/1", EnqueuedAt: at(2000), AnsweredAt: at(2009), EndedAt: at(2100), Wait: 9 * time.Second, Talk: 91 * time.Second, Outcome: record.OutcomeAnswered}}
+	if !reflect.DeepEqual(b.Calls, want) {
+		t.Errorf("got %+v\nwant %+v", b.Calls, want)
+	}
+}
+
+func TestQueueLogRotationAndTruncation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "queue_log")
+	appendFile(t, path, "3000|R1|q|NONE|ENTERQUEUE||1|1\n")
+	s := queueLogSource(t, path, "")
+	_, cur := collectOnce(t, s, nil, at(3000))
+	// logrotate: the old file is renamed, a new one starts; R1 ends in it.
+	os.Rename(path, path+".1")
+	appendFile(t, path, "3030|R1|q|NONE|ABANDON|1|1|30\n")
+	b, cur := collectOnce(t, s, cur, at(3031))
+	if len(b.Calls) != 1 || b.Calls[0].ID != "R1" || b.Calls[0].EnqueuedAt != at(3000) {
+		t.Fatalf("after rotation: %+v", b.Calls)
+	}
+	// copytruncate: same file emptied in place, then written again.
+	os.WriteFile(path, []byte("3100|R2|q|NONE|ENTERQUEUE||1|1\n3105|R2|q|NONE|ABANDON|1|1|5\n"), 0o644)
+	b, _ = collectOnce(t, s, cur, at(3106))
+	if len(b.Calls) != 1 || b.Calls[0].ID != "R2" {
+		t.Fatalf("after truncation: %+v", b.Calls)
+	}
+}
+
+func TestQueueLogMaxReadBytesContinuesNextRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue_log")
+	var sb strings.Builder
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&sb, "%d|c%d|q|NONE|ENTERQUEUE||1|1\n%d|c%d|q|NONE|ABANDON|1|1|2\n", 4000+i, i, 4002+i, i)
+	}
+	appendFile(t, path, sb.String())
+	s := queueLogSource(t, path, "    max_read_bytes: 500\n")
+	var cur []byte
+	seen := map[string]int{}
+	for run := 0; run < 100; run++ {
+		b, next := collectOnce(t, s, cur, at(5000))
+		for _, c := range b.Calls {
+			seen[c.ID]++
+		}
+		cur = next
+	}
+	if len(seen) != 100 {
+		t.Fatalf("saw %d distinct calls, want 100", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("call %s emitted %d times", id, n)
+		}
+	}
+}
+
+func TestQueueLogMissingFileFailsTheRun(t *testing.T) {
+	s := queueLogSource(t, filepath.Join(t.TempDir(), "nope"), "")
+	if _, err := s.Collect(context.Background(), nil, &collectors.Batch{}); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// BenchmarkQueueLogParse measures queue_log lines parsed and turned into
+// calls per second (answered calls of 3 lines, abandoned calls of 2).
+func BenchmarkQueueLogParse(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "queue_log")
+	f, _ := os.Create(path)
+	w := bufio.NewWriterSize(f, 1<<20)
+	lines := 0
+	for i := 0; lines < 1_000_000; i++ {
+		ts := 1_790_000_000 + i
+		fmt.Fprintf(w, "%d|%d.%d|support|NONE|ENTERQUEUE||5551234|1\n", ts, ts, i)
+		if i%5 == 4 {
+			fmt.Fprintf(w, "%d|%d.%d|support|NONE|ABANDON|1|1|30\n", ts+30, ts, i)
+			lines += 2
+			continue
+		}
+		fmt.Fprintf(w, "%d|%d.%d|support|SIP/100|CONNECT|12|%d.b|3\n", ts+12, ts, i, ts)
+		fmt.Fprintf(w, "%d|%d.%d|support|SIP/100|COMPLETECALLER|12|60|1\n", ts+72, ts, i)
+		lines += 3
+	}
+	w.Flush()
+	f.Close()
+	s := queueLogSource(b, path, "")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bt := &collectors.Batch{Now: at(1_790_000_000)}
+		if _, err := s.Collect(context.Background(), nil, bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
