@@ -179,6 +179,7 @@ type run struct {
 	newLbls []string // label+sep+value admitted in this run
 	admit   map[string]map[string]bool
 	res     Result
+	keyBuf  []byte
 }
 
 // Commit applies a batch of one collector and stores cursor with it, all in
@@ -325,18 +326,23 @@ func (r *run) label(name, v string) string {
 }
 
 func (r *run) delta(f *family, labels []string) *delta {
-	all := append([]string{r.name}, labels...)
-	key := seriesKey(all)
+	// The lookup key is built in a reused buffer: indexing a map with
+	// string(bytes) does not allocate, so only a new series costs memory.
+	r.keyBuf = append(r.keyBuf[:0], r.name...)
+	for _, l := range labels {
+		r.keyBuf = append(r.keyBuf, sep...)
+		r.keyBuf = append(r.keyBuf, l...)
+	}
 	byKey := r.deltas[f]
 	if byKey == nil {
 		byKey = map[string]*delta{}
 		r.deltas[f] = byKey
 	}
-	d := byKey[key]
-	if d == nil {
-		d = &delta{fam: f, labels: all}
-		byKey[key] = d
+	if d := byKey[string(r.keyBuf)]; d != nil {
+		return d
 	}
+	d := &delta{fam: f, labels: append([]string{r.name}, labels...)}
+	byKey[string(r.keyBuf)] = d
 	return d
 }
 

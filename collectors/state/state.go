@@ -44,7 +44,14 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("state: creating storage directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: 2 * time.Second,
+		// Map generously up front: growing the mapping while a large
+		// first backfill commits remaps the file again and again.
+		InitialMmapSize: 256 << 20,
+		// The hash-map freelist keeps allocation O(1) as the file grows.
+		FreelistType: bolt.FreelistMapType,
+	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("state: %s is locked by another process (is another servq running with the same --storage.path?)", path)
