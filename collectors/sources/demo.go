@@ -128,7 +128,10 @@ func (d *demo) Collect(ctx context.Context, cursor []byte, b *collectors.Batch) 
 	open := map[string]map[string]int{}
 	for m := from.Add(-demoTicketLife).Unix() / 60; m <= now.Unix()/60; m++ {
 		for _, t := range d.tickets(m) {
-			changed := in(t.CreatedAt) || in(t.FirstReplyAt) || in(t.SolvedAt) || in(t.UpdatedAt)
+			// Every instant at which the ticket as reported changes: the
+			// events, plus the time-driven status changes of ticketAsOf.
+			changed := in(t.CreatedAt) || in(t.FirstReplyAt) || in(t.FirstReplyAt.Add(demoPendingAfter)) ||
+				in(t.SolvedAt) || (t.Reopens > 0 && (in(t.UpdatedAt) || in(t.UpdatedAt.Add(time.Hour))))
 			if t.CreatedAt.After(now) {
 				continue
 			}
@@ -239,6 +242,10 @@ func (d *demo) tickets(minute int64) []record.Ticket {
 	return out
 }
 
+// demoPendingAfter: a replied ticket waits on the customer (pending) this
+// long after the first reply.
+const demoPendingAfter = 30 * time.Minute
+
 // ticketAsOf is the ticket as a help desk would report it at now.
 func ticketAsOf(t record.Ticket, now time.Time) record.Ticket {
 	reopenAt := t.UpdatedAt
@@ -262,7 +269,7 @@ func ticketAsOf(t record.Ticket, now time.Time) record.Ticket {
 		}
 	} else {
 		t.SolvedAt = time.Time{}
-		if t.Status == "open" && now.Sub(t.FirstReplyAt) > 30*time.Minute {
+		if t.Status == "open" && !now.Before(t.FirstReplyAt.Add(demoPendingAfter)) {
 			t.Status = "pending"
 		}
 	}
