@@ -129,7 +129,7 @@ func New(cfg *config.Config, model *quality.Model, self *SelfMetrics, opt Option
 		return nil, err
 	}
 	if self != nil {
-		self.lag.source = r.newest
+		self.lag.set(r.newest)
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil

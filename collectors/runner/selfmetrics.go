@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,20 +53,31 @@ func (s *SelfMetrics) forget(collector string) {
 	s.rejected.DeletePartialMatch(l)
 }
 
-// lagCollector computes lag at scrape time from the runner in service.
+// lagCollector computes lag at scrape time from the runner in service;
+// a reload swaps the runner while scrapes go on.
 type lagCollector struct {
 	desc   *prometheus.Desc
+	mu     sync.RWMutex
 	source func() map[string]time.Time
+}
+
+func (l *lagCollector) set(f func() map[string]time.Time) {
+	l.mu.Lock()
+	l.source = f
+	l.mu.Unlock()
 }
 
 func (l *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- l.desc }
 
 func (l *lagCollector) Collect(ch chan<- prometheus.Metric) {
-	if l.source == nil {
+	l.mu.RLock()
+	source := l.source
+	l.mu.RUnlock()
+	if source == nil {
 		return
 	}
 	now := time.Now()
-	for name, t := range l.source() {
+	for name, t := range source() {
 		if t.IsZero() {
 			continue
 		}

@@ -49,6 +49,7 @@ type Service struct {
 	self  *runner.SelfMetrics
 
 	reloadOK, reloadTime prometheus.Gauge
+	reloading            sync.Mutex // one reload at a time (SIGHUP and HTTP may race)
 
 	mu      sync.RWMutex // guards cfg, model, runner, lastErr, push
 	cfg     *config.Config
@@ -140,6 +141,8 @@ func (s *Service) Start() {
 // Reload reads the config file again. An invalid config, or one whose
 // collectors refuse their sections, keeps the running one and returns why.
 func (s *Service) Reload() error {
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
 	err := s.reload()
 	s.mu.Lock()
 	s.lastErr = err
