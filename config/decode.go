@@ -238,6 +238,9 @@ func decodeErrors(err error, file string, pos positions) Errors {
 		}
 	}
 	for _, m := range msgs {
+		if strings.Contains(m, "already defined at line") {
+			continue // walk reported the duplicate key with its path
+		}
 		m = strings.TrimPrefix(m, "yaml: ")
 		e := &Error{File: file, Msg: m}
 		if g := yamlLine.FindStringSubmatch(m); g != nil {
