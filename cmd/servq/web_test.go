@@ -89,6 +89,12 @@ func TestCheckCommand(t *testing.T) {
 	if code := run([]string{"check"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "<embedded demo>: OK") {
 		t.Errorf("check of the demo = %d %q %q", code, out.String(), errb.String())
 	}
+	// The commented reference config is valid, every plugin section included.
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"check", "../../config/example.yml"}, &out, &errb); code != 0 {
+		t.Errorf("check of config/example.yml = %d: %s", code, errb.String())
+	}
 	// A plugin's own keys are checked too, with their location.
 	os.WriteFile(bad, []byte("collectors:\n  - name: x\n    type: nosuch\n    schedule: \"@every 1m\"\n"), 0o644)
 	errb.Reset()
