@@ -103,3 +103,63 @@ func TestCheckCommand(t *testing.T) {
 		t.Errorf("unknown type not reported with its location:\n%s", errb.String())
 	}
 }
+
+// SIGHUP reloads the config file, like POST /-/reload.
+func TestSIGHUPReloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildServq(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "servq.yml")
+	os.WriteFile(cfg, []byte("collectors:\n  - {name: one, type: demo, schedule: \"@every 1m\"}\n"), 0o644)
+	addr := testenv.FreeAddr(t)
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	if err := testenv.WaitHTTP("http://"+addr+"/-/ready", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cfg, []byte("collectors:\n  - {name: one, type: demo, schedule: \"@every 1m\"}\n  - {name: two, type: demo, schedule: \"@every 1m\", seed: 2}\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	testenv.Eventually(t, 20*time.Second, "collector two after SIGHUP", func() bool {
+		resp, err := http.Get("http://" + addr + "/api/v1/collectors")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body bytes.Buffer
+		body.ReadFrom(resp.Body)
+		return strings.Contains(body.String(), `"name":"two"`)
+	})
+}
+
+// collect --once prints what the collectors produce and, without
+// --commit, leaves the store untouched.
+func TestCollectOnce(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "t.csv")
+	os.WriteFile(csv, []byte("id,created\n7,2026-11-02T09:00:00Z\n8,not-a-time\n"), 0o644)
+	cfg := filepath.Join(dir, "servq.yml")
+	os.WriteFile(cfg, []byte("collectors:\n  - name: f\n    type: tickets_file\n    schedule: \"@hourly\"\n    path: "+csv+"\n    mapping: {id: id, created_at: created}\n"), 0o644)
+	store := filepath.Join(dir, "data")
+	for i := 0; i < 2; i++ { // a dry run twice: the same output, nothing committed
+		var out, errb bytes.Buffer
+		if code := run([]string{"--config.file=" + cfg, "collect", "--once", "--storage.path=" + store}, &out, &errb); code != 0 {
+			t.Fatalf("collect --once = %d: %s", code, errb.String())
+		}
+		o := out.String()
+		if !strings.Contains(o, `"collector":"f"`) || !strings.Contains(o, `"ID":"7"`) || !strings.Contains(o, `"reason":"bad_time","position":"`+csv+`:3"`) {
+			t.Fatalf("output:\n%s", o)
+		}
+	}
+	var out, errb bytes.Buffer
+	run([]string{"--config.file=" + cfg, "collect", "--once", "--commit", "--storage.path=" + store}, &out, &errb)
+	out.Reset()
+	run([]string{"--config.file=" + cfg, "collect", "--once", "--storage.path=" + store}, &out, &errb)
+	if strings.Contains(out.String(), `"ID":"7"`) {
+		t.Errorf("after --commit the next run must start after the committed cursor:\n%s", out.String())
+	}
+}
