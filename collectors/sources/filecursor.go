@@ -2,6 +2,7 @@ package sources
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -86,6 +87,34 @@ func unread(path string, prev *fileMark) (data []byte, start fileMark, next *fil
 	data = all[start.Offset:end]
 	next = &fileMark{Offset: end, Line: start.Line + bytes.Count(data, []byte{'\n'}), Fingerprint: fingerprint(all[:end]), Header: start.Header}
 	return data, start, next, nil
+}
+
+// collectFiles reads every file matching pattern from where the cursor
+// left it, handing each file's unread complete lines to read, and returns
+// the cursor to commit once all files were read.
+func collectFiles(ctx context.Context, raw []byte, pattern string, read func(path string, data []byte, start fileMark, next *fileMark) error) ([]byte, error) {
+	cur, err := loadFilesCursor(raw)
+	if err != nil {
+		return nil, err
+	}
+	files, err := globFiles(pattern)
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		data, start, next, err := unread(path, cur.Files[path])
+		if err != nil {
+			return nil, err
+		}
+		if err := read(path, data, start, next); err != nil {
+			return nil, err
+		}
+		cur.Files[path] = next
+	}
+	return json.Marshal(cur)
 }
 
 // row is one input record with its position, whatever the file format.

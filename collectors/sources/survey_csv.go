@@ -2,7 +2,6 @@ package sources
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -116,34 +115,14 @@ func isDimension(d string) bool {
 }
 
 func (s *surveyCSV) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
-	cur, err := loadFilesCursor(raw)
-	if err != nil {
-		return nil, err
-	}
-	files, err := globFiles(s.spec.Path)
-	if err != nil {
-		return nil, err
-	}
-	for _, path := range files {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		data, start, next, err := unread(path, cur.Files[path])
-		if err != nil {
-			return nil, err
-		}
-		err = readCSV(path, data, start, next, s.spec.HeaderRows, ',', 0, func(r row) error {
+	return collectFiles(ctx, raw, s.spec.Path, func(path string, data []byte, start fileMark, next *fileMark) error {
+		return readCSV(path, data, start, next, s.spec.HeaderRows, ',', 0, func(r row) error {
 			if resp, ok := s.response(r, b); ok {
 				b.Surveys = append(b.Surveys, resp)
 			}
 			return nil
 		}, func(pos string, err error) { b.Reject("bad_row", pos, err) })
-		if err != nil {
-			return nil, err
-		}
-		cur.Files[path] = next
-	}
-	return json.Marshal(cur)
+	})
 }
 
 // score parses one answer; blank means not answered.

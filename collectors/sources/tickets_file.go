@@ -2,7 +2,6 @@ package sources
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -111,40 +110,19 @@ func oneRune(s string, def rune) (rune, error) {
 }
 
 func (t *ticketsFile) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
-	cur, err := loadFilesCursor(raw)
-	if err != nil {
-		return nil, err
+	reject := func(pos string, err error) { b.Reject("bad_row", pos, err) }
+	each := func(r row) error {
+		if tk, ok := t.ticket(r, b); ok {
+			b.Tickets = append(b.Tickets, tk)
+		}
+		return nil
 	}
-	files, err := globFiles(t.path)
-	if err != nil {
-		return nil, err
-	}
-	for _, path := range files {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		data, start, next, err := unread(path, cur.Files[path])
-		if err != nil {
-			return nil, err
-		}
-		reject := func(pos string, err error) { b.Reject("bad_row", pos, err) }
-		each := func(r row) error {
-			if tk, ok := t.ticket(r, b); ok {
-				b.Tickets = append(b.Tickets, tk)
-			}
-			return nil
-		}
+	return collectFiles(ctx, raw, t.path, func(path string, data []byte, start fileMark, next *fileMark) error {
 		if t.format == "jsonl" {
-			err = readJSONL(path, data, start, each, reject)
-		} else {
-			err = readCSV(path, data, start, next, 1, t.delim, t.comment, each, reject)
+			return readJSONL(path, data, start, each, reject)
 		}
-		if err != nil {
-			return nil, err
-		}
-		cur.Files[path] = next
-	}
-	return json.Marshal(cur)
+		return readCSV(path, data, start, next, 1, t.delim, t.comment, each, reject)
+	})
 }
 
 // ticket maps one row; a bad value rejects the row with its position and

@@ -54,7 +54,7 @@ func FreeAddr(t testing.TB) string {
 type Process struct {
 	URL string
 	cmd *exec.Cmd
-	log *lockedWriter
+	log *LogBuffer
 }
 
 // Log returns what the process printed so far.
@@ -64,7 +64,7 @@ func (p *Process) Log() string { return p.log.String() }
 // stops the process when the test ends. Its output is shown if the test fails.
 func Start(t testing.TB, addr, readyPath, bin string, args ...string) *Process {
 	t.Helper()
-	log := &lockedWriter{}
+	log := &LogBuffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -91,20 +91,21 @@ func Start(t testing.TB, addr, readyPath, bin string, args ...string) *Process {
 	return p
 }
 
-// lockedWriter collects a process's stdout and stderr; both pipes write
-// concurrently and tests read it while the process runs.
-type lockedWriter struct {
+// LogBuffer collects output that is written concurrently (a process's
+// stdout and stderr, a logger used by several goroutines) and read by the
+// test while writing goes on.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedWriter) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -216,7 +215,7 @@ push:
 func TestSecretsNeverShown(t *testing.T) {
 	const secret = "s3cr3t-Pa55w0rd"
 	t.Setenv("SERVQ_TEST_PUSH_PASSWORD", secret)
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	dir := t.TempDir()
 	file := filepath.Join(dir, "servq.yml")
 	os.WriteFile(file, []byte(demoConfig+`
@@ -252,21 +251,4 @@ push:
 	if !strings.Contains(reloadBody, "password_file") {
 		t.Errorf("reload error does not name the field: %q", reloadBody)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
