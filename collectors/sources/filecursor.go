@@ -71,21 +71,35 @@ func globFiles(pattern string) ([]string, error) {
 
 // unread returns the complete lines of path not read yet, where they start
 // (offset and line number), and the mark to store once they are committed.
-// A trailing line without newline is left for the next run.
+// Only the fingerprinted head and the unread tail are read: an export that
+// grows by a few rows costs a few rows of I/O. A trailing line without
+// newline is left for the next run.
 func unread(path string, prev *fileMark) (data []byte, start fileMark, next *fileMark, err error) {
-	all, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fileMark{}, nil, err
 	}
-	if prev != nil && int64(len(all)) >= prev.Offset && fingerprint(all[:prev.Offset]) == prev.Fingerprint {
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fileMark{}, nil, err
+	}
+	head := make([]byte, min(fi.Size(), fingerprintLen))
+	if _, err := io.ReadFull(f, head); err != nil {
+		return nil, fileMark{}, nil, err
+	}
+	if prev != nil && fi.Size() >= prev.Offset && fingerprint(head[:min(int64(len(head)), prev.Offset)]) == prev.Fingerprint {
 		start = *prev
 	}
-	end := int64(bytes.LastIndexByte(all, '\n') + 1)
-	if end < start.Offset {
-		end = start.Offset
+	tail := make([]byte, fi.Size()-start.Offset)
+	if _, err := f.ReadAt(tail, start.Offset); err != nil && err != io.EOF {
+		return nil, fileMark{}, nil, err
 	}
-	data = all[start.Offset:end]
-	next = &fileMark{Offset: end, Line: start.Line + bytes.Count(data, []byte{'\n'}), Fingerprint: fingerprint(all[:end]), Header: start.Header}
+	data = tail[:bytes.LastIndexByte(tail, '\n')+1]
+	end := start.Offset + int64(len(data))
+	// The fingerprint covers what was read, up to fingerprintLen bytes.
+	fpData := head[:min(int64(len(head)), end)]
+	next = &fileMark{Offset: end, Line: start.Line + bytes.Count(data, []byte{'\n'}), Fingerprint: fingerprint(fpData), Header: start.Header}
 	return data, start, next, nil
 }
 
