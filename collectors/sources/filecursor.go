@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -164,7 +165,14 @@ func readCSV(path string, data []byte, start fileMark, next *fileMark, headerRow
 		if err == io.EOF {
 			break
 		}
-		line, _ := r.FieldPos(0)
+		var line int
+		var perr *csv.ParseError
+		switch {
+		case errors.As(err, &perr):
+			line = perr.StartLine // FieldPos panics after a parse error
+		case err == nil && len(rec) > 0:
+			line, _ = r.FieldPos(0)
+		}
 		pos := fmt.Sprintf("%s:%d", path, start.Line+line)
 		if err != nil {
 			// A malformed row (an unterminated quote) is rejected; the
