@@ -20,6 +20,7 @@ type ticketState struct {
 	lastSeen int64  // unix seconds; drives pruning
 	openQ    string // labels of the tickets_open series the ticket is counted in
 	openS    string
+	done     []string // ticket SLOs whose one event was counted
 }
 
 const (
@@ -31,7 +32,9 @@ const (
 	tsSolvedNow
 )
 
-const ticketStateVersion = 1
+// Version 2 added the list of ticket SLOs already counted; version 1
+// states decode with none.
+const ticketStateVersion = 2
 
 func (s *ticketState) encode() []byte {
 	b := make([]byte, 0, 32+len(s.openQ)+len(s.openS))
@@ -42,6 +45,11 @@ func (s *ticketState) encode() []byte {
 	b = append(b, s.openQ...)
 	b = binary.AppendUvarint(b, uint64(len(s.openS)))
 	b = append(b, s.openS...)
+	b = binary.AppendUvarint(b, uint64(len(s.done)))
+	for _, d := range s.done {
+		b = binary.AppendUvarint(b, uint64(len(d)))
+		b = append(b, d...)
+	}
 	return b
 }
 
@@ -52,9 +60,10 @@ func decodeTicketState(b []byte) (ticketState, error) {
 	if len(b) == 0 {
 		return s, nil
 	}
-	if len(b) < 2 || b[0] != ticketStateVersion {
+	if len(b) < 2 || b[0] < 1 || b[0] > ticketStateVersion {
 		return s, errCorrupt
 	}
+	version := b[0]
 	s.flags = b[1]
 	b = b[2:]
 	u, n := binary.Uvarint(b)
@@ -81,6 +90,20 @@ func decodeTicketState(b []byte) (ticketState, error) {
 	s.openS, ok2 = str()
 	if !ok1 || !ok2 {
 		return s, errCorrupt
+	}
+	if version >= 2 {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > 1<<16 {
+			return s, errCorrupt
+		}
+		b = b[w:]
+		for i := uint64(0); i < n; i++ {
+			d, ok := str()
+			if !ok {
+				return s, errCorrupt
+			}
+			s.done = append(s.done, d)
+		}
 	}
 	return s, nil
 }
@@ -134,16 +157,20 @@ func (r *run) ticket(t *record.Ticket) error {
 		st.reopens++
 	}
 
+	var solvedAt time.Time
+	if solvedNow {
+		solvedAt = t.SolvedAt
+		if solvedAt.IsZero() {
+			solvedAt = t.UpdatedAt
+		}
+		if solvedAt.IsZero() {
+			solvedAt = r.now
+		}
+	}
 	if solvedNow && st.flags&tsSolved == 0 {
 		st.flags |= tsSolved
 		r.add(cat.ticketsSolved, 1, q, ch, pr)
-		at := t.SolvedAt
-		if at.IsZero() {
-			at = t.UpdatedAt
-		}
-		if at.IsZero() {
-			at = r.now
-		}
+		at := solvedAt
 		r.observeSpan(cat.resolution, cat.resolutionBiz, t.CreatedAt, at, t.ResolutionBusiness, q, ch, pr)
 		// First-contact resolution: solved with exactly one public agent
 		// reply and never reopened.
@@ -180,6 +207,9 @@ func (r *run) ticket(t *record.Ticket) error {
 		st.openQ, st.openS = q, s
 	}
 
+	if err := r.sloEvents(t, &st, solvedAt, q, ch, pr); err != nil {
+		return err
+	}
 	st.lastSeen = r.now.Unix()
 	return r.tx.Put(state.SpaceTickets, key, st.encode())
 }

@@ -34,6 +34,7 @@ type Model struct {
 	retention    time.Duration
 	labelLimit   int
 	calendar     *calendar.Calendar // for _business_seconds; nil = none
+	tslos        []ticketSLO        // ticket SLOs counted on deadline
 
 	mu   sync.RWMutex // guards family series maps and cols
 	cols map[string]*colState
@@ -71,6 +72,10 @@ func New(cfg *config.Config, store *state.Store, log *slog.Logger) (*Model, erro
 				m.calendar = c
 			}
 		}
+	}
+	var err error
+	if m.tslos, err = ticketSLOs(cfg); err != nil {
+		return nil, err
 	}
 	names, err := store.Collectors()
 	if err != nil {
@@ -203,6 +208,9 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 			if err := r.ticket(&b.Tickets[i]); err != nil {
 				return err
 			}
+		}
+		if err := r.expireDeadlines(); err != nil {
+			return err
 		}
 		if err := r.calls(b.Calls); err != nil {
 			return err

@@ -22,9 +22,13 @@ const (
 	SpaceTickets = "tickets" // per-ticket event state
 	SpaceSeen    = "seen"    // dedup keys of calls and survey responses
 	SpaceLabels  = "labels"  // admitted label values (label caps)
+	// SpaceDeadlines indexes open tickets' SLO deadlines by time, so that a
+	// breach is counted when the deadline passes, not when the late reply
+	// finally comes.
+	SpaceDeadlines = "deadlines"
 )
 
-var spaces = []string{SpaceMeta, SpaceSeries, SpaceTickets, SpaceSeen, SpaceLabels}
+var spaces = []string{SpaceMeta, SpaceSeries, SpaceTickets, SpaceSeen, SpaceLabels, SpaceDeadlines}
 
 var rootBucket = []byte("collectors")
 
@@ -163,6 +167,22 @@ func (t *Tx) ForEach(space string, fn func(k, v []byte) error) error {
 		return nil
 	}
 	return b.ForEach(fn)
+}
+
+// Scan calls fn for the keys of space from the first one up to (not
+// including) the first key >= end, in order. fn may not modify the space.
+func (t *Tx) Scan(space string, end []byte, fn func(k, v []byte) error) error {
+	b := t.space(space)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && string(k) < string(end); k, v = c.Next() {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Count is the number of keys in space.

@@ -1,0 +1,132 @@
+package quality
+
+import (
+	"testing"
+	"time"
+
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/record"
+)
+
+const deadlineConfig = `
+business_hours:
+  - name: office
+    time_zone: UTC
+    weekly: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"], thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
+slos:
+  - {name: reply-4h, indicator: ticket_first_reply, threshold: 4h, objective: 90}
+  - {name: reply-4bh, indicator: ticket_first_reply, threshold: 4h, business_hours: office, objective: 90}
+  - {name: solve-1d, indicator: ticket_resolution, threshold: 24h, objective: 90}
+  - {name: urgent-1h, indicator: ticket_first_reply, threshold: 1h, objective: 90, filters: {priority: urgent}}
+`
+
+func sloEvent(slo, result string) string {
+	return "servq_ticket_slo_events_total{channel=email,collector=zd,priority=normal,queue=q,result=" + result + ",slo=" + slo + "}"
+}
+
+func commitAt(t *testing.T, m *Model, now time.Time, tickets ...record.Ticket) {
+	t.Helper()
+	if _, err := m.Commit("zd", &collectors.Batch{Now: now, Tickets: tickets}, []byte(now.String())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Monday 2026-11-02 10:00 UTC.
+func mon(h, m int) time.Time { return time.Date(2026, 11, 2, h, m, 0, 0, time.UTC) }
+
+func TestBreachIsCountedWhenTheDeadlinePasses(t *testing.T) {
+	m, st := newModel(t, t.TempDir(), deadlineConfig)
+	defer st.Close()
+	on := record.Ticket{ID: "on-time", Queue: "q", Channel: "email", Priority: "normal", Status: "open", CreatedAt: mon(10, 0)}
+	late := on
+	late.ID = "late"
+	// 13:00: on-time was replied at 12:00 (2h <= 4h): good at once.
+	on.FirstReplyAt = mon(12, 0)
+	commitAt(t, m, mon(13, 0), on, late)
+	expect(t, values(t, m), map[string]float64{sloEvent("reply-4h", "good"): 1})
+	if _, ok := values(t, m)[sloEvent("reply-4h", "bad")]; ok {
+		t.Fatal("bad counted before any deadline passed")
+	}
+	// 13:59: late's deadline (14:00) has not passed.
+	commitAt(t, m, mon(13, 59))
+	if _, ok := values(t, m)[sloEvent("reply-4h", "bad")]; ok {
+		t.Fatal("bad counted before 14:00")
+	}
+	// 14:00: the deadline passes with no reply: bad now, in an empty run.
+	commitAt(t, m, mon(14, 0))
+	expect(t, values(t, m), map[string]float64{sloEvent("reply-4h", "bad"): 1})
+	// The reply finally comes at 15:00 and the ticket is reported again
+	// (twice): no further event for reply-4h.
+	late.FirstReplyAt = mon(15, 0)
+	commitAt(t, m, mon(15, 5), late, late)
+	expect(t, values(t, m), map[string]float64{
+		sloEvent("reply-4h", "bad"):  1,
+		sloEvent("reply-4h", "good"): 1,
+		// In business hours (09-17) the 4h deadline is also 14:00: late is
+		// bad there too, on-time good.
+		sloEvent("reply-4bh", "bad"):  1,
+		sloEvent("reply-4bh", "good"): 1,
+	})
+}
+
+func TestBusinessHourDeadlineOverTheWeekend(t *testing.T) {
+	m, st := newModel(t, t.TempDir(), deadlineConfig)
+	defer st.Close()
+	fri := time.Date(2026, 11, 6, 16, 0, 0, 0, time.UTC)
+	tk := record.Ticket{ID: "w", Queue: "q", Channel: "email", Priority: "normal", Status: "open", CreatedAt: fri}
+	commitAt(t, m, fri.Add(time.Minute), tk)
+	// Friday 16:00 + 4 business hours = 1h Friday + 3h Monday = Monday 12:00.
+	// Calendar deadline (Friday 20:00) passes first.
+	commitAt(t, m, time.Date(2026, 11, 9, 11, 59, 0, 0, time.UTC))
+	got := values(t, m)
+	expect(t, got, map[string]float64{sloEvent("reply-4h", "bad"): 1})
+	if _, ok := got[sloEvent("reply-4bh", "bad")]; ok {
+		t.Fatal("business-hours SLO breached before Monday 12:00")
+	}
+	// Replied Monday 11:30 but reported only now: within business time.
+	tk.FirstReplyAt = time.Date(2026, 11, 9, 11, 30, 0, 0, time.UTC)
+	commitAt(t, m, time.Date(2026, 11, 9, 12, 30, 0, 0, time.UTC), tk)
+	expect(t, values(t, m), map[string]float64{sloEvent("reply-4bh", "good"): 1, sloEvent("reply-4h", "bad"): 1})
+}
+
+func TestDeadlinesSurviveRestartAndCountOnce(t *testing.T) {
+	dir := t.TempDir()
+	m, st := newModel(t, dir, deadlineConfig)
+	tk := record.Ticket{ID: "r", Queue: "q", Channel: "email", Priority: "normal", Status: "open", CreatedAt: mon(10, 0)}
+	commitAt(t, m, mon(10, 5), tk)
+	st.Close()
+	m2, st2 := newModel(t, dir, deadlineConfig)
+	defer st2.Close()
+	// After the restart, the resolution deadline (Tuesday 10:00) passes.
+	commitAt(t, m2, time.Date(2026, 11, 3, 10, 0, 1, 0, time.UTC))
+	commitAt(t, m2, time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC))
+	tk.SolvedAt, tk.Status = time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC), "solved"
+	commitAt(t, m2, time.Date(2026, 11, 3, 12, 5, 0, 0, time.UTC), tk)
+	expect(t, values(t, m2), map[string]float64{
+		sloEvent("solve-1d", "bad"): 1,
+		sloEvent("reply-4h", "bad"): 1, // never replied: breached at 14:00 Monday
+	})
+	if v, ok := values(t, m2)[sloEvent("solve-1d", "good")]; ok {
+		t.Errorf("a breached ticket was also counted good (%v)", v)
+	}
+}
+
+func TestSLOFiltersAndDeletedTickets(t *testing.T) {
+	m, st := newModel(t, t.TempDir(), deadlineConfig)
+	defer st.Close()
+	urgent := record.Ticket{ID: "u", Queue: "q", Channel: "email", Priority: "urgent", Status: "open", CreatedAt: mon(10, 0), FirstReplyAt: mon(10, 30)}
+	normal := record.Ticket{ID: "n", Queue: "q", Channel: "email", Priority: "normal", Status: "open", CreatedAt: mon(10, 0), FirstReplyAt: mon(10, 30)}
+	spam := record.Ticket{ID: "s", Queue: "q", Channel: "email", Priority: "normal", Status: "deleted", Deleted: true, CreatedAt: mon(10, 0)}
+	commitAt(t, m, mon(20, 0), urgent, normal, spam)
+	got := values(t, m)
+	expect(t, got, map[string]float64{
+		"servq_ticket_slo_events_total{channel=email,collector=zd,priority=urgent,queue=q,result=good,slo=urgent-1h}": 1,
+		sloEvent("reply-4h", "good"): 1, // only "n": the deleted ticket counts nowhere
+	})
+	if _, ok := got[sloEvent("urgent-1h", "good")]; ok {
+		t.Error("a normal-priority ticket counted in the urgent SLO")
+	}
+	if _, ok := got[sloEvent("reply-4h", "bad")]; ok {
+		t.Error("the deleted ticket was counted as a breach")
+	}
+}
