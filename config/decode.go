@@ -105,6 +105,12 @@ func expandEnv(n *yaml.Node, file string, path string, errs *Errors) {
 		if !strings.Contains(n.Value, "$") {
 			return
 		}
+		// A plain scalar is typed by its text, so it is typed again after
+		// expansion: label_limit: ${LIMIT} must become an int. Quoted and
+		// explicitly tagged scalars stay what they were written as.
+		if n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			n.Tag = ""
+		}
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 			if m == "$$" {
 				return "$"
@@ -184,9 +190,15 @@ func walk(n *yaml.Node, t reflect.Type, file, path string, pos positions, errs *
 		if n.Kind != yaml.MappingNode {
 			return
 		}
+		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p := joinPath(path, k.Value)
+			if seen[k.Value] {
+				*errs = append(*errs, &Error{File: file, Line: k.Line, Path: p, Msg: "key is set twice"})
+				continue
+			}
+			seen[k.Value] = true
 			pos[p] = k.Line
 			walk(v, t.Elem(), file, p, pos, errs)
 			pos[p] = k.Line
@@ -222,6 +234,22 @@ func sortedKeys[V any](m map[string]V) []string {
 
 var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 
+// parserProblems are the syntax errors of yaml.v3's parser (as opposed to
+// its scanner): it reports them with a line counted from 0, one less than
+// the line of the file.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
 // decodeErrors turns yaml.v3's type errors ("line 7: cannot unmarshal ...")
 // into located Errors.
 func decodeErrors(err error, file string, pos positions) Errors {
@@ -238,14 +266,14 @@ func decodeErrors(err error, file string, pos positions) Errors {
 		}
 	}
 	for _, m := range msgs {
-		if strings.Contains(m, "already defined at line") {
-			continue // walk reported the duplicate key with its path
-		}
 		m = strings.TrimPrefix(m, "yaml: ")
 		e := &Error{File: file, Msg: m}
 		if g := yamlLine.FindStringSubmatch(m); g != nil {
 			fmt.Sscan(g[1], &e.Line)
 			e.Msg = g[2]
+			if parserProblems[e.Msg] {
+				e.Line++
+			}
 			e.Path = byLine[e.Line]
 		}
 		out = append(out, e)
@@ -266,8 +294,22 @@ func asTypeError(err error, te **yaml.TypeError) bool {
 func decodeStrict(n *yaml.Node, out any, file, path string, pos positions) Errors {
 	var errs Errors
 	walk(n, reflect.TypeOf(out), file, path, pos, &errs)
+	twice := map[int]bool{}
+	for _, e := range errs {
+		if strings.HasSuffix(e.Msg, "is set twice") {
+			twice[e.Line] = true
+		}
+	}
 	if err := n.Decode(out); err != nil {
-		errs = append(errs, decodeErrors(err, file, pos)...)
+		for _, e := range decodeErrors(err, file, pos) {
+			// walk reported this duplicate with its path. yaml.v3's message
+			// stays for duplicates walk cannot see (inside an `any` field):
+			// yaml.v3 leaves that whole mapping undecoded.
+			if strings.Contains(e.Msg, "already defined at line") && twice[e.Line] {
+				continue
+			}
+			errs = append(errs, e)
+		}
 	}
 	return errs
 }

@@ -65,6 +65,10 @@ func Parse(data []byte, file string) (*Config, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		// "---" or "~" alone is as empty as a file of comments.
+		return nil, Errors{{File: file, Line: 1, Msg: "config is empty"}}
+	}
 	errs = append(errs, decodeStrict(root, cfg, file, "", cfg.pos)...)
 	if len(errs) > 0 {
 		return nil, errs.Err()
@@ -258,7 +262,11 @@ func (c *Config) validate(errs *Errors) {
 		}
 	}
 	if m.BusinessHours != "" && !hours[m.BusinessHours] {
-		c.errorAt(errs, "model.business_hours", "unknown business hours %q (defined: %s)", m.BusinessHours, strings.Join(sortedKeys(hours), ", "))
+		defined := "none defined"
+		if len(hours) > 0 {
+			defined = "defined: " + strings.Join(sortedKeys(hours), ", ")
+		}
+		c.errorAt(errs, "model.business_hours", "unknown business hours %q (%s)", m.BusinessHours, defined)
 	}
 
 	names := map[string]bool{}

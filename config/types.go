@@ -18,7 +18,9 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := model.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (use e.g. 30s, 5m, 1h, 7d)", n.Line, n.Value)
+		// A TypeError lets yaml.v3 carry on decoding, so that the other
+		// problems of the file are reported too; any other error aborts it.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration (use e.g. 30s, 5m, 1h, 7d)", n.Line, n.Value)}}
 	}
 	*d = Duration(v)
 	return nil
