@@ -421,19 +421,3 @@ func (m *Model) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
-
-// Forget drops the in-memory series and stored state of a collector that
-// was removed from the config.
-func (m *Model) Forget(collector string) error {
-	m.mu.Lock()
-	for _, f := range m.cat.all {
-		for k, s := range f.series {
-			if s.labels[0] == collector {
-				delete(f.series, k)
-			}
-		}
-	}
-	delete(m.cols, collector)
-	m.mu.Unlock()
-	return m.store.Drop(collector)
-}
