@@ -412,40 +412,21 @@ func (r *run) zeroOthers(f *family, queue string) {
 // keeping the store bounded. A pruned open ticket leaves tickets_open.
 func (r *run) prune() error {
 	cutoff := r.now.Add(-r.m.retention).Unix()
-	var old [][]byte
-	err := r.tx.ForEach(state.SpaceSeen, func(k, v []byte) error {
-		if t, n := binary.Varint(v); n > 0 && t < cutoff {
-			old = append(old, append([]byte(nil), k...))
-		}
-		return nil
+	err := r.tx.DeleteIf(state.SpaceSeen, func(_, v []byte) bool {
+		t, n := binary.Varint(v)
+		return n > 0 && t < cutoff
 	})
 	if err != nil {
 		return err
 	}
-	for _, k := range old {
-		if err := r.tx.Delete(state.SpaceSeen, k); err != nil {
-			return err
-		}
-	}
-	old = old[:0]
-	err = r.tx.ForEach(state.SpaceTickets, func(k, v []byte) error {
+	return r.tx.DeleteIf(state.SpaceTickets, func(_, v []byte) bool {
 		st, err := decodeTicketState(v)
 		if err != nil || st.lastSeen >= cutoff {
-			return nil
+			return false
 		}
 		if st.flags&tsOpen != 0 {
 			r.add(r.m.cat.ticketsOpen, -1, st.openQ, st.openS)
 		}
-		old = append(old, append([]byte(nil), k...))
-		return nil
+		return true
 	})
-	if err != nil {
-		return err
-	}
-	for _, k := range old {
-		if err := r.tx.Delete(state.SpaceTickets, k); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -185,6 +185,27 @@ func (t *Tx) Scan(space string, end []byte, fn func(k, v []byte) error) error {
 	return nil
 }
 
+// DeleteIf deletes every key of space for which drop returns true. bbolt
+// forbids deleting while iterating, so keys are collected first.
+func (t *Tx) DeleteIf(space string, drop func(k, v []byte) bool) error {
+	var doomed [][]byte
+	err := t.ForEach(space, func(k, v []byte) error {
+		if drop(k, v) {
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range doomed {
+		if err := t.Delete(space, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Count is the number of keys in space.
 func (t *Tx) Count(space string) int {
 	b := t.space(space)
