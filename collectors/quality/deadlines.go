@@ -100,6 +100,10 @@ func (r *run) sloEvents(t *record.Ticket, st *ticketState, solvedAt time.Time, q
 		if st.sloDone(s.name) || !s.matches(r.name, q, ch, pr) {
 			continue
 		}
+		// Both results exist from the ticket's first sighting on, so the
+		// first breach is an increase Prometheus can see.
+		r.touch(r.m.cat.ticketSLOEvents, s.name, "good", q, ch, pr)
+		r.touch(r.m.cat.ticketSLOEvents, s.name, "bad", q, ch, pr)
 		deadline := s.deadline(t.CreatedAt)
 		key := deadlineKey(deadline, t.ID, s.name)
 		event := t.FirstReplyAt

@@ -44,12 +44,12 @@ func TestBreachIsCountedWhenTheDeadlinePasses(t *testing.T) {
 	on.FirstReplyAt = mon(12, 0)
 	commitAt(t, m, mon(13, 0), on, late)
 	expect(t, values(t, m), map[string]float64{sloEvent("reply-4h", "good"): 1})
-	if _, ok := values(t, m)[sloEvent("reply-4h", "bad")]; ok {
+	if values(t, m)[sloEvent("reply-4h", "bad")] != 0 {
 		t.Fatal("bad counted before any deadline passed")
 	}
 	// 13:59: late's deadline (14:00) has not passed.
 	commitAt(t, m, mon(13, 59))
-	if _, ok := values(t, m)[sloEvent("reply-4h", "bad")]; ok {
+	if values(t, m)[sloEvent("reply-4h", "bad")] != 0 {
 		t.Fatal("bad counted before 14:00")
 	}
 	// 14:00: the deadline passes with no reply: bad now, in an empty run.
@@ -80,7 +80,7 @@ func TestBusinessHourDeadlineOverTheWeekend(t *testing.T) {
 	commitAt(t, m, time.Date(2026, 11, 9, 11, 59, 0, 0, time.UTC))
 	got := values(t, m)
 	expect(t, got, map[string]float64{sloEvent("reply-4h", "bad"): 1})
-	if _, ok := got[sloEvent("reply-4bh", "bad")]; ok {
+	if got[sloEvent("reply-4bh", "bad")] != 0 {
 		t.Fatal("business-hours SLO breached before Monday 12:00")
 	}
 	// Replied Monday 11:30 but reported only now: within business time.
@@ -106,7 +106,7 @@ func TestDeadlinesSurviveRestartAndCountOnce(t *testing.T) {
 		sloEvent("solve-1d", "bad"): 1,
 		sloEvent("reply-4h", "bad"): 1, // never replied: breached at 14:00 Monday
 	})
-	if v, ok := values(t, m2)[sloEvent("solve-1d", "good")]; ok {
+	if v := values(t, m2)[sloEvent("solve-1d", "good")]; v != 0 {
 		t.Errorf("a breached ticket was also counted good (%v)", v)
 	}
 }
@@ -123,10 +123,39 @@ func TestSLOFiltersAndDeletedTickets(t *testing.T) {
 		"servq_ticket_slo_events_total{channel=email,collector=zd,priority=urgent,queue=q,result=good,slo=urgent-1h}": 1,
 		sloEvent("reply-4h", "good"): 1, // only "n": the deleted ticket counts nowhere
 	})
-	if _, ok := got[sloEvent("urgent-1h", "good")]; ok {
+	if got[sloEvent("urgent-1h", "good")] != 0 {
 		t.Error("a normal-priority ticket counted in the urgent SLO")
 	}
-	if _, ok := got[sloEvent("reply-4h", "bad")]; ok {
+	if got[sloEvent("reply-4h", "bad")] != 0 {
 		t.Error("the deleted ticket was counted as a breach")
+	}
+}
+
+// Prometheus' rate() cannot see the increment that creates a series, so
+// every counter an SLO reads exists at 0 from the first related record on.
+func TestSeriesAnSLOReadsExistAtZeroBeforeTheirFirstIncrement(t *testing.T) {
+	m, st := newModel(t, t.TempDir(), deadlineConfig)
+	defer st.Close()
+	open := record.Ticket{ID: "o", Queue: "q", Channel: "email", Priority: "normal", Status: "open", CreatedAt: mon(10, 0)}
+	b := &collectors.Batch{Now: mon(10, 1), Tickets: []record.Ticket{open},
+		Calls: []record.Call{{ID: "c1", Queue: "sales", Outcome: record.OutcomeAnswered, Wait: 3 * time.Second}}}
+	if _, err := m.Commit("zd", b, []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	got := values(t, m)
+	for _, k := range []string{
+		sloEvent("reply-4h", "bad"), sloEvent("reply-4h", "good"), sloEvent("solve-1d", "bad"),
+		"servq_tickets_solved_total{channel=email,collector=zd,priority=normal,queue=q}",
+		"servq_tickets_solved_first_contact_total{channel=email,collector=zd,priority=normal,queue=q}",
+		"servq_calls_abandoned_total{channel=phone,collector=zd,queue=sales}",
+		"servq_calls_abandoned_short_total{channel=phone,collector=zd,queue=sales}",
+	} {
+		v, ok := got[k]
+		if !ok || v != 0 {
+			t.Errorf("%s = %v (present %v), want a series at 0", k, v, ok)
+		}
+	}
+	if v := got["servq_calls_answered_total{channel=phone,collector=zd,queue=sales}"]; v != 1 {
+		t.Errorf("answered = %v, want 1", v)
 	}
 }

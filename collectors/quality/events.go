@@ -135,6 +135,12 @@ func (r *run) ticket(t *record.Ticket) error {
 	cat := r.m.cat
 	if fresh {
 		r.add(cat.ticketsCreated, 1, q, ch, pr)
+		// The counters the ticket may move later exist from now on at 0,
+		// so that Prometheus sees their first increment (rate() needs a
+		// sample before it).
+		r.touch(cat.ticketsSolved, q, ch, pr)
+		r.touch(cat.ticketsReopened, q, ch, pr)
+		r.touch(cat.ticketsFCR, q, ch, pr)
 		st.flags |= tsCreated
 		r.res.Accepted["ticket"]++
 	} else {
@@ -275,6 +281,7 @@ func (r *run) calls(calls []record.Call) error {
 		}
 		ch := r.label("channel", chv)
 		r.add(cat.callsOffered, 1, q, ch)
+		r.touchCallSeries(q, ch)
 		wait := c.Wait.Seconds()
 		switch {
 		case c.Outcome.Answered():
@@ -302,6 +309,20 @@ func (r *run) calls(calls []record.Call) error {
 		}
 	}
 	return r.putSeen(pending)
+}
+
+// touchCallSeries makes the call series of a queue exist at 0 once it was
+// offered a call: an abandonment or service-level SLO then sees the first
+// abandoned or late call as an increase instead of a series that appeared
+// already at 1, which rate() cannot tell from a long-running one.
+func (r *run) touchCallSeries(q, ch string) {
+	cat := r.m.cat
+	r.touch(cat.callsAnswered, q, ch)
+	r.touch(cat.callsAbandoned, q, ch)
+	r.touch(cat.callsAbandonedShort, q, ch)
+	r.touch(cat.callsTransferred, q, ch)
+	r.touch(cat.callWait, q, ch, string(record.OutcomeAnswered))
+	r.touch(cat.callWait, q, ch, string(record.OutcomeAbandoned))
 }
 
 // NPS categories by the standard definition: promoters 9-10, passives 7-8,
@@ -335,6 +356,7 @@ func (r *run) survey(s *record.SurveyResponse) error {
 	hasScore := s.HasScore && !math.IsNaN(s.Score) && !math.IsInf(s.Score, 0)
 	switch s.Kind {
 	case record.KindCSAT:
+		r.touch(cat.csatSatisfied, sv, q, ch)
 		if hasScore {
 			r.observe(cat.csatScore, s.Score, sv, q, ch)
 			if s.Score >= r.m.csatMin {
@@ -342,6 +364,9 @@ func (r *run) survey(s *record.SurveyResponse) error {
 			}
 		}
 	case record.KindNPS:
+		for _, c := range []string{"promoter", "passive", "detractor"} {
+			r.touch(cat.npsResponses, sv, c, q, ch)
+		}
 		if hasScore {
 			r.add(cat.npsResponses, 1, sv, npsCategory(s.Score), q, ch)
 		}

@@ -357,6 +357,9 @@ func (r *run) delta(f *family, labels []string) *delta {
 // add increments a counter (or adjusts a gauge) by v.
 func (r *run) add(f *family, v float64, labels ...string) { r.delta(f, labels).value += v }
 
+// touch makes a series exist (at 0 when new) without changing its value.
+func (r *run) touch(f *family, labels ...string) { r.delta(f, labels) }
+
 // set sets a gauge.
 func (r *run) set(f *family, v float64, labels ...string) {
 	d := r.delta(f, labels)
