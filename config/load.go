@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
@@ -41,6 +42,9 @@ func Load(path string) (*Config, error) {
 	}
 	return Parse(data, path)
 }
+
+// promqlParser checks custom SLI queries with Prometheus' own parser.
+var promqlParser = parser.NewParser(parser.Options{})
 
 // CronParser accepts the standard five fields, descriptors (@hourly,
 // @every 30s) and a CRON_TZ= prefix; it is shared with the scheduler so that
@@ -97,7 +101,47 @@ const (
 	DefaultPushInterval     = Duration(30 * time.Second)
 	DefaultSLOWindow        = Duration(28 * 24 * time.Hour)
 	DefaultService          = "customer-service"
+	DefaultMinBadEvents     = 3
+	DefaultJob              = "servq"
+	DefaultTargetWindow     = Duration(7 * 24 * time.Hour)
+	DefaultTargetForSurvey  = Duration(time.Hour)
+	DefaultTargetForGauge   = Duration(5 * time.Minute)
+	DefaultMinResponses     = 10
 )
+
+// Alert severities: page wakes someone up, ticket goes to a queue.
+const (
+	SeverityPage   = "page"
+	SeverityTicket = "ticket"
+)
+
+// KPIs lists the target KPIs and the labels each can be filtered or split
+// by (the labels its metrics carry).
+var KPIs = map[string]struct {
+	Survey bool // computed from responses over a window
+	Labels []string
+}{
+	"nps":                    {true, []string{"collector", "survey", "queue", "channel"}},
+	"csat_average":           {true, []string{"collector", "survey", "queue", "channel"}},
+	"csat_satisfied":         {true, []string{"collector", "survey", "queue", "channel"}},
+	"ces_average":            {true, []string{"collector", "survey", "queue", "channel"}},
+	"servqual_gap":           {true, []string{"collector", "survey"}},
+	"servqual_weighted_gap":  {true, []string{"collector", "survey"}},
+	"open_tickets":           {false, []string{"collector", "queue"}},
+	"oldest_open_ticket_age": {false, []string{"collector", "queue"}},
+	"calls_waiting":          {false, []string{"collector", "queue"}},
+	"longest_wait":           {false, []string{"collector", "queue"}},
+}
+
+// windowRE finds the range placeholder of custom SLI queries.
+var windowRE = regexp.MustCompile(`\{\{\s*\.window\s*\}\}`)
+
+// sameWidthRange is as wide as "{{.window}}", so that the columns of PromQL
+// parse errors point into the query as written.
+const sameWidthRange = "1000000000s"
+
+// ExpandWindow substitutes the range placeholder of a custom SLI query.
+func ExpandWindow(query, window string) string { return windowRE.ReplaceAllString(query, window) }
 
 // Default histogram buckets in seconds. Ticket times span minutes to weeks;
 // call times span seconds to an hour.
@@ -159,12 +203,39 @@ func (c *Config) setDefaults() {
 		col.pos = c.pos
 	}
 	for _, s := range c.SLOs {
+		if s != nil && s.Alerting.MinBadEvents == 0 {
+			s.Alerting.MinBadEvents = DefaultMinBadEvents
+		}
 		if s != nil && s.Window == 0 {
 			s.Window = DefaultSLOWindow
 		}
 		if s != nil && s.Indicator == "call_service_level" && s.AbandonPolicy == "" {
 			s.AbandonPolicy = AbandonCountAsBad
 		}
+	}
+	for _, t := range c.Targets {
+		if t == nil {
+			continue
+		}
+		k := KPIs[t.KPI]
+		if t.Window == 0 && k.Survey {
+			t.Window = DefaultTargetWindow
+		}
+		if t.For == 0 {
+			t.For = DefaultTargetForGauge
+			if k.Survey {
+				t.For = DefaultTargetForSurvey
+			}
+		}
+		if t.MinResponses == 0 && k.Survey {
+			t.MinResponses = DefaultMinResponses
+		}
+		if t.Severity == "" {
+			t.Severity = SeverityTicket
+		}
+	}
+	if c.Rules.Job == "" {
+		c.Rules.Job = DefaultJob
 	}
 	if c.Push != nil && c.Push.Interval == 0 {
 		c.Push.Interval = DefaultPushInterval
@@ -312,6 +383,40 @@ func (c *Config) validate(errs *Errors) {
 		slos[s.Name] = true
 	}
 
+	targets := map[string]bool{}
+	for i, t := range c.Targets {
+		p := fmt.Sprintf("targets[%d]", i)
+		if t == nil {
+			c.errorAt(errs, p, "target is empty")
+			continue
+		}
+		c.validateTarget(errs, p, t)
+		if t.Name != "" && targets[t.Name] {
+			c.errorAt(errs, p+".name", "target %q is defined twice", t.Name)
+		}
+		targets[t.Name] = true
+	}
+	if !labelNameRE.MatchString(c.Rules.Job) && c.Rules.Job != "" {
+		// Any string is a valid job label value; this only rejects quotes
+		// and newlines that would break the generated selector.
+		if strings.ContainsAny(c.Rules.Job, "\"\\\n") {
+			c.errorAt(errs, "rules.job", "must not contain quotes, backslashes or newlines")
+		}
+	}
+	if c.Rules.Interval < 0 {
+		c.errorAt(errs, "rules.interval", "must not be negative")
+	}
+	for _, k := range sortedKeys(c.Rules.Labels) {
+		if !labelNameRE.MatchString(k) {
+			c.errorAt(errs, "rules.labels."+k, "%q is not a valid label name", k)
+		}
+	}
+	for i, col := range c.Collectors {
+		if col != nil && col.StaleAfter < 0 {
+			c.errorAt(errs, fmt.Sprintf("collectors[%d].stale_after", i), "must not be negative")
+		}
+	}
+
 	if c.Push != nil {
 		pu := c.Push
 		if pu.URL == "" {
@@ -403,6 +508,17 @@ func (c *Config) validateSLO(errs *Errors, p string, s *SLO, hours map[string]bo
 			c.errorAt(errs, p+".custom.total_query", "is required")
 		case (cu.ErrorQuery == "") == (cu.GoodQuery == ""):
 			c.errorAt(errs, p+".custom", "set exactly one of error_query and good_query")
+		default:
+			for field, q := range map[string]string{"total_query": cu.TotalQuery, "error_query": cu.ErrorQuery, "good_query": cu.GoodQuery} {
+				if q == "" {
+					continue
+				}
+				if !windowRE.MatchString(q) {
+					c.errorAt(errs, p+".custom."+field, "must use {{.window}} as the range of its rate()/increase(), e.g. sum(rate(http_requests_total[{{.window}}]))")
+				} else if _, err := promqlParser.ParseExpr(ExpandWindow(q, sameWidthRange)); err != nil {
+					c.errorAt(errs, p+".custom."+field, "invalid PromQL: %v", err)
+				}
+			}
 		}
 	} else if s.Custom != nil {
 		c.errorAt(errs, p+".custom", "only the custom indicator takes queries")
@@ -410,6 +526,81 @@ func (c *Config) validateSLO(errs *Errors, p string, s *SLO, hours map[string]bo
 	for _, k := range sortedKeys(s.Alerting.Labels) {
 		if !labelNameRE.MatchString(k) {
 			c.errorAt(errs, p+".alerting.labels."+k, "%q is not a valid label name", k)
+		}
+	}
+	if s.Alerting.Name != "" && !labelNameRE.MatchString(s.Alerting.Name) {
+		c.errorAt(errs, p+".alerting.name", "%q is not a valid alert name (letters, digits and _)", s.Alerting.Name)
+	}
+	if s.Alerting.MinBadEvents < 0 {
+		c.errorAt(errs, p+".alerting.min_bad_events", "must not be negative")
+	}
+}
+
+func (c *Config) validateTarget(errs *Errors, p string, t *Target) {
+	if t.Name == "" {
+		c.errorAt(errs, p+".name", "is required")
+	} else if !nameRE.MatchString(t.Name) {
+		c.errorAt(errs, p+".name", "%q is not a valid name (letters, digits, _ and -)", t.Name)
+	}
+	k, ok := KPIs[t.KPI]
+	switch {
+	case t.KPI == "":
+		c.errorAt(errs, p+".kpi", "is required (one of %s)", strings.Join(sortedKeys(KPIs), ", "))
+	case !ok:
+		c.errorAt(errs, p+".kpi", "unknown KPI %q (one of %s)", t.KPI, strings.Join(sortedKeys(KPIs), ", "))
+	}
+	switch {
+	case (t.Min == nil) == (t.Max == nil):
+		c.errorAt(errs, p, "set exactly one of min and max")
+	case t.Min != nil && (math.IsNaN(*t.Min) || math.IsInf(*t.Min, 0)):
+		c.errorAt(errs, p+".min", "must be a finite number")
+	case t.Max != nil && (math.IsNaN(*t.Max) || math.IsInf(*t.Max, 0)):
+		c.errorAt(errs, p+".max", "must be a finite number")
+	}
+	if t.KPI == "servqual_gap" {
+		if !isDimension(t.Dimension) {
+			c.errorAt(errs, p+".dimension", "servqual_gap needs a dimension (tangibles, reliability, responsiveness, assurance, empathy), got %q", t.Dimension)
+		}
+	} else if t.Dimension != "" {
+		c.errorAt(errs, p+".dimension", "only servqual_gap has a dimension")
+	}
+	if ok && !k.Survey {
+		if t.Window != 0 {
+			c.errorAt(errs, p+".window", "%s is a reading of now; it has no window", t.KPI)
+		}
+		if t.MinResponses != 0 {
+			c.errorAt(errs, p+".min_responses", "only survey KPIs have responses")
+		}
+	}
+	if ok && k.Survey && t.Window < Duration(time.Hour) {
+		c.errorAt(errs, p+".window", "must be at least 1h, got %s", t.Window)
+	}
+	if t.MinResponses < 0 {
+		c.errorAt(errs, p+".min_responses", "must not be negative")
+	}
+	if t.For < 0 {
+		c.errorAt(errs, p+".for", "must not be negative")
+	}
+	allowed := map[string]bool{}
+	for _, l := range k.Labels {
+		allowed[l] = true
+	}
+	for _, l := range sortedKeys(t.Filters) {
+		if ok && !allowed[l] {
+			c.errorAt(errs, p+".filters."+l, "%s cannot be filtered on %q (%s)", t.KPI, l, strings.Join(k.Labels, ", "))
+		}
+	}
+	for i, l := range t.By {
+		if ok && !allowed[l] {
+			c.errorAt(errs, fmt.Sprintf("%s.by[%d]", p, i), "%s cannot be split by %q (%s)", t.KPI, l, strings.Join(k.Labels, ", "))
+		}
+	}
+	if t.Severity != SeverityPage && t.Severity != SeverityTicket {
+		c.errorAt(errs, p+".severity", "must be page or ticket, got %q", t.Severity)
+	}
+	for _, l := range sortedKeys(t.Labels) {
+		if !labelNameRE.MatchString(l) {
+			c.errorAt(errs, p+".labels."+l, "%q is not a valid label name", l)
 		}
 	}
 }

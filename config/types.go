@@ -87,6 +87,8 @@ type Config struct {
 	BusinessHours []BusinessHours `yaml:"business_hours"`
 	Collectors    []*Collector    `yaml:"collectors"`
 	SLOs          []*SLO          `yaml:"slos"`
+	Targets       []*Target       `yaml:"targets"`
+	Rules         Rules           `yaml:"rules"`
 	Push          *Push           `yaml:"push"`
 
 	// File is the path the config was read from ("<embedded demo>" for the
@@ -156,6 +158,10 @@ type Collector struct {
 	Timeout  Duration `yaml:"timeout"`
 	// Disabled keeps a collector in the file without running it.
 	Disabled bool `yaml:"disabled"`
+	// StaleAfter: the collector's data is stale when it has not succeeded
+	// for this long (default: twice the longest gap of its schedule plus
+	// its timeout). Drives the ServqCollectorStale alert.
+	StaleAfter Duration `yaml:"stale_after"`
 
 	spec *yaml.Node
 	file string
@@ -164,7 +170,7 @@ type Collector struct {
 }
 
 func (*Collector) knownKeys() map[string]bool {
-	return map[string]bool{"name": true, "type": true, "schedule": true, "timeout": true, "disabled": true}
+	return map[string]bool{"name": true, "type": true, "schedule": true, "timeout": true, "disabled": true, "stale_after": true}
 }
 
 // UnmarshalYAML decodes the common keys and keeps the rest for the plugin.
@@ -242,11 +248,67 @@ type CustomSLI struct {
 
 // Alerting configures the burn-rate alerts of one SLO.
 type Alerting struct {
+	// Name of the alert (default: the SLO name in CamelCase +
+	// "ErrorBudgetBurn").
+	Name        string            `yaml:"name"`
 	Page        *bool             `yaml:"page"`
 	Ticket      *bool             `yaml:"ticket"`
 	Labels      map[string]string `yaml:"labels"`
 	Annotations map[string]string `yaml:"annotations"`
 	RunbookURL  string            `yaml:"runbook_url"`
+	// MinBadEvents: a burn-rate alert also needs at least this many bad
+	// events in its long window, so that a low-volume SLO (a few tickets an
+	// hour) does not page on a single miss. Default 3; 1 turns it off.
+	MinBadEvents int `yaml:"min_bad_events"`
+}
+
+// PageEnabled tells whether the fast-burn (page) alert is generated.
+func (a Alerting) PageEnabled() bool { return a.Page == nil || *a.Page }
+
+// TicketEnabled tells whether the slow-burn (ticket) alert is generated.
+func (a Alerting) TicketEnabled() bool { return a.Ticket == nil || *a.Ticket }
+
+// Target is a KPI that is not an event ratio (NPS, SERVQUAL gap, backlog
+// age, calls waiting): a threshold alert, not an error budget.
+type Target struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	KPI         string `yaml:"kpi"`
+	// Min or Max: the KPI must stay at or above Min, at or below Max.
+	Min *float64 `yaml:"min"`
+	Max *float64 `yaml:"max"`
+	// Window over which survey KPIs are computed (default 7d).
+	Window Duration `yaml:"window"`
+	// For: how long the target must be missed before the alert fires.
+	For Duration `yaml:"for"`
+	// Dimension of servqual_gap (tangibles, reliability, ...).
+	Dimension string `yaml:"dimension"`
+	// MinResponses: survey KPIs are not judged on fewer responses in the
+	// window (default 10).
+	MinResponses int               `yaml:"min_responses"`
+	Filters      map[string]string `yaml:"filters"`
+	// By splits the KPI and its alert per label (queue, channel).
+	By          []string          `yaml:"by"`
+	Severity    string            `yaml:"severity"` // page or ticket (default)
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+	RunbookURL  string            `yaml:"runbook_url"`
+}
+
+// Rules configures `servq rules` beyond the SLOs and targets themselves.
+type Rules struct {
+	// Job is the scrape job of servq, for the servq-down alerts.
+	Job string `yaml:"job"`
+	// Interval sets the rule groups' evaluation interval (default: the
+	// Prometheus global one).
+	Interval Duration `yaml:"interval"`
+	// Labels are added to every generated alert (team, routing keys).
+	Labels map[string]string `yaml:"labels"`
+	// Operational turns the collector and servq health alerts off when
+	// false.
+	Operational *bool `yaml:"operational"`
+	// RunbookURL is the base of runbook links of the operational alerts.
+	RunbookURL string `yaml:"runbook_url"`
 }
 
 // Push sends the gathered metrics to VictoriaMetrics or vmagent.
