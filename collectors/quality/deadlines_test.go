@@ -159,3 +159,33 @@ func TestSeriesAnSLOReadsExistAtZeroBeforeTheirFirstIncrement(t *testing.T) {
 		t.Errorf("answered = %v, want 1", v)
 	}
 }
+
+func TestOldestOpenTicketFollowsTheBacklog(t *testing.T) {
+	dir := t.TempDir()
+	m, st := newModel(t, dir, deadlineConfig)
+	key := "servq_tickets_oldest_open_created_timestamp_seconds{collector=zd,queue=q}"
+	a := record.Ticket{ID: "a", Queue: "q", Status: "open", CreatedAt: mon(9, 0)}
+	b := record.Ticket{ID: "b", Queue: "q", Status: "pending", CreatedAt: mon(10, 0)}
+	c := record.Ticket{ID: "c", Queue: "q", Status: "open", CreatedAt: mon(11, 0)}
+	commitAt(t, m, mon(12, 0), a, b, c)
+	expect(t, values(t, m), map[string]float64{key: float64(mon(9, 0).Unix())})
+	// a is solved: b (10:00) is now the oldest; a status change of b
+	// (pending -> open) keeps its creation time.
+	a.Status, a.SolvedAt = "solved", mon(12, 30)
+	b.Status = "open"
+	commitAt(t, m, mon(13, 0), a, b)
+	expect(t, values(t, m), map[string]float64{key: float64(mon(10, 0).Unix())})
+	st.Close()
+	// After a restart, b moves to another queue and c is solved: q has no
+	// open ticket left and loses the series; the other queue gets b.
+	m, st = newModel(t, dir, deadlineConfig)
+	defer st.Close()
+	b.Queue = "vip"
+	c.Status, c.SolvedAt = "solved", mon(13, 30)
+	commitAt(t, m, mon(14, 0), b, c)
+	got := values(t, m)
+	if _, ok := got[key]; ok {
+		t.Errorf("queue q without open tickets still has %s = %v", key, got[key])
+	}
+	expect(t, got, map[string]float64{"servq_tickets_oldest_open_created_timestamp_seconds{collector=zd,queue=vip}": float64(mon(10, 0).Unix())})
+}

@@ -21,6 +21,7 @@ type ticketState struct {
 	openQ    string // labels of the tickets_open series the ticket is counted in
 	openS    string
 	done     []string // ticket SLOs whose one event was counted
+	openAt   int64    // creation time under which the open index holds it
 }
 
 const (
@@ -33,8 +34,8 @@ const (
 )
 
 // Version 2 added the list of ticket SLOs already counted; version 1
-// states decode with none.
-const ticketStateVersion = 2
+// states decode with none. Version 3 added openAt.
+const ticketStateVersion = 3
 
 func (s *ticketState) encode() []byte {
 	b := make([]byte, 0, 32+len(s.openQ)+len(s.openS))
@@ -50,7 +51,7 @@ func (s *ticketState) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(len(d)))
 		b = append(b, d...)
 	}
-	return b
+	return binary.AppendVarint(b, s.openAt)
 }
 
 var errCorrupt = errors.New("corrupt ticket state")
@@ -104,6 +105,13 @@ func decodeTicketState(b []byte) (ticketState, error) {
 			}
 			s.done = append(s.done, d)
 		}
+	}
+	if version >= 3 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return s, errCorrupt
+		}
+		s.openAt = v
 	}
 	return s, nil
 }
@@ -206,11 +214,20 @@ func (r *run) ticket(t *record.Ticket) error {
 	if st.flags&tsOpen != 0 && (!open || st.openQ != q || st.openS != s) {
 		r.add(cat.ticketsOpen, -1, st.openQ, st.openS)
 		st.flags &^= tsOpen
+		if err := r.unindexOpen(&st, t.ID); err != nil {
+			return err
+		}
 	}
 	if open && st.flags&tsOpen == 0 {
 		r.add(cat.ticketsOpen, 1, q, s)
 		st.flags |= tsOpen
 		st.openQ, st.openS = q, s
+	}
+	if st.flags&tsOpen != 0 && st.openAt == 0 {
+		// Newly open, or open since before the index existed.
+		if err := r.indexOpen(&st, t.ID, t.CreatedAt); err != nil {
+			return err
+		}
 	}
 
 	if err := r.sloEvents(t, &st, solvedAt, q, ch, pr); err != nil {
@@ -437,6 +454,7 @@ func (r *run) zeroOthers(f *family, queue string) {
 // keeping the store bounded. A pruned open ticket leaves tickets_open.
 func (r *run) prune() error {
 	cutoff := r.now.Add(-r.m.retention).Unix()
+	var unindex [][]byte
 	err := r.tx.DeleteIf(state.SpaceSeen, func(_, v []byte) bool {
 		t, n := binary.Varint(v)
 		return n > 0 && t < cutoff
@@ -444,14 +462,69 @@ func (r *run) prune() error {
 	if err != nil {
 		return err
 	}
-	return r.tx.DeleteIf(state.SpaceTickets, func(_, v []byte) bool {
+	err = r.tx.DeleteIf(state.SpaceTickets, func(k, v []byte) bool {
 		st, err := decodeTicketState(v)
 		if err != nil || st.lastSeen >= cutoff {
 			return false
 		}
 		if st.flags&tsOpen != 0 {
 			r.add(r.m.cat.ticketsOpen, -1, st.openQ, st.openS)
+			if st.openAt != 0 {
+				unindex = append(unindex, openKey(st.openQ, st.openAt, string(k)))
+				r.openQueues[st.openQ] = true
+			}
 		}
 		return true
 	})
+	if err != nil {
+		return err
+	}
+	for _, k := range unindex {
+		if err := r.tx.Delete(state.SpaceOpen, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openKey orders open tickets by queue, then creation time.
+func openKey(queue string, created int64, id string) []byte {
+	k := make([]byte, 0, len(queue)+1+8+len(id))
+	k = append(k, queue...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(created))
+	return append(k, id...)
+}
+
+func (r *run) indexOpen(st *ticketState, id string, created time.Time) error {
+	if created.IsZero() {
+		created = r.now
+	}
+	st.openAt = max(created.Unix(), 1)
+	r.openQueues[st.openQ] = true
+	return r.tx.Put(state.SpaceOpen, openKey(st.openQ, st.openAt, id), nil)
+}
+
+func (r *run) unindexOpen(st *ticketState, id string) error {
+	if st.openAt == 0 {
+		return nil
+	}
+	r.openQueues[st.openQ] = true
+	err := r.tx.Delete(state.SpaceOpen, openKey(st.openQ, st.openAt, id))
+	st.openAt = 0
+	return err
+}
+
+// oldestOpen sets the creation time of the oldest open ticket of every
+// queue whose open tickets changed; a queue with none loses the series.
+func (r *run) oldestOpen() {
+	for q := range r.openQueues {
+		k := r.tx.First(state.SpaceOpen, append([]byte(q), 0))
+		if k == nil {
+			r.drop(r.m.cat.oldestOpen, q)
+			continue
+		}
+		at := binary.BigEndian.Uint64(k[len(q)+1 : len(q)+9])
+		r.set(r.m.cat.oldestOpen, float64(at), q)
+	}
 }

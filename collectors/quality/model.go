@@ -185,6 +185,8 @@ type run struct {
 	admit   map[string]map[string]bool
 	res     Result
 	keyBuf  []byte
+	// openQueues: queues whose open-ticket index changed in this run.
+	openQueues map[string]bool
 }
 
 // Commit applies a batch of one collector and stores cursor with it, all in
@@ -195,7 +197,7 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 	cs.commit.Lock()
 	defer cs.commit.Unlock()
 	r := &run{m: m, cs: cs, name: collector, now: b.Now,
-		deltas: map[*family]map[string]*delta{}, admit: map[string]map[string]bool{},
+		deltas: map[*family]map[string]*delta{}, admit: map[string]map[string]bool{}, openQueues: map[string]bool{},
 		res: Result{Accepted: map[string]int{}, Duplicate: map[string]int{}}}
 	if r.now.IsZero() {
 		r.now = time.Now()
@@ -234,6 +236,7 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 				return err
 			}
 		}
+		r.oldestOpen()
 		if err := r.writeSeries(); err != nil {
 			return err
 		}
@@ -363,7 +366,13 @@ func (r *run) touch(f *family, labels ...string) { r.delta(f, labels) }
 // set sets a gauge.
 func (r *run) set(f *family, v float64, labels ...string) {
 	d := r.delta(f, labels)
-	d.value, d.set = v, true
+	d.value, d.set, d.drop = v, true, false
+}
+
+// drop removes a gauge series (a reading that no longer exists).
+func (r *run) drop(f *family, labels ...string) {
+	d := r.delta(f, labels)
+	d.drop = true
 }
 
 // observe adds one observation to a histogram.
@@ -385,8 +394,14 @@ func (r *run) writeSeries() error {
 	sort.Slice(fams, func(i, j int) bool { return fams[i].name < fams[j].name })
 	for _, f := range fams {
 		for key, d := range r.deltas[f] {
-			s := d.apply(r.current(f, key))
 			dbKey := f.name + sep + strings.TrimPrefix(strings.TrimPrefix(key, r.name), sep)
+			if d.drop {
+				if err := r.tx.Delete(state.SpaceSeries, []byte(dbKey)); err != nil {
+					return err
+				}
+				continue
+			}
+			s := d.apply(r.current(f, key))
 			if err := r.tx.Put(state.SpaceSeries, []byte(dbKey), s.encode(f.kind, f.buckets)); err != nil {
 				return err
 			}
@@ -401,6 +416,10 @@ func (r *run) publish() {
 	defer r.m.mu.Unlock()
 	for f, byKey := range r.deltas {
 		for key, d := range byKey {
+			if d.drop {
+				delete(f.series, key)
+				continue
+			}
 			f.series[key] = d.apply(f.series[key])
 		}
 	}

@@ -61,6 +61,7 @@ type delta struct {
 	labels []string
 	value  float64 // counter increment, or gauge value when set
 	set    bool    // gauge: value replaces
+	drop   bool    // gauge: the series goes away
 	count  uint64
 	sum    float64
 	counts []uint64

@@ -6,6 +6,7 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -26,9 +27,12 @@ const (
 	// breach is counted when the deadline passes, not when the late reply
 	// finally comes.
 	SpaceDeadlines = "deadlines"
+	// SpaceOpen indexes open tickets by queue and creation time, so that
+	// the oldest open ticket of a queue is one seek away.
+	SpaceOpen = "open"
 )
 
-var spaces = []string{SpaceMeta, SpaceSeries, SpaceTickets, SpaceSeen, SpaceLabels, SpaceDeadlines}
+var spaces = []string{SpaceMeta, SpaceSeries, SpaceTickets, SpaceSeen, SpaceLabels, SpaceDeadlines, SpaceOpen}
 
 var rootBucket = []byte("collectors")
 
@@ -183,6 +187,19 @@ func (t *Tx) Scan(space string, end []byte, fn func(k, v []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// First returns the first key of space that starts with prefix, or nil.
+func (t *Tx) First(space string, prefix []byte) []byte {
+	b := t.space(space)
+	if b == nil {
+		return nil
+	}
+	k, _ := b.Cursor().Seek(prefix)
+	if k == nil || !bytes.HasPrefix(k, prefix) {
+		return nil
+	}
+	return append([]byte(nil), k...)
 }
 
 // DeleteIf deletes every key of space for which drop returns true. bbolt
