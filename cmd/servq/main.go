@@ -47,6 +47,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	commit := collectCmd.Flag("commit", "Commit the results to the store instead of a dry run.").Bool()
 	only := collectCmd.Flag("collector", "Run only this collector (repeatable).").Strings()
 
+	rulesCmd := a.Command("rules", "Write the Prometheus rule file (SLO recordings, burn-rate, KPI and operational alerts) of the config.")
+	rulesOut := rulesCmd.Flag("output", "File to write (- for stdout). It is replaced atomically.").Short('o').Default("-").String()
+	rulesFormat := rulesCmd.Flag("format", "prometheus: a rule file for Prometheus, vmalert, Mimir or Thanos; prometheusrule: a Prometheus Operator PrometheusRule object.").Default("prometheus").Enum("prometheus", "prometheusrule")
+	rulesName := rulesCmd.Flag("prometheusrule.name", "metadata.name of the PrometheusRule.").Default("servq").String()
+	rulesNamespace := rulesCmd.Flag("prometheusrule.namespace", "metadata.namespace of the PrometheusRule (default: none, kubectl's).").String()
+	rulesLabels := rulesCmd.Flag("prometheusrule.label", "Label of the PrometheusRule, for the operator's ruleSelector (repeatable, name=value).").StringMap()
+
 	cmd, err := a.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "servq: %v\n", err)
@@ -60,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			f = *configFile
 		}
 		return check(f, stdout, stderr)
+	case rulesCmd.FullCommand():
+		return writeRules(*configFile, rulesOptions{out: *rulesOut, format: *rulesFormat, name: *rulesName, namespace: *rulesNamespace, labels: *rulesLabels}, stdout, stderr)
 	case collectCmd.FullCommand():
 		_ = once
 		return collect(*configFile, storagePath(*configFile, *collectStorage), *only, *commit, logger, stdout, stderr)

@@ -1,0 +1,223 @@
+package rules
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/servq/servq/config"
+	"github.com/servq/servq/deploy/testenv"
+)
+
+// The SLOs of the promtool tests use a 30d window, so the burn factors are
+// the classic 14.4, 6, 3 and 1, and a 99 % objective (budget 1 %), so no
+// threshold is capped: page at 14.4 % errors over 1h and 5m, or 6 % over
+// 6h and 30m; ticket at 3 % over 1d and 2h, or 1 % over 3d and 6h.
+const promtoolConfig = `
+global: {service: svc}
+collectors:
+  - {name: zd, type: demo, schedule: "*/5 * * * *", timeout: 1m}
+  - {name: pbx, type: demo, schedule: "@every 1m", timeout: 30s, stale_after: 10m}
+slos:
+  - {name: reply, indicator: ticket_first_reply, threshold: 1h, objective: 99, window: 30d}
+  - {name: quiet, indicator: ticket_first_reply, threshold: 1h, objective: 99, window: 30d}
+  - name: sl-bad
+    indicator: call_service_level
+    threshold: 20s
+    objective: 80
+    abandon_policy: count_as_bad
+  - {name: sl-short, indicator: call_service_level, threshold: 20s, objective: 80, abandon_policy: exclude_short}
+  - {name: sl-answered, indicator: call_service_level, threshold: 20s, objective: 80, abandon_policy: exclude_all}
+  - {name: abandon, indicator: call_abandonment, objective: 95}
+  - {name: fcr, indicator: ticket_fcr, objective: 70, filters: {queue: billing}}
+  - {name: csat, indicator: csat, csat_min: 4, objective: 80}
+targets:
+  - {name: nps, kpi: nps, min: 40, window: 1d, for: 1h, min_responses: 10}
+  - {name: waiting, kpi: calls_waiting, max: 10, by: [queue], for: 5m, severity: page}
+  - {name: backlog-age, kpi: oldest_open_ticket_age, max: 86400, for: 5m}
+  - {name: empathy, kpi: servqual_gap, dimension: empathy, min: -1, window: 1d, min_responses: 2}
+  - {name: servqual, kpi: servqual_weighted_gap, min: -1, window: 1d, min_responses: 2}
+`
+
+// promtoolRules generates the rules of cfgText into dir without
+// annotations (promtool compares annotations exactly; their templates are
+// checked by promtool check rules and the end-to-end test) and returns
+// the file name.
+func promtoolRules(t *testing.T, dir, cfgText string) string {
+	t.Helper()
+	cfg, err := config.Parse([]byte(cfgText), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := Marshal(f, "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "full.rules.yml"), full, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	promtool := testenv.Binary(t, "promtool")
+	if out, err := exec.Command(promtool, "check", "rules", filepath.Join(dir, "full.rules.yml")).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	for i := range f.Groups {
+		for j := range f.Groups[i].Rules {
+			f.Groups[i].Rules[j].Annotations = nil
+		}
+	}
+	b, err := Marshal(f, "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rules.yml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "rules.yml"
+}
+
+// runPromtoolTest runs `promtool test rules` on tests (the "tests:" list
+// of a promtool unit-test file) against the generated rules.
+func runPromtoolTest(t *testing.T, tests string) {
+	t.Helper()
+	dir := t.TempDir()
+	rules := promtoolRules(t, dir, promtoolConfig)
+	var list any
+	if err := yaml.Unmarshal([]byte(tests), &list); err != nil {
+		t.Fatalf("test yaml: %v", err)
+	}
+	doc := map[string]any{"rule_files": []string{rules}, "evaluation_interval": "1m", "tests": list}
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "test.yml")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(testenv.Binary(t, "promtool"), "test", "rules", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool test rules did not report success:\n%s", out)
+	}
+}
+
+func sloAlert(slo, severity string) string {
+	return `{severity: ` + severity + `, sloth_severity: ` + severity + `, sloth_id: svc-` + slo + `, sloth_service: svc, sloth_slo: ` + slo + `}`
+}
+
+// A fast burn (a third of the tickets late) pages within the hour and a
+// ticket follows; before 14.4 % of the last hour's tickets are late, the
+// page stays silent.
+func TestFastBurnPages(t *testing.T) {
+	runPromtoolTest(t, `
+- interval: 1m
+  input_series:
+    # 10 good tickets a minute; from minute 421 on, 5 bad ones too.
+    - series: 'servq_ticket_slo_events_total{collector="zd",slo="reply",result="good",queue="q",channel="email",priority="normal"}'
+      values: '0+10x600'
+    - series: 'servq_ticket_slo_events_total{collector="zd",slo="reply",result="bad",queue="q",channel="email",priority="normal"}'
+      values: '0x420 0+5x180'
+  alert_rule_test:
+    # Before the burn: silence.
+    - {eval_time: 419m, alertname: ReplyErrorBudgetBurn}
+    # At minute 435 the last hour holds 70 bad of 670 (10 %, under
+    # 14.4 %) and the last 6h 70 of 3670 (1.9 %, under 6 %): no page.
+    # But 6h (1.9 %) and 3d (70 of 4420: 1.6 %) burn faster than 1x: ticket.
+    - {eval_time: 435m, alertname: ReplyErrorBudgetBurn, exp_alerts: [{exp_labels: `+sloAlert("reply", "ticket")+`}]}
+    # At minute 445: 120 of 720 = 17 % over 1h and 33 % over 5m: page.
+    - {eval_time: 445m, alertname: ReplyErrorBudgetBurn, exp_alerts: [{exp_labels: `+sloAlert("reply", "page")+`}, {exp_labels: `+sloAlert("reply", "ticket")+`}]}
+  promql_expr_test:
+    # 5m window at minute 445: 25 bad of 75 events.
+    - expr: slo:sli_error:ratio_rate5m{sloth_slo="reply"}
+      eval_time: 445m
+      exp_samples: [{labels: 'slo:sli_error:ratio_rate5m{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="5m"}', value: 0.33333333333333337}]
+    # Burn rate: 33 % errors against a 1 % budget.
+    - expr: slo:current_burn_rate:ratio{sloth_slo="reply"}
+      eval_time: 445m
+      exp_samples: [{labels: 'slo:current_burn_rate:ratio{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply"}', value: 33.333333333333336}]
+    # Bad events of the last hour, for the low-volume guard.
+    - expr: servq:slo_bad_events:increase1h{sloth_slo="reply"}
+      eval_time: 445m
+      exp_samples: [{labels: 'servq:slo_bad_events:increase1h{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="1h"}', value: 120}]
+`)
+}
+
+// A slow burn (2 % late against a 1 % budget) never pages but opens a
+// ticket once 6h and 3d both burn faster than 1×.
+func TestSlowBurnOpensATicketOnly(t *testing.T) {
+	runPromtoolTest(t, `
+- interval: 1m
+  input_series:
+    - series: 'servq_ticket_slo_events_total{collector="zd",slo="reply",result="good",queue="q",channel="email",priority="normal"}'
+      values: '0+49x600'
+    - series: 'servq_ticket_slo_events_total{collector="zd",slo="reply",result="bad",queue="q",channel="email",priority="normal"}'
+      values: '0+1x600'
+  alert_rule_test:
+    - {eval_time: 30m, alertname: ReplyErrorBudgetBurn, exp_alerts: [{exp_labels: `+sloAlert("reply", "ticket")+`}]}
+    - {eval_time: 9h, alertname: ReplyErrorBudgetBurn, exp_alerts: [{exp_labels: `+sloAlert("reply", "ticket")+`}]}
+  promql_expr_test:
+    - expr: slo:sli_error:ratio_rate6h{sloth_slo="reply"}
+      eval_time: 9h
+      exp_samples: [{labels: 'slo:sli_error:ratio_rate6h{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="6h"}', value: 0.02}]
+`)
+}
+
+// Low volume: two tickets an hour, and two of them are late within the
+// hour (a 100 % error ratio): no page until the third bad event.
+func TestLowVolumeDoesNotPageOnOneOrTwoMisses(t *testing.T) {
+	runPromtoolTest(t, `
+- interval: 1m
+  input_series:
+    # Good tickets at minutes 30 and 60, late ones at 90, 110 and 128.
+    - series: 'servq_ticket_slo_events_total{collector="zd",slo="quiet",result="good",queue="q",channel="email",priority="normal"}'
+      values: '0x29 1x29 2x100'
+    - series: 'servq_ticket_slo_events_total{collector="zd",slo="quiet",result="bad",queue="q",channel="email",priority="normal"}'
+      values: '0x89 1x19 2x17 3x40'
+  alert_rule_test:
+    # Minutes 90-125: one, then two bad events: error ratios of 33 % to
+    # 100 %, far above every threshold, but fewer than 3 bad events in
+    # any window: neither page nor ticket.
+    - {eval_time: 95m, alertname: QuietErrorBudgetBurn}
+    - {eval_time: 115m, alertname: QuietErrorBudgetBurn}
+    # Minute 130: the third bad event within the hour pages (and the
+    # 1d/2h pair opens a ticket).
+    - {eval_time: 130m, alertname: QuietErrorBudgetBurn, exp_alerts: [{exp_labels: `+sloAlert("quiet", "page")+`}, {exp_labels: `+sloAlert("quiet", "ticket")+`}]}
+`)
+}
+
+// No traffic reads as a 0 error ratio and a full budget, never NaN or an
+// empty result that would leave dashboards and alerts blind.
+func TestNoTrafficIsZeroNotNaN(t *testing.T) {
+	runPromtoolTest(t, `
+- interval: 1m
+  input_series:
+    - series: 'servq_ticket_slo_events_total{collector="zd",slo="reply",result="good",queue="q",channel="email",priority="normal"}'
+      values: '5x120'
+    - series: 'servq_ticket_slo_events_total{collector="zd",slo="reply",result="bad",queue="q",channel="email",priority="normal"}'
+      values: '1x120'
+  promql_expr_test:
+    - expr: slo:sli_error:ratio_rate5m{sloth_slo="reply"}
+      eval_time: 60m
+      exp_samples: [{labels: 'slo:sli_error:ratio_rate5m{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="5m"}', value: 0}]
+    # No series at all (the "quiet" SLO has none here): still 0.
+    - expr: slo:sli_error:ratio_rate1h{sloth_slo="quiet"}
+      eval_time: 60m
+      exp_samples: [{labels: 'slo:sli_error:ratio_rate1h{sloth_id="svc-quiet",sloth_service="svc",sloth_slo="quiet",sloth_window="1h"}', value: 0}]
+    - expr: slo:period_error_budget_remaining:ratio{sloth_slo="quiet"}
+      eval_time: 60m
+      exp_samples: [{labels: 'slo:period_error_budget_remaining:ratio{sloth_id="svc-quiet",sloth_service="svc",sloth_slo="quiet"}', value: 1}]
+    - expr: servq:slo_events:increase30d{sloth_slo="quiet"}
+      eval_time: 60m
+      exp_samples: [{labels: 'servq:slo_events:increase30d{sloth_id="svc-quiet",sloth_service="svc",sloth_slo="quiet",sloth_window="30d"}', value: 0}]
+`)
+}

@@ -1,0 +1,127 @@
+package sli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/servq/servq/config"
+)
+
+// KPI is a target's KPI as PromQL. Value returns one sample per group of
+// Target.By (one overall when By is empty); survey KPIs return nothing for
+// a group with fewer than min_responses responses in the window, so that
+// no alert judges a handful of answers.
+type KPI struct {
+	Unit string // "", "percent", "seconds", "score", "calls", "tickets"
+	// Parts are recording rules Value depends on (SERVQUAL gaps by
+	// dimension), name → expression; the generator records them first.
+	Parts map[string]string
+	Value string
+}
+
+func by(labels []string, extra ...string) string {
+	all := append(append([]string(nil), labels...), extra...)
+	return "sum by (" + strings.Join(all, ", ") + ")"
+}
+
+func on(labels []string) string { return "on(" + strings.Join(labels, ", ") + ")" }
+
+// increaseBy is sum by (labels) (increase(metric{matchers}[window])).
+func increaseBy(labels []string, metric string, matchers map[string]string, window string) string {
+	return fmt.Sprintf("%s (increase(%s[%s]))", by(labels), Selector(metric, matchers), window)
+}
+
+// ForTarget returns the PromQL of a KPI target. partName names the
+// recording rule of an intermediate result (the generator picks names).
+func ForTarget(cfg *config.Config, t *config.Target, partName string) (*KPI, error) {
+	f, b, w := t.Filters, t.By, ""
+	if t.Window > 0 {
+		w = Window(t.Window.D())
+	}
+	enough := func(count string) string {
+		return fmt.Sprintf("(%s >= %d)", count, t.MinResponses)
+	}
+	// perResponse divides a per-group sum by a per-group count guarded
+	// by min_responses.
+	ratio := func(numerator, den string, scale float64) string {
+		if scale != 1 {
+			return fmt.Sprintf("%s * (%s) / %s", num(scale), numerator, enough(den))
+		}
+		return fmt.Sprintf("(%s) / %s", numerator, enough(den))
+	}
+	switch t.KPI {
+	case "nps":
+		all := increaseBy(b, "servq_nps_responses_total", f, w)
+		cat := func(c string) string {
+			return fmt.Sprintf("(%s or %s * 0)", increaseBy(b, "servq_nps_responses_total", with(f, "category", c), w), all)
+		}
+		return &KPI{Unit: "score", Value: ratio(cat("promoter")+" - "+cat("detractor"), all, 100)}, nil
+	case "csat_average":
+		return &KPI{Unit: "score", Value: ratio(increaseBy(b, "servq_csat_score_sum", f, w), increaseBy(b, "servq_csat_score_count", f, w), 1)}, nil
+	case "csat_satisfied":
+		return &KPI{Unit: "percent", Value: ratio(
+			fmt.Sprintf("(%s or %s * 0)", increaseBy(b, "servq_csat_satisfied_total", f, w), increaseBy(b, "servq_csat_score_count", f, w)),
+			increaseBy(b, "servq_csat_score_count", f, w), 100)}, nil
+	case "ces_average":
+		return &KPI{Unit: "score", Value: ratio(increaseBy(b, "servq_ces_score_sum", f, w), increaseBy(b, "servq_ces_score_count", f, w), 1)}, nil
+	case "servqual_gap":
+		g := gapByDimension(b, with(f, "dimension", t.Dimension), w)
+		return &KPI{Unit: "score", Value: fmt.Sprintf("sum without (dimension) (\n%s\n)\nand %s %s", g, on(b), enough(increaseBy(b, "servq_survey_responses_total", with(f, "kind", "servqual"), w)))}, nil
+	case "servqual_weighted_gap":
+		// Weighted SERVQUAL index: sum over dimensions of weight × gap,
+		// divided by the weights of the dimensions that have a gap.
+		// Weights: the configured ones; else the respondents' 100-point
+		// splits of the window where any respondent gave one; else equal.
+		gap := partName
+		sel := fmt.Sprintf("%s{target=%q}", gap, t.Name)
+		weights := configWeights(cfg.Model.ServqualWeights, gap, t.Name)
+		if weights == "" {
+			points := increaseBy(b, "servq_servqual_weight_points_total", f, w)
+			pointsTotal := increaseBy(b, "servq_servqual_weight_points_total", f, w)
+			weights = fmt.Sprintf("(\n  (%s) * 0 + (%s and %s (%s > 0))\n)\nor (%s * 0 + 1)", sel, points, on(b), pointsTotal, sel)
+		}
+		value := fmt.Sprintf("sum without (dimension) (%s * (%s))\n/\nsum without (dimension) ((%s * 0 + 1) * (%s))\nand %s %s",
+			sel, weights, sel, weights, on(b), enough(increaseBy(b, "servq_survey_responses_total", with(f, "kind", "servqual"), w)))
+		return &KPI{Unit: "score", Parts: map[string]string{gap: gapByDimension(b, f, w)}, Value: value}, nil
+	case "open_tickets":
+		return &KPI{Unit: "tickets", Value: fmt.Sprintf("%s (%s)", by(b), Selector("servq_tickets_open", f))}, nil
+	case "oldest_open_ticket_age":
+		return &KPI{Unit: "seconds", Value: fmt.Sprintf("time() - %s (%s)", strings.Replace(by(b), "sum", "min", 1), Selector("servq_tickets_oldest_open_created_timestamp_seconds", f))}, nil
+	case "calls_waiting":
+		return &KPI{Unit: "calls", Value: fmt.Sprintf("%s (%s)", by(b), Selector("servq_queue_calls_waiting", f))}, nil
+	case "longest_wait":
+		return &KPI{Unit: "seconds", Value: fmt.Sprintf("%s (%s)", strings.Replace(by(b), "sum", "max", 1), Selector("servq_queue_longest_wait_seconds", f))}, nil
+	}
+	return nil, fmt.Errorf("target %s: unknown KPI %q", t.Name, t.KPI)
+}
+
+// gapByDimension is mean(perception) - mean(expectation) per group and
+// dimension over the window.
+func gapByDimension(b []string, f map[string]string, w string) string {
+	mean := func(scale string) string {
+		m := with(f, "scale", scale)
+		return fmt.Sprintf("(\n    %s\n  /\n    %s\n  )",
+			increaseBy(append(append([]string(nil), b...), "dimension"), "servq_servqual_score_sum", m, w),
+			increaseBy(append(append([]string(nil), b...), "dimension"), "servq_servqual_score_count", m, w))
+	}
+	return fmt.Sprintf("  %s\n-\n  %s", mean("perception"), mean("expectation"))
+}
+
+// configWeights gives every series of sel the configured weight of its
+// dimension (a dimension left out of the config weighs 0).
+func configWeights(weights map[string]float64, gap, target string) string {
+	if len(weights) == 0 {
+		return ""
+	}
+	dims := make([]string, 0, len(weights))
+	for d := range weights {
+		dims = append(dims, d)
+	}
+	sort.Strings(dims)
+	parts := make([]string, 0, len(dims))
+	for _, d := range dims {
+		parts = append(parts, fmt.Sprintf("(%s * 0 + %s)", Selector(gap, map[string]string{"target": target, "dimension": d}), num(weights[d])))
+	}
+	return strings.Join(parts, " or ")
+}
