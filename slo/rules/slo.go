@@ -2,8 +2,8 @@ package rules
 
 import (
 	"fmt"
-	"strconv"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
