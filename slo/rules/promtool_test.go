@@ -221,3 +221,137 @@ func TestNoTrafficIsZeroNotNaN(t *testing.T) {
       exp_samples: [{labels: 'servq:slo_events:increase30d{sloth_id="svc-quiet",sloth_service="svc",sloth_slo="quiet",sloth_window="30d"}', value: 0}]
 `)
 }
+
+// The SLI definitions, computed by hand for one hour of constant traffic:
+// per minute 10 calls offered, 7 answered within 20s, 1 answered later,
+// 2 abandoned of which 1 within the 5s short-abandon threshold.
+//
+//	sl-bad (count_as_bad):   bad = 10 - 7 = 3 of 10       -> 0.3
+//	sl-short (exclude_short): bad = (10 - 1) - 7 = 2 of 9  -> 0.2222
+//	sl-answered (exclude_all): bad = 8 - 7 = 1 of 8        -> 0.125
+//	abandon: bad = 2 - 1 = 1 of 10 - 1 = 9                 -> 0.1111
+//
+// Tickets of queue billing: 4 solved a minute, 3 on first contact; queue
+// other (outside the fcr filter) 5 solved, none on first contact:
+//
+//	fcr: 1 of 4 -> 0.25
+//
+// CSAT: per minute 2 responses of 3, 1 of 4 and 1 of 5 (csat_min 4):
+//
+//	csat: 2 of 4 -> 0.5
+func TestSLIDefinitions(t *testing.T) {
+	runPromtoolTest(t, `
+- interval: 1m
+  input_series:
+    - {series: 'servq_calls_offered_total{collector="pbx",queue="support",channel="phone"}', values: '0+10x60'}
+    - {series: 'servq_calls_answered_total{collector="pbx",queue="support",channel="phone"}', values: '0+8x60'}
+    - {series: 'servq_calls_abandoned_total{collector="pbx",queue="support",channel="phone"}', values: '0+2x60'}
+    - {series: 'servq_calls_abandoned_short_total{collector="pbx",queue="support",channel="phone"}', values: '0+1x60'}
+    # OpenMetrics-style le="20.0" as Prometheus stores it from servq.
+    - {series: 'servq_call_wait_seconds_bucket{collector="pbx",queue="support",channel="phone",outcome="answered",le="20.0"}', values: '0+7x60'}
+    - {series: 'servq_call_wait_seconds_bucket{collector="pbx",queue="support",channel="phone",outcome="answered",le="+Inf"}', values: '0+8x60'}
+    - {series: 'servq_call_wait_seconds_bucket{collector="pbx",queue="support",channel="phone",outcome="abandoned",le="20.0"}', values: '0+2x60'}
+    - {series: 'servq_tickets_solved_total{collector="zd",queue="billing",channel="email",priority="normal"}', values: '0+4x60'}
+    - {series: 'servq_tickets_solved_first_contact_total{collector="zd",queue="billing",channel="email",priority="normal"}', values: '0+3x60'}
+    - {series: 'servq_tickets_solved_total{collector="zd",queue="other",channel="email",priority="normal"}', values: '0+5x60'}
+    - {series: 'servq_csat_score_bucket{collector="zd",survey="post",queue="q",channel="email",le="3"}', values: '0+2x60'}
+    - {series: 'servq_csat_score_bucket{collector="zd",survey="post",queue="q",channel="email",le="4"}', values: '0+3x60'}
+    - {series: 'servq_csat_score_count{collector="zd",survey="post",queue="q",channel="email"}', values: '0+4x60'}
+  promql_expr_test:
+    - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="sl-bad"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-bad",sloth_service="svc",sloth_slo="sl-bad",sloth_window="1h"}', value: 0.3}]}
+    - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="sl-short"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-short",sloth_service="svc",sloth_slo="sl-short",sloth_window="1h"}', value: 0.222222222}]}
+    - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="sl-answered"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-answered",sloth_service="svc",sloth_slo="sl-answered",sloth_window="1h"}', value: 0.125}]}
+    - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="abandon"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-abandon",sloth_service="svc",sloth_slo="abandon",sloth_window="1h"}', value: 0.111111111}]}
+    - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="fcr"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-fcr",sloth_service="svc",sloth_slo="fcr",sloth_window="1h"}', value: 0.25}]}
+    - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="csat"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-csat",sloth_service="svc",sloth_slo="csat",sloth_window="1h"}', value: 0.5}]}
+    # Budget of sl-bad: 20 %; 30 % errors burn it 1.5x.
+    - {expr: 'round(slo:period_burn_rate:ratio{sloth_slo="sl-bad"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-bad",sloth_service="svc",sloth_slo="sl-bad"}', value: 1.5}]}
+    - {expr: 'round(slo:objective:ratio{sloth_slo="sl-bad"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-bad",sloth_service="svc",sloth_slo="sl-bad"}', value: 0.8}]}
+    - {expr: 'round(slo:time_period:days{sloth_slo="sl-bad"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-bad",sloth_service="svc",sloth_slo="sl-bad"}', value: 28}]}
+`)
+}
+
+// KPI targets, by hand:
+//
+//	NPS over 1d: 30 promoters, 20 passives, 30 detractors of 80
+//	  -> 100 * (30 - 30) / 80 = 0, below 40 for an hour: alert.
+//	Empathy gap: perception mean 30/10 = 3, expectation 60/10 = 6 -> -3.
+//	Reliability gap: perception 50/10 = 5, expectation 60/10 = 6 -> -1.
+//	Weighted gap with respondents' points (empathy 20, reliability 80):
+//	  (20 * -3 + 80 * -1) / 100 = -1.4 (below -1: alert).
+func TestKPITargets(t *testing.T) {
+	runPromtoolTest(t, `
+- interval: 1m
+  input_series:
+    - {series: 'servq_nps_responses_total{collector="zd",survey="rel",category="promoter",queue="q",channel="email"}', values: '0 0+30x200'}
+    - {series: 'servq_nps_responses_total{collector="zd",survey="rel",category="passive",queue="q",channel="email"}', values: '0 0+20x200'}
+    - {series: 'servq_nps_responses_total{collector="zd",survey="rel",category="detractor",queue="q",channel="email"}', values: '0 0+30x200'}
+    - {series: 'servq_survey_responses_total{collector="zd",survey="sq",kind="servqual",queue="",channel=""}', values: '0 10x200'}
+    - {series: 'servq_servqual_score_sum{collector="zd",survey="sq",dimension="empathy",scale="perception"}', values: '0 30x200'}
+    - {series: 'servq_servqual_score_count{collector="zd",survey="sq",dimension="empathy",scale="perception"}', values: '0 10x200'}
+    - {series: 'servq_servqual_score_sum{collector="zd",survey="sq",dimension="empathy",scale="expectation"}', values: '0 60x200'}
+    - {series: 'servq_servqual_score_count{collector="zd",survey="sq",dimension="empathy",scale="expectation"}', values: '0 10x200'}
+    - {series: 'servq_servqual_score_sum{collector="zd",survey="sq",dimension="reliability",scale="perception"}', values: '0 50x200'}
+    - {series: 'servq_servqual_score_count{collector="zd",survey="sq",dimension="reliability",scale="perception"}', values: '0 10x200'}
+    - {series: 'servq_servqual_score_sum{collector="zd",survey="sq",dimension="reliability",scale="expectation"}', values: '0 60x200'}
+    - {series: 'servq_servqual_score_count{collector="zd",survey="sq",dimension="reliability",scale="expectation"}', values: '0 10x200'}
+    - {series: 'servq_servqual_weight_points_total{collector="zd",survey="sq",dimension="empathy"}', values: '0 20x200'}
+    - {series: 'servq_servqual_weight_points_total{collector="zd",survey="sq",dimension="reliability"}', values: '0 80x200'}
+    - {series: 'servq_queue_calls_waiting{collector="pbx",queue="sales"}', values: '3x10 12x20'}
+    - {series: 'servq_queue_calls_waiting{collector="pbx",queue="support"}', values: '4x30'}
+    - {series: 'servq_tickets_oldest_open_created_timestamp_seconds{collector="zd",queue="q"}', values: '0x1500'}
+  promql_expr_test:
+    - {expr: 'servq:target:value{target="nps"}', eval_time: 30m, exp_samples: [{labels: 'servq:target:value{target="nps",kpi="nps"}', value: 0}]}
+    - {expr: 'servq:target:value{target="empathy"}', eval_time: 30m, exp_samples: [{labels: 'servq:target:value{target="empathy",kpi="servqual_gap"}', value: -3}]}
+    - {expr: 'servq:target:value{target="servqual"}', eval_time: 30m, exp_samples: [{labels: 'servq:target:value{target="servqual",kpi="servqual_weighted_gap"}', value: -1.4}]}
+    - {expr: 'servq:target:value{target="backlog-age"}', eval_time: 30m, exp_samples: [{labels: 'servq:target:value{target="backlog-age",kpi="oldest_open_ticket_age"}', value: 1800}]}
+  alert_rule_test:
+    # NPS 0 < 40, for: 1h: not yet at 30m, firing at 70m.
+    - {eval_time: 30m, alertname: NpsTargetMissed}
+    - {eval_time: 70m, alertname: NpsTargetMissed, exp_alerts: [{exp_labels: {severity: ticket, target: nps, kpi: nps}}]}
+    - {eval_time: 70m, alertname: EmpathyTargetMissed, exp_alerts: [{exp_labels: {severity: ticket, target: empathy, kpi: servqual_gap}}]}
+    - {eval_time: 70m, alertname: ServqualTargetMissed, exp_alerts: [{exp_labels: {severity: ticket, target: servqual, kpi: servqual_weighted_gap}}]}
+    # Sales has 12 calls waiting from minute 11; for: 5m -> firing at 16m,
+    # for sales only.
+    - {eval_time: 15m, alertname: WaitingTargetMissed}
+    - {eval_time: 17m, alertname: WaitingTargetMissed, exp_alerts: [{exp_labels: {severity: page, target: waiting, kpi: calls_waiting, queue: sales}}]}
+    # The oldest open ticket passes 1 day of age at 1440m (+5m for).
+    - {eval_time: 1400m, alertname: BacklogAgeTargetMissed}
+    - {eval_time: 1450m, alertname: BacklogAgeTargetMissed, exp_alerts: [{exp_labels: {severity: ticket, target: backlog-age, kpi: oldest_open_ticket_age}}]}
+`)
+}
+
+// Operational alerts: a collector whose last success is older than its
+// stale_after (pbx: 10m), one that never succeeded, servq not scraped.
+func TestOperationalAlerts(t *testing.T) {
+	runPromtoolTest(t, `
+- interval: 1m
+  input_series:
+    # pbx succeeded at t=60s, then never again.
+    - {series: 'servq_collector_last_success_timestamp_seconds{job="servq",instance="a:9817",collector="pbx"}', values: '60x40'}
+    - {series: 'servq_collector_up{job="servq",instance="a:9817",collector="pbx"}', values: '1x5 0x35'}
+    # zd never succeeded (schedule every 5 minutes, timeout 1m: stale
+    # after 2 * 5m + 1m = 11m of servq running).
+    - {series: 'servq_collector_up{job="servq",instance="a:9817",collector="zd"}', values: '0x40'}
+    - {series: 'process_start_time_seconds{job="servq",instance="a:9817"}', values: '0x40'}
+    - {series: 'up{job="servq",instance="a:9817"}', values: '1x10 0x30'}
+  alert_rule_test:
+    - {eval_time: 10m, alertname: ServqCollectorStale}
+    - eval_time: 12m
+      alertname: ServqCollectorStale
+      exp_alerts:
+        - exp_labels: {severity: ticket, collector: pbx, job: servq, instance: "a:9817"}
+        - exp_labels: {severity: ticket, collector: zd, job: servq, instance: "a:9817"}
+    - {eval_time: 14m, alertname: ServqDown}
+    - {eval_time: 16m, alertname: ServqDown, exp_alerts: [{exp_labels: {severity: ticket, job: servq, instance: "a:9817"}}]}
+    # pbx failing since minute 6, zd since 0; for: 15m.
+    - {eval_time: 20m, alertname: ServqCollectorFailing, exp_alerts: [{exp_labels: {severity: ticket, collector: zd, job: servq, instance: "a:9817"}}]}
+    - {eval_time: 22m, alertname: ServqCollectorFailing, exp_alerts: [{exp_labels: {severity: ticket, collector: pbx, job: servq, instance: "a:9817"}}, {exp_labels: {severity: ticket, collector: zd, job: servq, instance: "a:9817"}}]}
+- interval: 1m
+  input_series:
+    - {series: 'servq_collector_up{job="other",instance="b:1"}', values: '1x30'}
+  alert_rule_test:
+    - {eval_time: 10m, alertname: ServqAbsent}
+    - {eval_time: 16m, alertname: ServqAbsent, exp_alerts: [{exp_labels: {severity: ticket, job: servq}}]}
+`)
+}

@@ -77,9 +77,10 @@ func ForTarget(cfg *config.Config, t *config.Target, partName string) (*KPI, err
 		sel := fmt.Sprintf("%s{target=%q}", gap, t.Name)
 		weights := configWeights(cfg.Model.ServqualWeights, gap, t.Name)
 		if weights == "" {
-			points := increaseBy(b, "servq_servqual_weight_points_total", f, w)
+			points := increaseBy(append(append([]string(nil), b...), "dimension"), "servq_servqual_weight_points_total", f, w)
 			pointsTotal := increaseBy(b, "servq_servqual_weight_points_total", f, w)
-			weights = fmt.Sprintf("(\n  (%s) * 0 + (%s and %s (%s > 0))\n)\nor (%s * 0 + 1)", sel, points, on(b), pointsTotal, sel)
+			weights = fmt.Sprintf("(\n  %s * 0 + %s group_left() (%s and %s (%s > 0))\n)\nor (%s * 0 + 1)",
+				sel, on(append(append([]string(nil), b...), "dimension")), points, on(b), pointsTotal, sel)
 		}
 		value := fmt.Sprintf("sum without (dimension) (%s * (%s))\n/\nsum without (dimension) ((%s * 0 + 1) * (%s))\nand %s %s",
 			sel, weights, sel, weights, on(b), enough(increaseBy(b, "servq_survey_responses_total", with(f, "kind", "servqual"), w)))
