@@ -46,6 +46,7 @@ type colState struct {
 	admitted  map[string]map[string]bool // label -> admitted values (label caps)
 	lastPrune time.Time
 	newest    time.Time // newest record time seen (collector lag)
+	loaded    bool      // committed state read from the store
 }
 
 // New builds the model for cfg and loads every committed series from store.
@@ -81,7 +82,17 @@ func New(cfg *config.Config, store *state.Store, log *slog.Logger) (*Model, erro
 	if err != nil {
 		return nil, err
 	}
+	// Only the configured collectors are served: a collector removed from
+	// the config keeps its state (it counts on where it stopped if it comes
+	// back) but its series leave /metrics.
+	configured := map[string]bool{}
+	for _, c := range cfg.Collectors {
+		configured[c.Name] = true
+	}
 	for _, name := range names {
+		if !configured[name] {
+			continue
+		}
 		if err := m.load(name); err != nil {
 			return nil, fmt.Errorf("loading state of collector %s: %w", name, err)
 		}
@@ -91,8 +102,14 @@ func New(cfg *config.Config, store *state.Store, log *slog.Logger) (*Model, erro
 
 var newestKey = []byte("newest")
 
+// load reads a collector's committed state. It runs at start for the
+// configured collectors, and at the first commit of any other (scrapes
+// may run meanwhile, hence the lock).
 func (m *Model) load(collector string) error {
 	cs := m.col(collector)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs.loaded = true
 	return m.store.View(collector, func(tx *state.Tx) error {
 		if v := tx.Get(state.SpaceMeta, newestKey); len(v) > 0 {
 			cs.newest, _ = time.Parse(time.RFC3339Nano, string(v))
@@ -196,6 +213,14 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 	cs := m.col(collector)
 	cs.commit.Lock()
 	defer cs.commit.Unlock()
+	m.mu.RLock()
+	loaded := cs.loaded
+	m.mu.RUnlock()
+	if !loaded {
+		if err := m.load(collector); err != nil {
+			return Result{}, fmt.Errorf("loading state of collector %s: %w", collector, err)
+		}
+	}
 	r := &run{m: m, cs: cs, name: collector, now: b.Now,
 		deltas: map[*family]map[string]*delta{}, admit: map[string]map[string]bool{}, openQueues: map[string]bool{},
 		res: Result{Accepted: map[string]int{}, Duplicate: map[string]int{}}}

@@ -25,6 +25,10 @@ business_hours:
   - name: office
     time_zone: UTC
     weekly: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"], thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
+collectors:
+  - {name: pbx, type: demo, schedule: "@every 1m"}
+  - {name: zd, type: demo, schedule: "@every 1m"}
+  - {name: svy, type: demo, schedule: "@every 1m"}
 slos:
   - {name: reply-4h, indicator: ticket_first_reply, threshold: 4h, objective: 90}
   - {name: sl-20s, indicator: call_service_level, threshold: 20s, objective: 80}
@@ -283,6 +287,27 @@ func TestRestartAndCrashBeforeCommit(t *testing.T) {
 		"servq_calls_answered_total{channel=phone,collector=pbx,queue=q}":  1,
 		"servq_calls_abandoned_total{channel=phone,collector=pbx,queue=q}": 1,
 	})
+}
+
+// A collector removed from the config leaves /metrics but keeps its state:
+// put back, it continues from its committed values.
+func TestRemovedCollectorLeavesMetricsButKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	m, st := newModel(t, dir, testConfig)
+	commit(t, m, "pbx", &collectors.Batch{Now: time.Now(), Calls: []record.Call{{ID: "c1", Queue: "q", Outcome: record.OutcomeAnswered}}}, "1")
+	st.Close()
+	without := strings.Replace(testConfig, `  - {name: pbx, type: demo, schedule: "@every 1m"}`+"\n", "", 1)
+	m2, st2 := newModel(t, dir, without)
+	for k := range values(t, m2) {
+		if strings.Contains(k, "collector=pbx") {
+			t.Fatalf("removed collector still served: %s", k)
+		}
+	}
+	st2.Close()
+	m3, st3 := newModel(t, dir, testConfig)
+	defer st3.Close()
+	commit(t, m3, "pbx", &collectors.Batch{Now: time.Now(), Calls: []record.Call{{ID: "c2", Queue: "q", Outcome: record.OutcomeAnswered}}}, "2")
+	expect(t, values(t, m3), map[string]float64{"servq_calls_offered_total{channel=phone,collector=pbx,queue=q}": 2})
 }
 
 func TestLabelCapMapsOverflowToOtherAndRemembersAdmittedValues(t *testing.T) {
