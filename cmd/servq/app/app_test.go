@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -250,5 +252,55 @@ push:
 	}
 	if !strings.Contains(reloadBody, "password_file") {
 		t.Errorf("reload error does not name the field: %q", reloadBody)
+	}
+}
+
+// /api/v1/slos reports each SLO from servq's own counts, consistent with
+// what /metrics shows.
+func TestSLOStatusEndpoint(t *testing.T) {
+	// One run at start, none after: the counts hold still for the test.
+	svc, srv, _ := startService(t, strings.Replace(demoConfig, `"@every 1s"`, `"@every 1h"`, 1))
+	testenv.Eventually(t, 20*time.Second, "first collection", func() bool { return svc.Runner().Ready() })
+	svc.ObserveSLOs(time.Now().Add(2 * time.Minute))
+	code, body := get(t, srv.URL+"/api/v1/slos")
+	var resp struct {
+		Status string
+		Data   []struct {
+			Name            string
+			Computed        bool
+			Good, Bad       float64
+			Total           float64
+			SLI             *float64
+			BudgetRemaining float64 `json:"budget_remaining"`
+			State           string
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &resp); code != 200 || err != nil || resp.Status != "success" || len(resp.Data) != 1 {
+		t.Fatalf("/api/v1/slos = %d %v %s", code, err, body)
+	}
+	d := resp.Data[0]
+	if d.Name != "reply" || !d.Computed || d.Total <= 0 || d.Good+d.Bad != d.Total || d.SLI == nil ||
+		*d.SLI != 100*d.Good/d.Total || d.BudgetRemaining != 1-(d.Bad/d.Total)/0.1 {
+		t.Errorf("status = %+v", d)
+	}
+	_, metrics := get(t, srv.URL+"/metrics")
+	var good, bad float64
+	for _, line := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(line, `servq_ticket_slo_events_total{`) || !strings.Contains(line, `slo="reply"`) {
+			continue
+		}
+		var v float64
+		fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v)
+		if strings.Contains(line, `result="bad"`) {
+			bad += v
+		} else {
+			good += v
+		}
+	}
+	if good != d.Good || bad != d.Bad {
+		t.Errorf("status says %v good / %v bad, /metrics %v / %v", d.Good, d.Bad, good, bad)
+	}
+	if _, page := get(t, srv.URL+"/"); !strings.Contains(page, "budget remaining") || !strings.Contains(page, "api/v1/slos") {
+		t.Error("landing page lacks the SLO status")
 	}
 }

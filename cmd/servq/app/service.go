@@ -20,6 +20,7 @@ import (
 	"github.com/servq/servq/collectors/runner"
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/slo/status"
 )
 
 // Version information, set at build time with -ldflags -X.
@@ -58,6 +59,10 @@ type Service struct {
 	lastErr error
 	started bool
 	push    *pusher
+
+	slos     *status.Tracker
+	stopSLOs chan struct{}
+	slosDone chan struct{}
 }
 
 // New loads the config and opens the store; Start begins collecting.
@@ -77,6 +82,10 @@ func New(opt Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{opt: opt, log: opt.Logger, store: store, reg: prometheus.NewRegistry()}
+	if s.slos, err = status.NewTracker(store); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("loading SLO status samples: %w", err)
+	}
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -136,7 +145,48 @@ func (s *Service) Start() {
 	s.runner.Start()
 	s.started = true
 	s.startPush(s.cfg.Push)
+	s.stopSLOs, s.slosDone = make(chan struct{}), make(chan struct{})
+	go s.sampleSLOs(s.stopSLOs, s.slosDone)
 }
+
+// sampleSLOs records the SLOs' counts for the status page: right away,
+// then every 15s (the tracker keeps one sample per minute).
+func (s *Service) sampleSLOs(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		s.ObserveSLOs(s.now())
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) now() time.Time {
+	if s.opt.Now != nil {
+		return s.opt.Now()
+	}
+	return time.Now()
+}
+
+// ObserveSLOs samples the SLOs' cumulative counts now.
+func (s *Service) ObserveSLOs(now time.Time) {
+	fams, err := s.reg.Gather()
+	if err != nil && len(fams) == 0 {
+		s.log.Warn("gathering metrics for the SLO status", "err", err)
+		return
+	}
+	cfg := s.Config()
+	if err := s.slos.Observe(cfg, now, status.Measure(cfg, fams)); err != nil {
+		s.log.Warn("storing SLO status sample", "err", err)
+	}
+}
+
+// SLOStatus is every SLO's state from servq's own view.
+func (s *Service) SLOStatus(now time.Time) []status.SLO { return s.slos.Status(s.Config(), now) }
 
 // Reload reads the config file again. An invalid config, or one whose
 // collectors refuse their sections, keeps the running one and returns why.
@@ -202,8 +252,14 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	r := s.runner
 	s.stopPush()
+	stop, done := s.stopSLOs, s.slosDone
+	s.stopSLOs = nil
 	s.mu.Unlock()
 	r.Stop(ctx)
+	if stop != nil {
+		close(stop)
+		<-done
+	}
 	return s.store.Close()
 }
 

@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/servq/servq/collectors/runner"
+	"github.com/servq/servq/slo/status"
 )
 
 // Handler returns the HTTP handler of the exporter: the landing page,
@@ -47,6 +49,10 @@ func (s *Service) Handler(metricsPath string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": s.Runner().Statuses()})
 	})
+	mux.HandleFunc("/api/v1/slos", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": s.SLOStatus(time.Now())})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -64,6 +70,7 @@ func (a slogAdapter) Println(v ...any) { a.s.log.Error("metrics handler", "err",
 type landingSLO struct {
 	Name, Indicator, Threshold, Window string
 	Objective                          float64
+	Status                             status.SLO
 }
 
 type landingData struct {
@@ -76,6 +83,14 @@ type landingData struct {
 // The landing page shows names, schedules, times and errors; it never
 // renders config values, so no secret can reach it.
 var landingTmpl = template.Must(template.New("landing").Funcs(template.FuncMap{
+	"pct": func(v *float64) string {
+		if v == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f%%", *v)
+	},
+	"mul100": func(v float64) float64 { return v * 100 },
+	"dur":    func(sec float64) string { return time.Duration(sec * float64(time.Second)).Round(time.Minute).String() },
 	"ago": func(now, t time.Time) string {
 		if t.IsZero() {
 			return "never"
@@ -89,7 +104,7 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.ok{color:#1a7f37}
 <body><h1>servq</h1>
 <p>Customer-service quality metrics, SLOs and error budgets. Version {{.Version}}; config <code>{{.Config}}</code>.</p>
 <ul><li><a href="{{.MetricsPath}}">Metrics</a></li><li><a href="api/v1/collectors">Collector status (JSON)</a></li>
-<li><a href="-/healthy">Health</a></li><li><a href="-/ready">Readiness</a></li></ul>
+<li><a href="api/v1/slos">SLO status (JSON)</a></li><li><a href="-/healthy">Health</a></li><li><a href="-/ready">Readiness</a></li></ul>
 {{if .ReloadError}}<p class="err">Last reload failed, the previous configuration is still running: {{.ReloadError}}</p>{{end}}
 <h2>Collectors</h2>
 <table><tr><th>name</th><th>type</th><th>schedule</th><th>status</th><th>last run</th><th>last success</th><th>duration</th><th>records</th><th>rejected</th><th>next run</th></tr>
@@ -99,8 +114,12 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.ok{color:#1a7f37}
 <td>{{if not .Next.IsZero}}{{.Next.Format "2006-01-02 15:04:05 MST"}}{{end}}</td></tr>
 {{end}}</table>
 <h2>SLOs</h2>
-<table><tr><th>name</th><th>indicator</th><th>threshold</th><th>objective</th><th>window</th></tr>
-{{range .SLOs}}<tr><td>{{.Name}}</td><td>{{.Indicator}}</td><td>{{.Threshold}}</td><td>{{.Objective}}%</td><td>{{.Window}}</td></tr>
+<p>From servq's own counts, sampled every minute; "covered" is how much of the window servq has seen.</p>
+<table><tr><th>name</th><th>indicator</th><th>threshold</th><th>objective</th><th>window</th><th>SLI</th><th>good / total</th><th>budget remaining</th><th>burn rate 1h</th><th>burn rate window</th><th>covered</th><th>state</th></tr>
+{{range .SLOs}}<tr><td>{{.Name}}</td><td>{{.Indicator}}</td><td>{{.Threshold}}</td><td>{{.Objective}}%</td><td>{{.Window}}</td>
+{{if .Status.Computed}}<td>{{pct .Status.SLI}}</td><td>{{printf "%.0f" .Status.Good}} / {{printf "%.0f" .Status.Total}}</td><td>{{printf "%.1f%%" (mul100 .Status.BudgetRemaining)}}</td>
+<td>{{printf "%.2f×" .Status.BurnRate1h}}</td><td>{{printf "%.2f×" .Status.BurnRateWindow}}</td><td>{{dur .Status.CoveredSeconds}}</td>{{else}}<td colspan="6">{{if eq .Indicator "custom"}}computed by Prometheus only (custom query){{else}}no sample yet{{end}}</td>{{end}}
+<td class="{{if eq .Status.State "ok"}}ok{{else if eq .Status.State "no_data"}}{{else}}err{{end}}">{{.Status.State}}</td></tr>
 {{end}}</table>
 </body></html>
 `))
@@ -112,12 +131,17 @@ func (s *Service) landing(w http.ResponseWriter, metricsPath string) {
 	if err := s.LastReloadError(); err != nil {
 		d.ReloadError = err.Error()
 	}
-	for _, o := range cfg.SLOs {
+	st := s.SLOStatus(d.Now)
+	for i, o := range cfg.SLOs {
 		th := ""
 		if o.Threshold > 0 {
 			th = o.Threshold.String()
 		}
-		d.SLOs = append(d.SLOs, landingSLO{Name: o.Name, Indicator: o.Indicator, Threshold: th, Window: o.Window.String(), Objective: o.Objective})
+		l := landingSLO{Name: o.Name, Indicator: o.Indicator, Threshold: th, Window: o.Window.String(), Objective: o.Objective}
+		if i < len(st) {
+			l.Status = st[i]
+		}
+		d.SLOs = append(d.SLOs, l)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := landingTmpl.Execute(w, d); err != nil {

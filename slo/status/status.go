@@ -1,0 +1,319 @@
+// Package status computes each SLO's state from servq's own view: the
+// cumulative good/total counts in the quality model, sampled once a minute
+// into the state store, give the SLI, budget and burn rate over any window
+// without asking Prometheus. It backs /api/v1/slos and the landing page.
+package status
+
+import (
+	"encoding/binary"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/servq/servq/collectors/state"
+	"github.com/servq/servq/config"
+)
+
+// Namespace of the samples in the state store. A colon cannot be part of a
+// collector name, so it never meets a collector's namespace.
+const Namespace = "servq:slo-status"
+
+// Counts are cumulative bad and total events of an SLO.
+type Counts struct{ Bad, Total float64 }
+
+// Measure computes every SLO's cumulative counts from the gathered
+// families, by the same definitions as the generated rules (slo/sli).
+// Custom SLOs read metrics servq does not have: they are left out.
+func Measure(cfg *config.Config, fams []*dto.MetricFamily) map[string]Counts {
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	out := map[string]Counts{}
+	for _, s := range cfg.SLOs {
+		f := s.Filters
+		sum := func(name string, extra ...string) float64 {
+			return sumMetric(byName[name], with(f, extra...), nil)
+		}
+		switch s.Indicator {
+		case "ticket_first_reply", "ticket_resolution":
+			m := map[string]string{"slo": s.Name}
+			out[s.Name] = Counts{Bad: sumMetric(byName["servq_ticket_slo_events_total"], with(m, "result", "bad"), nil),
+				Total: sumMetric(byName["servq_ticket_slo_events_total"], m, nil)}
+		case "ticket_fcr":
+			solved := sum("servq_tickets_solved_total")
+			out[s.Name] = Counts{Bad: math.Max(solved-sum("servq_tickets_solved_first_contact_total"), 0), Total: solved}
+		case "call_service_level":
+			th := s.Threshold.D().Seconds()
+			good := sumMetric(byName["servq_call_wait_seconds"], with(f, "outcome", "answered"), &th)
+			var total float64
+			switch s.AbandonPolicy {
+			case config.AbandonExcludeShort:
+				total = math.Max(sum("servq_calls_offered_total")-sum("servq_calls_abandoned_short_total"), 0)
+			case config.AbandonExcludeAll:
+				total = sum("servq_calls_answered_total")
+			default:
+				total = sum("servq_calls_offered_total")
+			}
+			out[s.Name] = Counts{Bad: math.Max(total-good, 0), Total: total}
+		case "call_abandonment":
+			short := sum("servq_calls_abandoned_short_total")
+			out[s.Name] = Counts{Bad: math.Max(sum("servq_calls_abandoned_total")-short, 0), Total: math.Max(sum("servq_calls_offered_total")-short, 0)}
+		case "csat":
+			min := s.CSATMin
+			if min == 0 {
+				min = cfg.Model.CSATSatisfiedMin
+			}
+			below := math.Ceil(min) - 1
+			var bad float64
+			if below >= 1 {
+				bad = sumMetric(byName["servq_csat_score"], f, &below)
+			}
+			out[s.Name] = Counts{Bad: bad, Total: sumMetric(byName["servq_csat_score"], f, nil)}
+		}
+	}
+	return out
+}
+
+func with(base map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+// sumMetric sums counters, or histogram counts (the cumulative count of
+// bucket le when le is set) of the series matching every label.
+func sumMetric(f *dto.MetricFamily, match map[string]string, le *float64) float64 {
+	if f == nil {
+		return 0
+	}
+	var total float64
+next:
+	for _, m := range f.GetMetric() {
+		for k, v := range match {
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == k {
+					found = lp.GetValue() == v
+					break
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			total += m.GetCounter().GetValue()
+		case m.Histogram != nil && le == nil:
+			total += float64(m.GetHistogram().GetSampleCount())
+		case m.Histogram != nil:
+			for _, b := range m.GetHistogram().GetBucket() {
+				if b.GetUpperBound() == *le {
+					total += float64(b.GetCumulativeCount())
+				}
+			}
+		}
+	}
+	return total
+}
+
+type point struct {
+	at time.Time
+	c  Counts
+}
+
+// Tracker keeps a sample of every SLO's counts per Every, in memory and in
+// the state store, as far back as the SLO's window.
+type Tracker struct {
+	Every time.Duration
+
+	mu     sync.Mutex
+	store  *state.Store
+	points map[string][]point
+}
+
+// NewTracker loads the stored samples.
+func NewTracker(store *state.Store) (*Tracker, error) {
+	t := &Tracker{Every: time.Minute, store: store, points: map[string][]point{}}
+	err := store.View(Namespace, func(tx *state.Tx) error {
+		return tx.ForEach(state.SpaceMeta, func(k, v []byte) error {
+			name, at, c, ok := decodePoint(k, v)
+			if ok {
+				t.points[name] = append(t.points[name], point{at, c})
+			}
+			return nil
+		})
+	})
+	return t, err
+}
+
+func pointKey(name string, at time.Time) []byte {
+	k := append([]byte(name), 0)
+	return binary.BigEndian.AppendUint64(k, uint64(at.Unix()))
+}
+
+func decodePoint(k, v []byte) (string, time.Time, Counts, bool) {
+	i := strings.IndexByte(string(k), 0)
+	if i < 0 || len(k) != i+9 || len(v) != 16 {
+		return "", time.Time{}, Counts{}, false
+	}
+	at := time.Unix(int64(binary.BigEndian.Uint64(k[i+1:])), 0)
+	c := Counts{Bad: math.Float64frombits(binary.LittleEndian.Uint64(v)), Total: math.Float64frombits(binary.LittleEndian.Uint64(v[8:]))}
+	return string(k[:i]), at, c, true
+}
+
+// Observe records the counts at now when Every has passed since the last
+// sample, and forgets samples older than the SLO's window.
+func (t *Tracker) Observe(cfg *config.Config, now time.Time, counts map[string]Counts) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	windows := map[string]time.Duration{}
+	for _, s := range cfg.SLOs {
+		windows[s.Name] = s.Window.D()
+	}
+	return t.store.Update(Namespace, func(tx *state.Tx) error {
+		for _, name := range sortedKeys(counts) {
+			ps := t.points[name]
+			if n := len(ps); n > 0 && now.Sub(ps[n-1].at) < t.Every {
+				continue
+			}
+			c := counts[name]
+			if len(ps) == 0 {
+				// The first sample of an SLO: what the model counted
+				// before (a backfill, a servq that ran before this SLO was
+				// configured) is attributed to the moment just before it,
+				// so the status shows it rather than starting blind.
+				zero := now.Add(-time.Second)
+				if err := tx.Put(state.SpaceMeta, pointKey(name, zero), make([]byte, 16)); err != nil {
+					return err
+				}
+				ps = append(ps, point{at: zero})
+			}
+			v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(c.Bad))
+			v = binary.LittleEndian.AppendUint64(v, math.Float64bits(c.Total))
+			if err := tx.Put(state.SpaceMeta, pointKey(name, now), v); err != nil {
+				return err
+			}
+			ps = append(ps, point{now, c})
+			// Keep one sample at or before the window's start.
+			cut := 0
+			for cut+1 < len(ps) && !ps[cut+1].at.After(now.Add(-windows[name])) {
+				if err := tx.Delete(state.SpaceMeta, pointKey(name, ps[cut].at)); err != nil {
+					return err
+				}
+				cut++
+			}
+			t.points[name] = ps[cut:]
+		}
+		return nil
+	})
+}
+
+// SLO is the state of one SLO as servq sees it.
+type SLO struct {
+	Name      string  `json:"name"`
+	Indicator string  `json:"indicator"`
+	Objective float64 `json:"objective"`
+	Window    string  `json:"window"`
+	// Computed is false for custom SLOs (Prometheus has their data) and
+	// while no sample exists yet.
+	Computed bool `json:"computed"`
+	// CoveredSeconds: how much of the window the samples cover (servq may
+	// have started recently).
+	CoveredSeconds float64 `json:"covered_seconds"`
+	Good           float64 `json:"good"`
+	Bad            float64 `json:"bad"`
+	Total          float64 `json:"total"`
+	// SLI is the percentage of good events; null without events.
+	SLI *float64 `json:"sli"`
+	// BudgetRemaining is 1 - spent/allowed (negative when overspent).
+	BudgetRemaining float64 `json:"budget_remaining"`
+	// BurnRate1h and BurnRateWindow: error ratio / budget over the last
+	// hour and over the window.
+	BurnRate1h     float64 `json:"burn_rate_1h"`
+	BurnRateWindow float64 `json:"burn_rate_window"`
+	// State: ok, burning (1h burn above 1), exhausted, no_data.
+	State string `json:"state"`
+}
+
+// Status computes every SLO's state at now.
+func (t *Tracker) Status(cfg *config.Config, now time.Time) []SLO {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []SLO
+	for _, s := range cfg.SLOs {
+		st := SLO{Name: s.Name, Indicator: s.Indicator, Objective: s.Objective, Window: s.Window.String(), State: "no_data", BudgetRemaining: 1}
+		ps := t.points[s.Name]
+		if len(ps) == 0 {
+			out = append(out, st)
+			continue
+		}
+		budget := (100 - s.Objective) / 100
+		last := ps[len(ps)-1]
+		first := at(ps, now.Add(-s.Window.D()))
+		st.Computed = true
+		st.CoveredSeconds = min(last.at.Sub(first.at), s.Window.D()).Seconds()
+		st.Bad, st.Total = delta(first.c, last.c)
+		st.Good = st.Total - st.Bad
+		if st.Total > 0 {
+			ratio := st.Bad / st.Total
+			sli := 100 * (1 - ratio)
+			st.SLI = &sli
+			st.BurnRateWindow = ratio / budget
+			st.BudgetRemaining = 1 - st.BurnRateWindow
+		}
+		if b, tot := delta(at(ps, now.Add(-time.Hour)).c, last.c); tot > 0 {
+			st.BurnRate1h = b / tot / budget
+		}
+		switch {
+		case st.Total == 0:
+			st.State = "no_data"
+		case st.BudgetRemaining <= 0:
+			st.State = "exhausted"
+		case st.BurnRate1h > 1:
+			st.State = "burning"
+		default:
+			st.State = "ok"
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// at is the last sample at or before t, or the first one.
+func at(ps []point, t time.Time) point {
+	i := sort.Search(len(ps), func(i int) bool { return ps[i].at.After(t) })
+	if i == 0 {
+		return ps[0]
+	}
+	return ps[i-1]
+}
+
+// delta is the increase between two samples; a decrease is a reset (a
+// histogram restarted after a bucket change) and counts from zero.
+func delta(from, to Counts) (bad, total float64) {
+	bad, total = to.Bad-from.Bad, to.Total-from.Total
+	if bad < 0 || total < 0 {
+		return to.Bad, to.Total
+	}
+	return bad, total
+}
+
+func sortedKeys(m map[string]Counts) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

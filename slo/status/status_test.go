@@ -1,0 +1,140 @@
+package status
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/quality"
+	"github.com/servq/servq/collectors/record"
+	"github.com/servq/servq/collectors/state"
+	"github.com/servq/servq/config"
+)
+
+const cfgText = `
+collectors:
+  - {name: pbx, type: demo, schedule: "@every 1m"}
+slos:
+  - {name: sl, indicator: call_service_level, threshold: 20s, objective: 80, window: 1d}
+  - {name: abandon, indicator: call_abandonment, objective: 90, window: 1d}
+  - name: api
+    indicator: custom
+    objective: 99
+    custom: {total_query: 'sum(rate(x[{{.window}}]))', error_query: 'sum(rate(y[{{.window}}]))'}
+`
+
+// calls makes n calls: answered within 20s, answered late, abandoned
+// after 30s, abandoned after 2s (short).
+func calls(prefix string, fast, slow, aband, short int) []record.Call {
+	var out []record.Call
+	add := func(n int, o record.CallOutcome, wait time.Duration) {
+		for i := 0; i < n; i++ {
+			out = append(out, record.Call{ID: prefix + string(o) + wait.String() + string(rune('a'+i)), Queue: "q", Outcome: o, Wait: wait})
+		}
+	}
+	add(fast, record.OutcomeAnswered, 10*time.Second)
+	add(slow, record.OutcomeAnswered, 40*time.Second)
+	add(aband, record.OutcomeAbandoned, 30*time.Second)
+	add(short, record.OutcomeAbandoned, 2*time.Second)
+	return out
+}
+
+func TestStatusFromServqsOwnCounts(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(cfgText), "t.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := quality.New(cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	tr, err := NewTracker(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	observe := func(now time.Time, b []record.Call) {
+		t.Helper()
+		if len(b) > 0 {
+			if _, err := m.Commit("pbx", &collectors.Batch{Now: now, Calls: b}, []byte(now.String())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Observe(cfg, now, Measure(cfg, fams)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Day 1: 8 fast, 1 slow, 1 abandoned: SL bad 2 of 10.
+	observe(t0, calls("d1", 8, 1, 1, 0))
+	// Day 2 (more than the 1d window later): 6 fast, 1 slow, 2 abandoned,
+	// 1 short abandon: in the window 10 offered, bad 10 - 6 = 4.
+	observe(t0.Add(25*time.Hour), nil)
+	observe(t0.Add(25*time.Hour+30*time.Minute), calls("d2", 6, 1, 2, 1))
+	now := t0.Add(25*time.Hour + 30*time.Minute)
+
+	check := func(tr *Tracker) {
+		t.Helper()
+		got := map[string]SLO{}
+		for _, s := range tr.Status(cfg, now) {
+			got[s.Name] = s
+		}
+		sl := got["sl"]
+		// SL: 4 bad of 10, SLI 60 %, budget 20 %: burn 2x, remaining -1.
+		if !sl.Computed || sl.Bad != 4 || sl.Total != 10 || sl.SLI == nil || *sl.SLI != 60 || sl.BurnRateWindow != 2 || sl.BudgetRemaining != -1 || sl.State != "exhausted" {
+			t.Errorf("sl = %+v", sl)
+		}
+		// The t0 sample (taken after day 1 was committed) is the last one
+		// at or before the window's start: the window counts day 2 only,
+		// and the samples cover all of it.
+		if sl.CoveredSeconds != 86400 {
+			t.Errorf("sl covers %vs, want the whole window", sl.CoveredSeconds)
+		}
+		// Abandonment: 3 abandoned of which 1 short: (3 - 1) of (10 - 1),
+		// budget 10 %: burn 2.22, exhausted.
+		ab := got["abandon"]
+		if ab.Bad != 2 || ab.Total != 9 || ab.State != "exhausted" || ab.BurnRateWindow < 2.2222 || ab.BurnRateWindow > 2.2223 {
+			t.Errorf("abandon = %+v", ab)
+		}
+		if api := got["api"]; api.Computed || api.State != "no_data" {
+			t.Errorf("custom SLO = %+v, want not computed", api)
+		}
+	}
+	check(tr)
+	// The samples survive a restart.
+	tr2, err := NewTracker(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(tr2)
+	// A day later, only the last sample at or before the window's start
+	// (t0+25h30m) and the new one remain, in memory and in the store.
+	later := now.Add(25 * time.Hour)
+	observe(later, calls("d3", 1, 0, 0, 0))
+	if n := len(tr.points["sl"]); n != 2 {
+		t.Errorf("%d samples kept, want 2", n)
+	}
+	tr3, err := NewTracker(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tr3.points["sl"]); n != 2 {
+		t.Errorf("%d samples stored, want 2", n)
+	}
+	if s := tr3.Status(cfg, later)[0]; s.Bad != 0 || s.Total != 1 || s.State != "ok" {
+		t.Errorf("sl a day later = %+v", s)
+	}
+	st.Close()
+}
