@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -279,8 +280,9 @@ func TestSLOStatusEndpoint(t *testing.T) {
 		t.Fatalf("/api/v1/slos = %d %v %s", code, err, body)
 	}
 	d := resp.Data[0]
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 	if d.Name != "reply" || !d.Computed || d.Total <= 0 || d.Good+d.Bad != d.Total || d.SLI == nil ||
-		*d.SLI != 100*d.Good/d.Total || d.BudgetRemaining != 1-(d.Bad/d.Total)/0.1 {
+		!near(*d.SLI, 100*d.Good/d.Total) || !near(d.BudgetRemaining, 1-(d.Bad/d.Total)/0.1) {
 		t.Errorf("status = %+v", d)
 	}
 	_, metrics := get(t, srv.URL+"/metrics")
