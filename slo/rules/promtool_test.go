@@ -393,5 +393,10 @@ func TestShippedConfigsGenerateValidDeterministicRules(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: promtool check rules: %v\n%s", name, err, out)
 		}
+		// vmalert parses with MetricsQL: the same file must load there.
+		out, err = exec.Command(testenv.Binary(t, "vmalert"), "-dryRun", "-rule="+file).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: vmalert -dryRun: %v\n%s", name, err, out)
+		}
 	}
 }
