@@ -246,8 +246,9 @@ type SLO struct {
 	State string `json:"state"`
 }
 
-// Status computes every SLO's state at now.
-func (t *Tracker) Status(cfg *config.Config, now time.Time) []SLO {
+// Status computes every SLO's state at now. current, when not nil, holds
+// the counts of this moment, so the status is live between samples.
+func (t *Tracker) Status(cfg *config.Config, now time.Time, current map[string]Counts) []SLO {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []SLO
@@ -260,6 +261,9 @@ func (t *Tracker) Status(cfg *config.Config, now time.Time) []SLO {
 		}
 		budget := (100 - s.Objective) / 100
 		last := ps[len(ps)-1]
+		if c, ok := current[s.Name]; ok && now.After(last.at) {
+			last = point{now, c}
+		}
 		first := at(ps, now.Add(-s.Window.D()))
 		st.Computed = true
 		st.CoveredSeconds = min(last.at.Sub(first.at), s.Window.D()).Seconds()

@@ -88,7 +88,7 @@ func TestStatusFromServqsOwnCounts(t *testing.T) {
 	check := func(tr *Tracker) {
 		t.Helper()
 		got := map[string]SLO{}
-		for _, s := range tr.Status(cfg, now) {
+		for _, s := range tr.Status(cfg, now, nil) {
 			got[s.Name] = s
 		}
 		sl := got["sl"]
@@ -133,8 +133,16 @@ func TestStatusFromServqsOwnCounts(t *testing.T) {
 	if n := len(tr3.points["sl"]); n != 2 {
 		t.Errorf("%d samples stored, want 2", n)
 	}
-	if s := tr3.Status(cfg, later)[0]; s.Bad != 0 || s.Total != 1 || s.State != "ok" {
+	if s := tr3.Status(cfg, later, nil)[0]; s.Bad != 0 || s.Total != 1 || s.State != "ok" {
 		t.Errorf("sl a day later = %+v", s)
+	}
+	// Between samples the status is live: 10s later, one late call more.
+	if _, err := m.Commit("pbx", &collectors.Batch{Now: later.Add(10 * time.Second), Calls: calls("d4", 0, 1, 0, 0)}, []byte("d4")); err != nil {
+		t.Fatal(err)
+	}
+	fams, _ := reg.Gather()
+	if s := tr.Status(cfg, later.Add(10*time.Second), Measure(cfg, fams))[0]; s.Bad != 1 || s.Total != 2 {
+		t.Errorf("live status = %+v, want 1 bad of 2", s)
 	}
 	st.Close()
 }

@@ -185,8 +185,12 @@ func (s *Service) ObserveSLOs(now time.Time) {
 	}
 }
 
-// SLOStatus is every SLO's state from servq's own view.
-func (s *Service) SLOStatus(now time.Time) []status.SLO { return s.slos.Status(s.Config(), now) }
+// SLOStatus is every SLO's state from servq's own view, up to now.
+func (s *Service) SLOStatus(now time.Time) []status.SLO {
+	cfg := s.Config()
+	fams, _ := s.reg.Gather()
+	return s.slos.Status(cfg, now, status.Measure(cfg, fams))
+}
 
 // Reload reads the config file again. An invalid config, or one whose
 // collectors refuse their sections, keeps the running one and returns why.
