@@ -149,8 +149,8 @@ func TestPrometheusConfigContent(t *testing.T) {
 // prometheus.yml. The rule file it names exists only once `servq rules`
 // has written it; where it does not, promtool rejects the config for that
 // alone, and the check is repeated on a copy whose rule_files entry points
-// at a temporary rule file: an empty one, and the one servq generates for
-// the Kubernetes example's config.
+// at a temporary rule file: an empty one, and the ones servq generates
+// for the Kubernetes example's config and for config/example.yml.
 func TestPrometheusConfigPromtool(t *testing.T) {
 	promtool := testenv.Binary(t, "promtool")
 	out, err := exec.Command(promtool, "check", "config", promConfigFile).CombinedOutput()
@@ -163,22 +163,24 @@ func TestPrometheusConfigPromtool(t *testing.T) {
 	}
 	t.Logf("%s does not exist here (%s); checking copies that point at temporary rule files", ruleFilePath, strings.TrimSpace(string(out)))
 
-	cfg, err := config.Parse(configMapServqYAML(t), "configmap.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := rules.Generate(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	generated, err := rules.Marshal(f, "configmap.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, content := range map[string][]byte{
-		"empty":     []byte("groups: []\n"),
-		"generated": generated,
+	ruleFiles := map[string][]byte{"empty": []byte("groups: []\n")}
+	for name, load := range map[string]func() (*config.Config, error){
+		"configmap": func() (*config.Config, error) { return config.Parse(configMapServqYAML(t), "servq.yml") },
+		"example":   func() (*config.Config, error) { return config.Load("../config/example.yml") },
 	} {
+		cfg, err := load()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f, err := rules.Generate(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if ruleFiles[name], err = rules.Marshal(f, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range ruleFiles {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			ruleFile := filepath.Join(dir, "servq.rules.yml")
@@ -385,7 +387,9 @@ func TestAlertmanagerInhibitsAndNotifies(t *testing.T) {
 		t.Fatalf("POST /api/v2/alerts: %s\n%s", resp.Status, msg)
 	}
 
-	key := func(l map[string]string) string { return l["alertname"] + "/" + l["severity"] + "/" + l["sloth_id"] + "/" + l["instance"] }
+	key := func(l map[string]string) string {
+		return l["alertname"] + "/" + l["severity"] + "/" + l["sloth_id"] + "/" + l["instance"]
+	}
 	var last string
 	ok := eventually(30*time.Second, func() bool {
 		alerts, err := listAlerts(am.URL)
@@ -558,8 +562,9 @@ func TestSystemdUnitVerify(t *testing.T) {
 
 	t.Run("security", func(t *testing.T) {
 		// Exposure 0 (locked down) to 10 (unprotected); the unit scores
-		// 1.4 with systemd 252. --threshold fails the command above 2.
-		out, err := exec.Command(sa, "security", "--offline=true", "--threshold=2", "--no-pager", unit).CombinedOutput()
+		// 1.4 with systemd 252. --threshold counts in tenths (0-100): the
+		// command fails above 2.0.
+		out, err := exec.Command(sa, "security", "--offline=true", "--threshold=20", "--no-pager", unit).CombinedOutput()
 		if err != nil && (strings.Contains(string(out), "unrecognized option") || strings.Contains(string(out), "Unknown option")) {
 			t.Skipf("systemd-analyze is too old for security --offline (systemd 250+): %s", strings.TrimSpace(string(out)))
 		}
@@ -1083,6 +1088,33 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	})
 
+	t.Run("prometheusrule", func(t *testing.T) {
+		have, err := os.ReadFile(filepath.Join(k8sDir, "prometheusrule.yaml"))
+		if err != nil {
+			t.Fatalf("%v: kustomization.yaml lists it; generate it with\n  %s", err, regeneratePrometheusRule)
+		}
+		if !bytes.Equal(have, generatedPrometheusRule(t)) {
+			t.Errorf("%s/prometheusrule.yaml is not what servq generates for the ConfigMap's config; regenerate it with\n  %s", k8sDir, regeneratePrometheusRule)
+		}
+		// The rule groups load in Prometheus.
+		var pr struct {
+			Spec yaml.Node `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal(have, &pr); err != nil {
+			t.Fatal(err)
+		}
+		spec, err := yaml.Marshal(&pr.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "rules.yml")
+		writeFile(t, file, spec)
+		promtool := testenv.Binary(t, "promtool")
+		if out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput(); err != nil {
+			t.Errorf("promtool check rules (the PrometheusRule's spec): %v\n%s", err, out)
+		}
+	})
+
 	t.Run("configmap", func(t *testing.T) {
 		if names["ConfigMap"] != "servq-config" || names["PersistentVolumeClaim"] != "servq-data" {
 			t.Errorf("names = %v, want ConfigMap servq-config and PersistentVolumeClaim servq-data", names)
@@ -1104,10 +1136,32 @@ func TestKubernetesManifests(t *testing.T) {
 	})
 }
 
-// TestKustomizeBuild renders the kustomization with `kubectl kustomize`,
-// with prometheusrule.yaml generated as `servq rules
-// --format=prometheusrule` would write it. kubectl is not among the tools
-// deploy/test.sh installs, so the test skips without it.
+// regeneratePrometheusRule is how prometheusrule.yaml is made, with
+// servq.yml holding the ConfigMap's servq.yml.
+const regeneratePrometheusRule = "servq rules --config.file=servq.yml --format=prometheusrule --output=deploy/kubernetes/prometheusrule.yaml"
+
+// generatedPrometheusRule returns what regeneratePrometheusRule writes.
+func generatedPrometheusRule(t *testing.T) []byte {
+	t.Helper()
+	cfg, err := config.Parse(configMapServqYAML(t), "servq.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := rules.Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := rules.MarshalPrometheusRule(g, "servq.yml", "servq", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
+}
+
+// TestKustomizeBuild renders the kustomization with `kubectl kustomize`
+// (prometheusrule.yaml is generated into the copy if it is missing).
+// kubectl is not among the tools deploy/test.sh installs, so the test
+// skips without it.
 func TestKustomizeBuild(t *testing.T) {
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
@@ -1121,19 +1175,9 @@ func TestKustomizeBuild(t *testing.T) {
 	for _, f := range files {
 		writeFile(t, filepath.Join(dir, filepath.Base(f)), readFile(t, f))
 	}
-	cfg, err := config.Parse(configMapServqYAML(t), "configmap.yaml")
-	if err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(filepath.Join(dir, "prometheusrule.yaml")); err != nil {
+		writeFile(t, filepath.Join(dir, "prometheusrule.yaml"), generatedPrometheusRule(t))
 	}
-	g, err := rules.Generate(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, err := rules.MarshalPrometheusRule(g, "configmap.yaml", "servq", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "prometheusrule.yaml"), pr)
 
 	cmd := exec.Command(kubectl, "kustomize", dir)
 	var stderr bytes.Buffer
