@@ -126,3 +126,33 @@ func configWeights(weights map[string]float64, gap, target string) string {
 	}
 	return strings.Join(parts, " or ")
 }
+
+// WeightedServqualGap is the weighted SERVQUAL gap over window as one
+// expression (no recorded parts), for dashboards and reports: weights
+// from model.servqual_weights, else the respondents' 100-point splits in
+// the window, else equal.
+func WeightedServqualGap(cfg *config.Config, f map[string]string, w string) string {
+	g := "(\n" + gapByDimension(nil, f, w) + "\n)"
+	var weights string
+	if ws := cfg.Model.ServqualWeights; len(ws) > 0 {
+		var parts []string
+		for _, d := range sortedDims(ws) {
+			parts = append(parts, fmt.Sprintf("label_replace(vector(%s), \"dimension\", %q, \"\", \"\")", num(ws[d]), d))
+		}
+		weights = fmt.Sprintf("(%s * 0 + (%s))", g, strings.Join(parts, " or "))
+	} else {
+		points := increaseBy([]string{"dimension"}, "servq_servqual_weight_points_total", f, w)
+		total := increaseBy(nil, "servq_servqual_weight_points_total", f, w)
+		weights = fmt.Sprintf("((%s * 0 + (%s and on() (%s > 0))) or (%s * 0 + 1))", g, points, total, g)
+	}
+	return fmt.Sprintf("sum(%s * %s)\n/\nsum((%s * 0 + 1) * %s)", g, weights, g, weights)
+}
+
+func sortedDims(m map[string]float64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
