@@ -78,7 +78,9 @@ func newBoard(uid, title, description string, tags ...string) *Board {
 func (b *Board) add(ps ...Panel) { b.panels = append(b.panels, ps...) }
 
 // row starts a new titled row.
-func (b *Board) row(title string) { b.panels = append(b.panels, Panel{Type: "row", Title: title, W: 24, H: 1}) }
+func (b *Board) row(title string) {
+	b.panels = append(b.panels, Panel{Type: "row", Title: title, W: 24, H: 1})
+}
 
 // Panels returns the panels as built (tests read the queries).
 func (b *Board) Panels() []Panel { return b.panels }
