@@ -1,0 +1,177 @@
+package dashboards
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/servq/servq/cmd/servq/app"
+	_ "github.com/servq/servq/collectors/sources" // the demo source
+	"github.com/servq/servq/config"
+	"github.com/servq/servq/deploy/testenv"
+	"github.com/servq/servq/slo/rules"
+)
+
+// queryTestConfig is the demo, made fast: runs every second, ten
+// simulated minutes per second at five times the volume, so that within
+// a minute every family has moved, sparse SERVQUAL answers included.
+func queryTestConfig(t *testing.T) string {
+	t.Helper()
+	y := string(config.DemoYAML())
+	for old, repl := range map[string]string{
+		`schedule: "@every 15s"`: `schedule: "@every 1s"`,
+		"    scale: 1\n":         "    scale: 5\n",
+		"    speed: 1\n":         "    speed: 600\n",
+	} {
+		if !strings.Contains(y, old) {
+			t.Fatalf("demo.yml no longer contains %q", old)
+		}
+		y = strings.Replace(y, old, repl, 1)
+	}
+	return y
+}
+
+// expand substitutes Grafana's variables the way Grafana would with "All"
+// selected in every multi-value variable.
+func expand(expr, slo string) string {
+	return strings.NewReplacer(
+		"$__rate_interval", "1m", "$__range", "1h",
+		"$collector", ".*", "$queue", ".*", "$channel", ".*", "$slo", slo,
+	).Replace(expr)
+}
+
+var labelValues = regexp.MustCompile(`^label_values\((.*), (\w+)\)$`)
+
+// Every panel query, variable query and alert query of the demo's
+// dashboards parses with Prometheus' PromQL parser and returns data from a
+// real Prometheus that scrapes a running servq demo with the generated
+// recording rules loaded. A query may be empty only when the panel says
+// why (no alert firing, no rejected input, no push configured).
+func TestEveryQueryReturnsData(t *testing.T) {
+	testenv.Binary(t, "prometheus")
+	dir := t.TempDir()
+	cfgText := queryTestConfig(t)
+	cfgFile := filepath.Join(dir, "servq.yml")
+	writeFile(t, cfgFile, cfgText)
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := app.New(app.Options{ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	srv := httptest.NewServer(svc.Handler("/metrics"))
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		svc.Shutdown(ctx)
+	})
+	rf, err := rules.Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesYAML, err := rules.Marshal(rf, "servq.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := testenv.StartPrometheus(t, fmt.Sprintf(`
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [servq.rules.yml]
+scrape_configs:
+  - job_name: %s
+    static_configs: [{targets: [%q]}]
+`, cfg.Rules.Job, strings.TrimPrefix(srv.URL, "http://")), map[string]string{"servq.rules.yml": string(rulesYAML)})
+
+	// Wait for rates (two scrapes with new events) and recordings.
+	testenv.Eventually(t, 90*time.Second, "rates of calls, tickets and surveys and the SLO recordings", func() bool {
+		for _, q := range []string{
+			"sum(rate(servq_calls_offered_total[1m])) > 0",
+			"sum(rate(servq_tickets_created_total[1m])) > 0",
+			"sum(increase(servq_servqual_score_count[1h])) > 0",
+			"sum(increase(servq_servqual_weight_points_total[1h])) > 0",
+			"slo:period_error_budget_remaining:ratio",
+		} {
+			if s, err := testenv.QueryE(prom.URL, q); err != nil || len(s) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+
+	p := parser.NewParser(parser.Options{})
+	slo := cfg.SLOs[0].Name
+	boards, err := Boards(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, b := range boards {
+		for _, v := range b.vars {
+			q, ok := v.Query.(map[string]any)
+			if !ok {
+				continue
+			}
+			m := labelValues.FindStringSubmatch(q["query"].(string))
+			if m == nil {
+				t.Errorf("%s: variable %s: query %q is not label_values(selector, label)", b.UID, v.Name, q["query"])
+				continue
+			}
+			expr := "group by (" + m[2] + ") (" + expand(m[1], slo) + ")"
+			checkQuery(t, p, prom.URL, b.UID+" variable "+v.Name, expr, "")
+			checked++
+		}
+		for _, pn := range b.panels {
+			for _, tg := range pn.Targets {
+				checkQuery(t, p, prom.URL, b.UID+"/"+pn.Title, expand(tg.Expr, slo), tg.MayBeEmpty)
+				checked++
+			}
+		}
+	}
+	// The Grafana-managed alert rules: they must parse and evaluate; they
+	// return series only while the alert would fire.
+	ars, err := AlertRules(cfg, "prometheus", "servq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ars {
+		checkQuery(t, p, prom.URL, "alert rule "+r.Title, r.Data[0].Model["expr"].(string), "an alert query returns series only while firing")
+		checked++
+	}
+	t.Logf("%d queries checked", checked)
+}
+
+func checkQuery(t *testing.T, p parser.Parser, base, where, expr, mayBeEmpty string) {
+	t.Helper()
+	if _, err := p.ParseExpr(expr); err != nil {
+		t.Errorf("%s: does not parse: %v\n%s", where, err, expr)
+		return
+	}
+	s, err := testenv.QueryE(base, expr)
+	if err != nil {
+		t.Errorf("%s: Prometheus rejects it: %v\n%s", where, err, expr)
+		return
+	}
+	if len(s) == 0 && mayBeEmpty == "" {
+		t.Errorf("%s: returns no data\n%s", where, expr)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
