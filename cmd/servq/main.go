@@ -54,6 +54,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rulesNamespace := rulesCmd.Flag("prometheusrule.namespace", "metadata.namespace of the PrometheusRule (default: none, kubectl's).").String()
 	rulesLabels := rulesCmd.Flag("prometheusrule.label", "Label of the PrometheusRule, for the operator's ruleSelector (repeatable, name=value).").StringMap()
 
+	dashCmd := a.Command("dashboards", "Write Grafana dashboards, file-provisioning YAML and Grafana-managed alert rules, or provision them through Grafana's HTTP API.")
+	dashOpts := dashboardsOptions{}
+	dashCmd.Flag("output", "Directory to write dashboards/ and provisioning/ into (file provisioning).").Short('o').StringVar(&dashOpts.out)
+	dashCmd.Flag("grafana.url", "Provision through this Grafana's HTTP API instead of writing files (token from $GRAFANA_TOKEN or --grafana.token-file).").StringVar(&dashOpts.url)
+	dashCmd.Flag("grafana.token-file", "File holding the Grafana service-account token.").StringVar(&dashOpts.tokenFile)
+	dashCmd.Flag("grafana.folder-uid", "Grafana folder uid of the dashboards and alert rules.").Default("servq").StringVar(&dashOpts.folderUID)
+	dashCmd.Flag("grafana.folder-title", "Grafana folder title.").Default("servq").StringVar(&dashOpts.folderTitle)
+	dashCmd.Flag("grafana.datasource-uid", "uid of the Prometheus data source the alert rules query.").Default("prometheus").StringVar(&dashOpts.datasourceUID)
+	dashCmd.Flag("grafana.dashboards-path", "Where Grafana reads the dashboard files (the provider's path) in file provisioning.").Default("/var/lib/grafana/dashboards/servq").StringVar(&dashOpts.dashboardsPath)
+
 	cmd, err := a.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "servq: %v\n", err)
@@ -69,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(f, stdout, stderr)
 	case rulesCmd.FullCommand():
 		return writeRules(*configFile, rulesOptions{out: *rulesOut, format: *rulesFormat, name: *rulesName, namespace: *rulesNamespace, labels: *rulesLabels}, stdout, stderr)
+	case dashCmd.FullCommand():
+		return writeDashboards(*configFile, dashOpts, stdout, stderr)
 	case collectCmd.FullCommand():
 		_ = once
 		return collect(*configFile, storagePath(*configFile, *collectStorage), *only, *commit, logger, stdout, stderr)
