@@ -60,7 +60,7 @@ func overviewBoard(cfg *config.Config) *Board {
 	b.row("Service level objectives")
 	b.add(
 		Panel{Type: "bargauge", Title: "SLO attainment over its window", W: 8, H: 9, Unit: "percentunit", Min: v(0), Max: v(1), Decimals: intPtr(2),
-			Description: "Share of good events over each SLO's whole window (1 - period error ratio). Green at or above the objective is shown by the budget panel next to it.",
+			Description: "Share of good events over each SLO's whole window (1 - period error ratio). Objectives differ per SLO: whether one is met shows in the error budget next to it (below 0: missed).",
 			Targets:     []Target{{Expr: "1 - (slo:period_burn_rate:ratio{" + svc + "}" + join + "slo:error_budget:ratio{" + svc + "})", Legend: "{{sloth_slo}}", Instant: true}},
 			Thresholds:  []Threshold{{nil, red}, {v(0.8), orange}, {v(0.9), green}}},
 		Panel{Type: "bargauge", Title: "Error budget remaining", W: 8, H: 9, Unit: "percentunit", Max: v(1), Decimals: intPtr(1),

@@ -207,3 +207,27 @@ func TestGrafanaTemplate(t *testing.T) {
 		}
 	}
 }
+
+// dashboards/README.md lists every dashboard and panel.
+func TestReadmeListsEveryPanel(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	cfg, _ := demoBoards(t)
+	boards, err := Boards(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bd := range boards {
+		if !strings.Contains(readme, "### "+bd.Title+" (`"+bd.UID+"`)") {
+			t.Errorf("README lacks dashboard %s", bd.Title)
+		}
+		for _, p := range bd.panels {
+			if !strings.Contains(readme, p.Title) {
+				t.Errorf("README lacks panel %q of %s", p.Title, bd.UID)
+			}
+		}
+	}
+}
