@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/grafana-tools/sdk"
 
@@ -130,6 +131,9 @@ func ticketsBoard(cfg *config.Config) *Board {
 		Panel{Type: "timeseries", Title: "Created by channel (per hour)", W: 12, Unit: "short", Stack: true,
 			Description: "Tickets created per hour by channel.",
 			Targets:     []Target{{Expr: rate(s("servq_tickets_created_total", f), "channel") + perHour, Legend: "{{channel}}"}}},
+		Panel{Type: "timeseries", Title: "Created by priority (per hour)", W: 12, Unit: "short", Stack: true,
+			Description: "Tickets created per hour by priority.",
+			Targets:     []Target{{Expr: rate(s("servq_tickets_created_total", f), "priority") + perHour, Legend: "{{priority}}"}}},
 		Panel{Type: "timeseries", Title: "Oldest open ticket age", W: 12, Unit: "s",
 			Description: "Age of the oldest open ticket per queue.",
 			Targets:     []Target{{Expr: "time() - min by (queue) (" + s("servq_tickets_oldest_open_created_timestamp_seconds", byQueue) + ")", Legend: "{{queue}}"}},
@@ -204,17 +208,26 @@ func telephonyBoard(cfg *config.Config) (*Board, error) {
 		sl = append(sl, Target{Expr: "1 - (" + ind.ErrorRatio("$__rate_interval") + ")", Legend: fmt.Sprintf("%s (%s, %s)", o.Name, o.Threshold, o.AbandonPolicy)})
 	}
 	if len(sl) == 0 {
-		sl = append(sl, Target{Expr: rate(s("servq_call_wait_seconds_bucket", f, `outcome="answered"`, `le=~"20(\\.0)?"`)) + " / " + rate(s("servq_calls_offered_total", f)), Legend: "answered within 20s / offered"})
+		sl = append(sl, Target{Expr: rate(s("servq_call_wait_seconds_bucket", f, `outcome="answered"`, `le=~"`+leRegex(20)+`"`)) + " / " + rate(s("servq_calls_offered_total", f)), Legend: "answered within 20s / offered"})
 	}
 	b.add(
 		Panel{Type: "timeseries", Title: "Service level", W: 12, Unit: "percentunit", Min: v(0), Max: v(1),
 			Description: "Calls answered within the SLO threshold over the calls the SLO's abandon policy counts (the same expression as the SLO rules).",
 			Targets:     sl, Thresholds: []Threshold{{nil, red}, {v(0.8), green}}},
-		Panel{Type: "timeseries", Title: "Average speed of answer and handle time", W: 12, Unit: "s",
-			Description: "ASA: mean wait of answered calls. AHT: mean talk + hold + after-call work of answered calls.",
-			Targets: []Target{
-				{Expr: rate(s("servq_call_wait_seconds_sum", f, `outcome="answered"`)) + " / " + rate(s("servq_call_wait_seconds_count", f, `outcome="answered"`)), Legend: "ASA"},
-				{Expr: rate(s("servq_call_handle_seconds_sum", f)) + " / " + rate(s("servq_call_handle_seconds_count", f)), Legend: "AHT"}}},
+		Panel{Type: "timeseries", Title: "Service level by queue", W: 12, Unit: "percentunit", Min: v(0), Max: v(1),
+			Description: fmt.Sprintf("Calls answered within %gs over calls offered, per queue (every abandon counts as a miss here).", slThreshold(cfg)),
+			Targets: []Target{{Expr: rate(s("servq_call_wait_seconds_bucket", f, `outcome="answered"`, `le=~"`+leRegex(slThreshold(cfg))+`"`), "queue") +
+				" / " + rate(s("servq_calls_offered_total", f), "queue"), Legend: "{{queue}}"}},
+			Thresholds: []Threshold{{nil, red}, {v(0.8), green}}},
+		Panel{Type: "timeseries", Title: "Average speed of answer by queue", W: 12, Unit: "s",
+			Description: "ASA: mean time answered calls waited in the queue.",
+			Targets: []Target{{Expr: rate(s("servq_call_wait_seconds_sum", f, `outcome="answered"`), "queue") + " / " +
+				rate(s("servq_call_wait_seconds_count", f, `outcome="answered"`), "queue"), Legend: "{{queue}}"}},
+			Thresholds: []Threshold{{nil, green}, {v(20), orange}, {v(60), red}}},
+		Panel{Type: "timeseries", Title: "Average handle time by queue", W: 12, Unit: "s",
+			Description: "AHT: mean talk + hold + after-call work of answered calls.",
+			Targets: []Target{{Expr: rate(s("servq_call_handle_seconds_sum", f), "queue") + " / " +
+				rate(s("servq_call_handle_seconds_count", f), "queue"), Legend: "{{queue}}"}}},
 	)
 	b.row("Queues now")
 	b.add(
@@ -231,6 +244,22 @@ func telephonyBoard(cfg *config.Config) (*Board, error) {
 			Targets:     []Target{{Expr: "sum by (state) (" + s("servq_queue_agents", byQueue) + ")", Legend: "{{state}}"}}},
 	)
 	return b, nil
+}
+
+// slThreshold is the threshold of the first call_service_level SLO, 20s
+// (the classic 80/20) without one. It is always a call_wait bucket bound.
+func slThreshold(cfg *config.Config) float64 {
+	for _, o := range cfg.SLOs {
+		if o.Indicator == "call_service_level" {
+			return o.Threshold.D().Seconds()
+		}
+	}
+	return 20
+}
+
+// leRegex matches a bucket bound in either exposition format (20, 20.0).
+func leRegex(v float64) string {
+	return strings.ReplaceAll(strings.TrimPrefix(sli.LeMatcher(v), "=~"), `\`, `\\`)
 }
 
 func surveysBoard(cfg *config.Config) *Board {
