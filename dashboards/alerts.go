@@ -1,14 +1,17 @@
 package dashboards
 
 import (
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"regexp"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/dashboards/grafana"
 	"github.com/servq/servq/slo/rules"
 )
 
@@ -128,4 +131,27 @@ func alertFile(rs []AlertRule, o FileOptions, interval string) ([]byte, error) {
 		return nil, err
 	}
 	return append([]byte(header), b...), nil
+}
+
+// APIRules converts the rules for Grafana's provisioning API.
+func APIRules(rs []AlertRule) ([]grafana.AlertRule, error) {
+	var out []grafana.AlertRule
+	for _, r := range rs {
+		d, err := model.ParseDuration(r.For)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: for %q: %w", r.Title, r.For, err)
+		}
+		ar := grafana.AlertRule{UID: r.UID, Title: r.Title, Condition: r.Condition, NoDataState: r.NoDataState,
+			ExecErrState: r.ExecErrState, For: d, Labels: r.Labels, Annotations: r.Annotations, IsPaused: r.IsPaused}
+		for _, q := range r.Data {
+			m, err := json.Marshal(q.Model)
+			if err != nil {
+				return nil, err
+			}
+			ar.Data = append(ar.Data, grafana.AlertQuery{RefID: q.RefID, DatasourceUID: q.DatasourceUID, Model: m,
+				RelativeTimeRange: grafana.RelativeTimeRange{From: q.RelativeTimeRange.From, To: q.RelativeTimeRange.To}})
+		}
+		out = append(out, ar)
+	}
+	return out, nil
 }

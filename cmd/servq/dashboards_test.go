@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+func TestDashboardsCommandWritesFiles(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := run([]string{"dashboards", "-o", dir}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, f := range []string{"dashboards/servq-overview.json", "dashboards/servq-slo.json", "provisioning/dashboards/servq.yaml", "provisioning/alerting/servq.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+}
+
+// Against Grafana the token comes from the environment or a file, and a
+// refusal is reported with Grafana's answer but never the token.
+func TestDashboardsCommandGrafanaAuthFailure(t *testing.T) {
+	const token = "glsa_secret-token-value_1234"
+	var sawAuth atomic.Bool
+	g := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer "+token {
+			sawAuth.Store(true)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"message":"Invalid API key"}`))
+	}))
+	defer g.Close()
+
+	var out, errb bytes.Buffer
+	t.Setenv("GRAFANA_TOKEN", "")
+	if code := run([]string{"dashboards", "--grafana.url", g.URL}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "GRAFANA_TOKEN") {
+		t.Errorf("without a token: exit %d, %s", code, errb.String())
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	out.Reset()
+	errb.Reset()
+	code := run([]string{"dashboards", "--grafana.url", g.URL, "--grafana.token-file", tokenFile}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "401") || !strings.Contains(errb.String(), "Invalid API key") {
+		t.Errorf("exit %d, stderr %s", code, errb.String())
+	}
+	if !sawAuth.Load() {
+		t.Error("the token from the file was not sent as a Bearer token")
+	}
+	if strings.Contains(out.String()+errb.String(), token) {
+		t.Errorf("the token leaked into the output: %s %s", out.String(), errb.String())
+	}
+}

@@ -1,0 +1,426 @@
+package grafana
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/grafana-tools/sdk"
+)
+
+// commitMessage is the version message of every dashboard servq saves.
+const commitMessage = "servq dashboards"
+
+// uidRE is what Grafana accepts as a uid (at most 40 characters); checking
+// it here also keeps uids safe to put in a path unescaped, as the sdk does.
+var uidRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,40}$`)
+
+// Provision makes Grafana hold exactly these dashboards (in the folder) and
+// these alert rules (in the folder's rule group). See the package comment.
+// On error, the Result says what was done before it.
+func Provision(ctx context.Context, opt Options, dashboards []Dashboard, rules []AlertRule) (Result, error) {
+	var res Result
+	p, err := newProvisioner(opt)
+	if err != nil {
+		return res, err
+	}
+	ds, err := prepareDashboards(dashboards)
+	if err != nil {
+		return res, err
+	}
+	rs, err := p.prepareRules(rules)
+	if err != nil {
+		return res, err
+	}
+	if err := p.folder(ctx, &res); err != nil {
+		return res, err
+	}
+	for _, d := range ds {
+		if err := p.dashboard(ctx, d, &res); err != nil {
+			return res, err
+		}
+	}
+	if err := p.rules(ctx, rs, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+type provisioner struct {
+	opt Options
+	c   *client
+	sdk *sdk.Client
+}
+
+func newProvisioner(opt Options) (*provisioner, error) {
+	base, err := url.Parse(opt.URL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" ||
+		base.User != nil || base.RawQuery != "" || base.Fragment != "" {
+		// url.Parse's error would quote the URL; it holds no token, but
+		// may hold a password the user put there by mistake.
+		return nil, errors.New("grafana: the URL must be http(s)://host[:port][/path], without user, query or fragment")
+	}
+	if opt.Token.Reveal() == "" {
+		return nil, errors.New("grafana: no token (a service-account token is needed)")
+	}
+	if !uidRE.MatchString(opt.FolderUID) {
+		return nil, fmt.Errorf("grafana: folder uid %q: want 1 to 40 of A-Z a-z 0-9 _ -", opt.FolderUID)
+	}
+	if strings.TrimSpace(opt.FolderTitle) == "" {
+		return nil, errors.New("grafana: no folder title")
+	}
+	if opt.RuleGroup == "" {
+		opt.RuleGroup = "servq"
+	}
+	if opt.Interval == 0 {
+		opt.Interval = time.Minute
+	}
+	if opt.Interval < time.Second || opt.Interval%time.Second != 0 {
+		return nil, fmt.Errorf("grafana: rule group interval %s: want whole seconds", opt.Interval)
+	}
+
+	hc := &http.Client{}
+	if opt.HTTPClient != nil {
+		*hc = *opt.HTTPClient
+	}
+	rt := hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	hc.Transport = &transport{base: rt, scheme: base.Scheme, host: base.Host, token: opt.Token.Reveal()}
+
+	c := &client{http: hc, base: base, token: opt.Token.Reveal()}
+	// The sdk gets no key: it would send "Bearer <key>" itself, but treat a
+	// key holding ':' as user:password and put it into the URL. Our
+	// transport sets the header instead, for Grafana's host only.
+	sc, err := sdk.NewClient(base.String(), "", hc)
+	if err != nil {
+		return nil, fmt.Errorf("grafana: %w", err)
+	}
+	return &provisioner{opt: opt, c: c, sdk: sc}, nil
+}
+
+// folder makes the folder exist with its title.
+//
+// The sdk fits here: GET/POST /api/folders and PUT /api/folders/:uid are
+// what Grafana 10 documents. Its POST and PUT bodies carry every field of
+// sdk.Folder (id, url, hasAcl, ...) besides the documented uid, title,
+// version and overwrite; Grafana ignores the others.
+func (p *provisioner) folder(ctx context.Context, res *Result) error {
+	uid, title := p.opt.FolderUID, p.opt.FolderTitle
+	path := "/api/folders/" + uid
+	var f sdk.Folder
+	err := p.c.sdkCall(ctx, http.MethodGet, path, func(ctx context.Context) (err error) {
+		f, err = p.sdk.GetFolderByUID(ctx, uid)
+		return err
+	})
+	switch {
+	case isStatus(err, http.StatusNotFound):
+		err = p.c.sdkCall(ctx, http.MethodPost, "/api/folders", func(ctx context.Context) error {
+			_, err := p.sdk.CreateFolder(ctx, sdk.Folder{UID: uid, Title: title})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("grafana: creating folder %q (%s): %w", title, uid, err)
+		}
+		res.FolderCreated = true
+		return nil
+	case err != nil:
+		return fmt.Errorf("grafana: reading folder %s: %w", uid, err)
+	case f.Title == title:
+		return nil
+	}
+	err = p.c.sdkCall(ctx, http.MethodPut, path, func(ctx context.Context) error {
+		_, err := p.sdk.UpdateFolderByUID(ctx, sdk.Folder{UID: uid, Title: title, Version: f.Version, Overwrite: true})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("grafana: renaming folder %s from %q to %q: %w", uid, f.Title, title, err)
+	}
+	res.FolderRenamed = true
+	return nil
+}
+
+type preparedDashboard struct {
+	uid, title string
+	model      map[string]any
+}
+
+func prepareDashboards(in []Dashboard) ([]preparedDashboard, error) {
+	seen := map[string]bool{}
+	out := make([]preparedDashboard, 0, len(in))
+	for _, d := range in {
+		if !uidRE.MatchString(d.UID) {
+			return nil, fmt.Errorf("grafana: dashboard uid %q: want 1 to 40 of A-Z a-z 0-9 _ -", d.UID)
+		}
+		if seen[d.UID] {
+			return nil, fmt.Errorf("grafana: dashboard uid %s given twice", d.UID)
+		}
+		seen[d.UID] = true
+		v, err := decodeJSON(d.JSON)
+		m, ok := v.(map[string]any)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("grafana: dashboard %s: its JSON is not an object: %v", d.UID, err)
+		}
+		if u, _ := m["uid"].(string); u != d.UID {
+			return nil, fmt.Errorf("grafana: dashboard %s: its JSON has uid %q", d.UID, u)
+		}
+		if t, _ := m["title"].(string); t != d.Title || t == "" {
+			return nil, fmt.Errorf("grafana: dashboard %s: its JSON has title %q, want %q", d.UID, t, d.Title)
+		}
+		// Grafana's bookkeeping, not ours: an id would make Grafana look
+		// the dashboard up by id, a version is set below from Grafana's.
+		delete(m, "id")
+		delete(m, "version")
+		out = append(out, preparedDashboard{uid: d.UID, title: d.Title, model: m})
+	}
+	return out, nil
+}
+
+// dashboard creates or updates one dashboard when needed.
+//
+// Plain net/http, not the sdk: its BoardProperties lacks meta.folderUid
+// (only the deprecated numeric folderId), and its RawBoardRequest can send
+// neither folderUid nor message (its parameters go out as "FolderID" and
+// "Overwrite"); Grafana documents that an update without folderUid moves
+// the dashboard to the root. It also dereferences a missing "message" of
+// an error answer.
+func (p *provisioner) dashboard(ctx context.Context, d preparedDashboard, res *Result) error {
+	what := fmt.Sprintf("dashboard %q (%s)", d.title, d.uid)
+	var got struct {
+		Dashboard json.RawMessage `json:"dashboard"`
+		Meta      struct {
+			FolderUID string `json:"folderUid"`
+			Version   int64  `json:"version"`
+		} `json:"meta"`
+	}
+	err := p.c.do(ctx, http.MethodGet, "/api/dashboards/uid/"+d.uid, nil, &got)
+	exists := err == nil
+	if err != nil && !isStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("grafana: reading %s: %w", what, err)
+	}
+	if exists && got.Meta.FolderUID == p.opt.FolderUID && dashboardCovered(d.model, got.Dashboard) {
+		res.DashboardsUnchanged = append(res.DashboardsUnchanged, d.uid)
+		return nil
+	}
+
+	model := d.model
+	if exists {
+		// The version just read: Grafana refuses the save (412
+		// version-mismatch) if someone saved in between.
+		model = make(map[string]any, len(d.model)+1)
+		for k, v := range d.model {
+			model[k] = v
+		}
+		model["version"] = currentVersion(got.Dashboard, got.Meta.Version)
+	}
+	body := map[string]any{
+		"dashboard": model,
+		"folderUid": p.opt.FolderUID,
+		// Never true: with it, Grafana takes over another dashboard of the
+		// folder that has the same title (and ignores a concurrent save).
+		"overwrite": false,
+		"message":   commitMessage,
+	}
+	err = p.c.do(ctx, http.MethodPost, "/api/dashboards/db", body, nil)
+	if err != nil {
+		return fmt.Errorf("grafana: saving %s: %w%s", what, err, conflictHint(err))
+	}
+	if exists {
+		res.DashboardsUpdated = append(res.DashboardsUpdated, d.uid)
+	} else {
+		res.DashboardsCreated = append(res.DashboardsCreated, d.uid)
+	}
+	return nil
+}
+
+// currentVersion is meta's version, or the dashboard's "version" (the
+// two are the same in Grafana).
+func currentVersion(dash json.RawMessage, meta int64) any {
+	if meta > 0 {
+		return meta
+	}
+	var v struct {
+		Version json.Number `json:"version"`
+	}
+	if json.Unmarshal(dash, &v) == nil && v.Version != "" {
+		return v.Version
+	}
+	return 0
+}
+
+// conflictHint explains Grafana's 412s on a dashboard save.
+func conflictHint(err error) string {
+	var ae *APIError
+	if !errors.As(err, &ae) || (ae.StatusCode != http.StatusPreconditionFailed && ae.StatusCode != http.StatusConflict) {
+		return ""
+	}
+	switch ae.Status {
+	case "version-mismatch":
+		return " (someone saved this dashboard while servq was updating it; run servq again)"
+	case "name-exists":
+		return " (another dashboard with this title or uid is in the way: rename, move or delete it)"
+	case "plugin-dashboard":
+		return " (a plugin owns this dashboard uid)"
+	}
+	return ""
+}
+
+func (p *provisioner) prepareRules(in []AlertRule) ([]AlertRule, error) {
+	seen := map[string]bool{}
+	out := make([]AlertRule, 0, len(in))
+	for _, r := range in {
+		if !strings.HasPrefix(r.UID, RulePrefix) || !uidRE.MatchString(r.UID) {
+			return nil, fmt.Errorf("grafana: alert rule uid %q: want %q and then A-Z a-z 0-9 _ -, 40 at most", r.UID, RulePrefix)
+		}
+		if seen[r.UID] {
+			return nil, fmt.Errorf("grafana: alert rule uid %s given twice", r.UID)
+		}
+		seen[r.UID] = true
+		if r.FolderUID == "" {
+			r.FolderUID = p.opt.FolderUID
+		}
+		if r.RuleGroup == "" {
+			r.RuleGroup = p.opt.RuleGroup
+		}
+		if r.FolderUID != p.opt.FolderUID || r.RuleGroup != p.opt.RuleGroup {
+			return nil, fmt.Errorf("grafana: alert rule %s: folder %q group %q, want folder %q group %q",
+				r.UID, r.FolderUID, r.RuleGroup, p.opt.FolderUID, p.opt.RuleGroup)
+		}
+		if r.NoDataState == "" {
+			r.NoDataState = "NoData"
+		}
+		if r.ExecErrState == "" {
+			r.ExecErrState = "Error"
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ruleGroup is the provisioning API's AlertRuleGroup. Rules stay raw so
+// that a PUT of the group sends back every field Grafana gave (the PUT
+// replaces the group's rules with the ones it carries).
+type ruleGroup struct {
+	Title     string            `json:"title"`
+	FolderUID string            `json:"folderUid"`
+	Interval  int64             `json:"interval"` // seconds
+	Rules     []json.RawMessage `json:"rules"`
+}
+
+const rulesPath = "/api/v1/provisioning/alert-rules"
+
+// rules creates, updates and deletes alert rules, then sets the group's
+// interval.
+//
+// Plain net/http: the sdk has no alerting provisioning API. No
+// X-Disable-Provenance header is sent: servq owns these rules, so they keep
+// the "api" provenance and the UI shows them as provisioned, not editable.
+func (p *provisioner) rules(ctx context.Context, want []AlertRule, res *Result) error {
+	groupPath := "/api/v1/provisioning/folder/" + url.PathEscape(p.opt.FolderUID) +
+		"/rule-groups/" + url.PathEscape(p.opt.RuleGroup)
+	group, found, err := p.readGroup(ctx, groupPath)
+	if err != nil {
+		return err
+	}
+	inGroup := map[string]AlertRule{}
+	for _, raw := range group.Rules {
+		var r AlertRule
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("grafana: GET %s: decoding a rule: %w", groupPath, err)
+		}
+		inGroup[r.UID] = r
+	}
+
+	wrote := false
+	for _, r := range want {
+		path := rulesPath + "/" + r.UID
+		have, ok := inGroup[r.UID]
+		if !ok {
+			// Maybe elsewhere (another group or folder): the PUT moves it.
+			err := p.c.do(ctx, http.MethodGet, path, nil, &have)
+			switch {
+			case isStatus(err, http.StatusNotFound):
+				if err := p.c.do(ctx, http.MethodPost, rulesPath, r, nil); err != nil {
+					return fmt.Errorf("grafana: creating alert rule %q (%s): %w", r.Title, r.UID, err)
+				}
+				res.RulesCreated = append(res.RulesCreated, r.UID)
+				wrote = true
+				continue
+			case err != nil:
+				return fmt.Errorf("grafana: reading alert rule %s: %w", r.UID, err)
+			}
+		}
+		if ruleCovered(r, have) {
+			res.RulesUnchanged = append(res.RulesUnchanged, r.UID)
+			continue
+		}
+		if r.OrgID == 0 {
+			r.OrgID = have.OrgID
+		}
+		if err := p.c.do(ctx, http.MethodPut, path, r, nil); err != nil {
+			return fmt.Errorf("grafana: updating alert rule %q (%s): %w", r.Title, r.UID, err)
+		}
+		res.RulesUpdated = append(res.RulesUpdated, r.UID)
+		wrote = true
+	}
+
+	keep := map[string]bool{}
+	for _, r := range want {
+		keep[r.UID] = true
+	}
+	for _, raw := range group.Rules {
+		var r AlertRule
+		_ = json.Unmarshal(raw, &r) // decoded above
+		if keep[r.UID] || !strings.HasPrefix(r.UID, RulePrefix) {
+			continue
+		}
+		err := p.c.do(ctx, http.MethodDelete, rulesPath+"/"+r.UID, nil, nil)
+		if err != nil && !isStatus(err, http.StatusNotFound) {
+			return fmt.Errorf("grafana: deleting alert rule %q (%s), which servq no longer generates: %w", r.Title, r.UID, err)
+		}
+		res.RulesDeleted = append(res.RulesDeleted, r.UID)
+		wrote = true
+	}
+
+	if len(want) == 0 {
+		return nil // no group of servq's to set an interval on
+	}
+	if wrote || !found {
+		if group, _, err = p.readGroup(ctx, groupPath); err != nil {
+			return err
+		}
+	}
+	interval := int64(p.opt.Interval / time.Second)
+	if group.Interval == interval {
+		return nil
+	}
+	group.Title, group.FolderUID, group.Interval = p.opt.RuleGroup, p.opt.FolderUID, interval
+	if group.Rules == nil {
+		group.Rules = []json.RawMessage{}
+	}
+	if err := p.c.do(ctx, http.MethodPut, groupPath, group, nil); err != nil {
+		return fmt.Errorf("grafana: setting the interval of rule group %q to %s: %w", p.opt.RuleGroup, p.opt.Interval, err)
+	}
+	res.RuleGroupUpdated = true
+	return nil
+}
+
+// readGroup reads the rule group; a missing one is empty.
+func (p *provisioner) readGroup(ctx context.Context, path string) (ruleGroup, bool, error) {
+	var g ruleGroup
+	err := p.c.do(ctx, http.MethodGet, path, nil, &g)
+	switch {
+	case isStatus(err, http.StatusNotFound):
+		return ruleGroup{}, false, nil
+	case err != nil:
+		return g, false, fmt.Errorf("grafana: reading rule group %q: %w", p.opt.RuleGroup, err)
+	}
+	return g, true, nil
+}
