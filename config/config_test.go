@@ -695,3 +695,25 @@ func TestExampleShowsAndExplainsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeSpecWithInlineSharedKeys(t *testing.T) {
+	type shared struct {
+		Timeout Duration `yaml:"request_timeout"`
+	}
+	type spec struct {
+		URL    string `yaml:"url"`
+		Shared shared `yaml:",inline"`
+	}
+	cfg, err := Parse([]byte("collectors:\n  - name: a\n    type: x\n    schedule: \"@every 1m\"\n    url: http://x\n    request_timeout: 5s\n"), "t.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s spec
+	if err := cfg.Collectors[0].DecodeSpec(&s); err != nil || s.URL != "http://x" || s.Shared.Timeout.D() != 5*time.Second {
+		t.Errorf("spec = %+v, err %v", s, err)
+	}
+	cfg, _ = Parse([]byte("collectors:\n  - name: a\n    type: x\n    schedule: \"@every 1m\"\n    request_timeot: 5s\n"), "t.yml")
+	if err := cfg.Collectors[0].DecodeSpec(&s); err == nil || !strings.Contains(err.Error(), `t.yml:5: collectors[0].request_timeot: unknown field "request_timeot" (known: request_timeout, url)`) {
+		t.Errorf("typo: %v", err)
+	}
+}

@@ -214,7 +214,16 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 		if tag == "-" || !f.IsExported() {
 			continue
 		}
-		name := strings.Split(tag, ",")[0]
+		parts := strings.Split(tag, ",")
+		if len(parts) > 1 && parts[1] == "inline" && f.Type.Kind() == reflect.Struct {
+			// Shared keys embedded in a plugin's spec (the API sources'
+			// politeness settings) are keys of the spec itself.
+			for k, sub := range yamlFields(f.Type) {
+				out[k] = sub
+			}
+			continue
+		}
+		name := parts[0]
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
