@@ -94,7 +94,7 @@ func TestRetryAfterForms(t *testing.T) {
 	for h, want := range map[[2]string]time.Duration{
 		{"Retry-After", "120"}:                           2 * time.Minute,
 		{"Retry-After", "Mon, 23 Nov 2026 10:00:30 GMT"}: 30 * time.Second,
-		{"X-RateLimit-Reset", "1795428060"}:             time.Unix(1795428060, 0).Sub(now),
+		{"X-RateLimit-Reset", "1795428060"}:              time.Unix(1795428060, 0).Sub(now),
 		{"Ratelimit-Reset", "15"}:                        15 * time.Second,
 	} {
 		hdr := http.Header{}
