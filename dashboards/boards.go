@@ -164,6 +164,9 @@ func ticketsBoard(cfg *config.Config) *Board {
 		Panel{Type: "timeseries", Title: "SLO breaches per SLO (per hour)", W: 12, H: 6, Unit: "short",
 			Description: "Tickets that missed an SLO deadline per hour, counted when the deadline passed.",
 			Targets:     []Target{{Expr: rate(s("servq_ticket_slo_events_total", f, `result="bad"`), "slo") + perHour, Legend: "{{slo}}"}}},
+		Panel{Type: "timeseries", Title: "Help desk SLA breaches (per hour)", W: 24, H: 6, Unit: "short",
+			Description: "SLA breaches the ticketing system itself reported (Zendesk, Freshdesk, Jira Service Management SLAs), by SLA metric.",
+			Targets:     []Target{{Expr: rate(s("servq_ticket_sla_breaches_total", f), "metric") + perHour, Legend: "{{metric}}"}}},
 		Panel{Type: "table", Title: "By queue", W: 24, H: 8, Unit: "short",
 			Description: "Per queue over the selected range: created, solved, solved on first contact, reopens; open now.",
 			Targets: []Target{

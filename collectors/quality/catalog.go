@@ -14,7 +14,7 @@ const Namespace = "servq_"
 type catalog struct {
 	ticketsCreated, ticketsSolved, ticketsReopened, ticketsFCR, complaints *family
 	firstReply, firstReplyBiz, resolution, resolutionBiz                   *family
-	ticketSLOEvents, ticketsOpen, oldestOpen                               *family
+	ticketSLOEvents, ticketsOpen, oldestOpen, slaBreaches                  *family
 
 	callsOffered, callsAnswered, callsAbandoned, callsAbandonedShort, callsTransferred *family
 	callWait, callHandle                                                               *family
@@ -71,6 +71,7 @@ func newCatalog(cfg *config.Config) *catalog {
 		resolutionBiz:   newFamily(Namespace+"ticket_resolution_business_seconds", "Business time from ticket creation to its first solve.", kindHistogram, resB, tl...),
 		ticketSLOEvents: newFamily(Namespace+"ticket_slo_events_total", "Ticket SLO events: good when met in time, bad as soon as the deadline passed; one per ticket and SLO.", kindCounter, nil, "slo", "result", "queue", "channel", "priority"),
 		ticketsOpen:     newFamily(Namespace+"tickets_open", "Open tickets by status.", kindGauge, nil, "queue", "status"),
+		slaBreaches:     newFamily(Namespace+"ticket_sla_breaches_total", "SLA breaches the source itself reported (Zendesk, Freshdesk, Jira SLAs), once per ticket and SLA metric.", kindCounter, nil, "metric", "queue", "channel", "priority"),
 		oldestOpen:      newFamily(Namespace+"tickets_oldest_open_created_timestamp_seconds", "Creation time of the oldest open ticket of the queue (age: time() minus this).", kindGauge, nil, "queue"),
 
 		callsOffered:        newFamily(Namespace+"calls_offered_total", "Calls that entered a queue.", kindCounter, nil, "queue", "channel"),
@@ -97,7 +98,7 @@ func newCatalog(cfg *config.Config) *catalog {
 	}
 	c.all = []*family{
 		c.ticketsCreated, c.ticketsSolved, c.ticketsReopened, c.ticketsFCR, c.complaints,
-		c.firstReply, c.firstReplyBiz, c.resolution, c.resolutionBiz, c.ticketSLOEvents, c.ticketsOpen, c.oldestOpen,
+		c.firstReply, c.firstReplyBiz, c.resolution, c.resolutionBiz, c.ticketSLOEvents, c.ticketsOpen, c.oldestOpen, c.slaBreaches,
 		c.callsOffered, c.callsAnswered, c.callsAbandoned, c.callsAbandonedShort, c.callsTransferred,
 		c.callWait, c.callHandle, c.queueWaiting, c.queueLongestWait, c.queueAgents,
 		c.surveyResponses, c.csatSatisfied, c.csatScore, c.npsResponses, c.cesScore,

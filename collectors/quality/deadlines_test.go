@@ -189,3 +189,17 @@ func TestOldestOpenTicketFollowsTheBacklog(t *testing.T) {
 	}
 	expect(t, got, map[string]float64{"servq_tickets_oldest_open_created_timestamp_seconds{collector=zd,queue=vip}": float64(mon(10, 0).Unix())})
 }
+
+func TestSourceReportedSLABreachesCountOnce(t *testing.T) {
+	m, st := newModel(t, t.TempDir(), deadlineConfig)
+	defer st.Close()
+	tk := record.Ticket{ID: "z1", Queue: "q", Channel: "email", Priority: "normal", Status: "open", CreatedAt: mon(9, 0), SLABreaches: []string{"first_reply"}}
+	commitAt(t, m, mon(10, 0), tk, tk)
+	tk.SLABreaches = []string{"first_reply", "resolution"}
+	commitAt(t, m, mon(11, 0), tk)
+	commitAt(t, m, mon(12, 0), tk)
+	expect(t, values(t, m), map[string]float64{
+		"servq_ticket_sla_breaches_total{channel=email,collector=zd,metric=first_reply,priority=normal,queue=q}": 1,
+		"servq_ticket_sla_breaches_total{channel=email,collector=zd,metric=resolution,priority=normal,queue=q}":  1,
+	})
+}

@@ -198,6 +198,16 @@ func (r *run) ticket(t *record.Ticket) error {
 		st.flags &^= tsSolvedNow
 	}
 
+	// Source-reported SLA breaches: once per ticket and metric, kept in the
+	// same list as the ticket SLOs already counted, with a prefix.
+	for _, b := range t.SLABreaches {
+		if b == "" || t.Deleted || st.sloDone("sla:"+b) {
+			continue
+		}
+		st.done = append(st.done, "sla:"+b)
+		r.add(cat.slaBreaches, 1, r.label("sla_metric", b), q, ch, pr)
+	}
+
 	if t.Complaint && st.flags&tsComplain == 0 {
 		st.flags |= tsComplain
 		r.add(cat.complaints, 1, q, ch)

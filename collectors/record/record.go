@@ -34,7 +34,13 @@ type Ticket struct {
 	// Satisfaction attached to the ticket, if any (e.g. Zendesk "good"/"bad").
 	Satisfaction string
 	Complaint    bool // the ticket is a complaint
-	Deleted      bool // the source deleted the ticket
+	// SLABreaches names the SLA targets the source itself says the ticket
+	// breached (Zendesk SLA breach events, Freshdesk escalation flags, Jira
+	// Service Management breached cycles): first_reply, resolution,
+	// next_reply, or the source's own SLA name. Each is counted once per
+	// ticket, however often reported.
+	SLABreaches []string
+	Deleted     bool // the source deleted the ticket
 }
 
 // Solved reports whether the ticket is in a solved state.

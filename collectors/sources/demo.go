@@ -720,8 +720,20 @@ func (t *demoTicket) asOf(s int64) record.Ticket {
 	if tk.Status == "solved" {
 		tk.SolvedAt = utc(solved)
 	}
+	// The simulated help desk runs its own SLA policy, as Zendesk or
+	// Freshdesk do, and reports a first-reply breach once the target has
+	// passed without a reply.
+	target := demoSLAFirstReply[tk.Priority]
+	if reply := tk.FirstReplyAt; target > 0 && ((!reply.IsZero() && reply.Sub(tk.CreatedAt) > target) ||
+		(reply.IsZero() && s-tk.CreatedAt.Unix() > int64(target/time.Second))) {
+		tk.SLABreaches = []string{"first_reply"}
+	}
 	return tk
 }
+
+// demoSLAFirstReply is the simulated help desk's own first-reply SLA per
+// priority, in calendar time.
+var demoSLAFirstReply = map[string]time.Duration{"low": 24 * time.Hour, "normal": 8 * time.Hour, "high": 4 * time.Hour, "urgent": time.Hour}
 
 // changedIn reports whether the ticket was created or changed in (from, to].
 func (t *demoTicket) changedIn(from, to int64) bool {
