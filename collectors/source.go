@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -34,6 +35,19 @@ type Source interface {
 	// Source value: a restart, or a crash between fetch and commit, must
 	// lose nothing.
 	Collect(ctx context.Context, cursor []byte, b *Batch) (next []byte, err error)
+}
+
+// Receiver is a Source that is also pushed to over HTTP (survey webhooks).
+// servq serves its handler at /webhooks/<collector name>. The handler
+// stores what it receives durably before answering 2xx; Collect then hands
+// the stored records to the quality model under the usual cursor rules.
+//
+// A Receiver that holds files open must open them lazily (in Handler or
+// Collect, not in its Factory: `servq check` and reloads build sources
+// while the running ones still hold the files) and implement io.Closer.
+type Receiver interface {
+	Source
+	Handler() http.Handler
 }
 
 // Batch collects the records of one run.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -189,6 +190,19 @@ func (r *Runner) Stop(ctx context.Context) {
 	}
 	r.cancel()
 	r.closeSources()
+}
+
+// Handler returns the webhook handler of the named collector, or nil when
+// it has none (or is disabled).
+func (r *Runner) Handler(name string) http.Handler {
+	j := r.byN[name]
+	if j == nil {
+		return nil
+	}
+	if rc, ok := j.src.(collectors.Receiver); ok {
+		return rc.Handler()
+	}
+	return nil
 }
 
 func (r *Runner) closeSources() {

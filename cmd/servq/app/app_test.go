@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	srccollectors "github.com/servq/servq/collectors"
 	_ "github.com/servq/servq/collectors/sources"
+	"github.com/servq/servq/config"
 	"github.com/servq/servq/deploy/testenv"
 )
 
@@ -304,5 +306,34 @@ func TestSLOStatusEndpoint(t *testing.T) {
 	}
 	if _, page := get(t, srv.URL+"/"); !strings.Contains(page, "budget remaining") || !strings.Contains(page, "api/v1/slos") {
 		t.Error("landing page lacks the SLO status")
+	}
+}
+
+// probeReceiver is a Source that receives pushes, for the /webhooks/ mount.
+type probeReceiver struct{}
+
+func (probeReceiver) Collect(_ context.Context, c []byte, _ *srccollectors.Batch) ([]byte, error) {
+	return c, nil
+}
+
+func (probeReceiver) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("received " + r.Method)) })
+}
+
+func init() {
+	srccollectors.Register("test_webhook_probe", func(*config.Collector, srccollectors.Env) (srccollectors.Source, error) {
+		return probeReceiver{}, nil
+	})
+}
+
+func TestWebhookReceiversAreMounted(t *testing.T) {
+	_, srv, _ := startService(t, "collectors:\n  - {name: probe, type: test_webhook_probe, schedule: \"@every 1h\"}\n  - {name: sim, type: demo, schedule: \"@every 1h\"}\n")
+	if code, body := post(t, srv.URL+"/webhooks/probe"); code != 200 || body != "received POST" {
+		t.Errorf("POST /webhooks/probe = %d %q", code, body)
+	}
+	for _, path := range []string{"/webhooks/sim", "/webhooks/nope", "/webhooks/"} {
+		if code, _ := post(t, srv.URL+path); code != http.StatusNotFound {
+			t.Errorf("POST %s = %d, want 404", path, code)
+		}
 	}
 }

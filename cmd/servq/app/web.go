@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -48,6 +50,18 @@ func (s *Service) Handler(metricsPath string) http.Handler {
 	mux.HandleFunc("/api/v1/collectors", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": s.Runner().Statuses()})
+	})
+	// Webhook receivers (survey webhooks) authenticate each delivery by
+	// its signature; the collector's handler is looked up per request, as
+	// a reload replaces the runner.
+	mux.HandleFunc("/webhooks/", func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/webhooks/")
+		h := s.Runner().Handler(name)
+		if name == "" || strings.Contains(name, "/") || h == nil {
+			http.Error(w, "no webhook collector named "+strconv.Quote(name), http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("/api/v1/slos", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
