@@ -702,14 +702,14 @@ func TestDecodeSpecWithInlineSharedKeys(t *testing.T) {
 	}
 	type spec struct {
 		URL    string `yaml:"url"`
-		Shared shared `yaml:",inline"`
+		shared `yaml:",inline"`
 	}
 	cfg, err := Parse([]byte("collectors:\n  - name: a\n    type: x\n    schedule: \"@every 1m\"\n    url: http://x\n    request_timeout: 5s\n"), "t.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var s spec
-	if err := cfg.Collectors[0].DecodeSpec(&s); err != nil || s.URL != "http://x" || s.Shared.Timeout.D() != 5*time.Second {
+	if err := cfg.Collectors[0].DecodeSpec(&s); err != nil || s.URL != "http://x" || s.shared.Timeout.D() != 5*time.Second {
 		t.Errorf("spec = %+v, err %v", s, err)
 	}
 	cfg, _ = Parse([]byte("collectors:\n  - name: a\n    type: x\n    schedule: \"@every 1m\"\n    request_timeot: 5s\n"), "t.yml")

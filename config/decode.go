@@ -211,16 +211,18 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("yaml")
-		if tag == "-" || !f.IsExported() {
-			continue
-		}
 		parts := strings.Split(tag, ",")
+		// An embedded struct may be unexported and still inline (yaml.v3
+		// decodes into it); check inlining before exportedness.
 		if len(parts) > 1 && parts[1] == "inline" && f.Type.Kind() == reflect.Struct {
 			// Shared keys embedded in a plugin's spec (the API sources'
 			// politeness settings) are keys of the spec itself.
 			for k, sub := range yamlFields(f.Type) {
 				out[k] = sub
 			}
+			continue
+		}
+		if tag == "-" || !f.IsExported() {
 			continue
 		}
 		name := parts[0]

@@ -314,7 +314,9 @@ func (r *run) calls(calls []record.Call) error {
 		case c.Outcome.Answered():
 			r.add(cat.callsAnswered, 1, q, ch)
 			r.observe(cat.callWait, wait, q, ch, string(record.OutcomeAnswered))
-			r.observe(cat.callHandle, c.Handle().Seconds(), q, ch)
+			if !c.HandleUnknown {
+				r.observe(cat.callHandle, c.Handle().Seconds(), q, ch)
+			}
 			if c.Outcome == record.OutcomeTransferred {
 				r.add(cat.callsTransferred, 1, q, ch)
 			}

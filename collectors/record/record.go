@@ -82,6 +82,10 @@ type Call struct {
 	Wrap time.Duration // after-call work
 
 	Outcome CallOutcome
+	// HandleUnknown: the source knows no talk, hold or wrap-up times (a
+	// statistics API such as Twilio TaskRouter's); the call then stays out
+	// of the handle-time histogram instead of counting as 0 seconds.
+	HandleUnknown bool
 }
 
 // Handle is the handle time of an answered call: talk + hold + wrap-up.

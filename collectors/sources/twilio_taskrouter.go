@@ -1,0 +1,543 @@
+package sources
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/record"
+	"github.com/servq/servq/config"
+)
+
+// twilioTaskRouter reads the queue statistics of a Twilio TaskRouter
+// workspace. TaskRouter reports aggregates, not individual calls, so:
+//
+//   - RealTimeStatistics of each TaskQueue become a record.Snapshot: calls
+//     waiting = tasks pending + reserved (not yet accepted), longest wait =
+//     longest_task_waiting_age, agents by state = activity_statistics
+//     (activity friendly names, lower-cased).
+//   - CumulativeStatistics over the minutes since the last run become
+//     synthetic record.Calls: reservations_accepted answered calls and
+//     tasks_canceled abandoned calls per interval. Their waits are spread
+//     over the split_by_wait_time buckets (the count in each bucket is
+//     Twilio's) and scaled so that their sum is wait_duration_until_*.total:
+//     offered, answered, abandoned, the wait buckets at every configured
+//     threshold, short abandons (5s is a default threshold) and ASA are
+//     exact; a wait between two thresholds is an estimate. Handle time is
+//     not in the statistics: the calls are marked HandleUnknown and stay out
+//     of the handle-time histogram.
+//
+// The cursor holds, per TaskQueue, the EndDate of the last interval counted;
+// the next interval starts there, so none is counted twice or skipped.
+type twilioTaskRouter struct {
+	base      *url.URL
+	workspace string
+	queues    map[string]bool // friendly names or SIDs; nil = all
+	channel   string
+	taskChan  string // TaskChannel query parameter; "" = all channels
+	split     []int
+	interval  time.Duration
+	delay     time.Duration
+	since     time.Duration
+	client    *apiClient
+}
+
+type twilioTaskRouterSpec struct {
+	// Named: the strict key check skips unexported embedded fields.
+	Polite           politeSpec       `yaml:",inline"`
+	BaseURL          string           `yaml:"base_url"`
+	AccountSID       string           `yaml:"account_sid"`
+	AuthToken        config.Secret    `yaml:"auth_token"`
+	AuthTokenFile    string           `yaml:"auth_token_file"`
+	APIKeySID        string           `yaml:"api_key_sid"`
+	APIKeySecret     config.Secret    `yaml:"api_key_secret"`
+	APIKeySecretFile string           `yaml:"api_key_secret_file"`
+	WorkspaceSID     string           `yaml:"workspace_sid"`
+	Queues           []string         `yaml:"queues"`
+	TaskChannel      *string          `yaml:"task_channel"`
+	Channel          string           `yaml:"channel"`
+	SplitByWaitTime  []int            `yaml:"split_by_wait_time"`
+	Interval         config.Duration  `yaml:"interval"`
+	Delay            *config.Duration `yaml:"delay"`
+}
+
+const (
+	twilioDefaultBase     = "https://taskrouter.twilio.com"
+	twilioDefaultInterval = time.Hour
+	twilioDefaultDelay    = time.Minute
+	// TaskRouter keeps cumulative statistics for 30 days; an hour of margin
+	// keeps the oldest StartDate inside that window while the run is going.
+	twilioHistory  = 30*24*time.Hour - time.Hour
+	twilioPageSize = 100
+)
+
+var (
+	twilioSIDs = map[string]*regexp.Regexp{
+		"account_sid":   regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`),
+		"api_key_sid":   regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`),
+		"workspace_sid": regexp.MustCompile(`^WS[0-9a-fA-F]{32}$`),
+	}
+)
+
+func init() {
+	collectors.Register("twilio_taskrouter", newTwilioTaskRouter)
+}
+
+func newTwilioTaskRouter(c *config.Collector, _ collectors.Env) (collectors.Source, error) {
+	var spec twilioTaskRouterSpec
+	if err := c.DecodeSpec(&spec); err != nil {
+		return nil, err
+	}
+	if err := spec.Polite.check(c); err != nil {
+		return nil, err
+	}
+	for key, v := range map[string]string{"account_sid": spec.AccountSID, "api_key_sid": spec.APIKeySID, "workspace_sid": spec.WorkspaceSID} {
+		if v != "" && !twilioSIDs[key].MatchString(v) {
+			return nil, c.Errorf(key, "%q is not a Twilio SID (%s followed by 32 hex digits)", v, twilioSIDs[key].String()[1:3])
+		}
+	}
+	if spec.WorkspaceSID == "" {
+		return nil, c.Errorf("workspace_sid", "is required (WS…, TaskRouter → Workspaces in the Twilio console)")
+	}
+	token, err := resolveSecret(c, "auth_token", spec.AuthToken, spec.AuthTokenFile)
+	if err != nil {
+		return nil, err
+	}
+	keySecret, err := resolveSecret(c, "api_key_secret", spec.APIKeySecret, spec.APIKeySecretFile)
+	if err != nil {
+		return nil, err
+	}
+	var user string
+	var pass config.Secret
+	switch {
+	case spec.APIKeySID != "" || keySecret != "":
+		if spec.APIKeySID == "" || keySecret == "" {
+			return nil, c.Errorf("api_key_sid", "api_key_sid and api_key_secret (or api_key_secret_file) go together")
+		}
+		if token != "" {
+			return nil, c.Errorf("auth_token", "set either auth_token or an API key, not both")
+		}
+		user, pass = spec.APIKeySID, keySecret
+	case spec.AccountSID == "" || token == "":
+		return nil, c.Errorf("account_sid", "account_sid with auth_token (or auth_token_file), or api_key_sid with api_key_secret, is required")
+	default:
+		user, pass = spec.AccountSID, token
+	}
+	s := &twilioTaskRouter{workspace: spec.WorkspaceSID, taskChan: "voice", channel: spec.Channel,
+		interval: twilioDefaultInterval, delay: twilioDefaultDelay, since: min(spec.Polite.since(), twilioHistory)}
+	raw := spec.BaseURL
+	if raw == "" {
+		raw = twilioDefaultBase
+	}
+	if s.base, err = url.Parse(strings.TrimRight(raw, "/")); err != nil || (s.base.Scheme != "https" && s.base.Scheme != "http") || s.base.Host == "" {
+		return nil, c.Errorf("base_url", "%q is not an http(s) URL", raw)
+	}
+	if spec.TaskChannel != nil {
+		s.taskChan = *spec.TaskChannel
+	}
+	if s.channel == "" {
+		switch s.taskChan {
+		case "voice", "":
+			s.channel = "phone"
+		default:
+			s.channel = s.taskChan
+		}
+	}
+	if len(spec.Queues) > 0 {
+		s.queues = map[string]bool{}
+		for _, q := range spec.Queues {
+			s.queues[q] = true
+		}
+	}
+	if s.split, err = twilioThresholds(spec.SplitByWaitTime); err != nil {
+		return nil, c.Errorf("split_by_wait_time", "%v", err)
+	}
+	if spec.Interval != 0 {
+		if spec.Interval.D() < time.Minute || spec.Interval.D()%time.Minute != 0 {
+			return nil, c.Errorf("interval", "must be whole minutes, at least 1m")
+		}
+		s.interval = spec.Interval.D()
+	}
+	if spec.Delay != nil {
+		if spec.Delay.D() < 0 {
+			return nil, c.Errorf("delay", "must not be negative")
+		}
+		s.delay = spec.Delay.D()
+	}
+	s.client = newAPIClient(spec.Polite, func(r *http.Request) { r.SetBasicAuth(user, pass.Reveal()) })
+	return s, nil
+}
+
+// twilioThresholds validates split_by_wait_time; the default is servq's
+// default call_wait buckets, so that every default bucket is exact.
+func twilioThresholds(in []int) ([]int, error) {
+	if len(in) == 0 {
+		for _, f := range config.DefaultCallWaitBuckets {
+			in = append(in, int(f))
+		}
+	}
+	out := append([]int(nil), in...)
+	sort.Ints(out)
+	for i, t := range out {
+		if t <= 0 {
+			return nil, fmt.Errorf("thresholds are positive seconds, got %d", t)
+		}
+		if i > 0 && out[i-1] == t {
+			return nil, fmt.Errorf("threshold %d given twice", t)
+		}
+	}
+	return out, nil
+}
+
+// trCursor is the committed state: per TaskQueue SID, the end of the last
+// interval whose statistics were turned into calls.
+type trCursor struct {
+	Ends map[string]time.Time `json:"ends"`
+}
+
+type trQueue struct {
+	SID          string `json:"sid"`
+	FriendlyName string `json:"friendly_name"`
+}
+
+type trMeta struct {
+	NextPageURL string `json:"next_page_url"`
+}
+
+// trCount is an integer that TaskRouter writes as a number or, in some
+// maps (tasks_by_status), as a numeric string.
+type trCount int64
+
+func (n *trCount) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "null" || s == "" {
+		*n = 0
+		return nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("%s is not a number", b)
+	}
+	*n = trCount(v)
+	return nil
+}
+
+type trRealTime struct {
+	LongestTaskWaitingAge trCount            `json:"longest_task_waiting_age"`
+	TasksByStatus         map[string]trCount `json:"tasks_by_status"`
+	TotalAvailableWorkers trCount            `json:"total_available_workers"`
+	ActivityStatistics    []struct {
+		FriendlyName string  `json:"friendly_name"`
+		Workers      trCount `json:"workers"`
+	} `json:"activity_statistics"`
+}
+
+type trDuration struct {
+	Avg   float64 `json:"avg"`
+	Max   float64 `json:"max"`
+	Total float64 `json:"total"`
+}
+
+type trSplit struct {
+	TasksCanceled        trCount `json:"tasks_canceled"`
+	ReservationsAccepted trCount `json:"reservations_accepted"`
+}
+
+type trCumulative struct {
+	ReservationsAccepted      trCount     `json:"reservations_accepted"`
+	TasksCanceled             trCount     `json:"tasks_canceled"`
+	AvgTaskAcceptanceTime     trCount     `json:"avg_task_acceptance_time"`
+	WaitDurationUntilAccepted *trDuration `json:"wait_duration_until_accepted"`
+	WaitDurationUntilCanceled *trDuration `json:"wait_duration_until_canceled"`
+	SplitByWaitTime           map[string]struct {
+		Above trSplit `json:"above"`
+		Below trSplit `json:"below"`
+	} `json:"split_by_wait_time"`
+}
+
+func (s *twilioTaskRouter) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
+	cur := trCursor{}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return nil, fmt.Errorf("twilio_taskrouter: bad cursor: %w", err)
+		}
+	}
+	if cur.Ends == nil {
+		cur.Ends = map[string]time.Time{}
+	}
+	s.client.startRun()
+	queues, err := s.listQueues(ctx, b)
+	if errors.Is(err, errBudget) {
+		return json.Marshal(cur) // nothing read: the next run starts over
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Live gauges first, so that a long backfill never leaves them stale.
+	for _, q := range queues {
+		if err := s.realTime(ctx, q, b); errors.Is(err, errBudget) {
+			return json.Marshal(cur)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	end := b.Now.Add(-s.delay).Truncate(time.Minute)
+	known := map[string]bool{}
+	for _, q := range queues {
+		known[q.SID] = true
+		if err := s.cumulative(ctx, q, end, &cur, b); errors.Is(err, errBudget) {
+			return json.Marshal(cur)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	for sid := range cur.Ends {
+		if !known[sid] {
+			delete(cur.Ends, sid) // a deleted (or unselected) queue
+		}
+	}
+	return json.Marshal(cur)
+}
+
+func (s *twilioTaskRouter) url(path string, q url.Values) string {
+	u := *s.base
+	u.Path = strings.TrimRight(s.base.Path, "/") + path
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func (s *twilioTaskRouter) queuePath(sid, what string) string {
+	return "/v1/Workspaces/" + url.PathEscape(s.workspace) + "/TaskQueues/" + url.PathEscape(sid) + what
+}
+
+// listQueues pages through the workspace's TaskQueues (meta.next_page_url)
+// and returns the selected ones sorted by SID.
+func (s *twilioTaskRouter) listQueues(ctx context.Context, b *collectors.Batch) ([]trQueue, error) {
+	next := s.url("/v1/Workspaces/"+url.PathEscape(s.workspace)+"/TaskQueues", url.Values{"PageSize": {strconv.Itoa(twilioPageSize)}})
+	var out []trQueue
+	for page := 0; next != ""; page++ {
+		var resp struct {
+			Meta       trMeta            `json:"meta"`
+			TaskQueues []json.RawMessage `json:"task_queues"`
+		}
+		if _, err := s.client.getJSON(ctx, next, &resp); err != nil {
+			return nil, err
+		}
+		for i, rawQ := range resp.TaskQueues {
+			var q trQueue
+			pos := fmt.Sprintf("TaskQueues page %d item %d", page, i)
+			if err := json.Unmarshal(rawQ, &q); err != nil {
+				b.Reject("bad_json", pos, err)
+				continue
+			}
+			if q.SID == "" {
+				b.Reject("missing_field", pos, errors.New("task queue without sid"))
+				continue
+			}
+			if q.FriendlyName == "" {
+				q.FriendlyName = q.SID
+			}
+			if s.queues == nil || s.queues[q.SID] || s.queues[q.FriendlyName] {
+				out = append(out, q)
+			}
+		}
+		var err error
+		if next, err = s.sameHost(resp.Meta.NextPageURL); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SID < out[j].SID })
+	return out, nil
+}
+
+// sameHost accepts a next-page URL only on the configured host: the
+// credentials are never sent anywhere else.
+func (s *twilioTaskRouter) sameHost(next string) (string, error) {
+	if next == "" {
+		return "", nil
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Host != s.base.Host || u.Scheme != s.base.Scheme {
+		return "", fmt.Errorf("twilio_taskrouter: next_page_url %q is not on %s", redactURL(next), s.base.Host)
+	}
+	return next, nil
+}
+
+func (s *twilioTaskRouter) statsQuery() url.Values {
+	q := url.Values{}
+	if s.taskChan != "" {
+		q.Set("TaskChannel", s.taskChan)
+	}
+	return q
+}
+
+func (s *twilioTaskRouter) realTime(ctx context.Context, q trQueue, b *collectors.Batch) error {
+	var rt trRealTime
+	if _, err := s.client.getJSON(ctx, s.url(s.queuePath(q.SID, "/RealTimeStatistics"), s.statsQuery()), &rt); err != nil {
+		return err
+	}
+	snap := record.Snapshot{Queue: q.FriendlyName, At: b.Now, HasWait: true,
+		CallsWaiting: int(rt.TasksByStatus["pending"] + rt.TasksByStatus["reserved"]),
+		LongestWait:  time.Duration(rt.LongestTaskWaitingAge) * time.Second,
+		Agents:       map[string]int{}}
+	for _, a := range rt.ActivityStatistics {
+		snap.Agents[strings.ToLower(a.FriendlyName)] += int(a.Workers)
+	}
+	if len(rt.ActivityStatistics) == 0 {
+		snap.Agents["available"] = int(rt.TotalAvailableWorkers)
+	}
+	b.Snapshots = append(b.Snapshots, snap)
+	return nil
+}
+
+// cumulative turns the statistics of every interval between the queue's
+// cursor and end into calls, advancing the cursor interval by interval.
+func (s *twilioTaskRouter) cumulative(ctx context.Context, q trQueue, end time.Time, cur *trCursor, b *collectors.Batch) error {
+	start, ok := cur.Ends[q.SID]
+	oldest := end.Add(-twilioHistory)
+	switch {
+	case !ok:
+		start = end.Add(-s.since)
+	case start.Before(oldest):
+		b.Reject("history_lost", q.FriendlyName, fmt.Errorf("statistics from %s to %s are older than TaskRouter keeps (30 days) and were not counted", start.Format(time.RFC3339), oldest.Format(time.RFC3339)))
+		start = oldest
+	}
+	for start.Before(end) {
+		to := start.Add(s.interval)
+		if to.After(end) {
+			to = end
+		}
+		qv := s.statsQuery()
+		qv.Set("StartDate", start.UTC().Format(time.RFC3339))
+		qv.Set("EndDate", to.UTC().Format(time.RFC3339))
+		splits := make([]string, len(s.split))
+		for i, t := range s.split {
+			splits[i] = strconv.Itoa(t)
+		}
+		qv.Set("SplitByWaitTime", strings.Join(splits, ","))
+		path := s.queuePath(q.SID, "/CumulativeStatistics")
+		var st trCumulative
+		if _, err := s.client.getJSON(ctx, s.url(path, qv), &st); err != nil {
+			return err
+		}
+		s.emit(b, q, start, to, &st, path)
+		cur.Ends[q.SID] = to
+		start = to
+	}
+	return nil
+}
+
+// trGroup is a number of calls whose wait lies in (lo, hi] seconds.
+type trGroup struct {
+	n      int
+	lo, hi float64
+}
+
+// emit adds the answered and abandoned calls of one interval. IDs derive
+// from queue, interval and position, so a re-read interval dedups.
+func (s *twilioTaskRouter) emit(b *collectors.Batch, q trQueue, from, to time.Time, st *trCumulative, path string) {
+	below := map[int]trSplit{}
+	for k, v := range st.SplitByWaitTime {
+		t, err := strconv.Atoi(k)
+		if err != nil || t <= 0 {
+			b.Reject("bad_number", path+" split_by_wait_time", fmt.Errorf("threshold %q is not a positive number of seconds", k))
+			continue
+		}
+		below[t] = v.Below
+	}
+	id := fmt.Sprintf("tr:%s:%d-%d:", q.SID, from.Unix(), to.Unix())
+	acceptTotal := float64(st.AvgTaskAcceptanceTime) * float64(st.ReservationsAccepted)
+	acceptMax := 0.0
+	if d := st.WaitDurationUntilAccepted; d != nil {
+		acceptTotal, acceptMax = d.Total, d.Max
+	}
+	cancelTotal, cancelMax := 0.0, 0.0
+	if d := st.WaitDurationUntilCanceled; d != nil {
+		cancelTotal, cancelMax = d.Total, d.Max
+	}
+	for _, o := range []struct {
+		out      record.CallOutcome
+		tag      string
+		n        trCount
+		count    func(trSplit) trCount
+		total, m float64
+	}{
+		{record.OutcomeAnswered, "a", st.ReservationsAccepted, func(x trSplit) trCount { return x.ReservationsAccepted }, acceptTotal, acceptMax},
+		{record.OutcomeAbandoned, "c", st.TasksCanceled, func(x trSplit) trCount { return x.TasksCanceled }, cancelTotal, cancelMax},
+	} {
+		if o.n < 0 {
+			b.Reject("bad_number", path, fmt.Errorf("negative %s count %d", o.out, o.n))
+			continue
+		}
+		groups := s.groups(int(o.n), below, o.count, o.m)
+		n := 0
+		for _, w := range spread(groups, o.total) {
+			c := record.Call{ID: id + o.tag + strconv.Itoa(n), Queue: q.FriendlyName, Channel: s.channel,
+				EnqueuedAt: to.Add(-w), EndedAt: to, Wait: w, Outcome: o.out, HandleUnknown: true}
+			if o.out == record.OutcomeAnswered {
+				c.AnsweredAt = to
+			}
+			b.Calls = append(b.Calls, c)
+			n++
+		}
+	}
+}
+
+// groups splits n calls by the "below" counts of the configured thresholds
+// that Twilio answered: (0, t1], [t1+1, t2], …, [tk+1, max]. Waits are
+// whole seconds, so a call above t waited at least t+1.
+func (s *twilioTaskRouter) groups(n int, below map[int]trSplit, count func(trSplit) trCount, maxWait float64) []trGroup {
+	var out []trGroup
+	prevT, prevN := 0, 0
+	for _, t := range s.split {
+		v, ok := below[t]
+		if !ok {
+			continue
+		}
+		c := min(max(int(count(v)), prevN), n) // cumulative, never beyond n
+		lo := float64(prevT)
+		if prevT > 0 {
+			lo++
+		}
+		out = append(out, trGroup{n: c - prevN, lo: lo, hi: float64(t)})
+		prevT, prevN = t, c
+	}
+	lo := float64(prevT)
+	if prevT > 0 {
+		lo++
+	}
+	out = append(out, trGroup{n: n - prevN, lo: lo, hi: max(maxWait, lo)})
+	return out
+}
+
+// spread gives every call of every group one wait inside its group, at the
+// same relative place f in each group, with f chosen so that the waits add
+// up to total (clamped to the groups' bounds when total is out of reach).
+func spread(groups []trGroup, total float64) []time.Duration {
+	minSum, maxSum := 0.0, 0.0
+	for _, g := range groups {
+		minSum += float64(g.n) * g.lo
+		maxSum += float64(g.n) * g.hi
+	}
+	f := 0.0
+	if maxSum > minSum {
+		f = min(max((total-minSum)/(maxSum-minSum), 0), 1)
+	}
+	var out []time.Duration
+	for _, g := range groups {
+		w := time.Duration((g.lo + f*(g.hi-g.lo)) * float64(time.Second))
+		for range g.n {
+			out = append(out, w)
+		}
+	}
+	return out
+}
