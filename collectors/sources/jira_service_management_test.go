@@ -1,0 +1,517 @@
+package sources
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/record"
+)
+
+// jsmFake speaks the two documented endpoints the plugin uses:
+// GET /rest/api/3/search/jql (jql, fields, maxResults, nextPageToken;
+// {"issues", "nextPageToken", "isLast"}; 400 {"errorMessages": [...]} for
+// a bad token) and GET /rest/servicedeskapi/request/{id}/sla (start,
+// limit; PagedDTO {size, start, limit, isLastPage, values}; 404 with
+// {"errorMessage", "i18nErrorMessage"} for an issue that is no request).
+// Basic auth is email:token; JQL dates are in the API user's zone.
+type jsmFake struct {
+	t            *testing.T
+	email, token string
+	zone         *time.Location
+	mu           sync.Mutex
+	issues       map[string]json.RawMessage
+	slas         map[string][]json.RawMessage
+	log          []string // "search <from> <token>" or "sla <id>"
+	hook         func(n int, w http.ResponseWriter, r *http.Request) bool
+	srv          *httptest.Server
+}
+
+func newJSMFake(t *testing.T) *jsmFake {
+	t.Helper()
+	data, err := os.ReadFile("testdata/jira_service_management/issues.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx struct {
+		Issues []json.RawMessage
+		SLAs   map[string][]json.RawMessage `json:"slas"`
+	}
+	if err := json.Unmarshal(data, &fx); err != nil {
+		t.Fatal(err)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &jsmFake{t: t, email: "agent@acme.example", token: "s3cret-token", zone: berlin, issues: map[string]json.RawMessage{}, slas: fx.SLAs}
+	for _, is := range fx.Issues {
+		var k struct{ ID string }
+		json.Unmarshal(is, &k)
+		f.issues[k.ID] = is
+	}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+var fakeJQL = regexp.MustCompile(`^project = "([A-Z]+)" AND updated >= "(\d{4}/\d\d/\d\d \d\d:\d\d)"(?: AND \((.*)\))? ORDER BY updated ASC, key ASC$`)
+
+type jsmKey struct {
+	key     string
+	n       int
+	updated time.Time
+}
+
+func (f *jsmFake) keyOf(raw json.RawMessage) jsmKey {
+	var k struct {
+		Key    string
+		Fields struct{ Updated string }
+	}
+	json.Unmarshal(raw, &k)
+	at, err := time.Parse(jiraTime, k.Fields.Updated)
+	if err != nil {
+		f.t.Fatalf("fixture issue %s: %v", k.Key, err)
+	}
+	n, _ := strconv.Atoi(strings.TrimPrefix(k.Key, "SUP-"))
+	return jsmKey{k.Key, n, at}
+}
+
+func (f *jsmFake) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	n := len(f.log) + 1
+	hook := f.hook
+	f.mu.Unlock()
+	logf := func(format string, args ...any) {
+		f.mu.Lock()
+		f.log = append(f.log, fmt.Sprintf(format, args...))
+		f.mu.Unlock()
+	}
+	if hook != nil && hook(n, w, r) {
+		logf("hooked %s", r.URL.Path)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	if r.Header.Get("Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte(f.email+":"+f.token)) {
+		logf("unauthorized")
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte("Client must be authenticated to access this resource."))
+		return
+	}
+	q := r.URL.Query()
+	switch {
+	case r.URL.Path == "/rest/api/3/search/jql":
+		m := fakeJQL.FindStringSubmatch(q.Get("jql"))
+		if m == nil || m[1] != "SUP" {
+			logf("bad jql")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"errorMessages":["Error in the JQL Query: %s"],"errors":{}}`, q.Get("jql"))
+			return
+		}
+		if !strings.Contains(q.Get("fields"), "updated") {
+			f.t.Errorf("fields = %q", q.Get("fields"))
+		}
+		from, _ := time.ParseInLocation("2006/01/02 15:04", m[2], f.zone)
+		max, _ := strconv.Atoi(q.Get("maxResults"))
+		if max <= 0 {
+			max = 50
+		}
+		offset := 0
+		if tok := q.Get("nextPageToken"); tok != "" {
+			dec, _ := base64.StdEncoding.DecodeString(tok)
+			off, jql, ok := strings.Cut(string(dec), "|")
+			if !ok || jql != q.Get("jql") {
+				logf("search %s bad-token", m[2])
+				w.WriteHeader(http.StatusBadRequest)
+				w.Write([]byte(`{"errorMessages":["The provided next page token is invalid or expired."],"errors":{}}`))
+				return
+			}
+			offset, _ = strconv.Atoi(off)
+		}
+		logf("search %s %d", m[2], offset)
+		f.mu.Lock()
+		var list []json.RawMessage
+		for _, is := range f.issues {
+			if !f.keyOf(is).updated.Before(from) {
+				list = append(list, is)
+			}
+		}
+		f.mu.Unlock()
+		sort.Slice(list, func(i, j int) bool {
+			a, b := f.keyOf(list[i]), f.keyOf(list[j])
+			if !a.updated.Equal(b.updated) {
+				return a.updated.Before(b.updated)
+			}
+			return a.n < b.n
+		})
+		lo := min(offset, len(list))
+		hi := min(lo+max, len(list))
+		out := map[string]any{"issues": list[lo:hi], "isLast": hi >= len(list)}
+		if hi < len(list) {
+			out["nextPageToken"] = base64.StdEncoding.EncodeToString([]byte(strconv.Itoa(hi) + "|" + q.Get("jql")))
+		}
+		json.NewEncoder(w).Encode(out)
+	case strings.HasPrefix(r.URL.Path, "/rest/servicedeskapi/request/") && strings.HasSuffix(r.URL.Path, "/sla"):
+		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/rest/servicedeskapi/request/"), "/sla")
+		logf("sla %s", id)
+		f.mu.Lock()
+		values, ok := f.slas[id]
+		f.mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"errorMessage":"Issue does not exist or you do not have permission to see it.","i18nErrorMessage":{"i18nKey":"sd.request.not.found","parameters":[]}}`))
+			return
+		}
+		start, _ := strconv.Atoi(q.Get("start"))
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		if limit <= 0 {
+			limit = 50
+		}
+		lo := min(start, len(values))
+		hi := min(lo+limit, len(values))
+		json.NewEncoder(w).Encode(map[string]any{"size": hi - lo, "start": start, "limit": limit, "isLastPage": hi >= len(values),
+			"values": values[lo:hi], "_links": map[string]string{"base": "https://acme.atlassian.net", "context": ""}})
+	default:
+		logf("unknown %s", r.URL.Path)
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+// update replaces fields of an issue (or adds one) and its SLAs.
+func (f *jsmFake) update(id, key string, fields map[string]any, slas []json.RawMessage) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := map[string]any{"id": id, "key": key, "fields": map[string]any{}}
+	if old, ok := f.issues[id]; ok {
+		json.Unmarshal(old, &m)
+	}
+	fm := m["fields"].(map[string]any)
+	for k, v := range fields {
+		fm[k] = v
+	}
+	b, _ := json.Marshal(m)
+	f.issues[id] = b
+	if slas != nil {
+		f.slas[id] = slas
+	}
+}
+
+func (f *jsmFake) config(extra string) string {
+	return fmt.Sprintf(`collectors:
+  - name: jsm
+    type: jira_service_management
+    schedule: "@every 5m"
+    url: %s
+    email: %s
+    api_token: %s
+    project: SUP
+    time_zone: Europe/Berlin
+    retries: 1
+    statuses: {Waiting for customer: pending}
+%s`, f.srv.URL, f.email, f.token, extra)
+}
+
+func jsmSource(t *testing.T, yml string, maxResults int) (*jsm, *[]time.Duration) {
+	t.Helper()
+	s := buildSource(t, yml).(*jsm)
+	s.maxResults = maxResults
+	var waits []time.Duration
+	s.client.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	return s, &waits
+}
+
+func TestJSMMapping(t *testing.T) {
+	f := newJSMFake(t)
+	s, _ := jsmSource(t, f.config(""), 100)
+	b, cur := collectOnce(t, s, nil, fdNow)
+	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "10001,10002,10003,10005" {
+		t.Fatalf("tickets %v", got)
+	}
+	// 30 days before 2026-11-02 12:00 UTC is 2026-10-03 14:00 in Berlin (CEST).
+	if f.log[0] != "search 2026/10/03 14:00 0" {
+		t.Errorf("first request %q", f.log[0])
+	}
+	u := func(h, m int) time.Time { return time.Date(2026, 11, 2, h, m, 0, 0, time.UTC) }
+	want := []record.Ticket{
+		{ID: "10001", Queue: "SUP", Priority: "high", Status: "open", Tags: []string{"vpn"}, CreatedAt: u(8, 0), UpdatedAt: u(9, 45),
+			FirstReplyAt: u(8, 30), FirstReplyBusiness: 20 * time.Minute},
+		{ID: "10002", Queue: "SUP", Priority: "low", Status: "solved", Tags: []string{}, CreatedAt: u(8, 5), UpdatedAt: u(9, 45),
+			FirstReplyAt: u(8, 20), FirstReplyBusiness: 15 * time.Minute, SolvedAt: u(8, 50), ResolutionBusiness: 40 * time.Minute,
+			Reopens: 1, SLABreaches: []string{"first_reply", "resolution"}},
+		{ID: "10003", Queue: "SUP", Priority: "medium", Status: "pending", Tags: []string{}, CreatedAt: u(9, 0), UpdatedAt: u(9, 50)},
+		{ID: "10005", Queue: "SUP", Priority: "highest", Status: "new", Tags: []string{}, CreatedAt: u(9, 10), UpdatedAt: u(10, 5),
+			SLABreaches: []string{"first_reply", "Time to approve"}},
+	}
+	for i, w := range want {
+		if g := b.Tickets[i]; fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", w) {
+			t.Errorf("ticket %s:\n got %+v\nwant %+v", w.ID, g, w)
+		}
+	}
+	if len(b.Rejected) != 1 || b.Rejected[0].Reason != "bad_time" || !strings.Contains(b.Rejected[0].Position, "(SUP-4)") ||
+		!strings.Contains(b.Rejected[0].Err.Error(), `created "yesterday"`) {
+		t.Errorf("rejected %+v", b.Rejected)
+	}
+	if string(cur) != `{"at":"2026-11-02T10:05:00Z","ids":["10005"]}` {
+		t.Errorf("cursor %s", cur)
+	}
+	// The SLA of SUP-3 is a 404 (no request), SUP-4 is rejected before it.
+	if strings.Join(f.log, ";") != "search 2026/10/03 14:00 0;sla 10001;sla 10002;sla 10003;sla 10005" {
+		t.Errorf("requests %v", f.log)
+	}
+}
+
+func TestJSMPaginationAndIncrementalRun(t *testing.T) {
+	f := newJSMFake(t)
+	s, _ := jsmSource(t, f.config(""), 2)
+	b, cur := collectOnce(t, s, nil, fdNow)
+	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "10001,10002,10003,10005" || len(b.Rejected) != 1 {
+		t.Fatalf("tickets %v, rejected %v", got, b.Rejected)
+	}
+	var searches []string
+	for _, l := range f.log {
+		if strings.HasPrefix(l, "search ") {
+			searches = append(searches, strings.TrimPrefix(l, "search 2026/"))
+		}
+	}
+	// SUP-1,2 | from their minute (10:45 Berlin): 1,2 seen -> next page:
+	// SUP-3,4 | from 10:55: 4,5, the last page (no nextPageToken).
+	if w := "10/03 14:00 0,11/02 10:45 0,11/02 10:45 2,11/02 10:55 0"; strings.Join(searches, ",") != w {
+		t.Errorf("searches\n%s\nwant\n%s", strings.Join(searches, ","), w)
+	}
+
+	// SUP-1 is resolved at 11:00 UTC (2h of business time), SUP-7 is new.
+	f.update("10001", "SUP-1", map[string]any{"updated": "2026-11-02T12:00:00.000+0100", "resolutiondate": "2026-11-02T12:00:00.000+0100",
+		"status": map[string]any{"name": "Resolved", "statusCategory": map[string]any{"key": "done"}}}, []json.RawMessage{
+		json.RawMessage(`{"id":"1","name":"Time to first response","completedCycles":[{"breached":false,"startTime":{"epochMillis":1793606400000},"stopTime":{"epochMillis":1793608200000},"elapsedTime":{"millis":1200000}}]}`),
+		json.RawMessage(`{"id":"2","name":"Time to resolution","completedCycles":[{"breached":false,"startTime":{"epochMillis":1793606400000},"stopTime":{"epochMillis":1793617200000},"elapsedTime":{"millis":7200000}}]}`),
+	})
+	f.update("10007", "SUP-7", map[string]any{"created": "2026-11-02T11:30:00.000+0100", "updated": "2026-11-02T11:40:00.000+0100",
+		"status": map[string]any{"name": "Open", "statusCategory": map[string]any{"key": "new"}}}, []json.RawMessage{})
+	f.log = nil
+	b2, cur2 := collectOnce(t, s, cur, fdNow.Add(time.Hour))
+	if got := recordTicketIDs(b2.Tickets); strings.Join(got, ",") != "10007,10001" {
+		t.Errorf("second run: %v, want 10007,10001", got)
+	}
+	if tk := b2.Tickets[1]; tk.SolvedAt != time.Date(2026, 11, 2, 11, 0, 0, 0, time.UTC) || tk.ResolutionBusiness != 2*time.Hour || tk.Status != "solved" {
+		t.Errorf("resolved SUP-1: %+v", tk)
+	}
+	if f.log[0] != "search 2026/11/02 11:05 0" {
+		t.Errorf("second run starts with %q", f.log[0])
+	}
+	if string(cur2) != `{"at":"2026-11-02T11:00:00Z","ids":["10001"]}` {
+		t.Errorf("cursor %s", cur2)
+	}
+}
+
+// The hand-computed totals of the fixture: created SUP-1, 2, 3, 5; solved
+// SUP-2 (first solve 08:50, 45 min; 40 min business); first replies of
+// SUP-1 (30 min, 20 business) and SUP-2 (15 min, 15 business); SUP-2's
+// second resolution cycle is a reopen; breaches: SUP-2 first_reply and
+// resolution, SUP-5 first_reply and Time to approve; open: 1, 3, 5.
+var jsmTotals = map[string]float64{
+	"servq_tickets_created_total":                     4,
+	"servq_tickets_solved_total":                      1,
+	"servq_ticket_resolution_seconds_sum":             45 * 60,
+	"servq_ticket_resolution_business_seconds_sum":    40 * 60,
+	"servq_ticket_first_reply_seconds_count":          2,
+	"servq_ticket_first_reply_seconds_sum":            45 * 60,
+	"servq_ticket_first_reply_business_seconds_count": 2,
+	"servq_ticket_first_reply_business_seconds_sum":   35 * 60,
+	"servq_tickets_reopened_total":                    1,
+	"servq_ticket_sla_breaches_total":                 4,
+	"servq_tickets_open":                              3,
+}
+
+func TestJSMFaultAndRerunGiveExactTotals(t *testing.T) {
+	f := newJSMFake(t)
+	yml := f.config("    max_requests_per_run: 3\n")
+	m := fdModel(t, yml)
+	s, _ := jsmSource(t, yml, 2)
+	commit := func(b *collectors.Batch, cur []byte) {
+		t.Helper()
+		if _, err := m.Commit("jsm", b, cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, cur := collectOnce(t, s, nil, fdNow)
+	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "10001,10002" {
+		t.Fatalf("budget run: %v", got)
+	}
+	commit(b, cur)
+	// The SLA request of SUP-5 fails (a 503 twice: retries 1).
+	f.hook = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/rest/servicedeskapi/request/10005/sla" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}
+	var got []string
+	c := cur
+	for range 10 { // runs of 3 requests until the failure
+		failed := &collectors.Batch{Now: fdNow}
+		next, err := s.Collect(context.Background(), c, failed)
+		if err != nil {
+			if !strings.Contains(err.Error(), "GET /rest/servicedeskapi/request/10005/sla: 503 Service Unavailable") {
+				t.Fatalf("err = %v", err)
+			}
+			break
+		}
+		commit(failed, next)
+		got = append(got, recordTicketIDs(failed.Tickets)...)
+		c = next
+	}
+	f.hook = nil
+	for range 10 {
+		b2, next := collectOnce(t, s, c, fdNow)
+		commit(b2, next)
+		got = append(got, recordTicketIDs(b2.Tickets)...)
+		if len(b2.Tickets) == 0 && len(b2.Rejected) == 0 {
+			break
+		}
+		c = next
+	}
+	if strings.Join(got, ",") != "10003,10005" {
+		t.Errorf("after the budget run: %v", got)
+	}
+	expectTotals(t, familyTotals(t, m), jsmTotals)
+	// A crash between fetch and commit: the same run committed twice.
+	b3, c3 := collectOnce(t, s, c, fdNow)
+	commit(b3, c3)
+	commit(b3, c3)
+	expectTotals(t, familyTotals(t, m), jsmTotals)
+}
+
+func TestJSMHonoursRetryAfter(t *testing.T) {
+	f := newJSMFake(t)
+	f.hook = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/rest/servicedeskapi/request/10002/sla" && !strings.Contains(strings.Join(f.log, ";"), "hooked") {
+			w.Header().Set("Retry-After", "5")
+			w.Header().Set("X-RateLimit-Limit", "100")
+			w.Header().Set("X-RateLimit-Remaining", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	}
+	s, waits := jsmSource(t, f.config(""), 100)
+	b, _ := collectOnce(t, s, nil, fdNow)
+	if len(b.Tickets) != 4 || len(*waits) != 1 || (*waits)[0] != 5*time.Second {
+		t.Errorf("%d tickets after waits %v, want 4 after one 5s wait", len(b.Tickets), *waits)
+	}
+}
+
+func TestJSMAuthFailureIsClearAndSecretFree(t *testing.T) {
+	f := newJSMFake(t)
+	yml := strings.Replace(f.config(""), "api_token: s3cret-token", "api_token: wr0ng-t0ken", 1)
+	s, waits := jsmSource(t, yml, 100)
+	_, err := s.Collect(context.Background(), nil, &collectors.Batch{Now: fdNow})
+	if err == nil {
+		t.Fatal("no error with a wrong token")
+	}
+	msg := err.Error()
+	enc := base64.StdEncoding.EncodeToString([]byte(f.email + ":wr0ng-t0ken"))
+	if !strings.Contains(msg, "GET /rest/api/3/search/jql: 401 Unauthorized: Client must be authenticated") ||
+		strings.Contains(msg, "wr0ng-t0ken") || strings.Contains(msg, enc) || len(*waits) != 0 {
+		t.Errorf("error %q (waits %v)", msg, *waits)
+	}
+}
+
+// Budget 2 is a search and one SLA request: every run delivers at least
+// one request, resumes inside a page with its token, and over the runs
+// each request comes once. An expired token restarts the query.
+func TestJSMBudgetContinuesNextRun(t *testing.T) {
+	f := newJSMFake(t)
+	s, _ := jsmSource(t, f.config("    max_requests_per_run: 2\n"), 2)
+	var cur []byte
+	var all []string
+	tokens := 0
+	for run := 0; run < 30; run++ {
+		b, next := collectOnce(t, s, cur, fdNow)
+		all = append(all, recordTicketIDs(b.Tickets)...)
+		if strings.Contains(string(next), `"token"`) {
+			tokens++
+		}
+		if string(next) == string(cur) {
+			break
+		}
+		cur = next
+	}
+	if strings.Join(all, ",") != "10001,10002,10003,10005" || tokens == 0 {
+		t.Errorf("over the runs: %v (%d cursors with a page token)", all, tokens)
+	}
+	s2, _ := jsmSource(t, f.config(""), 2)
+	b, _ := collectOnce(t, s2, []byte(`{"at":"2026-11-02T09:45:00Z","ids":["10001","10002"],"from":"2026/11/02 10:45","token":"ZXhwaXJlZA=="}`), fdNow)
+	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "10003,10005" {
+		t.Errorf("after an expired token: %v", got)
+	}
+}
+
+func TestJSMConfigErrors(t *testing.T) {
+	base := "collectors:\n  - name: j\n    type: jira_service_management\n    schedule: \"@hourly\"\n"
+	ok := "    url: https://acme.atlassian.net\n    email: a@b.c\n    api_token: t0k\n"
+	for spec, want := range map[string]string{
+		"    email: a@b.c\n    api_token: t\n    project: SUP\n":  "collectors[0].url: is required (e.g. https://acme.atlassian.net)",
+		"    url: https://acme.atlassian.net\n    project: SUP\n": "collectors[0].email: is required",
+		ok:                          `collectors[0].project: "" is not a Jira project key`,
+		ok + "    project: sup-1\n": `test.yml:8: collectors[0].project: "sup-1" is not a Jira project key`,
+		ok + "    project: SUP\n    time_zone: Mars/Olympus\n":      "test.yml:9: collectors[0].time_zone: unknown time zone Mars/Olympus",
+		ok + "    project: SUP\n    jql_filter: a = b ORDER BY c\n": "test.yml:9: collectors[0].jql_filter: must not contain ORDER BY",
+		ok + "    project: SUP\n    max_requests_per_run: 1\n":      "test.yml:9: collectors[0].max_requests_per_run: must be at least 2",
+		ok + "    project: SUP\n    statuses: {Done: finished}\n":   `test.yml:9: collectors[0].statuses: status "Done": "finished" is not one of`,
+		ok + "    project: SUP\n    token: x\n":                     `unknown field "token"`,
+	} {
+		_, err := buildSourceErr(base + spec)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", spec, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "t0k") {
+			t.Errorf("%q: the error shows the token", spec)
+		}
+	}
+	if _, err := buildSourceErr(base + ok + "    project: SUP\n    jql_filter: type = \"Service Request\"\n"); err != nil {
+		t.Error(err)
+	}
+}
+
+// jql_filter is ANDed into the query.
+func TestJSMFilter(t *testing.T) {
+	f := newJSMFake(t)
+	s, _ := jsmSource(t, f.config("    jql_filter: 'labels = vpn'\n"), 100)
+	collectOnce(t, s, nil, fdNow)
+	if !strings.HasPrefix(f.log[0], "search 2026/10/03 14:00") {
+		t.Errorf("the filtered JQL was not accepted: %v", f.log)
+	}
+	if got := s.jql("2026/10/03 14:00"); got != `project = "SUP" AND updated >= "2026/10/03 14:00" AND (labels = vpn) ORDER BY updated ASC, key ASC` {
+		t.Errorf("jql %s", got)
+	}
+}
+
+// The documented example entry builds.
+func TestJSMExampleConfig(t *testing.T) {
+	t.Setenv("JIRA_API_TOKEN", "k")
+	ex, err := os.ReadFile("testdata/jira_service_management/example.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := buildSourceErr("collectors:\n" + string(ex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := s.(*jsm); j.project != "SUP" || j.statuses["waiting for customer"] != "pending" || j.zone.String() != "Europe/Berlin" {
+		t.Errorf("%+v", j)
+	}
+}
