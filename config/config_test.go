@@ -589,19 +589,32 @@ func TestLocate(t *testing.T) {
 	}
 }
 
+// SetExampleEnv sets the environment variables example.yml's secrets
+// name, as a user would before `servq check`.
+func setExampleEnv(t *testing.T, file string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, m := range regexp.MustCompile(`\$\{([A-Z_]+)\}`).FindAllStringSubmatch(line, -1) {
+			t.Setenv(m[1], "example-"+strings.ToLower(m[1]))
+		}
+	}
+}
+
 func TestExampleParses(t *testing.T) {
+	setExampleEnv(t, "example.yml")
 	cfg, err := Load("example.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	types := map[string]bool{}
-	for _, c := range cfg.Collectors {
-		types[c.Type] = true
-	}
-	// The plugins of this repository; `servq check` builds them too.
-	if want := map[string]bool{"demo": true, "asterisk_queue_log": true, "tickets_file": true, "survey_csv": true}; !reflect.DeepEqual(types, want) {
-		t.Errorf("collector types = %v, want %v", types, want)
-	}
+	// Which plugins it shows is checked in cmd/servq, where they are
+	// registered (every one must be in the example).
 	indicators := map[string]bool{}
 	for _, s := range cfg.SLOs {
 		indicators[s.Indicator] = true

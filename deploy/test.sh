@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every servq test — unit, integration and the real-component tests —
 # on a fresh Debian/Ubuntu machine with Go. It installs what the tests need
-# (Prometheus + promtool, Alertmanager, VictoriaMetrics) when missing; the
-# tests start their own instances on 127.0.0.1 with free ports.
+# (Prometheus + promtool, Alertmanager, VictoriaMetrics, PostgreSQL,
+# MariaDB, Request Tracker 5 with SQLite) when missing; the tests start
+# their own instances on 127.0.0.1 with free ports and temporary data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,10 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v mariadbd >/dev/null || need+=(mariadb-server)
+[ -x /usr/share/request-tracker5/libexec/rt-server ] || need+=(request-tracker5 rt5-db-sqlite)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if ((${#need[@]})); then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"github.com/servq/servq/collectors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,11 +91,25 @@ func TestCheckCommand(t *testing.T) {
 	if code := run([]string{"check"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "<embedded demo>: OK") {
 		t.Errorf("check of the demo = %d %q %q", code, out.String(), errb.String())
 	}
-	// The commented reference config is valid, every plugin section included.
+	// The commented reference config is valid, every plugin section
+	// included, with the secrets it names in the environment; it shows
+	// every registered source type.
 	out.Reset()
 	errb.Reset()
+	example, err := os.ReadFile("../../config/example.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^[^#\n]*\$\{([A-Z_]+)\}`).FindAllStringSubmatch(string(example), -1) {
+		t.Setenv(m[1], "example")
+	}
 	if code := run([]string{"check", "../../config/example.yml"}, &out, &errb); code != 0 {
 		t.Errorf("check of config/example.yml = %d: %s", code, errb.String())
+	}
+	for _, typ := range collectors.Types() {
+		if !strings.Contains(string(example), "    type: "+typ+"\n") {
+			t.Errorf("config/example.yml has no collector of type %s", typ)
+		}
 	}
 	// A plugin's own keys are checked too, with their location.
 	os.WriteFile(bad, []byte("collectors:\n  - name: x\n    type: nosuch\n    schedule: \"@every 1m\"\n"), 0o644)
