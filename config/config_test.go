@@ -589,7 +589,7 @@ func TestLocate(t *testing.T) {
 	}
 }
 
-// SetExampleEnv sets the environment variables example.yml's secrets
+// setExampleEnv sets the environment variables example.yml's secrets
 // name, as a user would before `servq check`.
 func setExampleEnv(t *testing.T, file string) {
 	t.Helper()
@@ -597,13 +597,8 @@ func setExampleEnv(t *testing.T, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "#") {
-			continue
-		}
-		for _, m := range regexp.MustCompile(`\$\{([A-Z_]+)\}`).FindAllStringSubmatch(line, -1) {
-			t.Setenv(m[1], "example-"+strings.ToLower(m[1]))
-		}
+	for _, v := range ReferencedEnv(b) {
+		t.Setenv(v, "example-"+strings.ToLower(v))
 	}
 }
 
@@ -728,5 +723,12 @@ func TestDecodeSpecWithInlineSharedKeys(t *testing.T) {
 	cfg, _ = Parse([]byte("collectors:\n  - name: a\n    type: x\n    schedule: \"@every 1m\"\n    request_timeot: 5s\n"), "t.yml")
 	if err := cfg.Collectors[0].DecodeSpec(&s); err == nil || !strings.Contains(err.Error(), `t.yml:5: collectors[0].request_timeot: unknown field "request_timeot" (known: request_timeout, url)`) {
 		t.Errorf("typo: %v", err)
+	}
+}
+
+func TestReferencedEnv(t *testing.T) {
+	got := ReferencedEnv([]byte("a: ${ONE}\n# b: ${IN_COMMENT}\nc: \"x#${TWO}\" # ${ALSO_COMMENT}\nd: $$literal ${ONE}\n"))
+	if want := []string{"ONE", "TWO"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ReferencedEnv = %v, want %v", got, want)
 	}
 }

@@ -629,3 +629,41 @@ func (c *Config) SLOThresholds(indicator string) []float64 {
 	sort.Float64s(out)
 	return out
 }
+
+// ReferencedEnv lists the environment variables a config file refers to
+// (outside comments), for tools and tests that need them set.
+func ReferencedEnv(data []byte) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = stripComment(line)
+		for _, m := range envRef.FindAllStringSubmatch(line, -1) {
+			if m[1] != "" && !seen[m[1]] {
+				seen[m[1]] = true
+				out = append(out, m[1])
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// stripComment cuts a YAML comment: a # at the line start or after a blank,
+// outside quotes.
+func stripComment(line string) string {
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return line[:i]
+		}
+	}
+	return line
+}

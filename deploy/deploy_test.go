@@ -166,7 +166,16 @@ func TestPrometheusConfigPromtool(t *testing.T) {
 	ruleFiles := map[string][]byte{"empty": []byte("groups: []\n")}
 	for name, load := range map[string]func() (*config.Config, error){
 		"configmap": func() (*config.Config, error) { return config.Parse(configMapServqYAML(t), "servq.yml") },
-		"example":   func() (*config.Config, error) { return config.Load("../config/example.yml") },
+		"example": func() (*config.Config, error) {
+			b, err := os.ReadFile("../config/example.yml")
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range config.ReferencedEnv(b) {
+				t.Setenv(v, "example")
+			}
+			return config.Load("../config/example.yml")
+		},
 	} {
 		cfg, err := load()
 		if err != nil {

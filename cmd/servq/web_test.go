@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/config"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,8 +100,8 @@ func TestCheckCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range regexp.MustCompile(`(?m)^[^#\n]*\$\{([A-Z_]+)\}`).FindAllStringSubmatch(string(example), -1) {
-		t.Setenv(m[1], "example")
+	for _, v := range config.ReferencedEnv(example) {
+		t.Setenv(v, "example")
 	}
 	if code := run([]string{"check", "../../config/example.yml"}, &out, &errb); code != 0 {
 		t.Errorf("check of config/example.yml = %d: %s", code, errb.String())
