@@ -236,6 +236,9 @@ type SLO struct {
 	Window        Duration          `yaml:"window"`
 	Custom        *CustomSLI        `yaml:"custom"`
 	Alerting      Alerting          `yaml:"alerting"`
+	// ErrorBudgetPolicy is what the organisation does when the budget is
+	// spent ("freeze changes to queue X"); reports show it then.
+	ErrorBudgetPolicy string `yaml:"error_budget_policy"`
 }
 
 // CustomSLI is a PromQL indicator: either error and total, or good and total

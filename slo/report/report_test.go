@@ -1,0 +1,159 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/servq/servq/config"
+	"github.com/servq/servq/deploy/testenv"
+)
+
+const reportConfig = `
+global: {service: helpdesk, time_zone: UTC}
+slos:
+  - name: reply-1h
+    indicator: ticket_first_reply
+    threshold: 1h
+    objective: 99
+    error_budget_policy: Freeze routing changes to the billing queue.
+`
+
+// knownData is two months of hourly servq counters, from which the
+// report's figures follow by hand:
+//
+//	good replies: 10 every hour, September and October alike
+//	bad in support: 1 every day at 12:00 (Sept 30, Oct 31)
+//	bad in billing: 1 every day at 12:00 in October only (31)
+//
+// September: 7200 good + 30 bad = 7230 events, SLI 99.585%.
+// October: 7440 good + 62 bad = 7502 events, SLI 99.1735%; the 99%
+// objective allows 75.02 bad: 62 is 82.6% of the budget (met, but a risk).
+// Worst hour: Oct 1, 11:00-12:00: 2 bad of 12 (error ratio 1/6, burn 16.7x).
+func knownData() string {
+	var b strings.Builder
+	start := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	// Samples every 6 hours, hourly on October 1st (where the worst hour
+	// is): fewer samples make fewer backfilled blocks, and the counts are
+	// the same.
+	oct1 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	series := func(labels string, value func(t time.Time, h int) float64) {
+		n := 0
+		for t := start; !t.After(end); t = t.Add(time.Hour) {
+			v := value(t, n)
+			n++
+			if t.Hour()%6 != 0 && (t.Before(oct1) || !t.Before(oct1.AddDate(0, 0, 1))) {
+				continue
+			}
+			fmt.Fprintf(&b, "servq_ticket_slo_events_total{collector=\"zd\",slo=\"reply-1h\",%s,channel=\"email\",priority=\"normal\"} %g %d\n", labels, v, t.Unix())
+		}
+	}
+	b.WriteString("# TYPE servq_ticket_slo_events counter\n")
+	series(`result="good",queue="support"`, func(_ time.Time, h int) float64 { return float64(10 * h) })
+	badSupport, badBilling := 0, 0
+	series(`result="bad",queue="support"`, func(t time.Time, h int) float64 {
+		if h > 0 && t.Hour() == 12 {
+			badSupport++
+		}
+		return float64(badSupport)
+	})
+	series(`result="bad",queue="billing"`, func(t time.Time, h int) float64 {
+		if t.Hour() == 12 && t.After(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)) {
+			badBilling++
+		}
+		return float64(badBilling)
+	})
+	b.WriteString("# EOF\n")
+	return b.String()
+}
+
+// startBackfilledPrometheus loads the data with promtool's backfill and
+// serves it with a real Prometheus.
+func startBackfilledPrometheus(t *testing.T, om string) string {
+	t.Helper()
+	promtool := testenv.Binary(t, "promtool")
+	prom := testenv.Binary(t, "prometheus")
+	dir := t.TempDir()
+	input := filepath.Join(dir, "data.om")
+	if err := os.WriteFile(input, []byte(om), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "tsdb")
+	if out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", input, data).CombinedOutput(); err != nil {
+		t.Fatalf("promtool backfill: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "prometheus.yml")
+	os.WriteFile(cfg, []byte("global: {}\n"), 0o644)
+	addr := testenv.FreeAddr(t)
+	p := testenv.Start(t, addr, "/-/ready", prom, "--config.file="+cfg, "--storage.tsdb.path="+data,
+		"--storage.tsdb.retention.time=10y", "--web.listen-address="+addr, "--log.level=warn")
+	return p.URL
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+
+func TestReportFiguresMatchHandComputedCounts(t *testing.T) {
+	url := startBackfilledPrometheus(t, knownData())
+	cfg, err := config.Parse([]byte(reportConfig), "t.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePeriod("2026-10", time.UTC, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Build(context.Background(), cfg, &API{URL: url}, p, time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.SLOs) != 1 {
+		t.Fatalf("%d SLOs", len(r.SLOs))
+	}
+	s := r.SLOs[0]
+	if s.Good != 7440 || s.Bad != 62 || s.Total != 7502 || !near(*s.SLI, 100*7440.0/7502) || s.Status != "met" {
+		t.Errorf("October = %+v", s.Figures)
+	}
+	if !near(s.BudgetAllowed, 75.02) || !near(*s.BudgetSpentRatio, 62/75.02) {
+		t.Errorf("budget allowed %v spent ratio %v", s.BudgetAllowed, *s.BudgetSpentRatio)
+	}
+	if s.Previous.Good != 7200 || s.Previous.Bad != 30 || !near(*s.Trend, 100*7440.0/7502-100*7200.0/7230) {
+		t.Errorf("September = %+v, trend %v", s.Previous, *s.Trend)
+	}
+	if len(s.WorstQueues) != 2 || s.WorstQueues[0].Queue != "billing" || s.WorstQueues[0].Bad != 31 || s.WorstQueues[1].Queue != "support" || s.WorstQueues[1].Bad != 31 {
+		t.Errorf("worst queues = %+v", s.WorstQueues)
+	}
+	if s.WorstBurn == nil || !s.WorstBurn.At.Equal(time.Date(2026, 10, 1, 12, 0, 0, 0, time.UTC)) || !near(s.WorstBurn.ErrorRatio, 2.0/12) {
+		t.Errorf("worst burn = %+v", s.WorstBurn)
+	}
+	if len(s.Curve) != 31 || !near(*s.Curve[0].SLI, 100*240.0/242) || !near(s.Curve[30].BudgetRemaining, 1-62/75.02) {
+		t.Errorf("curve: %d points, first %+v, last %+v", len(s.Curve), s.Curve[0], s.Curve[len(s.Curve)-1])
+	}
+	if s.Policy != "" {
+		t.Errorf("policy shown with budget left: %q", s.Policy)
+	}
+	if r.Summary.Met != 1 || r.Summary.Missed != 0 || len(r.Summary.Risks) != 1 || !strings.Contains(r.Summary.Risks[0], "83% of its error budget") {
+		t.Errorf("summary = %+v", r.Summary)
+	}
+	// No survey data at all: KPIs are null, never NaN.
+	for _, k := range r.KPIs.List {
+		if k.Value != nil {
+			t.Errorf("KPI %s = %v without responses", k.Name, *k.Value)
+		}
+	}
+	// A period with no data at all: no NaN, status no_data.
+	empty, _ := ParsePeriod("2025-03", time.UTC, time.Now())
+	r2, err := Build(context.Background(), cfg, &API{URL: url}, empty, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r2.SLOs[0]; e.Status != "no_data" || e.SLI != nil || e.Total != 0 || e.BudgetSpentRatio != nil {
+		t.Errorf("empty period = %+v", e.Figures)
+	}
+}
