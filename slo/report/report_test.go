@@ -2,6 +2,8 @@ package report
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -147,6 +149,7 @@ func TestReportFiguresMatchHandComputedCounts(t *testing.T) {
 			t.Errorf("KPI %s = %v without responses", k.Name, *k.Value)
 		}
 	}
+	checkRenders(t, r)
 	// A period with no data at all: no NaN, status no_data.
 	empty, _ := ParsePeriod("2025-03", time.UTC, time.Now())
 	r2, err := Build(context.Background(), cfg, &API{URL: url}, empty, time.Now())
@@ -155,5 +158,39 @@ func TestReportFiguresMatchHandComputedCounts(t *testing.T) {
 	}
 	if e := r2.SLOs[0]; e.Status != "no_data" || e.SLI != nil || e.Total != 0 || e.BudgetSpentRatio != nil {
 		t.Errorf("empty period = %+v", e.Figures)
+	}
+}
+
+// The four formats carry the same figures.
+func checkRenders(t *testing.T, r *Report) {
+	t.Helper()
+	out := map[string]string{}
+	for _, f := range Formats {
+		b, err := Render(r, f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out[f] = string(b)
+	}
+	var back Report
+	if err := json.Unmarshal([]byte(out["json"]), &back); err != nil || back.Schema != Schema || back.SLOs[0].Total != 7502 {
+		t.Errorf("JSON does not round-trip: %v", err)
+	}
+	if strings.Contains(out["json"], "NaN") || strings.Contains(out["md"], "NaN") || strings.Contains(out["html"], "NaN") {
+		t.Error("NaN in a report")
+	}
+	for _, want := range []string{"| reply-1h | 99% | 99.17% | 7440 / 7502 | 75.0 | 62 (83%) | met | -0.41 pp |", "- billing: 31 bad of 31 (41% of the budget)", "1 of 1 SLOs met"} {
+		if !strings.Contains(out["md"], want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, out["md"])
+		}
+	}
+	rows, err := csv.NewReader(strings.NewReader(out["csv"])).ReadAll()
+	if err != nil || len(rows) != 2 || rows[1][1] != "reply-1h" || rows[1][6] != "7502" || rows[1][11] != "met" || rows[1][14] != "billing" {
+		t.Errorf("CSV = %v %v", rows, err)
+	}
+	for _, want := range []string{"<svg", "SLI of reply-1h", "Error budget remaining of reply-1h", "99.17%", "No SERVQUAL answers"} {
+		if !strings.Contains(out["html"], want) {
+			t.Errorf("HTML lacks %q", want)
+		}
 	}
 }
