@@ -237,6 +237,17 @@ func (c *Config) setDefaults() {
 	if c.Rules.Job == "" {
 		c.Rules.Job = DefaultJob
 	}
+	for _, r := range c.Reports {
+		if r == nil {
+			continue
+		}
+		if len(r.Formats) == 0 {
+			r.Formats = []string{"html", "md", "json", "csv"}
+		}
+		if r.TimeZone == "" {
+			r.TimeZone = g.TimeZone
+		}
+	}
 	if c.Push != nil && c.Push.Interval == 0 {
 		c.Push.Interval = DefaultPushInterval
 	}
@@ -411,6 +422,19 @@ func (c *Config) validate(errs *Errors) {
 			c.errorAt(errs, "rules.labels."+k, "%q is not a valid label name", k)
 		}
 	}
+	reports := map[string]bool{}
+	for i, r := range c.Reports {
+		p := fmt.Sprintf("reports[%d]", i)
+		if r == nil {
+			c.errorAt(errs, p, "report is empty")
+			continue
+		}
+		c.validateReport(errs, p, r)
+		if r.Name != "" && reports[r.Name] {
+			c.errorAt(errs, p+".name", "report %q is defined twice", r.Name)
+		}
+		reports[r.Name] = true
+	}
 	for i, col := range c.Collectors {
 		if col != nil && col.StaleAfter < 0 {
 			c.errorAt(errs, fmt.Sprintf("collectors[%d].stale_after", i), "must not be negative")
@@ -533,6 +557,49 @@ func (c *Config) validateSLO(errs *Errors, p string, s *SLO, hours map[string]bo
 	}
 	if s.Alerting.MinBadEvents < 0 {
 		c.errorAt(errs, p+".alerting.min_bad_events", "must not be negative")
+	}
+}
+
+func (c *Config) validateReport(errs *Errors, p string, r *Report) {
+	if r.Name == "" {
+		c.errorAt(errs, p+".name", "is required")
+	} else if !nameRE.MatchString(r.Name) {
+		c.errorAt(errs, p+".name", "%q is not a valid name (letters, digits, _ and -)", r.Name)
+	}
+	if r.Schedule == "" {
+		c.errorAt(errs, p+".schedule", "is required (e.g. \"0 8 1 * *\": 08:00 on the 1st of each month)")
+	} else if _, err := CronParser.Parse(r.Schedule); err != nil {
+		c.errorAt(errs, p+".schedule", "invalid cron schedule %q: %v", r.Schedule, err)
+	}
+	switch r.Period {
+	case "month", "week", "quarter":
+	default:
+		c.errorAt(errs, p+".period", "must be month, week or quarter (the last complete one when the report runs), got %q", r.Period)
+	}
+	if !strings.HasPrefix(r.PrometheusURL, "http://") && !strings.HasPrefix(r.PrometheusURL, "https://") {
+		c.errorAt(errs, p+".prometheus_url", "is required: the http(s) URL of a Prometheus-compatible API")
+	}
+	if r.BearerToken != "" && r.BearerTokenFile != "" {
+		c.errorAt(errs, p+".bearer_token_file", "set either bearer_token or bearer_token_file, not both")
+	}
+	if r.WebhookURL != "" && r.WebhookURLFile != "" {
+		c.errorAt(errs, p+".webhook_url_file", "set either webhook_url or webhook_url_file, not both")
+	}
+	if w := string(r.WebhookURL); w != "" && !strings.HasPrefix(w, "http://") && !strings.HasPrefix(w, "https://") {
+		c.errorAt(errs, p+".webhook_url", "must be an http(s) URL")
+	}
+	for i, f := range r.Formats {
+		switch f {
+		case "html", "md", "json", "csv":
+		default:
+			c.errorAt(errs, fmt.Sprintf("%s.formats[%d]", p, i), "unknown format %q (html, md, json, csv)", f)
+		}
+	}
+	if r.Directory == "" {
+		c.errorAt(errs, p+".directory", "is required: where the report files are written")
+	}
+	if _, err := time.LoadLocation(r.TimeZone); err != nil {
+		c.errorAt(errs, p+".time_zone", "unknown time zone %q", r.TimeZone)
 	}
 }
 

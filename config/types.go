@@ -89,6 +89,7 @@ type Config struct {
 	SLOs          []*SLO          `yaml:"slos"`
 	Targets       []*Target       `yaml:"targets"`
 	Rules         Rules           `yaml:"rules"`
+	Reports       []*Report       `yaml:"reports"`
 	Push          *Push           `yaml:"push"`
 
 	// File is the path the config was read from ("<embedded demo>" for the
@@ -312,6 +313,31 @@ type Rules struct {
 	Operational *bool `yaml:"operational"`
 	// RunbookURL is the base of runbook links of the operational alerts.
 	RunbookURL string `yaml:"runbook_url"`
+}
+
+// Report is an SLO report built on a schedule inside `servq run`.
+type Report struct {
+	Name string `yaml:"name"`
+	// Schedule is a cron spec (CRON_TZ= allowed), in global.time_zone.
+	Schedule string `yaml:"schedule"`
+	// Period: month, week or quarter: the last complete one when the
+	// schedule fires.
+	Period string `yaml:"period"`
+	// PrometheusURL is the Prometheus-compatible API to read
+	// (Prometheus, VictoriaMetrics, Thanos Query, Mimir with /prometheus).
+	PrometheusURL   string `yaml:"prometheus_url"`
+	BearerToken     Secret `yaml:"bearer_token"`
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// Formats to write (html, md, json, csv); default all.
+	Formats []string `yaml:"formats"`
+	// Directory the files go to, named <name>-<period>.<format>.
+	Directory string `yaml:"directory"`
+	// WebhookURL receives a POST with the summary (chat tools); it often
+	// holds a token, so it is a secret.
+	WebhookURL     Secret `yaml:"webhook_url"`
+	WebhookURLFile string `yaml:"webhook_url_file"`
+	// TimeZone of the periods; default global.time_zone.
+	TimeZone string `yaml:"time_zone"`
 }
 
 // Push sends the gathered metrics to VictoriaMetrics or vmagent.

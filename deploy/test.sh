@@ -2,7 +2,7 @@
 # Runs every servq test — unit, integration and the real-component tests —
 # on a fresh Debian/Ubuntu machine with Go. It installs what the tests need
 # (Prometheus + promtool, Alertmanager, VictoriaMetrics, PostgreSQL,
-# MariaDB, Request Tracker 5 with SQLite) when missing; the tests start
+# MariaDB, Request Tracker 5 with SQLite, Chromium) when missing; the tests start
 # their own instances on 127.0.0.1 with free ports and temporary data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v mariadbd >/dev/null || need+=(mariadb-server)
 [ -x /usr/share/request-tracker5/libexec/rt-server ] || need+=(request-tracker5 rt5-db-sqlite)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo=sudo

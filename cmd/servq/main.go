@@ -64,6 +64,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dashCmd.Flag("grafana.datasource-uid", "uid of the Prometheus data source the alert rules query.").Default("prometheus").StringVar(&dashOpts.datasourceUID)
 	dashCmd.Flag("grafana.dashboards-path", "Where Grafana reads the dashboard files (the provider's path) in file provisioning.").Default("/var/lib/grafana/dashboards/servq").StringVar(&dashOpts.dashboardsPath)
 
+	reportCmd := a.Command("report", "Build an SLO report for a period from a Prometheus-compatible API: HTML, Markdown, JSON and CSV files.")
+	repOpts := reportOptions{}
+	reportCmd.Flag("period", "2026-10 (month), 2026-W43 (ISO week), 2026-Q3, 2026-10-01..2026-10-15, or month/week/quarter (the last complete one).").Required().StringVar(&repOpts.period)
+	reportCmd.Flag("prometheus.url", "Prometheus-compatible API (default: the first configured report's, else http://localhost:9090).").StringVar(&repOpts.url)
+	reportCmd.Flag("prometheus.bearer-token-file", "File holding a bearer token for the API.").StringVar(&repOpts.tokenFile)
+	reportCmd.Flag("output", "Directory for the report files.").Short('o').Default(".").StringVar(&repOpts.out)
+	reportCmd.Flag("format", "Format to write (html, md, json, csv; repeatable; default all).").StringsVar(&repOpts.formats)
+	reportCmd.Flag("time-zone", "Time zone of the period (default global.time_zone).").StringVar(&repOpts.tz)
+	reportCmd.Flag("name", "File name prefix: <name>-<period>.<format>.").Default("slo-report").StringVar(&repOpts.name)
+
 	cmd, err := a.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "servq: %v\n", err)
@@ -79,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(f, stdout, stderr)
 	case rulesCmd.FullCommand():
 		return writeRules(*configFile, rulesOptions{out: *rulesOut, format: *rulesFormat, name: *rulesName, namespace: *rulesNamespace, labels: *rulesLabels}, stdout, stderr)
+	case reportCmd.FullCommand():
+		return writeReport(*configFile, repOpts, stdout, stderr)
 	case dashCmd.FullCommand():
 		return writeDashboards(*configFile, dashOpts, stdout, stderr)
 	case collectCmd.FullCommand():

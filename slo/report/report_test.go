@@ -2,9 +2,16 @@ package report
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"math"
 	"os"
 	"os/exec"
@@ -150,6 +157,8 @@ func TestReportFiguresMatchHandComputedCounts(t *testing.T) {
 		}
 	}
 	checkRenders(t, r)
+	checkBrowserRendering(t, r)
+	checkScheduledReport(t, cfg, url)
 	// A period with no data at all: no NaN, status no_data.
 	empty, _ := ParsePeriod("2025-03", time.UTC, time.Now())
 	r2, err := Build(context.Background(), cfg, &API{URL: url}, empty, time.Now())
@@ -191,6 +200,116 @@ func checkRenders(t *testing.T, r *Report) {
 	for _, want := range []string{"<svg", "SLI of reply-1h", "Error budget remaining of reply-1h", "99.17%", "No SERVQUAL answers"} {
 		if !strings.Contains(out["html"], want) {
 			t.Errorf("HTML lacks %q", want)
+		}
+	}
+}
+
+// The HTML opens in a real headless Chromium: the DOM it builds holds the
+// figures and the charts, and a screenshot is kept as an artifact
+// ($SERVQ_ARTIFACTS, default a temporary directory).
+func checkBrowserRendering(t *testing.T, r *Report) {
+	t.Helper()
+	chromium := testenv.Binary(t, "chromium")
+	dir := t.TempDir()
+	html := filepath.Join(dir, "report.html")
+	b, err := Render(r, "html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(html, b, 0o644)
+	artifacts := os.Getenv("SERVQ_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = filepath.Join(os.TempDir(), "servq-artifacts")
+	}
+	os.MkdirAll(artifacts, 0o755)
+	shot := filepath.Join(artifacts, "slo-report-"+r.Period.Name+".png")
+	common := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+		"--user-data-dir=" + filepath.Join(dir, "profile"), "--enable-logging=stderr", "--v=0"}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dom, err := exec.CommandContext(ctx, chromium, append(common, "--dump-dom", "file://"+html)...).Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom: %v", err)
+	}
+	for _, want := range []string{"<svg", "SLI of reply-1h", "99.17%", "7440 / 7502", "<h2>Summary</h2>"} {
+		if !strings.Contains(string(dom), want) {
+			t.Errorf("the DOM Chromium built lacks %q", want)
+		}
+	}
+	out, err := exec.CommandContext(ctx, chromium, append(common, "--screenshot="+shot, "--window-size=1200,2400", "file://"+html)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		// Console errors and page load failures of the document itself.
+		if strings.Contains(line, "CONSOLE") && strings.Contains(line, "report.html") ||
+			strings.Contains(line, "ERR_FILE_NOT_FOUND") || strings.Contains(line, "Uncaught") {
+			t.Errorf("Chromium reports: %s", line)
+		}
+	}
+	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
+		t.Errorf("screenshot %s missing or empty: %v", shot, err)
+	} else {
+		t.Logf("screenshot: %s", shot)
+	}
+}
+
+// A configured report runs on its schedule: files named
+// <name>-<period>.<format>, the summary POSTed to the webhook, success
+// counted; a report whose API is down is retried, counted and given up.
+func checkScheduledReport(t *testing.T, cfg *config.Config, url string) {
+	t.Helper()
+	var posted []map[string]any
+	var mu sync.Mutex
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		posted = append(posted, m)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	c := *cfg
+	c.Reports = []*config.Report{
+		{Name: "monthly", Schedule: "@every 1h", Period: "month", PrometheusURL: url, Formats: Formats, Directory: dir, WebhookURL: config.Secret(hook.URL), TimeZone: "UTC"},
+		{Name: "broken", Schedule: "@every 1h", Period: "month", PrometheusURL: "http://127.0.0.1:1", Formats: []string{"json"}, Directory: dir, TimeZone: "UTC"},
+	}
+	reg := prometheus.NewRegistry()
+	s, err := NewScheduler(&c, NewMetrics(reg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC) }
+	s.Retries = []time.Duration{time.Millisecond, time.Millisecond}
+	s.Run(c.Reports[0])
+	s.Run(c.Reports[1])
+	for _, f := range Formats {
+		if _, err := os.Stat(filepath.Join(dir, "monthly-2026-10."+f)); err != nil {
+			t.Errorf("scheduled report file: %v", err)
+		}
+	}
+	if len(posted) != 1 || !strings.Contains(posted[0]["text"].(string), "SLO report 2026-10 (helpdesk): 1 of 1 SLOs met.") {
+		t.Errorf("webhook got %v", posted)
+	}
+	want := map[string]float64{"monthly/success": 1, "broken/error": 2, "broken/failed": 1, "broken/success": 0}
+	mfs, _ := reg.Gather()
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "servq_report_runs_total" {
+			continue
+		}
+		for _, m := range mf.Metric {
+			l := map[string]string{}
+			for _, p := range m.Label {
+				l[p.GetName()] = p.GetValue()
+			}
+			got[l["report"]+"/"+l["result"]] = m.Counter.GetValue()
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("servq_report_runs_total %s = %v, want %v", k, got[k], v)
 		}
 	}
 }

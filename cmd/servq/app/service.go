@@ -20,6 +20,7 @@ import (
 	"github.com/servq/servq/collectors/runner"
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/slo/report"
 	"github.com/servq/servq/slo/status"
 )
 
@@ -63,6 +64,9 @@ type Service struct {
 	slos     *status.Tracker
 	stopSLOs chan struct{}
 	slosDone chan struct{}
+
+	reportMetrics *report.Metrics
+	reports       *report.Scheduler // guarded by mu
 }
 
 // New loads the config and opens the store; Start begins collecting.
@@ -99,6 +103,7 @@ func New(opt Options) (*Service, error) {
 	s.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "servq_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})
 	s.reg.MustRegister(s.reloadOK, s.reloadTime)
 	s.self = runner.NewSelfMetrics(s.reg)
+	s.reportMetrics = report.NewMetrics(s.reg)
 	if err := s.install(cfg); err != nil {
 		store.Close()
 		return nil, err
@@ -128,9 +133,13 @@ func (s *Service) install(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	reports, err := report.NewScheduler(cfg, s.reportMetrics, s.log)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	old := s.model
-	s.cfg, s.model, s.runner = cfg, model, r
+	s.cfg, s.model, s.runner, s.reports = cfg, model, r, reports
 	s.mu.Unlock()
 	if old != nil {
 		s.reg.Unregister(old)
@@ -143,10 +152,13 @@ func (s *Service) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.runner.Start()
+	s.reports.Start()
 	s.started = true
 	s.startPush(s.cfg.Push)
-	s.stopSLOs, s.slosDone = make(chan struct{}), make(chan struct{})
-	go s.sampleSLOs(s.stopSLOs, s.slosDone)
+	if s.stopSLOs == nil { // a restore after a failed reload calls Start again
+		s.stopSLOs, s.slosDone = make(chan struct{}), make(chan struct{})
+		go s.sampleSLOs(s.stopSLOs, s.slosDone)
+	}
 }
 
 // sampleSLOs records the SLOs' counts for the status page: right away,
@@ -221,11 +233,12 @@ func (s *Service) reload() error {
 		return err
 	}
 	s.mu.RLock()
-	oldRunner, oldCfg, started := s.runner, s.cfg, s.started
+	oldRunner, oldCfg, started, oldReports := s.runner, s.cfg, s.started, s.reports
 	s.mu.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opt.StopTimeout)
 	oldRunner.Stop(ctx)
 	cancel()
+	oldReports.Stop()
 	if err := s.install(cfg); err != nil {
 		// The new config validated but could not be installed (e.g. the
 		// store failed): bring the old one back rather than run nothing.
@@ -243,6 +256,7 @@ func (s *Service) reload() error {
 	if started {
 		s.mu.Lock()
 		s.runner.Start()
+		s.reports.Start()
 		s.stopPush()
 		s.startPush(cfg.Push)
 		s.mu.Unlock()
@@ -254,12 +268,13 @@ func (s *Service) reload() error {
 // when ctx ends) and closes the store.
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	r := s.runner
+	r, reports := s.runner, s.reports
 	s.stopPush()
 	stop, done := s.stopSLOs, s.slosDone
 	s.stopSLOs = nil
 	s.mu.Unlock()
 	r.Stop(ctx)
+	reports.Stop()
 	if stop != nil {
 		close(stop)
 		<-done
