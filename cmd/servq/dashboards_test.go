@@ -59,3 +59,14 @@ func TestDashboardsCommandGrafanaAuthFailure(t *testing.T) {
 		t.Errorf("the token leaked into the output: %s %s", out.String(), errb.String())
 	}
 }
+
+func TestReportCommandErrors(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"report", "--period", "2026-13"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `period "2026-13": month 13 does not exist`) {
+		t.Errorf("bad period: exit %d, %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"report", "--period", "2026-10", "--prometheus.url", "http://127.0.0.1:1", "-o", t.TempDir()}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "connection refused") {
+		t.Errorf("unreachable API: exit %d, %s", code, errb.String())
+	}
+}
