@@ -96,10 +96,13 @@ type SLO struct {
 	Previous Figures `json:"previous"`
 	// Trend is the SLI change against the previous period, in percentage
 	// points; null when either has no events.
-	Trend       *float64     `json:"trend"`
-	WorstQueues []Breakdown  `json:"worst_queues"`
-	WorstBurn   *Burn        `json:"worst_burn"`
-	Curve       []CurvePoint `json:"curve"`
+	Trend       *float64    `json:"trend"`
+	WorstQueues []Breakdown `json:"worst_queues"`
+	// WorstChannels are the channels with the most bad events; Queue holds
+	// the channel's name.
+	WorstChannels []Breakdown  `json:"worst_channels"`
+	WorstBurn     *Burn        `json:"worst_burn"`
+	Curve         []CurvePoint `json:"curve"`
 	// Policy is the configured error-budget policy, set when the budget
 	// is exhausted.
 	Policy string `json:"policy,omitempty"`
@@ -339,31 +342,11 @@ func (b *builder) slo(ctx context.Context, cfg *config.Config, s *config.SLO, p,
 		out.Policy = s.ErrorBudgetPolicy
 	}
 	if c != nil && hasQueue(c) && out.Bad > 0 {
-		qb, _, err := b.delta(ctx, c.Bad, p, "queue")
-		if err != nil {
+		if out.WorstQueues, err = b.worst(ctx, c, p, "queue", out.BudgetAllowed); err != nil {
 			return nil, err
 		}
-		qt, _, err := b.delta(ctx, c.Total, p, "queue")
-		if err != nil {
+		if out.WorstChannels, err = b.worst(ctx, c, p, "channel", out.BudgetAllowed); err != nil {
 			return nil, err
-		}
-		for q, v := range qb {
-			if v > 0 {
-				share := 0.0
-				if out.BudgetAllowed > 0 {
-					share = v / out.BudgetAllowed
-				}
-				out.WorstQueues = append(out.WorstQueues, Breakdown{Queue: q, Bad: v, Total: qt[q], BudgetShare: share})
-			}
-		}
-		sort.Slice(out.WorstQueues, func(i, j int) bool {
-			if out.WorstQueues[i].Bad != out.WorstQueues[j].Bad {
-				return out.WorstQueues[i].Bad > out.WorstQueues[j].Bad
-			}
-			return out.WorstQueues[i].Queue < out.WorstQueues[j].Queue
-		})
-		if len(out.WorstQueues) > 3 {
-			out.WorstQueues = out.WorstQueues[:3]
 		}
 	}
 	// The hour of the fastest burn: the 1h error ratio, hourly.
@@ -383,6 +366,38 @@ func (b *builder) slo(ctx context.Context, cfg *config.Config, s *config.SLO, p,
 		if out.Curve, err = b.curve(ctx, c, p, s.Objective, total); err != nil {
 			return nil, err
 		}
+	}
+	return out, nil
+}
+
+// worst lists the three values of label with the most bad events.
+func (b *builder) worst(ctx context.Context, c *sli.Counts, p Period, label string, allowed float64) ([]Breakdown, error) {
+	bad, _, err := b.delta(ctx, c.Bad, p, label)
+	if err != nil {
+		return nil, err
+	}
+	total, _, err := b.delta(ctx, c.Total, p, label)
+	if err != nil {
+		return nil, err
+	}
+	var out []Breakdown
+	for v, n := range bad {
+		if n > 0 {
+			share := 0.0
+			if allowed > 0 {
+				share = n / allowed
+			}
+			out = append(out, Breakdown{Queue: v, Bad: n, Total: total[v], BudgetShare: share})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Bad != out[j].Bad {
+			return out[i].Bad > out[j].Bad
+		}
+		return out[i].Queue < out[j].Queue
+	})
+	if len(out) > 3 {
+		out = out[:3]
 	}
 	return out, nil
 }

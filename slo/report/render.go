@@ -95,6 +95,12 @@ func markdown(r *Report) []byte {
 				fmt.Fprintf(&b, "- %s: %s bad of %s (%.0f%% of the budget)\n", q.Queue, num(q.Bad), num(q.Total), 100*q.BudgetShare)
 			}
 		}
+		if len(s.WorstChannels) > 0 {
+			b.WriteString("\nWorst channels by budget spent:\n\n")
+			for _, q := range s.WorstChannels {
+				fmt.Fprintf(&b, "- %s: %s bad of %s (%.0f%% of the budget)\n", q.Queue, num(q.Bad), num(q.Total), 100*q.BudgetShare)
+			}
+		}
 		if s.Policy != "" {
 			fmt.Fprintf(&b, "\n**Error budget exhausted — policy:** %s\n", s.Policy)
 		}
@@ -257,6 +263,7 @@ svg{width:100%;height:auto;max-width:560px;display:block}.objective,.zero{stroke
 <p>Attained <strong>{{pct .SLI}}</strong> against {{.Objective}}% (previous period {{pct .Previous.SLI}}).{{with .WorstBurn}} Fastest burn: the hour ending {{date .At}}, {{printf "%.1f" .BurnRate}}× the budget rate.{{end}}</p>
 {{svgLine .}}{{svgBudget .}}
 {{if .WorstQueues}}<p>Worst queues by budget spent: {{range $i, $q := .WorstQueues}}{{if $i}}, {{end}}{{$q.Queue}} ({{num $q.Bad}} bad of {{num $q.Total}}){{end}}.</p>{{end}}
+{{if .WorstChannels}}<p>Worst channels: {{range $i, $q := .WorstChannels}}{{if $i}}, {{end}}{{$q.Queue}} ({{num $q.Bad}} bad of {{num $q.Total}}){{end}}.</p>{{end}}
 {{if .Policy}}<p class="policy"><strong>Error budget exhausted — policy:</strong> {{.Policy}}</p>{{end}}
 {{if not .Exact}}<p class="muted">Counts from rate() over the period (custom indicator): approximate at the period's edges.</p>{{end}}
 </section>{{end}}

@@ -79,6 +79,37 @@ func knownData() string {
 		}
 		return float64(badBilling)
 	})
+	// Survey counters step once a month, on the 15th at 12:00:
+	//   NPS: September 50 promoters, 30 passives, 20 detractors (NPS 30);
+	//        October 60, 20, 20 (NPS 40).
+	//   SERVQUAL empathy: October expectation 60/10 = 6, perception 40/10
+	//        = 4: gap -2; reliability 50/10 both: gap 0. No weights given:
+	//        equal weights, weighted gap (-2 + 0) / 2 = -1.
+	step := func(family, labels string, sept, oct float64) {
+		for t := start; !t.After(end); t = t.Add(6 * time.Hour) {
+			v := 0.0
+			if !t.Before(time.Date(2026, 9, 15, 12, 0, 0, 0, time.UTC)) {
+				v += sept
+			}
+			if !t.Before(time.Date(2026, 10, 15, 12, 0, 0, 0, time.UTC)) {
+				v += oct
+			}
+			fmt.Fprintf(&b, "%s{collector=\"svy\",%s} %g %d\n", family, labels, v, t.Unix())
+		}
+	}
+	b.WriteString("# TYPE servq_nps_responses counter\n")
+	step("servq_nps_responses_total", `survey="rel",category="promoter",queue="",channel=""`, 50, 60)
+	step("servq_nps_responses_total", `survey="rel",category="passive",queue="",channel=""`, 30, 20)
+	step("servq_nps_responses_total", `survey="rel",category="detractor",queue="",channel=""`, 20, 20)
+	b.WriteString("# TYPE servq_servqual_score_sum gauge\n")
+	step("servq_servqual_score_sum", `survey="sq",dimension="empathy",scale="expectation"`, 0, 60)
+	step("servq_servqual_score_sum", `survey="sq",dimension="empathy",scale="perception"`, 0, 40)
+	step("servq_servqual_score_sum", `survey="sq",dimension="reliability",scale="expectation"`, 0, 50)
+	step("servq_servqual_score_sum", `survey="sq",dimension="reliability",scale="perception"`, 0, 50)
+	b.WriteString("# TYPE servq_servqual_score_count gauge\n")
+	for _, l := range []string{`dimension="empathy",scale="expectation"`, `dimension="empathy",scale="perception"`, `dimension="reliability",scale="expectation"`, `dimension="reliability",scale="perception"`} {
+		step("servq_servqual_score_count", `survey="sq",`+l, 0, 10)
+	}
 	b.WriteString("# EOF\n")
 	return b.String()
 }
@@ -150,11 +181,35 @@ func TestReportFiguresMatchHandComputedCounts(t *testing.T) {
 	if r.Summary.Met != 1 || r.Summary.Missed != 0 || len(r.Summary.Risks) != 1 || !strings.Contains(r.Summary.Risks[0], "83% of its error budget") {
 		t.Errorf("summary = %+v", r.Summary)
 	}
-	// No survey data at all: KPIs are null, never NaN.
+	kpi := map[string]KPI{}
 	for _, k := range r.KPIs.List {
-		if k.Value != nil {
-			t.Errorf("KPI %s = %v without responses", k.Name, *k.Value)
-		}
+		kpi[k.Name] = k
+	}
+	if k := kpi["NPS"]; k.Value == nil || !near(*k.Value, 40) || k.Previous == nil || !near(*k.Previous, 30) {
+		t.Errorf("NPS = %+v", k)
+	}
+	if k := kpi["SERVQUAL weighted gap"]; k.Value == nil || !near(*k.Value, -1) || k.Previous != nil {
+		t.Errorf("weighted gap = %+v", k)
+	}
+	// No CSAT responses at all: null, never NaN.
+	if k := kpi["CSAT satisfied"]; k.Value != nil || k.Previous != nil {
+		t.Errorf("CSAT without responses = %+v", k)
+	}
+	gaps := map[string]Gap{}
+	for _, g := range r.KPIs.ServqualGaps {
+		gaps[g.Dimension] = g
+	}
+	if g := gaps["empathy"]; g.Gap == nil || !near(*g.Gap, -2) || !near(*g.Expectation, 6) || !near(*g.Perception, 4) {
+		t.Errorf("empathy = %+v", g)
+	}
+	if g := gaps["reliability"]; g.Gap == nil || !near(*g.Gap, 0) {
+		t.Errorf("reliability = %+v", g)
+	}
+	if g := gaps["tangibles"]; g.Gap != nil {
+		t.Errorf("tangibles without answers = %+v", g)
+	}
+	if len(s.WorstChannels) != 1 || s.WorstChannels[0].Queue != "email" || s.WorstChannels[0].Bad != 62 {
+		t.Errorf("worst channels = %+v", s.WorstChannels)
 	}
 	checkRenders(t, r)
 	checkBrowserRendering(t, r)
@@ -197,7 +252,7 @@ func checkRenders(t *testing.T, r *Report) {
 	if err != nil || len(rows) != 2 || rows[1][1] != "reply-1h" || rows[1][6] != "7502" || rows[1][11] != "met" || rows[1][14] != "billing" {
 		t.Errorf("CSV = %v %v", rows, err)
 	}
-	for _, want := range []string{"<svg", "SLI of reply-1h", "Error budget remaining of reply-1h", "99.17%", "No SERVQUAL answers"} {
+	for _, want := range []string{"<svg", "SLI of reply-1h", "Error budget remaining of reply-1h", "99.17%", "SERVQUAL gap per dimension"} {
 		if !strings.Contains(out["html"], want) {
 			t.Errorf("HTML lacks %q", want)
 		}
