@@ -328,3 +328,26 @@ func resolveSecret(c *config.Collector, field string, value config.Secret, file 
 	}
 	return s, nil
 }
+
+// parseHTTPURL parses raw as an absolute http or https URL: ok is false
+// when it does not parse, has another scheme or no host.
+func parseHTTPURL(raw string) (u *url.URL, ok bool) {
+	u, err := url.Parse(raw)
+	return u, err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// apiBaseURL checks the url key of an API source: http(s), a host, no
+// query, no credentials.
+func apiBaseURL(raw, example string) (*url.URL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("is required (e.g. %s)", example)
+	}
+	u, ok := parseHTTPURL(strings.TrimRight(raw, "/"))
+	if !ok {
+		return nil, fmt.Errorf("%q is not an http(s) URL such as %s", redactURL(raw), example)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("must be the bare base URL (no credentials, query or fragment), such as %s", example)
+	}
+	return u, nil
+}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/servq/servq/collectors"
-	"github.com/servq/servq/config"
 )
 
 // BenchmarkAsteriskCDRParse reads a 100k-row Master.csv (18 columns, quoted
@@ -38,14 +37,7 @@ func BenchmarkAsteriskCDRParse(b *testing.B) {
 	}
 	w.Flush()
 	f.Close()
-	cfg, err := config.Parse([]byte("collectors:\n  - {name: cdr, type: asterisk_cdr, schedule: \"@every 1m\", path: "+path+", time_zone: UTC}\n"), "bench.yml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	src, err := collectors.Build(cfg.Collectors[0], collectors.Env{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	src := buildSource(b, "collectors:\n  - {name: cdr, type: asterisk_cdr, schedule: \"@every 1m\", path: "+path+", time_zone: UTC}\n")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		batch := &collectors.Batch{Now: start.Add(24 * time.Hour)}

@@ -214,9 +214,7 @@ func TestAsteriskCDRConfigErrorsAndMissingFile(t *testing.T) {
 		"    path: x\n    queues: {a: \"\"}\n":    "test.yml:6: collectors[0].queues: maps a dcontext or dst to a queue name",
 		"    path: x\n    loguniqeid: true\n":     "loguniqeid",
 	} {
-		if _, err := buildSourceErr(head + spec); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want %q", spec, err, want)
-		}
+		expectConfigError(t, head, spec, want)
 	}
 	s := cdrSource(t, filepath.Join(t.TempDir(), "Master.csv"), "")
 	if _, err := s.Collect(t.Context(), nil, &collectors.Batch{Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "no such file") {

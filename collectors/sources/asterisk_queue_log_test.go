@@ -13,34 +13,10 @@ import (
 
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/config"
 )
-
-func buildSource(t testing.TB, yml string) collectors.Source {
-	t.Helper()
-	cfg, err := config.Parse([]byte(yml), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := collectors.Build(cfg.Collectors[0], collectors.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 func queueLogSource(t testing.TB, path string, extra string) collectors.Source {
 	return buildSource(t, fmt.Sprintf("collectors:\n  - name: pbx\n    type: asterisk_queue_log\n    schedule: \"@every 10s\"\n    path: %s\n%s", path, extra))
-}
-
-func collectOnce(t testing.TB, s collectors.Source, cursor []byte, now time.Time) (*collectors.Batch, []byte) {
-	t.Helper()
-	b := &collectors.Batch{Now: now}
-	next, err := s.Collect(context.Background(), cursor, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b, next
 }
 
 func at(epoch int64) time.Time { return time.Unix(epoch, 0).UTC() }

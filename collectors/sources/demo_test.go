@@ -1,7 +1,6 @@
 package sources
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -15,7 +14,6 @@ import (
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 )
 
@@ -634,11 +632,8 @@ func TestDemoSpecErrors(t *testing.T) {
 		"seed: many":         "test.yml:5",
 		"tickets_per_day: 3": `unknown field "tickets_per_day"`,
 	} {
-		cfg, err := config.Parse([]byte("collectors:\n  - name: sim\n    type: demo\n    schedule: \"@every 15s\"\n    "+spec+"\n"), "test.yml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = collectors.Build(cfg.Collectors[0], collectors.Env{})
+		cfg := testConfig(t, "collectors:\n  - name: sim\n    type: demo\n    schedule: \"@every 15s\"\n    "+spec+"\n")
+		_, err := collectors.Build(cfg.Collectors[0], collectors.Env{})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", spec, err, want)
 		}
@@ -710,32 +705,15 @@ func TestDemoMovesEveryCatalogMetric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	m, err := quality.New(cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := collectors.Build(cfg.Collectors[0], collectors.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testModel(t, cfg)
+	s := buildCollector(t, cfg, collectors.Env{})
 	moved := map[string]bool{}
 	var cursor []byte
 	// A first run with two hours of history, then hourly through Tuesday
 	// and Wednesday: late replies and solves come out as SLO events.
 	for now := demoDay.Add(24 * time.Hour); !now.After(demoDay.Add(72 * time.Hour)); now = now.Add(time.Hour) {
-		b := &collectors.Batch{Now: now}
-		next, err := s.Collect(context.Background(), cursor, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Commit("demo", b, next); err != nil {
-			t.Fatal(err)
-		}
+		b, next := collectOnce(t, s, cursor, now)
+		commitRun(t, m, "demo", b, next)
 		cursor = next
 		markMoved(t, m, moved)
 	}
@@ -760,13 +738,7 @@ func TestDemoMovesEveryCatalogMetric(t *testing.T) {
 // value or observation.
 func markMoved(t *testing.T, m *quality.Model, moved map[string]bool) {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
+	for _, mf := range gatherModel(t, m) {
 		for _, s := range mf.Metric {
 			v := s.GetCounter().GetValue() + s.GetGauge().GetValue() + float64(s.GetHistogram().GetSampleCount())
 			if v == 0 {

@@ -66,22 +66,22 @@ EOF
 	b, cur := hjCollect(t, s, nil)
 
 	wantTickets := []record.Ticket{{ID: "T1", Queue: "billing", Channel: "email", Priority: "high", Status: "solved", Tags: []string{"vip", "refund"},
-		CreatedAt: hjDate("2026-11-20T09:00:00Z"), UpdatedAt: hjDate("2026-11-20T12:00:00Z"), FirstReplyAt: hjDate("2026-11-20T09:30:00Z"),
-		SolvedAt: hjDate("2026-11-20T12:00:00Z"), AgentReplies: 1, FirstReplyBusiness: 30 * time.Minute, Satisfaction: "good", SLABreaches: []string{"first_reply"}}}
+		CreatedAt: mustRFC3339("2026-11-20T09:00:00Z"), UpdatedAt: mustRFC3339("2026-11-20T12:00:00Z"), FirstReplyAt: mustRFC3339("2026-11-20T09:30:00Z"),
+		SolvedAt: mustRFC3339("2026-11-20T12:00:00Z"), AgentReplies: 1, FirstReplyBusiness: 30 * time.Minute, Satisfaction: "good", SLABreaches: []string{"first_reply"}}}
 	if !reflect.DeepEqual(b.Tickets, wantTickets) {
 		t.Errorf("tickets:\n got %+v\nwant %+v", b.Tickets, wantTickets)
 	}
 	wantCalls := []record.Call{
-		{ID: "C1", Queue: "support", Agent: "ann", Channel: "phone", EnqueuedAt: hjDate("2026-11-20T10:00:00Z"), AnsweredAt: hjDate("2026-11-20T10:00:20Z"),
-			EndedAt: hjDate("2026-11-20T10:05:20Z"), Wait: 20 * time.Second, Talk: 270 * time.Second, Hold: 30 * time.Second, Wrap: 45500 * time.Millisecond, Outcome: record.OutcomeAnswered},
-		{ID: "C2", Queue: "support", EnqueuedAt: hjDate("2026-11-20T10:01:00Z"), EndedAt: hjDate("2026-11-20T10:01:04Z"), Wait: 4 * time.Second, Outcome: record.OutcomeAbandoned},
+		{ID: "C1", Queue: "support", Agent: "ann", Channel: "phone", EnqueuedAt: mustRFC3339("2026-11-20T10:00:00Z"), AnsweredAt: mustRFC3339("2026-11-20T10:00:20Z"),
+			EndedAt: mustRFC3339("2026-11-20T10:05:20Z"), Wait: 20 * time.Second, Talk: 270 * time.Second, Hold: 30 * time.Second, Wrap: 45500 * time.Millisecond, Outcome: record.OutcomeAnswered},
+		{ID: "C2", Queue: "support", EnqueuedAt: mustRFC3339("2026-11-20T10:01:00Z"), EndedAt: mustRFC3339("2026-11-20T10:01:04Z"), Wait: 4 * time.Second, Outcome: record.OutcomeAbandoned},
 	}
 	if !reflect.DeepEqual(b.Calls, wantCalls) {
 		t.Errorf("calls:\n got %+v\nwant %+v", b.Calls, wantCalls)
 	}
 	sq, _ := time.Parse(time.RFC3339, "2026-11-21T08:00:00+01:00")
 	wantSurveys := []record.SurveyResponse{
-		{ID: "S1", Survey: "post-contact", Kind: record.KindNPS, Score: 9, HasScore: true, TicketID: "T1", Queue: "billing", Channel: "email", SubmittedAt: hjDate("2026-11-20T13:00:00Z")},
+		{ID: "S1", Survey: "post-contact", Kind: record.KindNPS, Score: 9, HasScore: true, TicketID: "T1", Queue: "billing", Channel: "email", SubmittedAt: mustRFC3339("2026-11-20T13:00:00Z")},
 		{ID: "S2", Survey: "annual", Kind: record.KindSERVQUAL, SubmittedAt: sq, Servqual: []record.ServqualItem{
 			{Dimension: record.Tangibles, Expectation: 7, Perception: 5, HasE: true, HasP: true},
 			{Dimension: record.Empathy, Expectation: 6, HasE: true},
@@ -90,7 +90,7 @@ EOF
 	if !reflect.DeepEqual(b.Surveys, wantSurveys) {
 		t.Errorf("surveys:\n got %+v\nwant %+v", b.Surveys, wantSurveys)
 	}
-	wantSnap := []record.Snapshot{{Queue: "support", At: hjDate("2026-11-23T09:59:00Z"), CallsWaiting: 3, LongestWait: 42500 * time.Millisecond, HasWait: true,
+	wantSnap := []record.Snapshot{{Queue: "support", At: mustRFC3339("2026-11-23T09:59:00Z"), CallsWaiting: 3, LongestWait: 42500 * time.Millisecond, HasWait: true,
 		Agents: map[string]int{"available": 2, "busy": 5}}}
 	if !reflect.DeepEqual(b.Snapshots, wantSnap) {
 		t.Errorf("snapshots:\n got %+v\nwant %+v", b.Snapshots, wantSnap)
@@ -218,14 +218,10 @@ fi
 		b   *collectors.Batch
 		cur []byte
 	}{{b1, c1}, {b1again, c1}} {
-		if _, err := m.Commit("api", run.b, run.cur); err != nil {
-			t.Fatal(err)
-		}
+		commitRun(t, m, "api", run.b, run.cur)
 	}
 	b2, c2 := hjCollect(t, s, c1)
-	if _, err := m.Commit("api", b2, c2); err != nil {
-		t.Fatal(err)
-	}
+	commitRun(t, m, "api", b2, c2)
 	for name, want := range map[string]float64{
 		"servq_calls_offered_total":   5, // C1-C5, C4 delivered three times
 		"servq_calls_answered_total":  2, // C1, C3
@@ -235,7 +231,7 @@ fi
 		// Handle time of the answered calls: 120 + 300 s, two calls.
 		"servq_call_handle_seconds": 2,
 	} {
-		if got := hjMetric(t, m, name); got != want {
+		if got := seriesSum(t, m, name, nil); got != want {
 			t.Errorf("%s = %g, want %g", name, got, want)
 		}
 	}
@@ -267,20 +263,13 @@ func TestExecConfigErrors(t *testing.T) {
 		"    command: [/bin/true]\n    command_timeout: -1s\n":  "test.yml:6: collectors[0].command_timeout",
 		"    command: [/bin/true]\n    shell: true\n":           `test.yml:6: collectors[0].shell: unknown field "shell"`,
 	} {
-		_, err := buildSourceErr(head + spec)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q:\n err = %v\nwant %q", spec, err, want)
-		}
+		expectConfigError(t, head, spec, want)
 	}
 }
 
 func TestExecExampleBuilds(t *testing.T) {
 	t.Setenv("CRM_DB_PASSWORD", "x")
-	raw, err := os.ReadFile("testdata/exec/example.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := buildSourceErr(string(raw)); err != nil {
+	if _, err := buildSourceErr(exampleYAML(t, "exec")); err != nil {
 		t.Error(err)
 	}
 }

@@ -115,22 +115,6 @@ func init() {
 	})
 }
 
-// apiBaseURL checks the url key of an API source: http(s), a host, no
-// query, no credentials.
-func apiBaseURL(raw, example string) (*url.URL, error) {
-	if raw == "" {
-		return nil, fmt.Errorf("is required (e.g. %s)", example)
-	}
-	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an http(s) URL such as %s", redactURL(raw), example)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("must be the bare base URL (no credentials, query or fragment), such as %s", example)
-	}
-	return u, nil
-}
-
 // watermark is the cursor of an updated-at ordered API: the last update
 // time delivered and the ids delivered with exactly that time. Items at
 // earlier times were all delivered before the watermark got there.

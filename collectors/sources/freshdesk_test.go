@@ -5,7 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,13 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/servq/servq/collectors"
-	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/collectors/state"
-	"github.com/servq/servq/config"
 )
 
 // fdFake speaks the documented Freshdesk API v2 list endpoint
@@ -205,21 +200,11 @@ func fdSource(t *testing.T, yml string, perPage int) (*freshdesk, *[]time.Durati
 	t.Helper()
 	s := buildSource(t, yml).(*freshdesk)
 	s.perPage = perPage
-	var waits []time.Duration
-	s.client.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
-	return s, &waits
+	return s, recordWaits(s.client)
 }
 
 // Monday 2026-11-02 12:00 UTC: a first run reads back to 2026-10-03 12:00.
 var fdNow = time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
-
-func fdTime(s string) time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
 
 func recordTicketIDs(ts []record.Ticket) []string {
 	var ids []string
@@ -245,19 +230,19 @@ func TestFreshdeskMapping(t *testing.T) {
 	}
 	want := map[string]record.Ticket{
 		"1": {ID: "1", Queue: "Billing", Channel: "email", Priority: "high", Status: "open", Tags: []string{"billing", "vip"},
-			CreatedAt: fdTime("2026-11-02T08:00:00Z"), UpdatedAt: fdTime("2026-11-02T09:00:00Z"), FirstReplyAt: fdTime("2026-11-02T08:30:00Z")},
+			CreatedAt: mustRFC3339("2026-11-02T08:00:00Z"), UpdatedAt: mustRFC3339("2026-11-02T09:00:00Z"), FirstReplyAt: mustRFC3339("2026-11-02T08:30:00Z")},
 		"2": {ID: "2", Queue: "5002", Channel: "phone", Priority: "low", Status: "solved", Tags: []string{},
-			CreatedAt: fdTime("2026-11-02T08:05:00Z"), UpdatedAt: fdTime("2026-11-02T09:00:00Z"), FirstReplyAt: fdTime("2026-11-02T08:20:00Z"),
-			SolvedAt: fdTime("2026-11-02T08:50:00Z"), SLABreaches: []string{"first_reply"}},
+			CreatedAt: mustRFC3339("2026-11-02T08:05:00Z"), UpdatedAt: mustRFC3339("2026-11-02T09:00:00Z"), FirstReplyAt: mustRFC3339("2026-11-02T08:20:00Z"),
+			SolvedAt: mustRFC3339("2026-11-02T08:50:00Z"), SLABreaches: []string{"first_reply"}},
 		"3": {ID: "3", Channel: "chat", Priority: "medium", Status: "closed", Tags: []string{},
-			CreatedAt: fdTime("2026-11-02T08:10:00Z"), UpdatedAt: fdTime("2026-11-02T09:00:00Z"), FirstReplyAt: fdTime("2026-11-02T08:15:00Z"),
-			SolvedAt: fdTime("2026-11-02T08:55:00Z"), Reopens: 1, SLABreaches: []string{"resolution"}},
+			CreatedAt: mustRFC3339("2026-11-02T08:10:00Z"), UpdatedAt: mustRFC3339("2026-11-02T09:00:00Z"), FirstReplyAt: mustRFC3339("2026-11-02T08:15:00Z"),
+			SolvedAt: mustRFC3339("2026-11-02T08:55:00Z"), Reopens: 1, SLABreaches: []string{"resolution"}},
 		"4": {ID: "4", Queue: "Billing", Channel: "feedback_widget", Priority: "urgent", Status: "hold", Tags: []string{},
-			CreatedAt: fdTime("2026-11-02T08:20:00Z"), UpdatedAt: fdTime("2026-11-02T09:10:00Z")},
+			CreatedAt: mustRFC3339("2026-11-02T08:20:00Z"), UpdatedAt: mustRFC3339("2026-11-02T09:10:00Z")},
 		"5": {ID: "5", Channel: "portal", Priority: "low", Status: "deleted", Deleted: true, Tags: []string{},
-			CreatedAt: fdTime("2026-11-02T08:30:00Z"), UpdatedAt: fdTime("2026-11-02T09:20:00Z")},
+			CreatedAt: mustRFC3339("2026-11-02T08:30:00Z"), UpdatedAt: mustRFC3339("2026-11-02T09:20:00Z")},
 		"8": {ID: "8", Queue: "5002", Channel: "outbound_email", Priority: "medium", Status: "open", Tags: []string{},
-			CreatedAt: fdTime("2026-11-02T09:00:00Z"), UpdatedAt: fdTime("2026-11-02T09:50:00Z")},
+			CreatedAt: mustRFC3339("2026-11-02T09:00:00Z"), UpdatedAt: mustRFC3339("2026-11-02T09:50:00Z")},
 	}
 	for id, w := range want {
 		if g := byID[id]; fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", w) {
@@ -346,61 +331,6 @@ func TestFreshdeskUpdateWhilePaging(t *testing.T) {
 	}
 }
 
-// fdModel is a quality model over the collector config.
-func fdModel(t *testing.T, yml string) *quality.Model {
-	t.Helper()
-	cfg, err := config.Parse([]byte(yml), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m, err := quality.New(cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// familyTotals sums every series of a family: counters and gauges by
-// name, histograms as name_count and name_sum.
-func familyTotals(t *testing.T, m *quality.Model) map[string]float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, s := range mf.Metric {
-			switch {
-			case s.Histogram != nil:
-				out[mf.GetName()+"_count"] += float64(s.Histogram.GetSampleCount())
-				out[mf.GetName()+"_sum"] += s.Histogram.GetSampleSum()
-			case s.Counter != nil:
-				out[mf.GetName()] += s.Counter.GetValue()
-			case s.Gauge != nil:
-				out[mf.GetName()] += s.Gauge.GetValue()
-			}
-		}
-	}
-	return out
-}
-
-func expectTotals(t *testing.T, got, want map[string]float64) {
-	t.Helper()
-	for k, w := range want {
-		if g := got[k]; math.Abs(g-w) > 1e-9 {
-			t.Errorf("%s = %g, want %g", k, g, w)
-		}
-	}
-}
-
 // The fixture's hand-computed totals: created 1,2,3,4,5,8 (the spam
 // ticket 5 was created too); solved 2 (resolved 08:50) and 3 (closed
 // 08:55); first replies of 1, 2, 3 after 30, 15 and 5 minutes; resolution
@@ -426,19 +356,13 @@ var fdTotals = map[string]float64{
 func TestFreshdeskFaultAndRerunGiveExactTotals(t *testing.T) {
 	f := newFDFake(t)
 	yml := f.config("    max_requests_per_run: 3\n")
-	m := fdModel(t, yml)
+	m := testModel(t, testConfig(t, yml))
 	s, _ := fdSource(t, yml, 2)
-	commit := func(b *collectors.Batch, cur []byte) {
-		t.Helper()
-		if _, err := m.Commit("fd", b, cur); err != nil {
-			t.Fatal(err)
-		}
-	}
 	b, cur := collectOnce(t, s, nil, fdNow)
 	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "1,2,3,4" {
 		t.Fatalf("budget run: %v", got)
 	}
-	commit(b, cur)
+	commitRun(t, m, "fd", b, cur)
 
 	f.hook = func(n int, w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Query().Get("updated_since") == "2026-11-02T09:19:59Z" {
@@ -462,7 +386,7 @@ func TestFreshdeskFaultAndRerunGiveExactTotals(t *testing.T) {
 	cur2 := cur
 	for range 10 {
 		b2, next := collectOnce(t, s, cur2, fdNow)
-		commit(b2, next)
+		commitRun(t, m, "fd", b2, next)
 		got = append(got, recordTicketIDs(b2.Tickets)...)
 		if len(b2.Tickets) == 0 {
 			break
@@ -472,28 +396,20 @@ func TestFreshdeskFaultAndRerunGiveExactTotals(t *testing.T) {
 	if strings.Join(got, ",") != "5,8" {
 		t.Errorf("reruns: %v", got)
 	}
-	expectTotals(t, familyTotals(t, m), fdTotals)
+	expectValues(t, familyTotals(t, m), fdTotals)
 
 	// A crash between fetch and commit: the same run twice, both committed.
 	f.update("1", map[string]any{"status": 4, "updated_at": "2026-11-02T10:30:00Z", "stats": map[string]any{"resolved_at": "2026-11-02T10:30:00Z"}})
 	b3, cur3 := collectOnce(t, s, cur2, fdNow.Add(time.Hour))
-	commit(b3, cur3)
+	commitRun(t, m, "fd", b3, cur3)
 	b4, cur4 := collectOnce(t, s, cur2, fdNow.Add(time.Hour))
-	commit(b4, cur4)
-	want := copyTotals(fdTotals)
+	commitRun(t, m, "fd", b4, cur4)
+	want := maps.Clone(fdTotals)
 	want["servq_tickets_solved_total"] = 3
 	want["servq_ticket_resolution_seconds_count"] = 3
 	want["servq_ticket_resolution_seconds_sum"] += 150 * 60 // 08:00 -> 10:30
 	want["servq_tickets_open"] = 2
-	expectTotals(t, familyTotals(t, m), want)
-}
-
-func copyTotals(m map[string]float64) map[string]float64 {
-	out := map[string]float64{}
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	expectValues(t, familyTotals(t, m), want)
 }
 
 func TestFreshdeskHonoursRetryAfter(t *testing.T) {
@@ -593,13 +509,7 @@ func TestFreshdeskConfigErrors(t *testing.T) {
 		"    url: https://acme.freshdesk.com\n    api_key: k\n    api_token: x\n":                  "api_token",
 		"    url: https://acme.freshdesk.com\n    api_key: k\n    groups: {billing: 1}\n":          "groups",
 	} {
-		_, err := buildSourceErr(base + spec)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want %q", spec, err, want)
-		}
-		if err != nil && strings.Contains(err.Error(), "filekey") {
-			t.Errorf("%q: the error shows the key", spec)
-		}
+		expectConfigError(t, base, spec, want, "filekey")
 	}
 	s, err := buildSourceErr(base + "    url: https://acme.freshdesk.com/\n    api_key_file: " + keyFile + "\n")
 	if err != nil || s.(*freshdesk).base.String() != "https://acme.freshdesk.com" {
@@ -613,11 +523,7 @@ func TestFreshdeskConfigErrors(t *testing.T) {
 // The documented example entry builds.
 func TestFreshdeskExampleConfig(t *testing.T) {
 	t.Setenv("FRESHDESK_API_KEY", "k")
-	ex, err := os.ReadFile("testdata/freshdesk/example.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := buildSourceErr("collectors:\n" + string(ex))
+	s, err := buildSourceErr("collectors:\n" + exampleYAML(t, "freshdesk"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,8 +132,8 @@ func newHTTPJSON(c *config.Collector, _ collectors.Env) (collectors.Source, erro
 	if strings.Contains(probe, "{{") {
 		return nil, c.Errorf("url", "unknown placeholder (known: %s, %s)", hjSincePlaceholder, hjCursorPlaceholder)
 	}
-	u, err := url.Parse(probe)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, ok := parseHTTPURL(probe)
+	if !ok {
 		return nil, c.Errorf("url", "must be an absolute http(s) URL")
 	}
 	s.urlPath, s.host = u.Path, u.Scheme+"://"+u.Host

@@ -14,13 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/collectors/state"
-	"github.com/servq/servq/config"
 )
 
 // hjNow is the clock of the http_json tests: Monday 2026-11-23 10:00 UTC.
@@ -68,9 +64,7 @@ func (a *hjAPI) requests() []string {
 func hjSource(t *testing.T, spec string, base string) (*httpJSON, *[]time.Duration) {
 	t.Helper()
 	s := buildSource(t, "collectors:\n  - name: api\n    type: http_json\n    schedule: \"@every 5m\"\n"+strings.ReplaceAll(spec, "BASE", base)).(*httpJSON)
-	var waits []time.Duration
-	s.client.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
-	return s, &waits
+	return s, recordWaits(s.client)
 }
 
 func hjCollect(t *testing.T, s collectors.Source, cursor []byte) (*collectors.Batch, []byte) {
@@ -93,14 +87,6 @@ func hjIDs[T any](recs []T, id func(T) string) []string {
 
 func hjTicketIDs(b *collectors.Batch) []string {
 	return hjIDs(b.Tickets, func(t record.Ticket) string { return t.ID })
-}
-
-func hjDate(s string) time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return t
 }
 
 // Zendesk's cursor-based incremental ticket export, as documented at
@@ -157,11 +143,11 @@ func TestHTTPJSONZendeskCursorStreamMappingAndIncremental(t *testing.T) {
 	b, cur := hjCollect(t, s, nil)
 	want := []record.Ticket{
 		{ID: "101", Queue: "360001", Channel: "email", Priority: "high", Status: "open", Tags: []string{"vip", "billing"},
-			CreatedAt: hjDate("2026-11-20T09:00:00Z"), UpdatedAt: hjDate("2026-11-20T09:30:00Z"), Satisfaction: "good"},
+			CreatedAt: mustRFC3339("2026-11-20T09:00:00Z"), UpdatedAt: mustRFC3339("2026-11-20T09:30:00Z"), Satisfaction: "good"},
 		{ID: "102", Queue: "360001", Channel: "email", Priority: "high", Status: "solved",
-			CreatedAt: hjDate("2026-11-20T10:00:00Z"), UpdatedAt: hjDate("2026-11-21T08:00:00Z"), Satisfaction: "good"},
+			CreatedAt: mustRFC3339("2026-11-20T10:00:00Z"), UpdatedAt: mustRFC3339("2026-11-21T08:00:00Z"), Satisfaction: "good"},
 		{ID: "103", Queue: "360001", Channel: "email", Priority: "high", Status: "pending",
-			CreatedAt: hjDate("2026-11-22T12:00:00Z"), UpdatedAt: hjDate("2026-11-22T12:05:00Z"), Satisfaction: "good"},
+			CreatedAt: mustRFC3339("2026-11-22T12:00:00Z"), UpdatedAt: mustRFC3339("2026-11-22T12:05:00Z"), Satisfaction: "good"},
 	}
 	if !reflect.DeepEqual(b.Tickets, want) || len(b.Rejected) != 0 {
 		t.Fatalf("tickets:\n got %+v\nwant %+v\nrejected %v", b.Tickets, want, b.Rejected)
@@ -260,7 +246,7 @@ func TestHTTPJSONFreshdeskLinkPaginationRetryAfterAndIncremental(t *testing.T) {
 		t.Fatalf("tickets %v, rejected %v", ids, b.Rejected)
 	}
 	t1 := b.Tickets[0]
-	if t1.Status != "solved" || t1.Queue != "77" || !t1.FirstReplyAt.Equal(hjDate("2026-11-20T08:20:00Z")) || !t1.SolvedAt.Equal(hjDate("2026-11-20T11:00:00Z")) {
+	if t1.Status != "solved" || t1.Queue != "77" || !t1.FirstReplyAt.Equal(mustRFC3339("2026-11-20T08:20:00Z")) || !t1.SolvedAt.Equal(mustRFC3339("2026-11-20T11:00:00Z")) {
 		t.Errorf("ticket 1 = %+v", t1)
 	}
 	if t2 := b.Tickets[1]; t2.Status != "open" || !t2.FirstReplyAt.IsZero() || t2.Solved() {
@@ -332,7 +318,7 @@ func TestHTTPJSONHelpScoutPageNumbersAndTotalPages(t *testing.T) {
 	if ids := hjTicketIDs(b); !reflect.DeepEqual(ids, []string{"1", "2", "3"}) {
 		t.Fatalf("tickets %v rejected %v", ids, b.Rejected)
 	}
-	if tk := b.Tickets[0]; tk.Status != "solved" || tk.Queue != "85" || tk.Channel != "email" || !tk.SolvedAt.Equal(hjDate("2026-11-20T09:00:00Z")) {
+	if tk := b.Tickets[0]; tk.Status != "solved" || tk.Queue != "85" || tk.Channel != "email" || !tk.SolvedAt.Equal(mustRFC3339("2026-11-20T09:00:00Z")) {
 		t.Errorf("conversation 1 = %+v", tk)
 	}
 	if got := api.requests(); len(got) != 2 {
@@ -356,7 +342,7 @@ func TestHTTPJSONAircallCallsPagesUntilEmpty(t *testing.T) {
 			"status": "done", "started_at": started, "answered_at": ans, "ended_at": ended, "duration": duration,
 			"missed_call_reason": reason, "number": map[string]any{"id": 9, "name": "Support line"}, "user": map[string]any{"name": "Ann"}}
 	}
-	T := hjDate("2026-11-20T09:00:00Z").Unix()
+	T := mustRFC3339("2026-11-20T09:00:00Z").Unix()
 	pages := [][]any{
 		{call(1, T, T+12, T+200, 200, nil), call(2, T+60, 0, T+63, 3, "short_abandoned")},
 		{call(3, T+120, 0, T+420, 300, "no_available_agent")},
@@ -432,8 +418,8 @@ func TestHTTPJSONPostWithoutPaginationSurveys(t *testing.T) {
 `, api.URL)
 	b, cur := hjCollect(t, s, nil)
 	want := []record.SurveyResponse{
-		{ID: "r1", Survey: "post-contact", Kind: record.KindCSAT, Score: 5, HasScore: true, TicketID: "101", Queue: "billing", SubmittedAt: hjDate("2026-11-20T10:00:00Z")},
-		{ID: "r3", Survey: "post-contact", Kind: record.KindCSAT, Score: 2, HasScore: true, SubmittedAt: hjDate("2026-11-21T11:00:00Z")},
+		{ID: "r1", Survey: "post-contact", Kind: record.KindCSAT, Score: 5, HasScore: true, TicketID: "101", Queue: "billing", SubmittedAt: mustRFC3339("2026-11-20T10:00:00Z")},
+		{ID: "r3", Survey: "post-contact", Kind: record.KindCSAT, Score: 2, HasScore: true, SubmittedAt: mustRFC3339("2026-11-21T11:00:00Z")},
 	}
 	if !reflect.DeepEqual(b.Surveys, want) {
 		t.Errorf("surveys:\n got %+v\nwant %+v", b.Surveys, want)
@@ -520,42 +506,7 @@ func hjSecretFile(t *testing.T, secret string) string {
 
 // hjModel is a quality model with the collector "api".
 func hjModel(t *testing.T) *quality.Model {
-	cfg, err := config.Parse([]byte("collectors:\n  - {name: api, type: demo, schedule: \"@every 5m\"}\n"), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m, err := quality.New(cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// hjMetric sums a metric family's counter values, or its histograms'
-// counts.
-func hjMetric(t *testing.T, m *quality.Model, name string) float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, s := range mf.Metric {
-			sum += s.GetCounter().GetValue() + float64(s.GetHistogram().GetSampleCount())
-		}
-	}
-	return sum
+	return testModel(t, testConfig(t, "collectors:\n  - {name: api, type: demo, schedule: \"@every 5m\"}\n"))
 }
 
 // A page that fails mid-run (malformed JSON) fails the run: nothing is
@@ -605,14 +556,11 @@ func TestHTTPJSONFailedPageCommitsNothingAndRerunCountsExactly(t *testing.T) {
 	// The runner commits nothing of a failed run: the cursor stays nil.
 	var cursor []byte
 	for run := 1; run <= 2; run++ {
-		b := &collectors.Batch{Now: hjNow}
-		next, err := s.Collect(context.Background(), cursor, b)
+		b, next, err := tryCollect(s, cursor, hjNow)
 		if err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
-		if _, err := m.Commit("api", b, next); err != nil {
-			t.Fatal(err)
-		}
+		commitRun(t, m, "api", b, next)
 		if run == 1 && !reflect.DeepEqual(hjTicketIDs(b), []string{"A", "B", "C", "D"}) {
 			t.Errorf("rerun tickets %v", hjTicketIDs(b))
 		}
@@ -634,7 +582,7 @@ func TestHTTPJSONFailedPageCommitsNothingAndRerunCountsExactly(t *testing.T) {
 		// FCR: solved with exactly one public reply: A, B, E (D had 2).
 		"servq_tickets_solved_first_contact_total": 3,
 	} {
-		if got := hjMetric(t, m, name); got != want {
+		if got := seriesSum(t, m, name, nil); got != want {
 			t.Errorf("%s = %g, want %g", name, got, want)
 		}
 	}
@@ -764,20 +712,13 @@ func TestHTTPJSONConfigErrors(t *testing.T) {
 		ok + "    colour: red\n":                                                                                      `test.yml:8: collectors[0].colour: unknown field "colour"`,
 		"    url: https://x/y\n    record: survey\n    kind: csat\n    mapping: {id: i, submitted_at: s, score: x}\n": "collectors[0].survey: is required for record survey",
 	} {
-		_, err := buildSourceErr(head + spec)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q:\n err = %v\nwant %q", spec, err, want)
-		}
+		expectConfigError(t, head, spec, want)
 	}
 }
 
 func TestHTTPJSONExampleBuilds(t *testing.T) {
 	t.Setenv("HELPSCOUT_TOKEN", "x")
-	raw, err := os.ReadFile("testdata/http_json/example.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := buildSourceErr(string(raw)); err != nil {
+	if _, err := buildSourceErr(exampleYAML(t, "http_json")); err != nil {
 		t.Error(err)
 	}
 }

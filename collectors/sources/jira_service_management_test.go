@@ -228,9 +228,7 @@ func jsmSource(t *testing.T, yml string, maxResults int) (*jsm, *[]time.Duration
 	t.Helper()
 	s := buildSource(t, yml).(*jsm)
 	s.maxResults = maxResults
-	var waits []time.Duration
-	s.client.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
-	return s, &waits
+	return s, recordWaits(s.client)
 }
 
 func TestJSMMapping(t *testing.T) {
@@ -338,19 +336,13 @@ var jsmTotals = map[string]float64{
 func TestJSMFaultAndRerunGiveExactTotals(t *testing.T) {
 	f := newJSMFake(t)
 	yml := f.config("    max_requests_per_run: 3\n")
-	m := fdModel(t, yml)
+	m := testModel(t, testConfig(t, yml))
 	s, _ := jsmSource(t, yml, 2)
-	commit := func(b *collectors.Batch, cur []byte) {
-		t.Helper()
-		if _, err := m.Commit("jsm", b, cur); err != nil {
-			t.Fatal(err)
-		}
-	}
 	b, cur := collectOnce(t, s, nil, fdNow)
 	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "10001,10002" {
 		t.Fatalf("budget run: %v", got)
 	}
-	commit(b, cur)
+	commitRun(t, m, "jsm", b, cur)
 	// The SLA request of SUP-5 fails (a 503 twice: retries 1).
 	f.hook = func(n int, w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/rest/servicedeskapi/request/10005/sla" {
@@ -362,22 +354,21 @@ func TestJSMFaultAndRerunGiveExactTotals(t *testing.T) {
 	var got []string
 	c := cur
 	for range 10 { // runs of 3 requests until the failure
-		failed := &collectors.Batch{Now: fdNow}
-		next, err := s.Collect(context.Background(), c, failed)
+		failed, next, err := tryCollect(s, c, fdNow)
 		if err != nil {
 			if !strings.Contains(err.Error(), "GET /rest/servicedeskapi/request/10005/sla: 503 Service Unavailable") {
 				t.Fatalf("err = %v", err)
 			}
 			break
 		}
-		commit(failed, next)
+		commitRun(t, m, "jsm", failed, next)
 		got = append(got, recordTicketIDs(failed.Tickets)...)
 		c = next
 	}
 	f.hook = nil
 	for range 10 {
 		b2, next := collectOnce(t, s, c, fdNow)
-		commit(b2, next)
+		commitRun(t, m, "jsm", b2, next)
 		got = append(got, recordTicketIDs(b2.Tickets)...)
 		if len(b2.Tickets) == 0 && len(b2.Rejected) == 0 {
 			break
@@ -387,12 +378,12 @@ func TestJSMFaultAndRerunGiveExactTotals(t *testing.T) {
 	if strings.Join(got, ",") != "10003,10005" {
 		t.Errorf("after the budget run: %v", got)
 	}
-	expectTotals(t, familyTotals(t, m), jsmTotals)
+	expectValues(t, familyTotals(t, m), jsmTotals)
 	// A crash between fetch and commit: the same run committed twice.
 	b3, c3 := collectOnce(t, s, c, fdNow)
-	commit(b3, c3)
-	commit(b3, c3)
-	expectTotals(t, familyTotals(t, m), jsmTotals)
+	commitRun(t, m, "jsm", b3, c3)
+	commitRun(t, m, "jsm", b3, c3)
+	expectValues(t, familyTotals(t, m), jsmTotals)
 }
 
 func TestJSMHonoursRetryAfter(t *testing.T) {
@@ -474,13 +465,7 @@ func TestJSMConfigErrors(t *testing.T) {
 		ok + "    project: SUP\n    statuses: {Done: finished}\n":   `test.yml:9: collectors[0].statuses: status "Done": "finished" is not one of`,
 		ok + "    project: SUP\n    token: x\n":                     `unknown field "token"`,
 	} {
-		_, err := buildSourceErr(base + spec)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want %q", spec, err, want)
-		}
-		if err != nil && strings.Contains(err.Error(), "t0k") {
-			t.Errorf("%q: the error shows the token", spec)
-		}
+		expectConfigError(t, base, spec, want, "t0k")
 	}
 	if _, err := buildSourceErr(base + ok + "    project: SUP\n    jql_filter: type = \"Service Request\"\n"); err != nil {
 		t.Error(err)
@@ -503,11 +488,7 @@ func TestJSMFilter(t *testing.T) {
 // The documented example entry builds.
 func TestJSMExampleConfig(t *testing.T) {
 	t.Setenv("JIRA_API_TOKEN", "k")
-	ex, err := os.ReadFile("testdata/jira_service_management/example.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := buildSourceErr("collectors:\n" + string(ex))
+	s, err := buildSourceErr("collectors:\n" + exampleYAML(t, "jira_service_management"))
 	if err != nil {
 		t.Fatal(err)
 	}

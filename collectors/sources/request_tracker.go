@@ -70,11 +70,11 @@ func init() {
 		if err := spec.Polite.check(c); err != nil {
 			return nil, err
 		}
-		u, err := url.Parse(spec.URL)
+		u, ok := parseHTTPURL(spec.URL)
 		if spec.URL == "" {
 			return nil, c.Errorf("url", "is required (the RT web address, e.g. https://rt.example.com or https://example.com/rt)")
 		}
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		if !ok || u.RawQuery != "" {
 			return nil, c.Errorf("url", "must be an http(s) address without a query string, e.g. https://rt.example.com")
 		}
 		token, err := resolveSecret(c, "token", spec.Token, spec.TokenFile)

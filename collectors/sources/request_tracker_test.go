@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,13 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/collectors/state"
-	"github.com/servq/servq/config"
 )
 
 // fakeRT speaks the parts of Request Tracker 5's REST2 API the plugin
@@ -294,9 +289,7 @@ func rtSourceAt(t testing.TB, base, token, extra string) (*requestTracker, *[]ti
 	t.Helper()
 	s := buildSource(t, fmt.Sprintf("collectors:\n  - name: rt\n    type: request_tracker\n    schedule: \"@every 5m\"\n    url: %s\n    token: %s\n%s", base, token, extra))
 	rt := s.(*requestTracker)
-	var waits []time.Duration
-	rt.client.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
-	return rt, &waits
+	return rt, recordWaits(rt.client)
 }
 
 func byID(tks []record.Ticket) map[string][]record.Ticket {
@@ -345,56 +338,7 @@ func TestRequestTrackerMapping(t *testing.T) {
 // rtModel is a quality model with the collector "rt" configured.
 func rtModel(t *testing.T) *quality.Model {
 	t.Helper()
-	cfg, err := config.Parse([]byte("collectors:\n  - name: rt\n    type: request_tracker\n    schedule: \"@every 5m\"\n    url: http://127.0.0.1:1\n    token: x\n"), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m, err := quality.New(cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// rtTotals sums each family over its series: counter and gauge values,
-// histogram counts (name_count) and sums (name_sum).
-func rtTotals(t *testing.T, m *quality.Model) map[string]float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, s := range mf.Metric {
-			switch {
-			case s.Counter != nil:
-				out[mf.GetName()] += s.Counter.GetValue()
-			case s.Gauge != nil:
-				out[mf.GetName()] += s.Gauge.GetValue()
-			case s.Histogram != nil:
-				out[mf.GetName()+"_count"] += float64(s.Histogram.GetSampleCount())
-				out[mf.GetName()+"_sum"] += s.Histogram.GetSampleSum()
-			}
-		}
-	}
-	return out
-}
-
-func checkTotals(t *testing.T, got, want map[string]float64) {
-	t.Helper()
-	for k, w := range want {
-		if g := got[k]; math.Abs(g-w) > 1e-9 {
-			t.Errorf("%s = %g, want %g", k, g, w)
-		}
-	}
+	return testModel(t, testConfig(t, "collectors:\n  - name: rt\n    type: request_tracker\n    schedule: \"@every 5m\"\n    url: http://127.0.0.1:1\n    token: x\n"))
 }
 
 // The seed's hand-computed totals (see seedRT).
@@ -410,13 +354,6 @@ var rtSeedTotals = map[string]float64{
 	"servq_tickets_open":                       2, // 2 open, 3 new
 }
 
-func commit(t *testing.T, m *quality.Model, b *collectors.Batch, next []byte) {
-	t.Helper()
-	if _, err := m.Commit("rt", b, next); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // Pages of two: the search turns pages, restarts from the cursor when it
 // moves, and a second run reads only the ticket updated since.
 func TestRequestTrackerPagingAndIncremental(t *testing.T) {
@@ -425,8 +362,8 @@ func TestRequestTrackerPagingAndIncremental(t *testing.T) {
 	s, _ := rtSource(t, f, "    per_page: 2\n")
 	m := rtModel(t)
 	b, next := collectOnce(t, s, nil, rtNow)
-	commit(t, m, b, next)
-	checkTotals(t, rtTotals(t, m), rtSeedTotals)
+	commitRun(t, m, "rt", b, next)
+	expectValues(t, familyTotals(t, m), rtSeedTotals)
 	if n := f.count("search"); n < 3 {
 		t.Errorf("%d searches for 4 tickets in pages of 2: %v", n, f.log)
 	}
@@ -440,7 +377,7 @@ func TestRequestTrackerPagingAndIncremental(t *testing.T) {
 	f.setStatus(3, hm(12, 20), "resolved")
 	f.log = nil
 	b, next = collectOnce(t, s, next, rtNow.Add(30*time.Minute))
-	commit(t, m, b, next)
+	commitRun(t, m, "rt", b, next)
 	if len(b.Tickets) != 1 || b.Tickets[0].ID != "3" || strings.Join(f.log, ";") != "search 2026-11-23 11:30:00 p1;history 3 p1" {
 		t.Errorf("second run: tickets %+v, requests %v", b.Tickets, f.log)
 	}
@@ -455,7 +392,7 @@ func TestRequestTrackerPagingAndIncremental(t *testing.T) {
 	want["servq_ticket_resolution_seconds_count"]++
 	want["servq_ticket_resolution_seconds_sum"] += 50 * 60
 	want["servq_tickets_open"]--
-	checkTotals(t, rtTotals(t, m), want)
+	expectValues(t, familyTotals(t, m), want)
 	// A third run finds nothing new.
 	f.log = nil
 	b, next2 := collectOnce(t, s, next, rtNow.Add(time.Hour))
@@ -501,11 +438,11 @@ func TestRequestTrackerFaultRerunExactTotals(t *testing.T) {
 			// Half a run was read before the fault: it commits nothing.
 			failing = false
 			b, next := collectOnce(t, s, nil, rtNow)
-			commit(t, m, b, next)
+			commitRun(t, m, "rt", b, next)
 			// A crash after fetch: the same records again count once.
 			b, next = collectOnce(t, s, nil, rtNow)
-			commit(t, m, b, next)
-			checkTotals(t, rtTotals(t, m), rtSeedTotals)
+			commitRun(t, m, "rt", b, next)
+			expectValues(t, familyTotals(t, m), rtSeedTotals)
 		})
 	}
 }
@@ -556,7 +493,7 @@ func TestRequestTrackerBudget(t *testing.T) {
 	for ; runs < 10; runs++ {
 		f.log = nil
 		b, next := collectOnce(t, s, cursor, rtNow)
-		commit(t, m, b, next)
+		commitRun(t, m, "rt", b, next)
 		records += len(b.Tickets)
 		if len(f.log) > 4 {
 			t.Fatalf("run %d made %d requests", runs, len(f.log))
@@ -569,7 +506,7 @@ func TestRequestTrackerBudget(t *testing.T) {
 	if runs < 2 || records != 4 {
 		t.Errorf("%d runs, %d records: want several runs delivering the 4 tickets once", runs, records)
 	}
-	checkTotals(t, rtTotals(t, m), rtSeedTotals)
+	expectValues(t, familyTotals(t, m), rtSeedTotals)
 }
 
 // Bad items are rejected with their position; the run goes on.
@@ -603,17 +540,10 @@ func TestRequestTrackerConfigErrors(t *testing.T) {
 		"    url: https://rt\n    token: x\n    retries: 99\n":                  "test.yml:7: collectors[0].retries: must be between 0 and 10",
 		"    url: https://rt\n    token: x\n    bogus: 1\n":                     "test.yml:7",
 	} {
-		_, err := buildSourceErr(base + spec)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want %q", spec, err, want)
-		}
+		expectConfigError(t, base, spec, want)
 	}
 	// The documented example builds (with the token inline).
-	ex, err := os.ReadFile("testdata/request_tracker/example.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	exYml := "collectors:\n" + strings.Replace(string(ex), "token_file: /etc/servq/rt-token", "token: 1-2-abc", 1)
+	exYml := "collectors:\n" + strings.Replace(exampleYAML(t, "request_tracker"), "token_file: /etc/servq/rt-token", "token: 1-2-abc", 1)
 	if _, err := buildSourceErr(exYml); err != nil {
 		t.Errorf("example.yml: %v", err)
 	}
@@ -627,28 +557,6 @@ func TestRequestTrackerConfigErrors(t *testing.T) {
 
 // ---- a real Request Tracker 5 ----
 
-// rtProgram finds a program of the Debian packages request-tracker5 and
-// rt5-db-sqlite, skipping the test when it is missing (failing when
-// SERVQ_INTEGRATION=require, as deploy/testenv.Binary does).
-func rtProgram(t *testing.T, paths ...string) string {
-	t.Helper()
-	for _, p := range paths {
-		if filepath.IsAbs(p) {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		} else if lp, err := exec.LookPath(p); err == nil {
-			return lp
-		}
-	}
-	msg := fmt.Sprintf("%s not installed (Debian packages request-tracker5 and rt5-db-sqlite)", paths[0])
-	if os.Getenv("SERVQ_INTEGRATION") == "require" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 type realRT struct {
 	url, token string
 	t          *testing.T
@@ -661,9 +569,9 @@ type realRT struct {
 // changed, and RT's writable directories are moved into the temporary
 // directory.
 func startRealRT(t *testing.T) *realRT {
-	setup := rtProgram(t, "rt-setup-database-5", "/usr/sbin/rt-setup-database-5")
-	server := rtProgram(t, "/usr/share/request-tracker5/libexec/rt-server")
-	perl := rtProgram(t, "perl")
+	setup := findProgram(t, "request-tracker5 (and rt5-db-sqlite)", "rt-setup-database-5", "/usr/sbin/rt-setup-database-5")
+	server := findProgram(t, "request-tracker5 (and rt5-db-sqlite)", "/usr/share/request-tracker5/libexec/rt-server")
+	perl := findProgram(t, "request-tracker5 (and rt5-db-sqlite)", "perl")
 	dir := t.TempDir()
 	addr := freeLocalAddr()
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
@@ -878,7 +786,7 @@ func TestRequestTrackerRealRT(t *testing.T) {
 	s, _ := rtSourceAt(t, rt.url, rt.token, "    per_page: 2\n    channel: email\n")
 	m := rtModel(t)
 	bt, next := collectOnce(t, s, nil, time.Now())
-	commit(t, m, bt, next)
+	commitRun(t, m, "rt", bt, next)
 	if len(bt.Rejected) != 0 {
 		t.Fatalf("rejected %+v", bt.Rejected)
 	}
@@ -897,7 +805,7 @@ func TestRequestTrackerRealRT(t *testing.T) {
 		t.Errorf("ticket c %+v", x)
 	}
 	// a solved with one reply (FCR); b replied, reopened, open; c new.
-	checkTotals(t, rtTotals(t, m), map[string]float64{
+	expectValues(t, familyTotals(t, m), map[string]float64{
 		"servq_tickets_created_total":              3,
 		"servq_tickets_solved_total":               1,
 		"servq_tickets_reopened_total":             1,
@@ -911,11 +819,11 @@ func TestRequestTrackerRealRT(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	rt.reply(c)
 	bt, next = collectOnce(t, s, next, time.Now())
-	commit(t, m, bt, next)
+	commitRun(t, m, "rt", bt, next)
 	if len(bt.Tickets) != 1 || bt.Tickets[0].ID != c || bt.Tickets[0].AgentReplies != 1 || bt.Tickets[0].Status != "open" {
 		t.Errorf("second run %+v", bt.Tickets)
 	}
-	checkTotals(t, rtTotals(t, m), map[string]float64{"servq_ticket_first_reply_seconds_count": 3, "servq_tickets_created_total": 3})
+	expectValues(t, familyTotals(t, m), map[string]float64{"servq_ticket_first_reply_seconds_count": 3, "servq_tickets_created_total": 3})
 	var cur rtCursor
 	if err := json.Unmarshal(next, &cur); err != nil || len(cur.IDs) != 1 || cur.IDs[0] != c {
 		t.Errorf("cursor %s", next)

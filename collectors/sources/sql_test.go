@@ -18,12 +18,10 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 )
 
@@ -49,25 +47,6 @@ type sqlServer struct {
 	admin   *sql.DB
 	// types maps the placeholders of the test DDL to column types.
 	types *strings.Replacer
-}
-
-func sqlBinary(t *testing.T, pkg string, paths ...string) string {
-	t.Helper()
-	for _, p := range paths {
-		if filepath.IsAbs(p) {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		} else if lp, err := exec.LookPath(p); err == nil {
-			return lp
-		}
-	}
-	msg := fmt.Sprintf("%s not installed (Debian package %s)", paths[0], pkg)
-	if os.Getenv("SERVQ_INTEGRATION") == "require" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }
 
 func sqlFreePort(t *testing.T) int {
@@ -122,7 +101,7 @@ func sqlCommand(dir string, uid, gid int, log string, bin string, args ...string
 func startPostgres(t *testing.T) *sqlServer {
 	t.Helper()
 	bin := "/usr/lib/postgresql/15/bin/"
-	initdb := sqlBinary(t, "postgresql", bin+"initdb", "initdb")
+	initdb := findProgram(t, "postgresql", bin+"initdb", "initdb")
 	bin = filepath.Dir(initdb) + "/"
 	dir, uid, gid := sqlDataDir(t)
 	pw := filepath.Join(dir, "pw")
@@ -152,8 +131,8 @@ func startPostgres(t *testing.T) *sqlServer {
 
 func startMariaDB(t *testing.T) *sqlServer {
 	t.Helper()
-	mariadbd := sqlBinary(t, "mariadb-server", "mariadbd", "/usr/sbin/mariadbd", "mysqld", "/usr/sbin/mysqld")
-	install := sqlBinary(t, "mariadb-server", "mariadb-install-db", "mysql_install_db")
+	mariadbd := findProgram(t, "mariadb-server", "mariadbd", "/usr/sbin/mariadbd", "mysqld", "/usr/sbin/mysqld")
+	install := findProgram(t, "mariadb-server", "mariadb-install-db", "mysql_install_db")
 	dir, uid, _ := sqlDataDir(t)
 	u, err := user.LookupId(strconv.Itoa(uid))
 	if err != nil {
@@ -316,25 +295,10 @@ type sqlHarness struct {
 
 func newSQLHarness(t *testing.T, yml string) *sqlHarness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yml), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := collectors.Build(cfg.Collectors[0], collectors.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.(*sqlSource).Close() })
-	st, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m, err := quality.New(cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &sqlHarness{t: t, cfg: cfg, src: src.(*sqlSource), m: m}
+	cfg := testConfig(t, yml)
+	src := buildCollector(t, cfg, collectors.Env{}).(*sqlSource)
+	t.Cleanup(func() { src.Close() })
+	return &sqlHarness{t: t, cfg: cfg, src: src, m: testModel(t, cfg)}
 }
 
 // run collects from the committed cursor at now and commits.
@@ -353,14 +317,11 @@ func (h *sqlHarness) try(now time.Time) (*collectors.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &collectors.Batch{Now: now}
-	next, err := h.src.Collect(context.Background(), cur, b)
+	b, next, err := tryCollect(h.src, cur, now)
 	if err != nil {
 		return b, err
 	}
-	if _, err := h.m.Commit(name, b, next); err != nil {
-		h.t.Fatal(err)
-	}
+	commitRun(h.t, h.m, name, b, next)
 	return b, nil
 }
 
@@ -373,61 +334,6 @@ func (h *sqlHarness) cursor() sqlCursor {
 		}
 	}
 	return c
-}
-
-// metric sums the series of a family (histograms: their sample count)
-// whose labels include want.
-func (h *sqlHarness) metric(name string, want map[string]string) float64 {
-	h.t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(h.m)
-	mfs, err := reg.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, s := range mf.Metric {
-			labels := map[string]string{}
-			for _, l := range s.Label {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue series
-				}
-			}
-			sum += s.GetCounter().GetValue() + s.GetGauge().GetValue() + float64(s.GetHistogram().GetSampleCount())
-		}
-	}
-	return sum
-}
-
-func (h *sqlHarness) histSum(name string, want map[string]string) float64 {
-	h.t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(h.m)
-	mfs, _ := reg.Gather()
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, s := range mf.Metric {
-			for _, l := range s.Label {
-				if v, ok := want[l.GetName()]; ok && v != l.GetValue() {
-					continue series
-				}
-			}
-			sum += s.GetHistogram().GetSampleSum()
-		}
-	}
-	return sum
 }
 
 // sqlNow is the clock of the tests: Monday 2026-11-02 12:00 UTC (13:00 in
@@ -544,13 +450,13 @@ func sqlTestSurveys(t *testing.T, s *sqlServer) {
 		r.Queue != "support" || !r.SubmittedAt.Equal(sqlZ("09:00")) {
 		t.Errorf("first response %+v", r)
 	}
-	if v := h.metric("servq_survey_responses_total", nil); v != 3 {
+	if v := seriesSum(t, h.m, "servq_survey_responses_total", nil); v != 3 {
 		t.Errorf("responses = %g, want 3", v)
 	}
-	if v := h.metric("servq_nps_responses_total", map[string]string{"category": "promoter"}); v != 1 {
+	if v := seriesSum(t, h.m, "servq_nps_responses_total", map[string]string{"category": "promoter"}); v != 1 {
 		t.Errorf("promoters = %g, want 1", v)
 	}
-	if v := h.metric("servq_nps_responses_total", map[string]string{"category": "detractor"}); v != 1 {
+	if v := seriesSum(t, h.m, "servq_nps_responses_total", map[string]string{"category": "detractor"}); v != 1 {
 		t.Errorf("detractors = %g, want 1", v)
 	}
 }
@@ -604,7 +510,7 @@ func sqlTestTickets(t *testing.T, s *sqlServer) {
 	sup := map[string]string{"queue": "support"}
 	check := func(name string, labels map[string]string, want float64) {
 		t.Helper()
-		if v := h.metric(name, labels); v != want {
+		if v := seriesSum(t, h.m, name, labels); v != want {
 			t.Errorf("%s%v = %g, want %g", name, labels, v, want)
 		}
 	}
@@ -613,10 +519,10 @@ func sqlTestTickets(t *testing.T, s *sqlServer) {
 	check("servq_tickets_solved_total", all, 1)
 	check("servq_tickets_solved_first_contact_total", all, 1)
 	check("servq_ticket_first_reply_seconds", all, 2) // T1 1800 s, T2 3600 s
-	if v := h.histSum("servq_ticket_first_reply_seconds", all); v != 5400 {
+	if v := histogramSum(t, h.m, "servq_ticket_first_reply_seconds", all); v != 5400 {
 		t.Errorf("first reply sum = %g, want 1800+3600", v)
 	}
-	if v := h.histSum("servq_ticket_resolution_seconds", all); v != 3600 {
+	if v := histogramSum(t, h.m, "servq_ticket_resolution_seconds", all); v != 3600 {
 		t.Errorf("resolution sum = %g, want 3600", v)
 	}
 	check("servq_ticket_sla_breaches_total", all, 1)
@@ -643,7 +549,7 @@ func sqlTestTickets(t *testing.T, s *sqlServer) {
 	check("servq_tickets_solved_total", all, 2)
 	check("servq_tickets_solved_first_contact_total", all, 2) // T2: one reply
 	check("servq_ticket_first_reply_seconds", all, 3)         // T1, T2 once, T6
-	if v := h.histSum("servq_ticket_resolution_seconds", all); v != 3600+7200 {
+	if v := histogramSum(t, h.m, "servq_ticket_resolution_seconds", all); v != 3600+7200 {
 		t.Errorf("resolution sum = %g, want 3600 + 7200 (T2 09:10 -> 11:10)", v)
 	}
 	if c := h.cursor(); c.Watermark != "2026-11-02T11:10:00Z" || strings.Join(c.Seen, ",") != "T2,T6" {
@@ -682,7 +588,7 @@ func sqlTestCrashMidRun(t *testing.T, s *sqlServer) {
 	if c, _ := h.m.Cursor("helpdesk"); c != nil {
 		t.Errorf("cursor committed after a failed run: %s", c)
 	}
-	if v := h.metric("servq_tickets_created_total", nil); v != 0 {
+	if v := seriesSum(t, h.m, "servq_tickets_created_total", nil); v != 0 {
 		t.Errorf("tickets counted from a failed run: %g", v)
 	}
 	h.src.afterPage = nil
@@ -691,13 +597,13 @@ func sqlTestCrashMidRun(t *testing.T, s *sqlServer) {
 	if len(b.Tickets) != 3 {
 		t.Errorf("rerun read %d tickets, want 3", len(b.Tickets))
 	}
-	if v := h.metric("servq_tickets_created_total", nil); v != 3 {
+	if v := seriesSum(t, h.m, "servq_tickets_created_total", nil); v != 3 {
 		t.Errorf("created = %g, want 3", v)
 	}
-	if v := h.metric("servq_tickets_solved_total", nil); v != 1 {
+	if v := seriesSum(t, h.m, "servq_tickets_solved_total", nil); v != 1 {
 		t.Errorf("solved = %g, want 1", v)
 	}
-	if v := h.metric("servq_ticket_first_reply_seconds", nil); v != 2 {
+	if v := seriesSum(t, h.m, "servq_ticket_first_reply_seconds", nil); v != 2 {
 		t.Errorf("first replies = %g, want 2", v)
 	}
 }
@@ -724,7 +630,7 @@ func sqlTestQueryFails(t *testing.T, s *sqlServer) {
 	if len(b.Tickets) != 1 || b.Tickets[0].ID != "T3" {
 		t.Errorf("after the fix: %+v, want T3 only", b.Tickets)
 	}
-	if v := h.metric("servq_tickets_created_total", nil); v != 3 {
+	if v := seriesSum(t, h.m, "servq_tickets_created_total", nil); v != 3 {
 		t.Errorf("created = %g, want 3", v)
 	}
 }
@@ -752,7 +658,7 @@ func sqlTestBudget(t *testing.T, s *sqlServer) {
 	if fmt.Sprint(runs) != want {
 		t.Errorf("runs %v, want %s", runs, want)
 	}
-	if v := h.metric("servq_tickets_created_total", nil); v != 3 {
+	if v := seriesSum(t, h.m, "servq_tickets_created_total", nil); v != 3 {
 		t.Errorf("created = %g, want 3", v)
 	}
 }
@@ -811,11 +717,11 @@ func sqlTestCalls(t *testing.T, s *sqlServer) {
 		t.Errorf("second run %+v", b.Calls)
 	}
 	for name, want := range map[string]float64{"servq_calls_offered_total": 3, "servq_calls_answered_total": 2, "servq_calls_abandoned_total": 1} {
-		if v := h.metric(name, map[string]string{"queue": "support"}); v != want {
+		if v := seriesSum(t, h.m, name, map[string]string{"queue": "support"}); v != want {
 			t.Errorf("%s = %g, want %g", name, v, want)
 		}
 	}
-	if v := h.histSum("servq_call_wait_seconds", map[string]string{"outcome": "answered"}); v != 25 {
+	if v := histogramSum(t, h.m, "servq_call_wait_seconds", map[string]string{"outcome": "answered"}); v != 25 {
 		t.Errorf("answered wait sum = %g, want 20+5", v)
 	}
 }
@@ -862,14 +768,7 @@ func TestSQLSpecErrors(t *testing.T) {
 		{ok + "    query: x {{.watermark}}\n    outcome_map: {X: answered}\n", `outcome_map: is for record: call`},
 		{ok + "    query: x {{.watermark}}\n    password: x\n", `password`},
 	} {
-		_, err := buildSourceErr(base + c.spec)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s\n  err = %v, want %q", c.spec, err, c.want)
-			continue
-		}
-		if strings.Contains(err.Error(), "Hunter2") {
-			t.Errorf("error shows the DSN: %v", err)
-		}
+		expectConfigError(t, base, c.spec, c.want, "Hunter2")
 	}
 }
 

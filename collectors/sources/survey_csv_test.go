@@ -8,18 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/config"
 )
-
-func buildSourceErr(yml string) (collectors.Source, error) {
-	cfg, err := config.Parse([]byte(yml), "test.yml")
-	if err != nil {
-		return nil, err
-	}
-	return collectors.Build(cfg.Collectors[0], collectors.Env{})
-}
 
 // The fixture is a Qualtrics export (three header rows) of the 22-item
 // SERVQUAL instrument with a 100-point importance split; see the comments
@@ -121,8 +111,6 @@ func TestSurveyCSVConfigErrors(t *testing.T) {
 		"    kind: csat\n    mapping: {id: a, submitted_at: b}\n":                                      "mapping.score is required for kind csat",
 		"    kind: servqual\n    mapping: {id: a, submitted_at: b}\n    expectation_columns: [a, b]\n": "needs the 22 item columns in instrument order, got 2",
 	} {
-		if _, err := buildSourceErr(base + spec); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want %q", spec, err, want)
-		}
+		expectConfigError(t, base, spec, want)
 	}
 }

@@ -23,14 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/servq/servq/collectors"
-	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/collectors/state"
-	"github.com/servq/servq/config"
 )
 
 // Monday 2026-11-02 10:00 UTC: the receiver's clock in these tests.
@@ -45,15 +41,7 @@ func whConfig(name, spec string) string {
 // whBuild builds the receiver with its spool in dir and a test clock.
 func whBuild(t testing.TB, dir, name, spec string, clock *time.Time) *surveyWebhook {
 	t.Helper()
-	cfg, err := config.Parse([]byte(whConfig(name, spec)), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := collectors.Build(cfg.Collectors[0], collectors.Env{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := src.(*surveyWebhook)
+	s := buildCollector(t, testConfig(t, whConfig(name, spec)), collectors.Env{DataDir: dir}).(*surveyWebhook)
 	if clock != nil {
 		s.now = func() time.Time { return *clock }
 	}
@@ -97,6 +85,20 @@ func whPost(h http.Handler, body []byte, hdr http.Header) *httptest.ResponseReco
 	return rec
 }
 
+// whSend posts a delivery to a receiver listening at url and returns the
+// status code; a transport error fails the test.
+func whSend(t *testing.T, url string, body []byte, hdr http.Header) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header = hdr
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func whMustPost(t *testing.T, h http.Handler, body []byte, hdr http.Header) {
 	t.Helper()
 	if rec := whPost(h, body, hdr); rec.Code != http.StatusOK {
@@ -111,16 +113,6 @@ func whFixture(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func whCollect(t *testing.T, s collectors.Source, cursor []byte, now time.Time) (*collectors.Batch, []byte) {
-	t.Helper()
-	b := &collectors.Batch{Now: now}
-	next, err := s.Collect(context.Background(), cursor, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b, next
 }
 
 func genericBody(id, kind string, score float64, submitted time.Time) []byte {
@@ -146,23 +138,23 @@ func TestSurveyWebhookDelightedCreatedThenUpdatedCountsFinalVersionOnce(t *testi
 	clock = whT0.Add(3 * time.Minute)
 	whMustPost(t, h, created, signDelighted(whSecret, created))
 
-	b, cur := whCollect(t, s, nil, whT0.Add(5*time.Minute))
+	b, cur := collectOnce(t, s, nil, whT0.Add(5*time.Minute))
 	if len(b.Surveys) != 0 {
 		t.Fatalf("before the settle time (10m) %d responses were handed over", len(b.Surveys))
 	}
-	b, cur = whCollect(t, s, cur, whT0.Add(13*time.Minute))
+	b, cur = collectOnce(t, s, cur, whT0.Add(13*time.Minute))
 	want := record.SurveyResponse{ID: "5435", Survey: "relationship", Kind: record.KindNPS, Score: 9, HasScore: true,
 		TicketID: "48213", Queue: "billing", Channel: "email", SubmittedAt: time.Unix(1793613660, 0).UTC()}
 	if len(b.Surveys) != 1 || fmt.Sprint(b.Surveys[0]) != fmt.Sprint(want) {
 		t.Fatalf("got %+v\nwant [%+v]", b.Surveys, want)
 	}
-	if b, _ := whCollect(t, s, cur, whT0.Add(time.Hour)); len(b.Surveys) != 0 {
+	if b, _ := collectOnce(t, s, cur, whT0.Add(time.Hour)); len(b.Surveys) != 0 {
 		t.Errorf("a second run handed over %d responses again", len(b.Surveys))
 	}
 	// Types servq does not count are acknowledged and ignored.
 	unsub := []byte(`{"event_type":"unsubscribe.created","event_id":"x","event_data":{"person":{"id":"1"}}}`)
 	whMustPost(t, h, unsub, signDelighted(whSecret, unsub))
-	if b, _ := whCollect(t, s, cur, whT0.Add(time.Hour)); len(b.Surveys) != 0 {
+	if b, _ := collectOnce(t, s, cur, whT0.Add(time.Hour)); len(b.Surveys) != 0 {
 		t.Errorf("an unsubscribe event became %d responses", len(b.Surveys))
 	}
 }
@@ -250,7 +242,7 @@ func TestSurveyWebhookSignatures(t *testing.T) {
 					t.Errorf("%s: the answer shows the secret", ck.what)
 				}
 			}
-			b, _ := whCollect(t, s, nil, whT0.Add(time.Hour))
+			b, _ := collectOnce(t, s, nil, whT0.Add(time.Hour))
 			if len(b.Surveys) == 0 {
 				t.Error("the validly signed delivery was not stored")
 			}
@@ -368,15 +360,8 @@ func TestSurveyWebhookSpoolSurvivesRestartAndIsOpenedLazily(t *testing.T) {
 	now := time.Now()
 	for i, sc := range []float64{5, 3} {
 		body := genericBody(fmt.Sprint("r", i), "csat", sc, now)
-		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
-		req.Header = signGeneric(whSecret, now, body)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("delivery %d: %d", i, resp.StatusCode)
+		if code := whSend(t, srv.URL, body, signGeneric(whSecret, now, body)); code != 200 {
+			t.Fatalf("delivery %d: %d", i, code)
 		}
 	}
 	// A second source on the same spool (a reload building the new one
@@ -395,11 +380,11 @@ func TestSurveyWebhookSpoolSurvivesRestartAndIsOpenedLazily(t *testing.T) {
 		t.Errorf("closed source: %d, want 503 with Retry-After", rec.Code)
 	}
 	s3 := whBuild(t, dir, "svy", spec, nil)
-	b, cur := whCollect(t, s3, nil, now.Add(time.Second))
+	b, cur := collectOnce(t, s3, nil, now.Add(time.Second))
 	if len(b.Surveys) != 2 || b.Surveys[0].ID != "r0" || b.Surveys[1].Score != 3 {
 		t.Fatalf("after the restart: %+v, want r0 and r1", b.Surveys)
 	}
-	if b, _ := whCollect(t, s3, cur, now.Add(time.Second)); len(b.Surveys) != 0 {
+	if b, _ := collectOnce(t, s3, cur, now.Add(time.Second)); len(b.Surveys) != 0 {
 		t.Errorf("the committed cursor handed over %d again", len(b.Surveys))
 	}
 }
@@ -448,15 +433,8 @@ func TestSurveyWebhookAcknowledgedIsDurableAcrossKill(t *testing.T) {
 	const n = 3
 	for i := range n {
 		body := genericBody(fmt.Sprint("k", i), "nps", float64(8+i), now)
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		req.Header = signGeneric(whSecret, now, body)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("delivery %d: %d", i, resp.StatusCode)
+		if code := whSend(t, url, body, signGeneric(whSecret, now, body)); code != 200 {
+			t.Fatalf("delivery %d: %d", i, code)
 		}
 	}
 	if err := cmd.Process.Kill(); err != nil {
@@ -464,42 +442,10 @@ func TestSurveyWebhookAcknowledgedIsDurableAcrossKill(t *testing.T) {
 	}
 	cmd.Wait()
 	s := whBuild(t, dir, "svy", "    format: generic\n    secret: "+whSecret+"\n    settle: 0s\n", nil)
-	b, _ := whCollect(t, s, nil, now.Add(time.Second))
+	b, _ := collectOnce(t, s, nil, now.Add(time.Second))
 	if len(b.Surveys) != n {
 		t.Fatalf("after kill -9, %d of %d acknowledged responses are in the spool", len(b.Surveys), n)
 	}
-}
-
-// whMetric sums the model's series of one family whose labels include
-// want (histograms: the sample count).
-func whMetric(t *testing.T, m *quality.Model, name string, want map[string]string) float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, s := range mf.Metric {
-			have := map[string]string{}
-			for _, l := range s.Label {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if have[k] != v {
-					continue series
-				}
-			}
-			sum += s.GetCounter().GetValue() + float64(s.GetHistogram().GetSampleCount())
-		}
-	}
-	return sum
 }
 
 // Deliveries through Collect and a real quality model give exact CSAT and
@@ -509,19 +455,7 @@ func whMetric(t *testing.T, m *quality.Model, name string, want map[string]strin
 func TestSurveyWebhookQualityModelCounts(t *testing.T) {
 	dir := t.TempDir()
 	spec := "    format: generic\n    secret: " + whSecret + "\n    survey: post\n"
-	cfg, err := config.Parse([]byte(whConfig("svy", spec)), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(filepath.Join(dir, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	m, err := quality.New(cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testModel(t, testConfig(t, whConfig("svy", spec)))
 	clock := whT0
 	s := whBuild(t, dir, "svy", spec, &clock)
 	h := s.Handler()
@@ -545,7 +479,7 @@ func TestSurveyWebhookQualityModelCounts(t *testing.T) {
 	var dup int
 	run := func(now time.Time, cursor []byte) ([]byte, int) {
 		t.Helper()
-		b, next := whCollect(t, s, cursor, now)
+		b, next := collectOnce(t, s, cursor, now)
 		res, err := m.Commit("svy", b, next)
 		if err != nil {
 			t.Fatal(err)
@@ -569,7 +503,7 @@ func TestSurveyWebhookQualityModelCounts(t *testing.T) {
 	if n != 0 || dup != 1 {
 		t.Errorf("a late update: %d counted, %d duplicates; want it handed over and deduplicated (0, 1)", n, dup)
 	}
-	b, _ := whCollect(t, s, cur, whT0.Add(time.Hour))
+	b, _ := collectOnce(t, s, cur, whT0.Add(time.Hour))
 	if len(b.Surveys) != 0 {
 		t.Errorf("a run after everything was counted handed over %d", len(b.Surveys))
 	}
@@ -596,7 +530,7 @@ func TestSurveyWebhookQualityModelCounts(t *testing.T) {
 		for k, v := range c.labels {
 			labels[k] = v
 		}
-		if got := whMetric(t, m, c.name, labels); got != c.want {
+		if got := seriesSum(t, m, c.name, labels); got != c.want {
 			t.Errorf("%s%v = %g, want %g", c.name, c.labels, got, c.want)
 		}
 	}
@@ -618,7 +552,7 @@ func TestSurveyWebhookTypeformMapping(t *testing.T) {
 `, &clock)
 	body := whFixture(t, "typeform_form_response.json")
 	whMustPost(t, s.Handler(), body, signTypeform(whSecret, body))
-	b, _ := whCollect(t, s, nil, whT0.Add(time.Minute))
+	b, _ := collectOnce(t, s, nil, whT0.Add(time.Minute))
 	at := time.Date(2026, 11, 2, 10, 1, 0, 0, time.UTC)
 	base := record.SurveyResponse{TicketID: "48213", Queue: "billing", Channel: "chat", SubmittedAt: at, HasScore: true}
 	want := []record.SurveyResponse{base, base, base}
@@ -642,7 +576,7 @@ func TestSurveyWebhookGenericServqual(t *testing.T) {
 	s := whBuild(t, t.TempDir(), "svy", "    format: generic\n    secret: "+whSecret+"\n    settle: 0s\n", nil)
 	body := whFixture(t, "generic_servqual.json")
 	whMustPost(t, s.Handler(), body, signGeneric(whSecret, time.Now(), body))
-	b, _ := whCollect(t, s, nil, time.Now().Add(time.Second))
+	b, _ := collectOnce(t, s, nil, time.Now().Add(time.Second))
 	if len(b.Surveys) != 1 {
 		t.Fatalf("got %d responses", len(b.Surveys))
 	}
@@ -668,10 +602,10 @@ func TestSurveyWebhookRetentionPrunes(t *testing.T) {
 		whMustPost(t, s.Handler(), body, signGeneric(whSecret, clock, body))
 	}
 	send("old")
-	_, cur := whCollect(t, s, nil, whT0.Add(2*time.Minute))
+	_, cur := collectOnce(t, s, nil, whT0.Add(2*time.Minute))
 	clock = whT0.Add(2 * time.Hour)
 	send("new")
-	whCollect(t, s, cur, whT0.Add(2*time.Hour)) // prunes "old" (counted, 2h old)
+	collectOnce(t, s, cur, whT0.Add(2*time.Hour)) // prunes "old" (counted, 2h old)
 	var keys []string
 	s.withDB(func(db *bolt.DB) error {
 		return db.View(func(tx *bolt.Tx) error {
@@ -682,7 +616,7 @@ func TestSurveyWebhookRetentionPrunes(t *testing.T) {
 	if fmt.Sprint(keys) != "[new]" {
 		t.Errorf("spool holds %v, want [new]", keys)
 	}
-	if b, _ := whCollect(t, s, cur, whT0.Add(3*time.Hour)); len(b.Surveys) != 1 || b.Surveys[0].ID != "new" {
+	if b, _ := collectOnce(t, s, cur, whT0.Add(3*time.Hour)); len(b.Surveys) != 1 || b.Surveys[0].ID != "new" {
 		t.Errorf("after pruning, the next run handed over %+v, want new", b.Surveys)
 	}
 }
@@ -699,10 +633,7 @@ func TestSurveyWebhookConfigErrors(t *testing.T) {
 		{"    format: generic\n    secret: x\n    settle: 2h\n    retention: 1h\n", "test.yml:8: collectors[0].retention: must be longer than settle"},
 		{"    format: generic\n    secret: x\n    sekret: y\n", "sekret"},
 	} {
-		_, err := buildSourceErr(whConfig("svy", c.spec))
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%q: error %v, want %q", c.spec, err, c.want)
-		}
+		expectConfigError(t, whConfig("svy", ""), c.spec, c.want)
 	}
 	// insecure_no_signature makes signature none valid; Receiver contract.
 	src, err := buildSourceErr(whConfig("svy", "    format: generic\n    signature: none\n    insecure_no_signature: true\n"))
@@ -756,7 +687,7 @@ func TestSurveyWebhookCloseDuringDeliveries(t *testing.T) {
 			t.Errorf("%s: %d", c.id, c.code)
 		}
 	}
-	b, _ := whCollect(t, whBuild(t, dir, "svy", spec, nil), nil, now.Add(time.Second))
+	b, _ := collectOnce(t, whBuild(t, dir, "svy", spec, nil), nil, now.Add(time.Second))
 	got := map[string]bool{}
 	for _, r := range b.Surveys {
 		got[r.ID] = true

@@ -118,11 +118,7 @@ func TestTicketsFileConfigErrors(t *testing.T) {
 		"    path: x.csv\n    format: xml\n    mapping: {id: a, created_at: b}\n": `test.yml:6: collectors[0].format: unknown format "xml" (csv or jsonl)`,
 		"    path: x.csv\n    mapping: {id: a, created_at: b}\n    colour: red\n": `test.yml:7: collectors[0].colour: unknown field "colour"`,
 	} {
-		cfg := "collectors:\n  - name: tf\n    type: tickets_file\n    schedule: \"@every 1m\"\n" + spec
-		_, err := buildSourceErr(cfg)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("spec %q: err = %v, want %q", spec, err, want)
-		}
+		expectConfigError(t, "collectors:\n  - name: tf\n    type: tickets_file\n    schedule: \"@every 1m\"\n", spec, want)
 	}
 }
 

@@ -138,7 +138,8 @@ func newTwilioTaskRouter(c *config.Collector, _ collectors.Env) (collectors.Sour
 	if raw == "" {
 		raw = twilioDefaultBase
 	}
-	if s.base, err = url.Parse(strings.TrimRight(raw, "/")); err != nil || (s.base.Scheme != "https" && s.base.Scheme != "http") || s.base.Host == "" {
+	var ok bool
+	if s.base, ok = parseHTTPURL(strings.TrimRight(raw, "/")); !ok {
 		return nil, c.Errorf("base_url", "%q is not an http(s) URL", raw)
 	}
 	if spec.TaskChannel != nil {

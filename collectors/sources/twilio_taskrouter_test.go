@@ -15,14 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/collectors/state"
-	"github.com/servq/servq/config"
 )
 
 // The fake speaks the TaskRouter REST API as documented on
@@ -283,39 +278,21 @@ type trHarness struct {
 
 func newTRHarness(t *testing.T, f *fakeTwilio, extra string) *trHarness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(trConfigYAML(f, extra)), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m, err := quality.New(cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := collectors.Build(cfg.Collectors[0], collectors.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := s.(*twilioTaskRouter)
-	src.client.sleep = func(context.Context, time.Duration) error { return nil }
+	cfg := testConfig(t, trConfigYAML(f, extra))
+	m := testModel(t, cfg)
+	src := buildCollector(t, cfg, collectors.Env{}).(*twilioTaskRouter)
+	recordWaits(src.client)
 	return &trHarness{t: t, src: src, model: m}
 }
 
 // run collects at now and, when it succeeds, commits batch and cursor.
 func (h *trHarness) run(now time.Time) (*collectors.Batch, error) {
 	h.t.Helper()
-	b := &collectors.Batch{Now: now}
-	next, err := h.src.Collect(context.Background(), h.cursor, b)
+	b, next, err := tryCollect(h.src, h.cursor, now)
 	if err != nil {
 		return b, err
 	}
-	if _, err := h.model.Commit("tr", b, next); err != nil {
-		h.t.Fatal(err)
-	}
+	commitRun(h.t, h.model, "tr", b, next)
 	h.cursor = next
 	return b, nil
 }
@@ -329,66 +306,17 @@ func (h *trHarness) mustRun(now time.Time) *collectors.Batch {
 	return b
 }
 
-// trMetrics gathers counters, gauges and histogram count/sum/buckets as
-// "name{sorted labels}" -> value.
-func trMetrics(t *testing.T, m *quality.Model) map[string]float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, mt := range mf.Metric {
-			var ls []string
-			for _, l := range mt.Label {
-				ls = append(ls, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(ls)
-			key := func(suffix string, more ...string) string {
-				return mf.GetName() + suffix + "{" + strings.Join(append(append([]string(nil), ls...), more...), ",") + "}"
-			}
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
-				out[key("")] = mt.Counter.GetValue()
-			case dto.MetricType_GAUGE:
-				out[key("")] = mt.Gauge.GetValue()
-			case dto.MetricType_HISTOGRAM:
-				out[key("_count")] = float64(mt.Histogram.GetSampleCount())
-				out[key("_sum")] = mt.Histogram.GetSampleSum()
-				for _, b := range mt.Histogram.Bucket {
-					out[key("_bucket", fmt.Sprintf("le=%g", b.GetUpperBound()))] = float64(b.GetCumulativeCount())
-				}
-			}
-		}
-	}
-	return out
-}
-
+// trExpect is expectValues, and checks that no handle time was observed:
+// TaskRouter statistics have no handle time, the calls are marked
+// HandleUnknown and the handle-time histogram has no series.
 func trExpect(t *testing.T, got, want map[string]float64) {
 	t.Helper()
-	// TaskRouter statistics have no handle time: the calls are marked
-	// HandleUnknown and the handle-time histogram has no series.
 	for k := range got {
 		if strings.HasPrefix(k, "servq_call_handle_seconds") {
 			t.Errorf("%s = %g: unknown handle times were observed", k, got[k])
 		}
 	}
-	keys := make([]string, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		g, ok := got[k]
-		if !ok {
-			t.Errorf("%s missing, want %g", k, want[k])
-		} else if math.Abs(g-want[k]) > 1e-6 {
-			t.Errorf("%s = %g, want %g", k, g, want[k])
-		}
-	}
+	expectValues(t, got, want)
 }
 
 const trQ = "channel=phone,collector=tr,queue="
@@ -499,7 +427,7 @@ func TestTwilioTaskRouterMappingPagingAndIncrementalRun(t *testing.T) {
 	if !found || len(b.Calls) != 9 { // 6 Support + 3 Sales
 		t.Errorf("%d calls, %s found %v", len(b.Calls), id, found)
 	}
-	got := trMetrics(t, h.model)
+	got := seriesValues(t, h.model)
 	trExpect(t, got, trWantFirst())
 	trExpect(t, got, map[string]float64{
 		"servq_queue_calls_waiting{collector=tr,queue=Support}":        3,
@@ -522,7 +450,7 @@ func TestTwilioTaskRouterMappingPagingAndIncrementalRun(t *testing.T) {
 	if !reflect.DeepEqual(cums, wantCums) {
 		t.Errorf("second run asked for\n%s\nwant\n%s", strings.Join(cums, "\n"), strings.Join(wantCums, "\n"))
 	}
-	trExpect(t, trMetrics(t, h.model), trWantSecond())
+	trExpect(t, seriesValues(t, h.model), trWantSecond())
 
 	// A run within the same minute has no new interval: no cumulative request.
 	before = len(f.requests())
@@ -554,10 +482,10 @@ func TestTwilioTaskRouterFailureMidRunThenRerun(t *testing.T) {
 	if _, err := h.run(trNow2); err == nil || !strings.Contains(err.Error(), "500 Internal Server Error") || strings.Contains(err.Error(), trToken) {
 		t.Fatalf("err = %v, want the 500 without the token", err)
 	}
-	trExpect(t, trMetrics(t, h.model), trWantFirst()) // Support's 12:10 call not committed
+	trExpect(t, seriesValues(t, h.model), trWantFirst()) // Support's 12:10 call not committed
 	f.hook = nil
 	h.mustRun(trNow2.Add(time.Minute))
-	trExpect(t, trMetrics(t, h.model), trWantSecond())
+	trExpect(t, seriesValues(t, h.model), trWantSecond())
 
 	// A malformed answer fails the run the same way.
 	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
@@ -584,7 +512,7 @@ func TestTwilioTaskRouterBudgetCommitsPartialProgress(t *testing.T) {
 	if len(cur.Ends) != 1 || !cur.Ends[trSupport].Equal(trT0.Add(119*time.Minute)) {
 		t.Errorf("cursor after the first run = %s, want Support done up to 11:59", h.cursor)
 	}
-	got := trMetrics(t, h.model)
+	got := seriesValues(t, h.model)
 	if got["servq_calls_offered_total{"+trQ+"Support}"] != 6 || got["servq_calls_offered_total{"+trQ+"Sales}"] != 0 {
 		t.Errorf("after run 1: Support %g Sales %g offered, want 6 and none", got["servq_calls_offered_total{"+trQ+"Support}"], got["servq_calls_offered_total{"+trQ+"Sales}"])
 	}
@@ -594,7 +522,7 @@ func TestTwilioTaskRouterBudgetCommitsPartialProgress(t *testing.T) {
 	if len(cur.Ends) != 3 {
 		t.Errorf("cursor after three runs = %s", h.cursor)
 	}
-	trExpect(t, trMetrics(t, h.model), trWantFirst())
+	trExpect(t, seriesValues(t, h.model), trWantFirst())
 }
 
 func TestTwilioTaskRouterHonoursRetryAfter(t *testing.T) {
@@ -602,8 +530,7 @@ func TestTwilioTaskRouterHonoursRetryAfter(t *testing.T) {
 	h := newTRHarness(t, f, "")
 	retries := 2
 	h.src.client.retries = retries
-	var waits []time.Duration
-	h.src.client.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	waits := recordWaits(h.src.client)
 	throttled := false
 	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
 		if !throttled && strings.HasSuffix(r.URL.Path, "/RealTimeStatistics") {
@@ -615,24 +542,17 @@ func TestTwilioTaskRouterHonoursRetryAfter(t *testing.T) {
 		return false
 	}
 	h.mustRun(trNow1)
-	if !reflect.DeepEqual(waits, []time.Duration{3 * time.Second}) {
-		t.Errorf("waits = %v, want the 3s of Retry-After", waits)
+	if !reflect.DeepEqual(*waits, []time.Duration{3 * time.Second}) {
+		t.Errorf("waits = %v, want the 3s of Retry-After", *waits)
 	}
-	trExpect(t, trMetrics(t, h.model), trWantFirst())
+	trExpect(t, seriesValues(t, h.model), trWantFirst())
 }
 
 func TestTwilioTaskRouterAuthFailureIsClearAndSecretFree(t *testing.T) {
 	f := newFakeTwilio(t)
 	yml := strings.Replace(trConfigYAML(f, ""), "auth_token: "+trToken, "auth_token: wrong-"+trToken, 1)
-	cfg, err := config.Parse([]byte(yml), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := collectors.Build(cfg.Collectors[0], collectors.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = s.Collect(context.Background(), nil, &collectors.Batch{Now: trNow1})
+	s := buildSource(t, yml)
+	_, err := s.Collect(context.Background(), nil, &collectors.Batch{Now: trNow1})
 	want := "GET /v1/Workspaces/" + trWorkspace + "/TaskQueues: 401 Unauthorized: Authenticate"
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), trToken) {
 		t.Errorf("err = %v, want %q without the token", err, want)
@@ -653,13 +573,7 @@ func TestTwilioTaskRouterConfigErrors(t *testing.T) {
 		creds + ws + "    retries: 11\n":                                    "collectors[0].retries: must be between 0 and 10",
 		creds + ws + "    auth_tokn: x\n":                                   "auth_tokn",
 	} {
-		_, err := buildSourceErr(head + spec)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want %q", spec, err, want)
-		}
-		if err != nil && strings.Contains(err.Error(), "auth_token: x") {
-			t.Errorf("error shows the token: %v", err)
-		}
+		expectConfigError(t, head, spec, want, "auth_token: x")
 	}
 	// An API key instead of the auth token is accepted.
 	if _, err := buildSourceErr(head + ws + "    api_key_sid: SK" + strings.Repeat("0", 32) + "\n    api_key_secret: y\n"); err != nil {

@@ -1,7 +1,6 @@
 package sources
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,19 +9,15 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
-	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 )
 
@@ -282,71 +277,19 @@ func zdConfig(url, extra string) string {
 // quality model needs it) and the waits of its client.
 func zdBuild(t *testing.T, yml string) (collectors.Source, *config.Config, *[]time.Duration) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yml), "test.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := collectors.Build(cfg.Collectors[0], collectors.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var waits []time.Duration
-	s.(*zendesk).client.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
-	return s, cfg, &waits
+	cfg := testConfig(t, yml)
+	s := buildCollector(t, cfg, collectors.Env{})
+	return s, cfg, recordWaits(s.(*zendesk).client)
 }
 
-func zdCollect(s collectors.Source, cursor []byte, now time.Time) (*collectors.Batch, []byte, error) {
-	b := &collectors.Batch{Now: now}
-	next, err := s.Collect(context.Background(), cursor, b)
-	return b, next, err
-}
-
-func zdModel(t *testing.T, cfg *config.Config) *quality.Model {
-	t.Helper()
-	st, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m, err := quality.New(cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// zdMetrics gathers the model's ticket families as "name{labels}" ->
-// value, histograms as _count and _sum.
+// zdMetrics is the model's ticket and complaint series (see seriesValues),
+// histograms as _count and _sum.
 func zdMetrics(t *testing.T, m *quality.Model) map[string]float64 {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
-	for _, mf := range mfs {
-		name := mf.GetName()
-		if !strings.HasPrefix(name, "servq_ticket") && !strings.HasPrefix(name, "servq_complaints") {
-			continue
-		}
-		for _, s := range mf.Metric {
-			var ls []string
-			for _, l := range s.Label {
-				ls = append(ls, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(ls)
-			key := "{" + strings.Join(ls, ",") + "}"
-			switch {
-			case s.Histogram != nil:
-				out[name+"_count"+key] = float64(s.Histogram.GetSampleCount())
-				out[name+"_sum"+key] = s.Histogram.GetSampleSum()
-			case s.Counter != nil:
-				out[name+key] = s.Counter.GetValue()
-			case s.Gauge != nil:
-				out[name+key] = s.Gauge.GetValue()
-			}
+	for k, v := range seriesValues(t, m) {
+		if (strings.HasPrefix(k, "servq_ticket") || strings.HasPrefix(k, "servq_complaints")) && !strings.Contains(k, "_bucket{") {
+			out[k] = v
 		}
 	}
 	return out
@@ -370,49 +313,41 @@ func zdSum(vals map[string]float64, name string, fragments ...string) float64 {
 	return sum
 }
 
-func zdTime(s string) time.Time {
-	at, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return at
-}
-
 // Every mapped field of the fixture's first run, checked by hand against
 // tickets.json and ticket_metric_events.json.
 func TestZendeskMapping(t *testing.T) {
 	f := newZDFake(t)
 	f.publish("run1")
 	s, _, _ := zdBuild(t, zdConfig(f.srv.URL, ""))
-	b, cur, err := zdCollect(s, nil, zdNow1)
+	b, cur, err := tryCollect(s, nil, zdNow1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []record.Ticket{
 		{ID: "101", Queue: "Support", Channel: "email", Priority: "high", Status: "solved", Tags: []string{"vip", "billing"},
-			CreatedAt: zdTime("2026-11-20T09:00:00Z"), UpdatedAt: zdTime("2026-11-20T11:00:00Z"),
-			FirstReplyAt: zdTime("2026-11-20T09:30:00Z"), SolvedAt: zdTime("2026-11-20T11:00:00Z"), // reply_time_in_seconds 1800; never reopened: solved_at
+			CreatedAt: mustRFC3339("2026-11-20T09:00:00Z"), UpdatedAt: mustRFC3339("2026-11-20T11:00:00Z"),
+			FirstReplyAt: mustRFC3339("2026-11-20T09:30:00Z"), SolvedAt: mustRFC3339("2026-11-20T11:00:00Z"), // reply_time_in_seconds 1800; never reopened: solved_at
 			AgentReplies: 1, FirstReplyBusiness: 30 * time.Minute, ResolutionBusiness: 90 * time.Minute, Satisfaction: "good"},
 		{ID: "102", Queue: "billing" /* queues map wins over the group name */, Channel: "web", Priority: "normal", Status: "open", Tags: []string{},
-			CreatedAt: zdTime("2026-11-20T10:00:00Z"), UpdatedAt: zdTime("2026-11-20T10:05:00Z"),
+			CreatedAt: mustRFC3339("2026-11-20T10:00:00Z"), UpdatedAt: mustRFC3339("2026-11-20T10:05:00Z"),
 			SLABreaches: []string{"first_reply"}}, // satisfaction "offered" is no rating
 		{ID: "103", Queue: "" /* no group */, Channel: "api", Status: "pending", Tags: []string{"Complaint"},
-			CreatedAt: zdTime("2026-11-21T08:00:00Z"), UpdatedAt: zdTime("2026-11-21T08:45:00Z"),
-			FirstReplyAt: zdTime("2026-11-21T08:45:00Z"), // 45 calendar minutes, no seconds; business 0 = unknown
+			CreatedAt: mustRFC3339("2026-11-21T08:00:00Z"), UpdatedAt: mustRFC3339("2026-11-21T08:45:00Z"),
+			FirstReplyAt: mustRFC3339("2026-11-21T08:45:00Z"), // 45 calendar minutes, no seconds; business 0 = unknown
 			AgentReplies: 2, Complaint: true},
 		{ID: "104", Queue: "Support", Channel: "email", Priority: "normal", Status: "deleted", Tags: []string{},
-			CreatedAt: zdTime("2026-11-21T09:00:00Z"), UpdatedAt: zdTime("2026-11-21T09:30:00Z"), Deleted: true},
+			CreatedAt: mustRFC3339("2026-11-21T09:00:00Z"), UpdatedAt: mustRFC3339("2026-11-21T09:30:00Z"), Deleted: true},
 		{ID: "105", Queue: "2003" /* group not sideloaded: its id */, Channel: "chat", Priority: "urgent", Status: "solved", Tags: []string{},
-			CreatedAt: zdTime("2026-11-21T10:00:00Z"), UpdatedAt: zdTime("2026-11-21T15:00:00Z"),
-			FirstReplyAt: zdTime("2026-11-21T10:10:00Z"),
-			SolvedAt:     zdTime("2026-11-21T11:00:00Z"), // reopened: first solve = created + first_resolution 60 min, not solved_at 15:00
+			CreatedAt: mustRFC3339("2026-11-21T10:00:00Z"), UpdatedAt: mustRFC3339("2026-11-21T15:00:00Z"),
+			FirstReplyAt: mustRFC3339("2026-11-21T10:10:00Z"),
+			SolvedAt:     mustRFC3339("2026-11-21T11:00:00Z"), // reopened: first solve = created + first_resolution 60 min, not solved_at 15:00
 			Reopens:      1, AgentReplies: 3, FirstReplyBusiness: 10 * time.Minute, ResolutionBusiness: 60 * time.Minute,
 			Satisfaction: "bad", SLABreaches: []string{"next_reply", "requester_wait_time"}},
 		// Not in the export (last updated before the window): read with
 		// show_many for its breach, metric set from the top-level sideload.
 		{ID: "99", Queue: "Support", Channel: "email", Priority: "low", Status: "open", Tags: []string{},
-			CreatedAt: zdTime("2026-10-01T09:00:00Z"), UpdatedAt: zdTime("2026-10-01T10:00:00Z"),
-			FirstReplyAt: zdTime("2026-10-01T09:20:00Z"), AgentReplies: 1, FirstReplyBusiness: 20 * time.Minute,
+			CreatedAt: mustRFC3339("2026-10-01T09:00:00Z"), UpdatedAt: mustRFC3339("2026-10-01T10:00:00Z"),
+			FirstReplyAt: mustRFC3339("2026-10-01T09:20:00Z"), AgentReplies: 1, FirstReplyBusiness: 20 * time.Minute,
 			SLABreaches: []string{"resolution"}},
 	}
 	if len(b.Tickets) != len(want) {
@@ -479,7 +414,7 @@ func TestZendeskOAuth(t *testing.T) {
     sla_breaches: false
 `)
 	f.publish("run1")
-	b, _, err := zdCollect(s, nil, zdNow1)
+	b, _, err := tryCollect(s, nil, zdNow1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,13 +430,13 @@ func TestZendeskIncremental(t *testing.T) {
 	f := newZDFake(t)
 	f.publish("run1")
 	s, _, _ := zdBuild(t, zdConfig(f.srv.URL, ""))
-	_, cur1, err := zdCollect(s, nil, zdNow1)
+	_, cur1, err := tryCollect(s, nil, zdNow1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.takeRequests()
 	f.publish("run2")
-	b, cur2, err := zdCollect(s, cur1, zdNow2)
+	b, cur2, err := tryCollect(s, cur1, zdNow2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +449,7 @@ func TestZendeskIncremental(t *testing.T) {
 	if want := []string{"102[]", "107[first_reply]", "103[]", "101[agent_work_time]"}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("second run: %v, want %v", ids, want)
 	}
-	if b.Tickets[0].Status != "solved" || !b.Tickets[0].SolvedAt.Equal(zdTime("2026-11-20T14:00:00Z")) || !b.Tickets[0].FirstReplyAt.Equal(zdTime("2026-11-20T12:30:00Z")) {
+	if b.Tickets[0].Status != "solved" || !b.Tickets[0].SolvedAt.Equal(mustRFC3339("2026-11-20T14:00:00Z")) || !b.Tickets[0].FirstReplyAt.Equal(mustRFC3339("2026-11-20T12:30:00Z")) {
 		t.Errorf("102 now %+v", b.Tickets[0])
 	}
 	got := f.takeRequests()
@@ -529,7 +464,7 @@ func TestZendeskIncremental(t *testing.T) {
 		t.Errorf("requests:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// Nothing new: one request per export, no records.
-	b, cur3, err := zdCollect(s, cur2, zdNow2.Add(5*time.Minute))
+	b, cur3, err := tryCollect(s, cur2, zdNow2.Add(5*time.Minute))
 	if err != nil || len(b.Tickets) != 0 || len(f.takeRequests()) != 2 {
 		t.Errorf("idle run: %d tickets, err %v", len(b.Tickets), err)
 	}
@@ -593,19 +528,17 @@ func zdReference(t *testing.T) map[string]float64 {
 	f := newZDFake(t)
 	f.publish("run1")
 	s, cfg, _ := zdBuild(t, zdConfig(f.srv.URL, ""))
-	m := zdModel(t, cfg)
+	m := testModel(t, cfg)
 	var cur []byte
 	for i, now := range []time.Time{zdNow1, zdNow2} {
 		if i == 1 {
 			f.publish("run2")
 		}
-		b, next, err := zdCollect(s, cur, now)
+		b, next, err := tryCollect(s, cur, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Commit("zd", b, next); err != nil {
-			t.Fatal(err)
-		}
+		commitRun(t, m, "zd", b, next)
 		cur = next
 	}
 	zdCheckTotals(t, m)
@@ -619,14 +552,12 @@ func TestZendeskFaultsLoseAndDoubleNothing(t *testing.T) {
 	f := newZDFake(t)
 	f.publish("run1")
 	s, cfg, _ := zdBuild(t, zdConfig(f.srv.URL, ""))
-	m := zdModel(t, cfg)
-	b, cur1, err := zdCollect(s, nil, zdNow1)
+	m := testModel(t, cfg)
+	b, cur1, err := tryCollect(s, nil, zdNow1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Commit("zd", b, cur1); err != nil {
-		t.Fatal(err)
-	}
+	commitRun(t, m, "zd", b, cur1)
 	f.publish("run2")
 
 	faults := map[string]func(w http.ResponseWriter, r *http.Request) bool{
@@ -656,7 +587,7 @@ func TestZendeskFaultsLoseAndDoubleNothing(t *testing.T) {
 	}
 	for name, fault := range faults {
 		f.setFail(fault)
-		b, next, err := zdCollect(s, cur1, zdNow2)
+		b, next, err := tryCollect(s, cur1, zdNow2)
 		if err == nil || next != nil {
 			t.Errorf("%s: err %v, cursor %s: want an error and no cursor", name, err, next)
 		}
@@ -665,13 +596,11 @@ func TestZendeskFaultsLoseAndDoubleNothing(t *testing.T) {
 		}
 	}
 	f.setFail(nil)
-	b, cur2, err := zdCollect(s, cur1, zdNow2)
+	b, cur2, err := tryCollect(s, cur1, zdNow2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Commit("zd", b, cur2); err != nil {
-		t.Fatal(err)
-	}
+	commitRun(t, m, "zd", b, cur2)
 	zdCheckTotals(t, m)
 	if got, want := zdMetrics(t, m), zdReference(t); !reflect.DeepEqual(got, want) {
 		t.Errorf("series differ from fault-free runs:\n%v\n%v", got, want)
@@ -699,7 +628,7 @@ func TestZendeskRateLimit(t *testing.T) {
 		}
 		return false
 	})
-	b, _, err := zdCollect(s, nil, zdNow1)
+	b, _, err := tryCollect(s, nil, zdNow1)
 	if err != nil || len(b.Tickets) != 6 {
 		t.Fatalf("%d tickets, err %v", len(b.Tickets), err)
 	}
@@ -714,7 +643,7 @@ func TestZendeskAuthFailure(t *testing.T) {
 	f := newZDFake(t)
 	f.auth = "Basic something-else"
 	s, _, waits := zdBuild(t, zdConfig(f.srv.URL, ""))
-	_, next, err := zdCollect(s, nil, zdNow1)
+	_, next, err := tryCollect(s, nil, zdNow1)
 	if err == nil || next != nil {
 		t.Fatal("want an error")
 	}
@@ -734,17 +663,15 @@ func TestZendeskBudget(t *testing.T) {
 	f := newZDFake(t)
 	f.publish("run1")
 	s, cfg, _ := zdBuild(t, zdConfig(f.srv.URL, "    max_requests_per_run: 2\n"))
-	m := zdModel(t, cfg)
+	m := testModel(t, cfg)
 	var cur []byte
 	commit := func(now time.Time) (*collectors.Batch, []byte) {
 		t.Helper()
-		b, next, err := zdCollect(s, cur, now)
+		b, next, err := tryCollect(s, cur, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Commit("zd", b, next); err != nil {
-			t.Fatal(err)
-		}
+		commitRun(t, m, "zd", b, next)
 		cur = next
 		return b, next
 	}
@@ -800,13 +727,7 @@ func TestZendeskConfigErrors(t *testing.T) {
 		"    subdomain: acme\n    oauth_token: y\n    max_requests_per_run: -1\n":                  "test.yml:7: collectors[0].max_requests_per_run: must not be negative",
 		"    subdomain: acme\n    oauth_token: y\n    group_by: name\n":                            "group_by",
 	} {
-		_, err := buildSourceErr(base + spec)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want %q", spec, err, want)
-		}
-		if err != nil && strings.Contains(err.Error(), zdToken) {
-			t.Errorf("%q: the error shows the token", spec)
-		}
+		expectConfigError(t, base, spec, want, zdToken)
 	}
 	// Valid: token from a file, subdomain.
 	s, err := buildSourceErr(base + "    subdomain: acme\n    email: a@b.c\n    token_file: " + tokenFile + "\n")
@@ -821,11 +742,7 @@ func TestZendeskConfigErrors(t *testing.T) {
 // The documented example entry is a valid collector (the token file is
 // replaced by an inline token).
 func TestZendeskExampleConfig(t *testing.T) {
-	b, err := os.ReadFile("testdata/zendesk/example.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml := strings.Replace(string(b), "token_file: /etc/servq/zendesk-token", "token: x", 1)
+	yml := strings.Replace(exampleYAML(t, "zendesk"), "token_file: /etc/servq/zendesk-token", "token: x", 1)
 	s, err := buildSourceErr("collectors:\n" + yml)
 	if err != nil {
 		t.Fatal(err)
