@@ -451,12 +451,8 @@ func (c *Config) validate(errs *Errors) {
 		if pu.Interval < Duration(time.Second) {
 			c.errorAt(errs, "push.interval", "must be at least 1s")
 		}
-		if pu.Password != "" && pu.PasswordFile != "" {
-			c.errorAt(errs, "push.password_file", "set either password or password_file, not both")
-		}
-		if pu.BearerToken != "" && pu.BearerTokenFile != "" {
-			c.errorAt(errs, "push.bearer_token_file", "set either bearer_token or bearer_token_file, not both")
-		}
+		c.oneSecret(errs, "push", "password", pu.Password, pu.PasswordFile)
+		c.oneSecret(errs, "push", "bearer_token", pu.BearerToken, pu.BearerTokenFile)
 		for _, k := range sortedKeys(pu.ExtraLabels) {
 			if !labelNameRE.MatchString(k) {
 				c.errorAt(errs, "push.extra_labels."+k, "%q is not a valid label name", k)
@@ -560,6 +556,13 @@ func (c *Config) validateSLO(errs *Errors, p string, s *SLO, hours map[string]bo
 	}
 }
 
+// oneSecret reports a secret set both inline and as a file.
+func (c *Config) oneSecret(errs *Errors, p, key string, value Secret, file string) {
+	if value != "" && file != "" {
+		c.errorAt(errs, p+"."+key+"_file", "set either %s or %s_file, not both", key, key)
+	}
+}
+
 func (c *Config) validateReport(errs *Errors, p string, r *Report) {
 	if r.Name == "" {
 		c.errorAt(errs, p+".name", "is required")
@@ -579,12 +582,8 @@ func (c *Config) validateReport(errs *Errors, p string, r *Report) {
 	if !strings.HasPrefix(r.PrometheusURL, "http://") && !strings.HasPrefix(r.PrometheusURL, "https://") {
 		c.errorAt(errs, p+".prometheus_url", "is required: the http(s) URL of a Prometheus-compatible API")
 	}
-	if r.BearerToken != "" && r.BearerTokenFile != "" {
-		c.errorAt(errs, p+".bearer_token_file", "set either bearer_token or bearer_token_file, not both")
-	}
-	if r.WebhookURL != "" && r.WebhookURLFile != "" {
-		c.errorAt(errs, p+".webhook_url_file", "set either webhook_url or webhook_url_file, not both")
-	}
+	c.oneSecret(errs, p, "bearer_token", r.BearerToken, r.BearerTokenFile)
+	c.oneSecret(errs, p, "webhook_url", r.WebhookURL, r.WebhookURLFile)
 	if w := string(r.WebhookURL); w != "" && !strings.HasPrefix(w, "http://") && !strings.HasPrefix(w, "https://") {
 		c.errorAt(errs, p+".webhook_url", "must be an http(s) URL")
 	}

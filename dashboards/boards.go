@@ -321,14 +321,9 @@ func surveysBoard(cfg *config.Config) *Board {
 func sloBoard(cfg *config.Config) (*Board, error) {
 	b := newBoard(UIDSLO, "servq / SLO detail", "One SLO in depth: SLI against the objective, burn rates per alert window, budget burn-down and alert state.", "slo")
 	b.time = "now-7d"
-	def := ""
-	if len(cfg.SLOs) > 0 {
-		def = cfg.SLOs[0].Name
-	}
 	sloVar := queryVar("slo", "SLO", "label_values(sloth_slo_info{"+service(cfg)+"}, sloth_slo)")
 	sloVar.Multi, sloVar.IncludeAll, sloVar.AllValue = false, false, ""
 	b.vars = []sdk.TemplateVar{datasourceVar(), sloVar}
-	_ = def
 	sel := "{" + service(cfg) + `,sloth_slo="$slo"}`
 	join := " / on(sloth_id, sloth_slo, sloth_service) group_left() slo:error_budget:ratio" + sel
 	b.add(

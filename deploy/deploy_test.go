@@ -167,13 +167,7 @@ func TestPrometheusConfigPromtool(t *testing.T) {
 	for name, load := range map[string]func() (*config.Config, error){
 		"configmap": func() (*config.Config, error) { return config.Parse(configMapServqYAML(t), "servq.yml") },
 		"example": func() (*config.Config, error) {
-			b, err := os.ReadFile("../config/example.yml")
-			if err != nil {
-				return nil, err
-			}
-			for _, v := range config.ReferencedEnv(b) {
-				t.Setenv(v, "example")
-			}
+			testenv.SetConfigEnv(t, "../config/example.yml")
 			return config.Load("../config/example.yml")
 		},
 	} {

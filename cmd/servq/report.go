@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/servq/servq/config"
@@ -55,8 +57,8 @@ func writeReport(configFile string, o reportOptions, stdout, stderr io.Writer) i
 		formats = report.Formats
 	}
 	for _, f := range formats {
-		if _, err := report.Render(&report.Report{}, f); err != nil {
-			fmt.Fprintf(stderr, "servq report: %v\n", err)
+		if !slices.Contains(report.Formats, f) {
+			fmt.Fprintf(stderr, "servq report: unknown format %q (%s)\n", f, strings.Join(report.Formats, ", "))
 			return 2
 		}
 	}

@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
+	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/slo/rules"
 )
@@ -19,16 +19,11 @@ type rulesOptions struct {
 // to a temporary name and renamed, so a Prometheus reloading meanwhile
 // never reads half a file.
 func writeRules(configFile string, o rulesOptions, stdout, stderr io.Writer) int {
-	var cfg *config.Config
-	var err error
-	source := configFile
-	if configFile == "" {
-		cfg, err = config.Demo()
-		source = config.DemoFile
-	} else {
-		cfg, err = config.Load(configFile)
+	source := config.DemoFile
+	if configFile != "" {
 		source = filepath.Base(configFile)
 	}
+	cfg, err := loadOrDemo(configFile)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
@@ -54,7 +49,7 @@ func writeRules(configFile string, o rulesOptions, stdout, stderr io.Writer) int
 	if o.out == "-" {
 		_, err = stdout.Write(out)
 	} else {
-		err = writeAtomic(o.out, out)
+		err = state.WriteFileAtomic(o.out, out)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "servq rules: %v\n", err)
@@ -64,24 +59,4 @@ func writeRules(configFile string, o rulesOptions, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "%s: %d rule groups for %d SLOs and %d targets\n", o.out, len(f.Groups), len(cfg.SLOs), len(cfg.Targets))
 	}
 	return 0
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

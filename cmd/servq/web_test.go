@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"github.com/servq/servq/collectors"
-	"github.com/servq/servq/config"
 	"net/http"
 	"os"
 	"os/exec"
@@ -100,9 +99,7 @@ func TestCheckCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range config.ReferencedEnv(example) {
-		t.Setenv(v, "example")
-	}
+	testenv.SetConfigEnv(t, "../../config/example.yml")
 	if code := run([]string{"check", "../../config/example.yml"}, &out, &errb); code != 0 {
 		t.Errorf("check of config/example.yml = %d: %s", code, errb.String())
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/servq/servq/config"
 	"io"
 	"net"
 	"net/http"
@@ -236,4 +237,17 @@ func StartVictoriaMetrics(t testing.TB) *Process {
 		"-httpListenAddr="+addr, "-storageDataPath="+t.TempDir(), "-loggerLevel=ERROR",
 		// Make freshly pushed samples searchable at once.
 		"-search.latencyOffset=0s", "-search.disableCache")
+}
+
+// SetConfigEnv sets every environment variable the config file at path
+// refers to (its secrets, as a user would before `servq check`).
+func SetConfigEnv(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.ReferencedEnv(b) {
+		t.Setenv(v, "example")
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/servq/servq/config"
@@ -341,7 +340,7 @@ func (b *builder) slo(ctx context.Context, cfg *config.Config, s *config.SLO, p,
 	if out.BudgetSpentRatio != nil && *out.BudgetSpentRatio >= 1 {
 		out.Policy = s.ErrorBudgetPolicy
 	}
-	if c != nil && hasQueue(c) && out.Bad > 0 {
+	if c != nil && out.Bad > 0 { // every built-in indicator's counters carry queue and channel
 		if out.WorstQueues, err = b.worst(ctx, c, p, "queue", out.BudgetAllowed); err != nil {
 			return nil, err
 		}
@@ -400,16 +399,6 @@ func (b *builder) worst(ctx context.Context, c *sli.Counts, p Period, label stri
 		out = out[:3]
 	}
 	return out, nil
-}
-
-func hasQueue(c *sli.Counts) bool {
-	for _, t := range c.Total {
-		if strings.HasPrefix(t.Metric, "servq_ticket_slo_events") || strings.HasPrefix(t.Metric, "servq_calls") ||
-			strings.HasPrefix(t.Metric, "servq_tickets") || strings.HasPrefix(t.Metric, "servq_csat") {
-			return true
-		}
-	}
-	return false
 }
 
 // curve is the SLI and the remaining budget since the period started, at

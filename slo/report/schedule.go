@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 
+	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 )
 
@@ -46,7 +47,7 @@ func Produce(ctx context.Context, cfg *config.Config, j Job, now time.Time) ([]s
 			return nil, err
 		}
 		path := filepath.Join(j.Directory, fmt.Sprintf("%s-%s.%s", j.Name, j.Period.Name, f))
-		if err := writeAtomic(path, b); err != nil {
+		if err := state.WriteFileAtomic(path, b); err != nil {
 			return nil, err
 		}
 		files = append(files, path)
@@ -57,26 +58,6 @@ func Produce(ctx context.Context, cfg *config.Config, j Job, now time.Time) ([]s
 		}
 	}
 	return files, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // Summary text for chat tools: {"text": ...} is what Slack, Mattermost and

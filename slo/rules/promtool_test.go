@@ -373,13 +373,7 @@ func TestShippedConfigsGenerateValidDeterministicRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile("../../config/example.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range config.ReferencedEnv(raw) {
-		t.Setenv(v, "example")
-	}
+	testenv.SetConfigEnv(t, "../../config/example.yml")
 	example, err := config.Load("../../config/example.yml")
 	if err != nil {
 		t.Fatal(err)

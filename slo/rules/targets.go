@@ -10,7 +10,6 @@ import (
 // Recorded series of KPI targets.
 const (
 	recTargetValue = "servq:target:value"
-	recTargetGap   = "servq:target_servqual_gap:by_dimension"
 )
 
 // TargetAlertName is the alert of a KPI target.
@@ -19,14 +18,11 @@ func TargetAlertName(t *config.Target) string { return camel(t.Name) + "TargetMi
 func targetGroup(cfg *config.Config) (Group, error) {
 	g := Group{Name: "servq-targets"}
 	for _, t := range cfg.Targets {
-		k, err := sli.ForTarget(cfg, t, recTargetGap)
+		k, err := sli.ForTarget(cfg, t)
 		if err != nil {
 			return g, err
 		}
 		labels := map[string]string{"target": t.Name, "kpi": t.KPI}
-		for _, name := range sortedKeys(k.Parts) {
-			g.Rules = append(g.Rules, Rule{Record: name, Expr: k.Parts[name], Labels: labels})
-		}
 		g.Rules = append(g.Rules, Rule{Record: recTargetValue, Expr: k.Value, Labels: labels})
 
 		op, bound, word := "<", 0.0, "at least"

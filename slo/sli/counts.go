@@ -8,14 +8,21 @@ import (
 )
 
 // Term is one counter of a linear combination: Sign × sum(Metric{Matchers}).
+// Matchers are equalities; a histogram bucket carries its bound in Le.
 type Term struct {
 	Sign     float64
 	Metric   string
 	Matchers map[string]string
+	Le       *float64
 }
 
 // Selector is the term's series selector.
-func (t Term) Selector() string { return Selector(t.Metric, t.Matchers) }
+func (t Term) Selector() string {
+	if t.Le == nil {
+		return Selector(t.Metric, t.Matchers)
+	}
+	return Selector(t.Metric, with(t.Matchers, "le", LeMatcher(*t.Le)))
+}
 
 // Counts are an SLO's bad and total events as sums of counters, for exact
 // counts over a period (reports): each side is clamped at 0 after summing.
@@ -24,8 +31,8 @@ type Counts struct {
 	Bad, Total []Term
 }
 
-func plus(m string, f map[string]string) Term  { return Term{1, m, f} }
-func minus(m string, f map[string]string) Term { return Term{-1, m, f} }
+func plus(m string, f map[string]string) Term  { return Term{Sign: 1, Metric: m, Matchers: f} }
+func minus(m string, f map[string]string) Term { return Term{Sign: -1, Metric: m, Matchers: f} }
 
 // CountsFor returns the counters of an SLO's indicator, by the same
 // definitions as For.
@@ -52,7 +59,10 @@ func CountsFor(cfg *config.Config, s *config.SLO) (*Counts, error) {
 		default:
 			total = []Term{plus(callsOffered, f)}
 		}
-		bad := append(append([]Term(nil), total...), minus(callWaitBucket, with(f, "outcome", "answered", "le", LeMatcher(s.Threshold.D().Seconds()))))
+		le := s.Threshold.D().Seconds()
+		within := minus(callWaitBucket, with(f, "outcome", "answered"))
+		within.Le = &le
+		bad := append(append([]Term(nil), total...), within)
 		return &Counts{Bad: bad, Total: total}, nil
 	case "call_abandonment":
 		return &Counts{
@@ -66,7 +76,9 @@ func CountsFor(cfg *config.Config, s *config.SLO) (*Counts, error) {
 		}
 		var bad []Term
 		if below := math.Ceil(min) - 1; below >= 1 {
-			bad = []Term{plus(csatBucket, with(f, "le", LeMatcher(below)))}
+			t := plus(csatBucket, f)
+			t.Le = &below
+			bad = []Term{t}
 		}
 		return &Counts{Bad: bad, Total: []Term{plus(csatCount, f)}}, nil
 	case "custom":

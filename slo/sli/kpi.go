@@ -13,10 +13,7 @@ import (
 // a group with fewer than min_responses responses in the window, so that
 // no alert judges a handful of answers.
 type KPI struct {
-	Unit string // "", "percent", "seconds", "score", "calls", "tickets"
-	// Parts are recording rules Value depends on (SERVQUAL gaps by
-	// dimension), name → expression; the generator records them first.
-	Parts map[string]string
+	Unit  string // "", "percent", "seconds", "score", "calls", "tickets"
 	Value string
 }
 
@@ -32,9 +29,8 @@ func increaseBy(labels []string, metric string, matchers map[string]string, wind
 	return fmt.Sprintf("%s (increase(%s[%s]))", by(labels), Selector(metric, matchers), window)
 }
 
-// ForTarget returns the PromQL of a KPI target. partName names the
-// recording rule of an intermediate result (the generator picks names).
-func ForTarget(cfg *config.Config, t *config.Target, partName string) (*KPI, error) {
+// ForTarget returns the PromQL of a KPI target.
+func ForTarget(cfg *config.Config, t *config.Target) (*KPI, error) {
 	f, b, w := t.Filters, t.By, ""
 	if t.Window > 0 {
 		w = Window(t.Window.D())
@@ -69,22 +65,9 @@ func ForTarget(cfg *config.Config, t *config.Target, partName string) (*KPI, err
 		g := gapByDimension(b, with(f, "dimension", t.Dimension), w)
 		return &KPI{Unit: "score", Value: fmt.Sprintf("sum without (dimension) (\n%s\n)\nand %s %s", g, on(b), enough(increaseBy(b, "servq_survey_responses_total", with(f, "kind", "servqual"), w)))}, nil
 	case "servqual_weighted_gap":
-		// Weighted SERVQUAL index: sum over dimensions of weight × gap,
-		// divided by the weights of the dimensions that have a gap.
-		// Weights: the configured ones; else the respondents' 100-point
-		// splits of the window where any respondent gave one; else equal.
-		gap := partName
-		sel := fmt.Sprintf("%s{target=%q}", gap, t.Name)
-		weights := configWeights(cfg.Model.ServqualWeights, gap, t.Name)
-		if weights == "" {
-			points := increaseBy(append(append([]string(nil), b...), "dimension"), "servq_servqual_weight_points_total", f, w)
-			pointsTotal := increaseBy(b, "servq_servqual_weight_points_total", f, w)
-			weights = fmt.Sprintf("(\n  %s * 0 + %s group_left() (%s and %s (%s > 0))\n)\nor (%s * 0 + 1)",
-				sel, on(append(append([]string(nil), b...), "dimension")), points, on(b), pointsTotal, sel)
-		}
-		value := fmt.Sprintf("sum without (dimension) (%s * (%s))\n/\nsum without (dimension) ((%s * 0 + 1) * (%s))\nand %s %s",
-			sel, weights, sel, weights, on(b), enough(increaseBy(b, "servq_survey_responses_total", with(f, "kind", "servqual"), w)))
-		return &KPI{Unit: "score", Parts: map[string]string{gap: gapByDimension(b, f, w)}, Value: value}, nil
+		value := weightedGap(cfg, b, f, w) + fmt.Sprintf("\nand %s %s", on(b),
+			enough(increaseBy(b, "servq_survey_responses_total", with(f, "kind", "servqual"), w)))
+		return &KPI{Unit: "score", Value: value}, nil
 	case "open_tickets":
 		return &KPI{Unit: "tickets", Value: fmt.Sprintf("%s (%s)", by(b), Selector("servq_tickets_open", f))}, nil
 	case "oldest_open_ticket_age":
@@ -109,43 +92,33 @@ func gapByDimension(b []string, f map[string]string, w string) string {
 	return fmt.Sprintf("  %s\n-\n  %s", mean("perception"), mean("expectation"))
 }
 
-// configWeights gives every series of sel the configured weight of its
-// dimension (a dimension left out of the config weighs 0).
-func configWeights(weights map[string]float64, gap, target string) string {
-	if len(weights) == 0 {
-		return ""
-	}
-	dims := make([]string, 0, len(weights))
-	for d := range weights {
-		dims = append(dims, d)
-	}
-	sort.Strings(dims)
-	parts := make([]string, 0, len(dims))
-	for _, d := range dims {
-		parts = append(parts, fmt.Sprintf("(%s * 0 + %s)", Selector(gap, map[string]string{"target": target, "dimension": d}), num(weights[d])))
-	}
-	return strings.Join(parts, " or ")
+// WeightedServqualGap is the weighted SERVQUAL gap over window as one
+// expression, for dashboards.
+func WeightedServqualGap(cfg *config.Config, f map[string]string, w string) string {
+	return weightedGap(cfg, nil, f, w)
 }
 
-// WeightedServqualGap is the weighted SERVQUAL gap over window as one
-// expression (no recorded parts), for dashboards and reports: weights
-// from model.servqual_weights, else the respondents' 100-point splits in
-// the window, else equal.
-func WeightedServqualGap(cfg *config.Config, f map[string]string, w string) string {
-	g := "(\n" + gapByDimension(nil, f, w) + "\n)"
+// weightedGap is the weighted SERVQUAL index per group of b: the sum over
+// dimensions of weight × gap, divided by the weights of the dimensions
+// that have a gap. Weights: model.servqual_weights; else the respondents'
+// 100-point splits in the window, where any respondent of the group gave
+// one; else equal.
+func weightedGap(cfg *config.Config, b []string, f map[string]string, w string) string {
+	bd := append(append([]string(nil), b...), "dimension")
+	g := "(\n" + gapByDimension(b, f, w) + "\n)"
 	var weights string
 	if ws := cfg.Model.ServqualWeights; len(ws) > 0 {
 		var parts []string
 		for _, d := range sortedDims(ws) {
 			parts = append(parts, fmt.Sprintf("label_replace(vector(%s), \"dimension\", %q, \"\", \"\")", num(ws[d]), d))
 		}
-		weights = fmt.Sprintf("(%s * 0 + (%s))", g, strings.Join(parts, " or "))
+		weights = fmt.Sprintf("(%s * 0 + on(dimension) group_left() (%s))", g, strings.Join(parts, " or "))
 	} else {
-		points := increaseBy([]string{"dimension"}, "servq_servqual_weight_points_total", f, w)
-		total := increaseBy(nil, "servq_servqual_weight_points_total", f, w)
-		weights = fmt.Sprintf("((%s * 0 + (%s and on() (%s > 0))) or (%s * 0 + 1))", g, points, total, g)
+		points := increaseBy(bd, "servq_servqual_weight_points_total", f, w)
+		total := increaseBy(b, "servq_servqual_weight_points_total", f, w)
+		weights = fmt.Sprintf("((%s * 0 + (%s and %s (%s > 0))) or (%s * 0 + 1))", g, points, on(b), total, g)
 	}
-	return fmt.Sprintf("sum(%s * %s)\n/\nsum((%s * 0 + 1) * %s)", g, weights, g, weights)
+	return fmt.Sprintf("%s (%s * %s)\n/\n%s ((%s * 0 + 1) * %s)", by(b), g, weights, by(b), g, weights)
 }
 
 func sortedDims(m map[string]float64) []string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/slo/sli"
 )
 
 // Namespace of the samples in the state store. A colon cannot be part of a
@@ -26,80 +27,49 @@ const Namespace = "servq:slo-status"
 type Counts struct{ Bad, Total float64 }
 
 // Measure computes every SLO's cumulative counts from the gathered
-// families, by the same definitions as the generated rules (slo/sli).
-// Custom SLOs read metrics servq does not have: they are left out.
+// families, from the same counters as the generated rules and reports
+// (sli.CountsFor). Custom SLOs read metrics servq does not have: they are
+// left out.
 func Measure(cfg *config.Config, fams []*dto.MetricFamily) map[string]Counts {
 	byName := map[string]*dto.MetricFamily{}
 	for _, f := range fams {
 		byName[f.GetName()] = f
 	}
+	sum := func(terms []sli.Term) float64 {
+		var v float64
+		for _, t := range terms {
+			v += t.Sign * sumTerm(byName, t)
+		}
+		return math.Max(v, 0)
+	}
 	out := map[string]Counts{}
 	for _, s := range cfg.SLOs {
-		f := s.Filters
-		sum := func(name string, extra ...string) float64 {
-			return sumMetric(byName[name], with(f, extra...), nil)
+		c, err := sli.CountsFor(cfg, s)
+		if err != nil || c == nil {
+			continue
 		}
-		switch s.Indicator {
-		case "ticket_first_reply", "ticket_resolution":
-			m := map[string]string{"slo": s.Name}
-			out[s.Name] = Counts{Bad: sumMetric(byName["servq_ticket_slo_events_total"], with(m, "result", "bad"), nil),
-				Total: sumMetric(byName["servq_ticket_slo_events_total"], m, nil)}
-		case "ticket_fcr":
-			solved := sum("servq_tickets_solved_total")
-			out[s.Name] = Counts{Bad: math.Max(solved-sum("servq_tickets_solved_first_contact_total"), 0), Total: solved}
-		case "call_service_level":
-			th := s.Threshold.D().Seconds()
-			good := sumMetric(byName["servq_call_wait_seconds"], with(f, "outcome", "answered"), &th)
-			var total float64
-			switch s.AbandonPolicy {
-			case config.AbandonExcludeShort:
-				total = math.Max(sum("servq_calls_offered_total")-sum("servq_calls_abandoned_short_total"), 0)
-			case config.AbandonExcludeAll:
-				total = sum("servq_calls_answered_total")
-			default:
-				total = sum("servq_calls_offered_total")
-			}
-			out[s.Name] = Counts{Bad: math.Max(total-good, 0), Total: total}
-		case "call_abandonment":
-			short := sum("servq_calls_abandoned_short_total")
-			out[s.Name] = Counts{Bad: math.Max(sum("servq_calls_abandoned_total")-short, 0), Total: math.Max(sum("servq_calls_offered_total")-short, 0)}
-		case "csat":
-			min := s.CSATMin
-			if min == 0 {
-				min = cfg.Model.CSATSatisfiedMin
-			}
-			below := math.Ceil(min) - 1
-			var bad float64
-			if below >= 1 {
-				bad = sumMetric(byName["servq_csat_score"], f, &below)
-			}
-			out[s.Name] = Counts{Bad: bad, Total: sumMetric(byName["servq_csat_score"], f, nil)}
-		}
+		out[s.Name] = Counts{Bad: sum(c.Bad), Total: sum(c.Total)}
 	}
 	return out
 }
 
-func with(base map[string]string, kv ...string) map[string]string {
-	out := map[string]string{}
-	for k, v := range base {
-		out[k] = v
+// sumTerm sums the series of a term: a counter, a histogram's _count, or
+// the cumulative count of its bucket Le.
+func sumTerm(byName map[string]*dto.MetricFamily, t sli.Term) float64 {
+	name, part := t.Metric, ""
+	for _, suffix := range []string{"_bucket", "_count"} {
+		if base := strings.TrimSuffix(t.Metric, suffix); base != t.Metric && byName[base] != nil {
+			name, part = base, suffix
+		}
 	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		out[kv[i]] = kv[i+1]
-	}
-	return out
-}
-
-// sumMetric sums counters, or histogram counts (the cumulative count of
-// bucket le when le is set) of the series matching every label.
-func sumMetric(f *dto.MetricFamily, match map[string]string, le *float64) float64 {
+	f := byName[name]
 	if f == nil {
 		return 0
 	}
 	var total float64
 next:
 	for _, m := range f.GetMetric() {
-		for k, v := range match {
+		for k, v := range t.Matchers {
 			found := false
 			for _, lp := range m.GetLabel() {
 				if lp.GetName() == k {
@@ -114,11 +84,11 @@ next:
 		switch {
 		case m.Counter != nil:
 			total += m.GetCounter().GetValue()
-		case m.Histogram != nil && le == nil:
+		case m.Histogram != nil && part == "_count":
 			total += float64(m.GetHistogram().GetSampleCount())
-		case m.Histogram != nil:
+		case m.Histogram != nil && part == "_bucket" && t.Le != nil:
 			for _, b := range m.GetHistogram().GetBucket() {
-				if b.GetUpperBound() == *le {
+				if b.GetUpperBound() == *t.Le {
 					total += float64(b.GetCumulativeCount())
 				}
 			}
