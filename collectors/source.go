@@ -56,6 +56,18 @@ type Batch struct {
 	// tests (and the demo) are deterministic.
 	Now time.Time
 
+	// Watermark is the source's completeness watermark: the instant up to
+	// which it has delivered every change (the end time of an API export,
+	// the moment a complete query was issued, the time an export file was
+	// written, the time of a log's last line). Ticket deadline verdicts
+	// wait for it: a ticket is judged late only once the watermark has
+	// passed its deadline without the reply, so a reply made in time but
+	// delivered late counts good. Zero means "complete up to Now", which
+	// is true of a source that read everything there was when the run
+	// started; a source whose run stops early (request budget) or that
+	// reads a snapshot written earlier must set it.
+	Watermark time.Time
+
 	Tickets   []record.Ticket
 	Calls     []record.Call
 	Surveys   []record.SurveyResponse
