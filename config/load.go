@@ -94,6 +94,8 @@ const (
 	DefaultLabelLimit       = 100
 	DefaultCollectorTimeout = Duration(5 * time.Minute)
 	DefaultRetention        = Duration(90 * 24 * time.Hour)
+	DefaultNewSeriesDelay   = Duration(2 * time.Minute)
+	DefaultWatermarkWait    = Duration(time.Hour)
 	DefaultCSATSatisfiedMin = 4 // top-2-box on 1-5
 	DefaultCSATScaleMax     = 5
 	DefaultCESScaleMax      = 7
@@ -169,6 +171,13 @@ func (c *Config) setDefaults() {
 	if g.Retention == 0 {
 		g.Retention = DefaultRetention
 	}
+	if g.NewSeriesDelay == nil {
+		d := DefaultNewSeriesDelay
+		g.NewSeriesDelay = &d
+	}
+	if g.WatermarkWait == 0 {
+		g.WatermarkWait = DefaultWatermarkWait
+	}
 	m := &c.Model
 	if m.CSATSatisfiedMin == 0 {
 		m.CSATSatisfiedMin = DefaultCSATSatisfiedMin
@@ -197,6 +206,9 @@ func (c *Config) setDefaults() {
 		}
 		if col.Timeout == 0 {
 			col.Timeout = g.CollectorTimeout
+		}
+		if col.WatermarkWait == 0 {
+			col.WatermarkWait = g.WatermarkWait
 		}
 		col.file = c.File
 		col.path = fmt.Sprintf("collectors[%d]", i)
@@ -293,6 +305,12 @@ func (c *Config) validate(errs *Errors) {
 	}
 	if g.Retention < Duration(24*time.Hour) {
 		c.errorAt(errs, "global.retention", "must be at least 1d, got %s", g.Retention)
+	}
+	if d := g.SeriesDelay(); d < 0 || d > time.Hour {
+		c.errorAt(errs, "global.new_series_delay", "must be between 0 and 1h (it must cover the scrape interval), got %s", Duration(d))
+	}
+	if g.WatermarkWait < 0 {
+		c.errorAt(errs, "global.watermark_wait", "must be positive")
 	}
 
 	m := c.Model
@@ -438,6 +456,9 @@ func (c *Config) validate(errs *Errors) {
 	for i, col := range c.Collectors {
 		if col != nil && col.StaleAfter < 0 {
 			c.errorAt(errs, fmt.Sprintf("collectors[%d].stale_after", i), "must not be negative")
+		}
+		if col != nil && col.WatermarkWait < 0 {
+			c.errorAt(errs, fmt.Sprintf("collectors[%d].watermark_wait", i), "must not be negative")
 		}
 	}
 

@@ -111,6 +111,25 @@ type Global struct {
 	CollectorTimeout Duration `yaml:"collector_timeout"`
 	// Retention bounds how long dedup keys and open-ticket state are kept.
 	Retention Duration `yaml:"retention"`
+	// NewSeriesDelay is how long a new counter or histogram series is
+	// exposed at zero before its value: rate() and increase() cannot see
+	// the increment that creates a series, so every series must be
+	// scraped at 0 first. It must cover the scrape interval with margin
+	// (default 2m for a 1m scrape). 0 turns the delay off.
+	NewSeriesDelay *Duration `yaml:"new_series_delay"`
+	// WatermarkWait bounds how long a ticket deadline verdict waits for a
+	// collector's completeness watermark once the clock has passed the
+	// deadline (a stalled source would otherwise hold verdicts for ever).
+	// Collectors may override it.
+	WatermarkWait Duration `yaml:"watermark_wait"`
+}
+
+// SeriesDelay is NewSeriesDelay with its default.
+func (g Global) SeriesDelay() time.Duration {
+	if g.NewSeriesDelay == nil {
+		return DefaultNewSeriesDelay.D()
+	}
+	return g.NewSeriesDelay.D()
 }
 
 // Model tunes the quality model's industry definitions.
@@ -163,6 +182,9 @@ type Collector struct {
 	// for this long (default: twice the longest gap of its schedule plus
 	// its timeout). Drives the ServqCollectorStale alert.
 	StaleAfter Duration `yaml:"stale_after"`
+	// WatermarkWait overrides global.watermark_wait for this collector
+	// (a daily export needs more than an API polled every minute).
+	WatermarkWait Duration `yaml:"watermark_wait"`
 
 	spec *yaml.Node
 	file string
@@ -171,7 +193,7 @@ type Collector struct {
 }
 
 func (*Collector) knownKeys() map[string]bool {
-	return map[string]bool{"name": true, "type": true, "schedule": true, "timeout": true, "disabled": true, "stale_after": true}
+	return map[string]bool{"name": true, "type": true, "schedule": true, "timeout": true, "disabled": true, "stale_after": true, "watermark_wait": true}
 }
 
 // UnmarshalYAML decodes the common keys and keeps the rest for the plugin.

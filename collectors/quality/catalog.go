@@ -15,6 +15,7 @@ type catalog struct {
 	ticketsCreated, ticketsSolved, ticketsReopened, ticketsFCR, complaints *family
 	firstReply, firstReplyBiz, resolution, resolutionBiz                   *family
 	ticketSLOEvents, ticketsOpen, oldestOpen, slaBreaches                  *family
+	ticketSLOCorrections, watermark                                        *family
 
 	callsOffered, callsAnswered, callsAbandoned, callsAbandonedShort, callsTransferred *family
 	callWait, callHandle                                                               *family
@@ -60,19 +61,21 @@ func newCatalog(cfg *config.Config) *catalog {
 	resB := union(m.Buckets.Resolution, cfg.SLOThresholds("ticket_resolution")...)
 	waitB := union(m.Buckets.CallWait, append(cfg.SLOThresholds("call_service_level"), m.ShortAbandon.D().Seconds())...)
 	c := &catalog{
-		ticketsCreated:  newFamily(Namespace+"tickets_created_total", "Tickets created, counted once per ticket when first seen.", kindCounter, nil, tl...),
-		ticketsSolved:   newFamily(Namespace+"tickets_solved_total", "Tickets solved, counted once per ticket at its first solve.", kindCounter, nil, tl...),
-		ticketsReopened: newFamily(Namespace+"tickets_reopened_total", "Reopen events of solved tickets.", kindCounter, nil, tl...),
-		ticketsFCR:      newFamily(Namespace+"tickets_solved_first_contact_total", "Tickets solved with at most one agent reply and no reopen (first-contact resolution).", kindCounter, nil, tl...),
-		complaints:      newFamily(Namespace+"complaints_total", "Tickets marked as complaints.", kindCounter, nil, "queue", "channel"),
-		firstReply:      newFamily(Namespace+"ticket_first_reply_seconds", "Calendar time from ticket creation to the first public agent reply.", kindHistogram, frB, tl...),
-		firstReplyBiz:   newFamily(Namespace+"ticket_first_reply_business_seconds", "Business time from ticket creation to the first public agent reply.", kindHistogram, frB, tl...),
-		resolution:      newFamily(Namespace+"ticket_resolution_seconds", "Calendar time from ticket creation to its first solve.", kindHistogram, resB, tl...),
-		resolutionBiz:   newFamily(Namespace+"ticket_resolution_business_seconds", "Business time from ticket creation to its first solve.", kindHistogram, resB, tl...),
-		ticketSLOEvents: newFamily(Namespace+"ticket_slo_events_total", "Ticket SLO events: good when met in time, bad as soon as the deadline passed; one per ticket and SLO.", kindCounter, nil, "slo", "result", "queue", "channel", "priority"),
-		ticketsOpen:     newFamily(Namespace+"tickets_open", "Open tickets by status.", kindGauge, nil, "queue", "status"),
-		slaBreaches:     newFamily(Namespace+"ticket_sla_breaches_total", "SLA breaches the source itself reported (Zendesk, Freshdesk, Jira SLAs), once per ticket and SLA metric.", kindCounter, nil, "metric", "queue", "channel", "priority"),
-		oldestOpen:      newFamily(Namespace+"tickets_oldest_open_created_timestamp_seconds", "Creation time of the oldest open ticket of the queue (age: time() minus this).", kindGauge, nil, "queue"),
+		ticketsCreated:       newFamily(Namespace+"tickets_created_total", "Tickets created, counted once per ticket when first seen.", kindCounter, nil, tl...),
+		ticketsSolved:        newFamily(Namespace+"tickets_solved_total", "Tickets solved, counted once per ticket at its first solve.", kindCounter, nil, tl...),
+		ticketsReopened:      newFamily(Namespace+"tickets_reopened_total", "Reopen events of solved tickets.", kindCounter, nil, tl...),
+		ticketsFCR:           newFamily(Namespace+"tickets_solved_first_contact_total", "Tickets solved with at most one agent reply and no reopen (first-contact resolution).", kindCounter, nil, tl...),
+		complaints:           newFamily(Namespace+"complaints_total", "Tickets marked as complaints.", kindCounter, nil, "queue", "channel"),
+		firstReply:           newFamily(Namespace+"ticket_first_reply_seconds", "Calendar time from ticket creation to the first public agent reply.", kindHistogram, frB, tl...),
+		firstReplyBiz:        newFamily(Namespace+"ticket_first_reply_business_seconds", "Business time from ticket creation to the first public agent reply.", kindHistogram, frB, tl...),
+		resolution:           newFamily(Namespace+"ticket_resolution_seconds", "Calendar time from ticket creation to its first solve.", kindHistogram, resB, tl...),
+		resolutionBiz:        newFamily(Namespace+"ticket_resolution_business_seconds", "Business time from ticket creation to its first solve.", kindHistogram, resB, tl...),
+		ticketSLOEvents:      newFamily(Namespace+"ticket_slo_events_total", "Ticket SLO events: good when met in time, bad as soon as the deadline passed; one per ticket and SLO.", kindCounter, nil, "slo", "result", "queue", "channel", "priority"),
+		ticketSLOCorrections: newFamily(Namespace+"ticket_slo_corrections_total", "Bad ticket SLO events overturned by later data: the deadline was judged passed (by the watermark wait bound, or a source that delivered late) but the reply or solve came in time. Each also counted a good event; SLIs subtract corrections from bad and total.", kindCounter, nil, "slo", "queue", "channel", "priority"),
+		watermark:            newFamily(Namespace+"collector_watermark_timestamp_seconds", "The collector's completeness watermark: the source has delivered every change up to this Unix time. Ticket deadline verdicts wait for it (up to the collector's watermark_wait).", kindGauge, nil),
+		ticketsOpen:          newFamily(Namespace+"tickets_open", "Open tickets by status.", kindGauge, nil, "queue", "status"),
+		slaBreaches:          newFamily(Namespace+"ticket_sla_breaches_total", "SLA breaches the source itself reported (Zendesk, Freshdesk, Jira SLAs), once per ticket and SLA metric.", kindCounter, nil, "metric", "queue", "channel", "priority"),
+		oldestOpen:           newFamily(Namespace+"tickets_oldest_open_created_timestamp_seconds", "Creation time of the oldest open ticket of the queue (age: time() minus this).", kindGauge, nil, "queue"),
 
 		callsOffered:        newFamily(Namespace+"calls_offered_total", "Calls that entered a queue.", kindCounter, nil, "queue", "channel"),
 		callsAnswered:       newFamily(Namespace+"calls_answered_total", "Calls answered by an agent (transferred calls included).", kindCounter, nil, "queue", "channel"),
@@ -98,7 +101,7 @@ func newCatalog(cfg *config.Config) *catalog {
 	}
 	c.all = []*family{
 		c.ticketsCreated, c.ticketsSolved, c.ticketsReopened, c.ticketsFCR, c.complaints,
-		c.firstReply, c.firstReplyBiz, c.resolution, c.resolutionBiz, c.ticketSLOEvents, c.ticketsOpen, c.oldestOpen, c.slaBreaches,
+		c.firstReply, c.firstReplyBiz, c.resolution, c.resolutionBiz, c.ticketSLOEvents, c.ticketSLOCorrections, c.watermark, c.ticketsOpen, c.oldestOpen, c.slaBreaches,
 		c.callsOffered, c.callsAnswered, c.callsAbandoned, c.callsAbandonedShort, c.callsTransferred,
 		c.callWait, c.callHandle, c.queueWaiting, c.queueLongestWait, c.queueAgents,
 		c.surveyResponses, c.csatSatisfied, c.csatScore, c.npsResponses, c.cesScore,

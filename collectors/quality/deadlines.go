@@ -78,6 +78,14 @@ func deadlineKey(at time.Time, ticket, slo string) []byte {
 	return append(k, slo...)
 }
 
+// A ticket's done list holds, per ticket SLO, its verdict: the SLO's name
+// once final, or provisional+name+sep+labels while the ticket was judged
+// bad only because its deadline passed with no reply or solve known. A
+// provisional verdict is overturned (a correction) if the reply or solve
+// later turns out to have come in time; the labels are those the bad event
+// was counted under, so the correction nets out on the same series.
+const provisional = "~"
+
 func (st *ticketState) sloDone(name string) bool {
 	for _, d := range st.done {
 		if d == name {
@@ -87,47 +95,81 @@ func (st *ticketState) sloDone(name string) bool {
 	return false
 }
 
+// provisionalVerdict returns the index in done of the SLO's provisional
+// verdict and the labels it was counted under, or -1.
+func (st *ticketState) provisionalVerdict(name string) (int, []string) {
+	prefix := provisional + name + sep
+	for i, d := range st.done {
+		if strings.HasPrefix(d, prefix) {
+			q, ch, pr := decodeLabels([]byte(d[len(prefix):]))
+			return i, []string{q, ch, pr}
+		}
+	}
+	return -1, nil
+}
+
+func provisionalEntry(name, q, ch, pr string) string {
+	return provisional + name + sep + string(encodeLabels(q, ch, pr))
+}
+
 // sloEvents counts, for every ticket SLO the ticket falls under, exactly one
-// event: good when the reply (or solve) came by the deadline, bad when it
-// came later or the deadline passed first. Tickets still within their
-// deadline are put in the deadline index.
+// event: good when the reply (or solve) came by the deadline, however late
+// the source delivered it; bad when it came later, or when the deadline was
+// judged passed without it (r.judgeBy: the source's watermark, bounded by
+// the watermark wait). Tickets still within their deadline are put in the
+// deadline index. A bad verdict made without the event stays provisional:
+// an in-time event that shows up later is counted as a correction.
 func (r *run) sloEvents(t *record.Ticket, st *ticketState, solvedAt time.Time, q, ch, pr string) error {
 	if t.CreatedAt.IsZero() {
 		return nil
 	}
 	for i := range r.m.tslos {
 		s := &r.m.tslos[i]
-		if st.sloDone(s.name) || !s.matches(r.name, q, ch, pr) {
+		if st.sloDone(s.name) {
+			continue
+		}
+		deadline := s.deadline(t.CreatedAt)
+		event := t.FirstReplyAt
+		if s.resolution {
+			event = solvedAt
+		}
+		if at, labels := st.provisionalVerdict(s.name); at >= 0 {
+			if event.IsZero() || t.Deleted {
+				continue
+			}
+			if !event.After(deadline) {
+				r.add(r.m.cat.ticketSLOEvents, 1, s.name, "good", labels[0], labels[1], labels[2])
+				r.add(r.m.cat.ticketSLOCorrections, 1, s.name, labels[0], labels[1], labels[2])
+			}
+			st.done[at] = s.name
+			continue
+		}
+		if !s.matches(r.name, q, ch, pr) {
 			continue
 		}
 		// Both results exist from the ticket's first sighting on, so the
 		// first breach is an increase Prometheus can see.
 		r.touch(r.m.cat.ticketSLOEvents, s.name, "good", q, ch, pr)
 		r.touch(r.m.cat.ticketSLOEvents, s.name, "bad", q, ch, pr)
-		deadline := s.deadline(t.CreatedAt)
 		key := deadlineKey(deadline, t.ID, s.name)
-		event := t.FirstReplyAt
-		if s.resolution {
-			event = solvedAt
-		}
-		var result string
+		done := s.name
 		switch {
 		case t.Deleted:
 			// A deleted ticket (spam, duplicate) is no service event.
 		case !event.IsZero() && !event.After(deadline):
-			result = "good"
-		case !event.IsZero() || !r.now.Before(deadline):
-			result = "bad"
+			r.add(r.m.cat.ticketSLOEvents, 1, s.name, "good", q, ch, pr)
+		case !event.IsZero():
+			r.add(r.m.cat.ticketSLOEvents, 1, s.name, "bad", q, ch, pr)
+		case !r.judgeBy.Before(deadline):
+			r.add(r.m.cat.ticketSLOEvents, 1, s.name, "bad", q, ch, pr)
+			done = provisionalEntry(s.name, q, ch, pr)
 		default:
 			if err := r.tx.Put(state.SpaceDeadlines, key, encodeLabels(q, ch, pr)); err != nil {
 				return err
 			}
 			continue
 		}
-		if result != "" {
-			r.add(r.m.cat.ticketSLOEvents, 1, s.name, result, q, ch, pr)
-		}
-		st.done = append(st.done, s.name)
+		st.done = append(st.done, done)
 		if err := r.tx.Delete(state.SpaceDeadlines, key); err != nil {
 			return err
 		}
@@ -136,9 +178,10 @@ func (r *run) sloEvents(t *record.Ticket, st *ticketState, solvedAt time.Time, q
 }
 
 // expireDeadlines counts a bad event for every indexed deadline that has
-// passed by the run's clock, so breaches are counted when they happen.
+// been judged passed (r.judgeBy), so breaches are counted when they happen
+// as far as the source can tell, and provisionally: see sloEvents.
 func (r *run) expireDeadlines() error {
-	end := binary.BigEndian.AppendUint64(nil, uint64(max(r.now.Unix(), 0)+1))
+	end := binary.BigEndian.AppendUint64(nil, uint64(max(r.judgeBy.Unix(), 0)+1))
 	type due struct {
 		key         []byte
 		ticket, slo string
@@ -169,11 +212,11 @@ func (r *run) expireDeadlines() error {
 		if err != nil {
 			return err
 		}
-		if st.sloDone(d.slo) {
+		if at, _ := st.provisionalVerdict(d.slo); st.sloDone(d.slo) || at >= 0 {
 			continue
 		}
 		r.add(r.m.cat.ticketSLOEvents, 1, d.slo, "bad", d.q, d.ch, d.pr)
-		st.done = append(st.done, d.slo)
+		st.done = append(st.done, provisionalEntry(d.slo, d.q, d.ch, d.pr))
 		if err := r.tx.Put(state.SpaceTickets, []byte(d.ticket), st.encode()); err != nil {
 			return err
 		}

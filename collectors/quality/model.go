@@ -8,6 +8,7 @@ package quality
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -35,6 +36,14 @@ type Model struct {
 	labelLimit   int
 	calendar     *calendar.Calendar // for _business_seconds; nil = none
 	tslos        []ticketSLO        // ticket SLOs counted on deadline
+	seriesDelay  time.Duration      // a new counter or histogram shows 0 this long
+	waits        map[string]time.Duration
+
+	// Clock is the scrape clock that decides when a new series' value
+	// becomes visible (time.Now; tests replace it). It is not the batch
+	// clock: a demo or a replay may run on simulated time while Prometheus
+	// scrapes in real time.
+	Clock func() time.Time
 
 	mu   sync.RWMutex // guards family series maps and cols
 	cols map[string]*colState
@@ -58,7 +67,11 @@ func New(cfg *config.Config, store *state.Store, log *slog.Logger) (*Model, erro
 		store: store, log: log, cat: newCatalog(cfg), byName: map[string]*family{},
 		csatMin: cfg.Model.CSATSatisfiedMin, shortAbandon: cfg.Model.ShortAbandon.D(),
 		retention: cfg.Global.Retention.D(), labelLimit: cfg.Global.LabelLimit,
-		cols: map[string]*colState{},
+		seriesDelay: cfg.Global.SeriesDelay(), waits: map[string]time.Duration{},
+		Clock: time.Now, cols: map[string]*colState{},
+	}
+	for _, c := range cfg.Collectors {
+		m.waits[c.Name] = c.WatermarkWait.D()
 	}
 	for _, f := range m.cat.all {
 		m.byName[f.name] = f
@@ -204,6 +217,10 @@ type run struct {
 	keyBuf  []byte
 	// openQueues: queues whose open-ticket index changed in this run.
 	openQueues map[string]bool
+	// judgeBy: deadlines up to here are judged passed: the collector's
+	// watermark, or the run's clock minus the watermark wait when the
+	// watermark lags further behind (a stalled source).
+	judgeBy, judgeWatermark time.Time
 }
 
 // Commit applies a batch of one collector and stores cursor with it, all in
@@ -228,6 +245,7 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 		r.now = time.Now()
 	}
 	prune := r.now.Sub(cs.lastPrune) > time.Hour
+	r.judgeWatermark, r.judgeBy = m.judgeBy(collector, r.now, b.Watermark)
 	newest := cs.newest
 	err := m.store.Update(collector, func(tx *state.Tx) error {
 		r.tx = tx
@@ -262,6 +280,7 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 			}
 		}
 		r.oldestOpen()
+		r.set(m.cat.watermark, float64(r.judgeWatermark.UnixMilli())/1e3)
 		if err := r.writeSeries(); err != nil {
 			return err
 		}
@@ -291,6 +310,33 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 	}
 	m.mu.Unlock()
 	return r.res, nil
+}
+
+// judgeBy is up to when a commit of the collector judges ticket deadlines:
+// its completeness watermark (the source's own, "complete up to the run's
+// clock" when it gives none; never moving backwards), or the clock minus
+// the collector's watermark_wait when the watermark lags more than that.
+func (m *Model) judgeBy(collector string, now, watermark time.Time) (wm, by time.Time) {
+	if watermark.IsZero() || watermark.After(now) {
+		// A source never vouches for the future: its clock may be ahead.
+		watermark = now
+	}
+	m.mu.RLock()
+	if s := m.cat.watermark.series[collector]; s != nil {
+		if prev := time.UnixMilli(int64(math.Round(s.value * 1e3))); prev.After(watermark) {
+			watermark = prev
+		}
+	}
+	m.mu.RUnlock()
+	wait, ok := m.waits[collector]
+	if !ok {
+		wait = config.DefaultWatermarkWait.D()
+	}
+	by = watermark
+	if bound := now.Add(-wait); bound.After(by) {
+		by = bound
+	}
+	return watermark, by
 }
 
 // latest is the newest event time in the batch, for collector lag.
@@ -435,8 +481,12 @@ func (r *run) writeSeries() error {
 	return nil
 }
 
-// publish makes the committed values visible to /metrics.
+// publish makes the committed values visible to /metrics. A counter or
+// histogram series that did not exist before is born at zero: its value
+// shows only after the new-series delay, so that every scraper records it
+// at 0 first and rate()/increase() see its first increment.
 func (r *run) publish() {
+	born := r.m.Clock().Add(r.m.seriesDelay)
 	r.m.mu.Lock()
 	defer r.m.mu.Unlock()
 	for f, byKey := range r.deltas {
@@ -445,7 +495,40 @@ func (r *run) publish() {
 				delete(f.series, key)
 				continue
 			}
-			f.series[key] = d.apply(f.series[key])
+			old := f.series[key]
+			s := d.apply(old)
+			if old == nil && f.kind != kindGauge && r.m.seriesDelay > 0 {
+				s.visibleAt = born
+			}
+			f.series[key] = s
+		}
+	}
+}
+
+// Inherit carries the new-series delays of a model that this one replaces
+// (a reload rebuilds the model from the store): a series still being
+// scraped at zero stays at zero until its own time.
+func (m *Model) Inherit(old *Model) {
+	if old == nil {
+		return
+	}
+	old.mu.RLock()
+	defer old.mu.RUnlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.Clock()
+	for _, of := range old.cat.all {
+		nf := m.byName[of.name]
+		if nf == nil || nf.kind != of.kind {
+			continue
+		}
+		for key, os := range of.series {
+			if !os.visibleAt.After(now) {
+				continue
+			}
+			if ns := nf.series[key]; ns != nil {
+				ns.visibleAt = os.visibleAt
+			}
 		}
 	}
 }
@@ -458,13 +541,15 @@ func (m *Model) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector, serving the committed values.
+// Collect implements prometheus.Collector, serving the committed values;
+// series born less than the new-series delay ago are served at zero.
 func (m *Model) Collect(ch chan<- prometheus.Metric) {
+	now := m.Clock()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for _, f := range m.cat.all {
 		for _, s := range f.series {
-			ch <- f.metric(s)
+			ch <- f.metric(s, now.Before(s.visibleAt))
 		}
 	}
 }

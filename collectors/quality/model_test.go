@@ -34,12 +34,20 @@ slos:
   - {name: sl-20s, indicator: call_service_level, threshold: 20s, objective: 80}
 `
 
+// newModel is a model of cfgText whose values are served as committed (no
+// new-series delay: TestNewSeriesAreServedAtZeroForTheDelay covers it).
 func newModel(t testing.TB, dir, cfgText string) (*Model, *state.Store) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(cfgText), "test.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Global.NewSeriesDelay = new(config.Duration)
+	return newModelFrom(t, dir, cfg)
+}
+
+func newModelFrom(t testing.TB, dir string, cfg *config.Config) (*Model, *state.Store) {
+	t.Helper()
 	st, err := state.Open(dir)
 	if err != nil {
 		t.Fatal(err)

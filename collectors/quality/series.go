@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -42,6 +43,9 @@ type series struct {
 	count  uint64   // histogram
 	sum    float64  // histogram
 	counts []uint64 // histogram, per bucket (not cumulative); len(buckets)+1 with +Inf last
+	// visibleAt: until then the series is exposed at zero (a counter or
+	// histogram born in this process; see Model.Collect).
+	visibleAt time.Time
 }
 
 func newFamily(name, help string, k kind, buckets []float64, labels ...string) *family {
@@ -191,21 +195,29 @@ func decodeSeries(b []byte, k kind, bounds []float64, labels []string) (*series,
 	return s, nil
 }
 
-// metric renders the series for client_golang.
-func (f *family) metric(s *series) prometheus.Metric {
+// metric renders the series for client_golang; atZero renders a counter
+// or histogram with nothing counted yet (its labels and buckets only).
+func (f *family) metric(s *series, atZero bool) prometheus.Metric {
 	switch f.kind {
 	case kindCounter:
-		return prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, s.value, s.labels...)
+		v := s.value
+		if atZero {
+			v = 0
+		}
+		return prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, v, s.labels...)
 	case kindGauge:
 		return prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, s.value, s.labels...)
 	}
 	cum := make(map[float64]uint64, len(f.buckets))
 	var run uint64
 	for i, ub := range f.buckets {
-		if i < len(s.counts) {
+		if i < len(s.counts) && !atZero {
 			run += s.counts[i]
 		}
 		cum[ub] = run
+	}
+	if atZero {
+		return prometheus.MustNewConstHistogram(f.desc, 0, 0, cum, s.labels...)
 	}
 	return prometheus.MustNewConstHistogram(f.desc, s.count, s.sum, cum, s.labels...)
 }

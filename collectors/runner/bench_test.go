@@ -49,6 +49,8 @@ func BenchmarkQueueLogEndToEnd(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// Values are checked as committed: no new-series delay (TestNewSeries* covers it).
+		cfg.Global.NewSeriesDelay = new(config.Duration)
 		m, err := quality.New(cfg, st, nil)
 		if err != nil {
 			b.Fatal(err)

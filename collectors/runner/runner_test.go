@@ -70,6 +70,8 @@ func setup(t *testing.T, name, schedule string, src *scripted, opt Options) *fix
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	// Values are checked as committed: no new-series delay (TestNewSeries* covers it).
+	cfg.Global.NewSeriesDelay = new(config.Duration)
 	m, err := quality.New(cfg, st, nil)
 	if err != nil {
 		t.Fatal(err)

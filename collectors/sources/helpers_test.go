@@ -96,6 +96,8 @@ func testModel(t testing.TB, cfg *config.Config) *quality.Model {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	// Values are checked as committed: no new-series delay (TestNewSeries* covers it).
+	cfg.Global.NewSeriesDelay = new(config.Duration)
 	m, err := quality.New(cfg, st, nil)
 	if err != nil {
 		t.Fatal(err)

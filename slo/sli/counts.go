@@ -40,9 +40,10 @@ func CountsFor(cfg *config.Config, s *config.SLO) (*Counts, error) {
 	f := s.Filters
 	switch s.Indicator {
 	case "ticket_first_reply", "ticket_resolution":
+		corr := minus(ticketSLOCorr, map[string]string{"slo": s.Name})
 		return &Counts{
-			Bad:   []Term{plus(ticketSLOEvents, map[string]string{"slo": s.Name, "result": "bad"})},
-			Total: []Term{plus(ticketSLOEvents, map[string]string{"slo": s.Name})},
+			Bad:   []Term{plus(ticketSLOEvents, map[string]string{"slo": s.Name, "result": "bad"}), corr},
+			Total: []Term{plus(ticketSLOEvents, map[string]string{"slo": s.Name}), corr},
 		}, nil
 	case "ticket_fcr":
 		return &Counts{

@@ -21,6 +21,7 @@ import (
 // Metric names of the catalog that SLIs read (collectors/quality/catalog.go).
 const (
 	ticketSLOEvents = "servq_ticket_slo_events_total"
+	ticketSLOCorr   = "servq_ticket_slo_corrections_total"
 	ticketsSolved   = "servq_tickets_solved_total"
 	ticketsFCR      = "servq_tickets_solved_first_contact_total"
 	callsOffered    = "servq_calls_offered_total"
@@ -154,13 +155,20 @@ func For(cfg *config.Config, s *config.SLO) (*SLI, error) {
 		if s.Indicator == "ticket_resolution" {
 			ev = "resolution"
 		}
+		// A correction (a bad verdict overturned by an in-time event
+		// delivered later) also counted a good event: it leaves bad and
+		// total, so over any window holding both the count is exact.
+		corr := func(w string) string { return sumRate(ticketSLOCorr, map[string]string{"slo": s.Name}, w) }
 		return &SLI{
 			Good:  fmt.Sprintf("tickets whose %s came within %s%s", ev, s.Threshold, bizSuffix(s)),
 			Total: fmt.Sprintf("tickets whose %s came, or whose %s deadline passed without it", ev, s.Threshold),
 			bad: func(w string) string {
-				return sumRate(ticketSLOEvents, map[string]string{"slo": s.Name, "result": "bad"}, w)
+				return fmt.Sprintf("clamp_min(%s - %s, 0)",
+					sumRate(ticketSLOEvents, map[string]string{"slo": s.Name, "result": "bad"}, w), corr(w))
 			},
-			total: func(w string) string { return sumRate(ticketSLOEvents, map[string]string{"slo": s.Name}, w) },
+			total: func(w string) string {
+				return fmt.Sprintf("clamp_min(%s - %s, 0)", sumRate(ticketSLOEvents, map[string]string{"slo": s.Name}, w), corr(w))
+			},
 		}, nil
 	case "ticket_fcr":
 		return &SLI{
@@ -228,14 +236,17 @@ func For(cfg *config.Config, s *config.SLO) (*SLI, error) {
 			total: func(w string) string { return sumRate(csatCount, f, w) },
 		}, nil
 	case "custom":
+		// Like the built-in indicators, a custom one reads 0 without
+		// traffic (its metrics may not exist yet), never nothing: the
+		// event-count recordings and the budget then stay defined.
 		cu := s.Custom
-		total := func(w string) string { return fmt.Sprintf("(%s)", config.ExpandWindow(cu.TotalQuery, w)) }
-		bad := func(w string) string { return fmt.Sprintf("(%s)", config.ExpandWindow(cu.ErrorQuery, w)) }
+		total := func(w string) string { return fmt.Sprintf("((%s) or vector(0))", config.ExpandWindow(cu.TotalQuery, w)) }
+		bad := func(w string) string { return fmt.Sprintf("((%s) or vector(0))", config.ExpandWindow(cu.ErrorQuery, w)) }
 		good := "events the error query does not count"
 		if cu.GoodQuery != "" {
 			good = "events of the good query"
 			bad = func(w string) string {
-				return fmt.Sprintf("clamp_min(%s - (%s), 0)", total(w), config.ExpandWindow(cu.GoodQuery, w))
+				return fmt.Sprintf("clamp_min(%s - ((%s) or vector(0)), 0)", total(w), config.ExpandWindow(cu.GoodQuery, w))
 			}
 		}
 		return &SLI{Good: good, Total: "events of the total query", bad: bad, total: total}, nil

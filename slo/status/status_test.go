@@ -51,6 +51,8 @@ func TestStatusFromServqsOwnCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Values are checked as committed: no new-series delay (TestNewSeries* covers it).
+	cfg.Global.NewSeriesDelay = new(config.Duration)
 	m, err := quality.New(cfg, st, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -128,6 +128,9 @@ func (s *Service) install(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	s.mu.RLock()
+	model.Inherit(s.model)
+	s.mu.RUnlock()
 	r, err := runner.New(cfg, model, s.self, runner.Options{Logger: s.log, Now: s.opt.Now,
 		Env: srccollectors.Env{Logger: s.log, DataDir: s.opt.StoragePath}})
 	if err != nil {
