@@ -240,8 +240,12 @@ func For(cfg *config.Config, s *config.SLO) (*SLI, error) {
 		// traffic (its metrics may not exist yet), never nothing: the
 		// event-count recordings and the budget then stay defined.
 		cu := s.Custom
-		total := func(w string) string { return fmt.Sprintf("((%s) or vector(0))", config.ExpandWindow(cu.TotalQuery, w)) }
-		bad := func(w string) string { return fmt.Sprintf("((%s) or vector(0))", config.ExpandWindow(cu.ErrorQuery, w)) }
+		total := func(w string) string {
+			return fmt.Sprintf("((%s) or vector(0))", config.ExpandWindow(cu.TotalQuery, w))
+		}
+		bad := func(w string) string {
+			return fmt.Sprintf("((%s) or vector(0))", config.ExpandWindow(cu.ErrorQuery, w))
+		}
 		good := "events the error query does not count"
 		if cu.GoodQuery != "" {
 			good = "events of the good query"
