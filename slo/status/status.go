@@ -157,18 +157,12 @@ func (t *Tracker) Observe(cfg *config.Config, now time.Time, counts map[string]C
 			if n := len(ps); n > 0 && now.Sub(ps[n-1].at) < t.Every {
 				continue
 			}
+			// The first sample is the baseline: what the model counted
+			// before it (a servq that ran before this SLO was configured,
+			// a burst of history read at start) is not attributed to any
+			// moment, just as Prometheus sees only increases after its
+			// first scrape. The status and the rules thus agree.
 			c := counts[name]
-			if len(ps) == 0 {
-				// The first sample of an SLO: what the model counted
-				// before (a backfill, a servq that ran before this SLO was
-				// configured) is attributed to the moment just before it,
-				// so the status shows it rather than starting blind.
-				zero := now.Add(-time.Second)
-				if err := tx.Put(state.SpaceMeta, pointKey(name, zero), make([]byte, 16)); err != nil {
-					return err
-				}
-				ps = append(ps, point{at: zero})
-			}
 			v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(c.Bad))
 			v = binary.LittleEndian.AppendUint64(v, math.Float64bits(c.Total))
 			if err := tx.Put(state.SpaceMeta, pointKey(name, now), v); err != nil {

@@ -148,3 +148,64 @@ func TestStatusFromServqsOwnCounts(t *testing.T) {
 	}
 	st.Close()
 }
+
+// What the model counted before an SLO's first sample (history read at
+// start, a servq that ran before the SLO existed) is the baseline, not a
+// burst in the last hour: Prometheus, scraping from its first sample on,
+// sees the same. A demo that reads a backlog at start must not say
+// "exhausted" seconds later.
+func TestCountsBeforeTheFirstSampleAreTheBaseline(t *testing.T) {
+	cfg, err := config.Parse([]byte(cfgText), "t.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg.Global.NewSeriesDelay = new(config.Duration)
+	m, err := quality.New(cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	tr, err := NewTracker(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	commit := func(now time.Time, b []record.Call) {
+		t.Helper()
+		if _, err := m.Commit("pbx", &collectors.Batch{Now: now, Calls: b}, []byte(now.String())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	measure := func() map[string]Counts {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Measure(cfg, fams)
+	}
+	// A backlog of 10 abandoned calls is read before the first sample.
+	commit(t0, calls("old", 0, 0, 10, 0))
+	if err := tr.Observe(cfg, t0.Add(6*time.Second), measure()); err != nil {
+		t.Fatal(err)
+	}
+	if s := tr.Status(cfg, t0.Add(6*time.Second), measure())[0]; s.State != "no_data" || s.Total != 0 || s.BurnRate1h != 0 {
+		t.Errorf("6s after start = %+v, want no_data with nothing counted", s)
+	}
+	// Then 9 calls answered in time and 1 late within the hour.
+	commit(t0.Add(time.Minute), calls("new", 9, 1, 0, 0))
+	now := t0.Add(90 * time.Second)
+	if err := tr.Observe(cfg, now, measure()); err != nil {
+		t.Fatal(err)
+	}
+	s := tr.Status(cfg, now, measure())[0]
+	// 1 bad of 10, budget 20 %: burn 0.5x over the hour and the window.
+	if s.Bad != 1 || s.Total != 10 || s.BurnRate1h != 0.5 || s.BurnRateWindow != 0.5 || s.BudgetRemaining != 0.5 || s.State != "ok" {
+		t.Errorf("status = %+v, want 1 bad of 10 at burn 0.5", s)
+	}
+}
