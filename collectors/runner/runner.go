@@ -131,6 +131,7 @@ func New(cfg *config.Config, model *quality.Model, self *SelfMetrics, opt Option
 	}
 	if self != nil {
 		self.lag.set(r.newest)
+		self.setDelay(cfg.Global.SeriesDelay())
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
@@ -271,7 +272,7 @@ func (r *Runner) Run(name string) error {
 
 func (r *Runner) count(j *job, result string) {
 	if r.self != nil {
-		r.self.runs.WithLabelValues(j.name, result).Inc()
+		r.self.runs.add(1, j.name, result)
 	}
 }
 
@@ -325,13 +326,13 @@ func (r *Runner) report(j *job, b *collectors.Batch, res quality.Result) {
 	j.mu.Unlock()
 	if r.self != nil {
 		for k, n := range res.Accepted {
-			r.self.records.WithLabelValues(j.name, k, "accepted").Add(float64(n))
+			r.self.records.add(float64(n), j.name, k, "accepted")
 		}
 		for k, n := range res.Duplicate {
-			r.self.records.WithLabelValues(j.name, k, "duplicate").Add(float64(n))
+			r.self.records.add(float64(n), j.name, k, "duplicate")
 		}
 		for _, rj := range b.Rejected {
-			r.self.rejected.WithLabelValues(j.name, rj.Reason).Inc()
+			r.self.rejected.add(1, j.name, rj.Reason)
 		}
 	}
 	for i, rj := range b.Rejected {

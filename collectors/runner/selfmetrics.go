@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -12,10 +13,10 @@ import (
 type SelfMetrics struct {
 	up          *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
-	runs        *prometheus.CounterVec
+	runs        *counterVec
 	duration    *prometheus.GaugeVec
-	records     *prometheus.CounterVec
-	rejected    *prometheus.CounterVec
+	records     *counterVec
+	rejected    *counterVec
 	lag         *lagCollector
 }
 
@@ -27,14 +28,14 @@ func NewSelfMetrics(reg prometheus.Registerer) *SelfMetrics {
 			Help: "1 if the collector's last run succeeded, 0 if it failed."}, []string{"collector", "type"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "collector_last_success_timestamp_seconds",
 			Help: "Unix time of the collector's last successful run (data freshness)."}, []string{"collector"}),
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "collector_runs_total",
-			Help: "Collector runs by result: success, error, panic, skipped (previous run still going)."}, []string{"collector", "result"}),
+		runs: newCounterVec(ns+"collector_runs_total",
+			"Collector runs by result: success, error, panic, skipped (previous run still going).", "collector", "result"),
 		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "collector_duration_seconds",
 			Help: "Duration of the collector's last run, fetch and commit."}, []string{"collector"}),
-		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "collector_records_total",
-			Help: "Records read by kind and result: accepted (new), duplicate (already counted)."}, []string{"collector", "kind", "result"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "collector_rejected_records_total",
-			Help: "Input the collector could not use, by reason (malformed line, bad time, bad number, ...)."}, []string{"collector", "reason"}),
+		records: newCounterVec(ns+"collector_records_total",
+			"Records read by kind and result: accepted (new), duplicate (already counted).", "collector", "kind", "result"),
+		rejected: newCounterVec(ns+"collector_rejected_records_total",
+			"Input the collector could not use, by reason (malformed line, bad time, bad number, ...).", "collector", "reason"),
 		lag: &lagCollector{desc: prometheus.NewDesc(ns+"collector_lag_seconds",
 			"Seconds since the newest record the collector delivered.", []string{"collector"}, nil)},
 	}
@@ -47,10 +48,90 @@ func (s *SelfMetrics) forget(collector string) {
 	l := prometheus.Labels{"collector": collector}
 	s.up.DeletePartialMatch(l)
 	s.lastSuccess.DeletePartialMatch(l)
-	s.runs.DeletePartialMatch(l)
+	s.runs.forget(collector)
 	s.duration.DeletePartialMatch(l)
-	s.records.DeletePartialMatch(l)
-	s.rejected.DeletePartialMatch(l)
+	s.records.forget(collector)
+	s.rejected.forget(collector)
+}
+
+// SetClock sets the clock that decides when a new series shows its value
+// (time.Now by default; tests replace it).
+func (s *SelfMetrics) SetClock(now func() time.Time) {
+	for _, v := range []*counterVec{s.runs, s.records, s.rejected} {
+		v.mu.Lock()
+		v.clock = now
+		v.mu.Unlock()
+	}
+}
+
+// setDelay applies the config's new-series delay (a reload may change it).
+func (s *SelfMetrics) setDelay(d time.Duration) {
+	for _, v := range []*counterVec{s.runs, s.records, s.rejected} {
+		v.mu.Lock()
+		v.delay = d
+		v.mu.Unlock()
+	}
+}
+
+// counterVec is a counter family whose new series are served at zero for
+// the new-series delay, as the quality model serves its own: rate() over
+// runs, records and rejections then sees a series' first increment too
+// (a client_golang CounterVec series is born with its first value).
+type counterVec struct {
+	desc   *prometheus.Desc
+	mu     sync.Mutex
+	delay  time.Duration
+	clock  func() time.Time
+	series map[string]*delayedCounter
+}
+
+type delayedCounter struct {
+	labels    []string
+	value     float64
+	visibleAt time.Time
+}
+
+func newCounterVec(name, help string, labels ...string) *counterVec {
+	return &counterVec{desc: prometheus.NewDesc(name, help, labels, nil), clock: time.Now, series: map[string]*delayedCounter{}}
+}
+
+// add increments the series of labels (the collector first) by v.
+func (c *counterVec) add(v float64, labels ...string) {
+	key := strings.Join(labels, "\xff")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.series[key]
+	if s == nil {
+		s = &delayedCounter{labels: labels, visibleAt: c.clock().Add(c.delay)}
+		c.series[key] = s
+	}
+	s.value += v
+}
+
+// forget removes a collector's series.
+func (c *counterVec) forget(collector string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, s := range c.series {
+		if s.labels[0] == collector {
+			delete(c.series, k)
+		}
+	}
+}
+
+func (c *counterVec) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *counterVec) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock()
+	for _, s := range c.series {
+		v := s.value
+		if now.Before(s.visibleAt) {
+			v = 0
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, v, s.labels...)
+	}
 }
 
 // lagCollector computes lag at scrape time from the runner in service;

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,12 +260,42 @@ push:
 }
 
 // /api/v1/slos reports each SLO from servq's own counts, consistent with
-// what /metrics shows.
+// what /metrics shows, on the same clock: series born in the first run are
+// served at zero for the new-series delay, and the status sample taken then
+// is the baseline both views count from.
 func TestSLOStatusEndpoint(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "servq.yml")
 	// One run at start, none after: the counts hold still for the test.
-	svc, srv, _ := startService(t, strings.Replace(demoConfig, `"@every 1s"`, `"@every 1h"`, 1))
-	testenv.Eventually(t, 20*time.Second, "first collection", func() bool { return svc.Runner().Ready() })
-	svc.ObserveSLOs(time.Now().Add(2 * time.Minute))
+	if err := os.WriteFile(file, []byte(strings.Replace(demoConfig, `"@every 1s"`, `"@every 1h"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Options{ConfigFile: file, StoragePath: filepath.Join(dir, "data"), Logger: quietLogger(), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	srv := httptest.NewServer(svc.Handler("/metrics"))
+	defer srv.Close()
+	defer svc.Shutdown(context.Background())
+	testenv.Eventually(t, 20*time.Second, "first collection and first status sample", func() bool {
+		st := svc.SLOStatus(clock())
+		return svc.Runner().Ready() && len(st) == 1 && st[0].Computed
+	})
+	if st := svc.SLOStatus(clock())[0]; st.Total != 0 || st.State != "no_data" {
+		t.Errorf("status right after the first run = %+v, want nothing counted yet (series at 0)", st)
+	}
+	mu.Lock()
+	now = now.Add(3 * time.Minute) // past the 2m new-series delay
+	mu.Unlock()
+	svc.ObserveSLOs(clock())
 	code, body := get(t, srv.URL+"/api/v1/slos")
 	var resp struct {
 		Status string

@@ -103,6 +103,7 @@ func New(opt Options) (*Service, error) {
 	s.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "servq_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})
 	s.reg.MustRegister(s.reloadOK, s.reloadTime)
 	s.self = runner.NewSelfMetrics(s.reg)
+	s.self.SetClock(s.now)
 	s.reportMetrics = report.NewMetrics(s.reg)
 	if err := s.install(cfg); err != nil {
 		store.Close()
@@ -128,6 +129,7 @@ func (s *Service) install(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	model.Clock = s.now
 	s.mu.RLock()
 	model.Inherit(s.model)
 	s.mu.RUnlock()

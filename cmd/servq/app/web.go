@@ -65,7 +65,7 @@ func (s *Service) Handler(metricsPath string) http.Handler {
 	})
 	mux.HandleFunc("/api/v1/slos", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": s.SLOStatus(time.Now())})
+		json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": s.SLOStatus(s.now())})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -141,7 +141,7 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.ok{color:#1a7f37}
 func (s *Service) landing(w http.ResponseWriter, metricsPath string) {
 	cfg := s.Config()
 	d := landingData{Version: Version, Config: s.configName(), MetricsPath: metricsPath[1:],
-		Collectors: s.Runner().Statuses(), Now: time.Now()}
+		Collectors: s.Runner().Statuses(), Now: s.now()}
 	if err := s.LastReloadError(); err != nil {
 		d.ReloadError = err.Error()
 	}
