@@ -58,7 +58,7 @@ slos:
 	want := strings.Join([]string{
 		"m.yml:2: global.label_limit: cannot unmarshal !!str `many` into int",
 		`m.yml:3: global.retention: "forever" is not a duration (use e.g. 30s, 5m, 1h, 7d)`,
-		`m.yml:4: global.servise: unknown field "servise" (known: collector_timeout, label_limit, retention, service, time_zone)`,
+		`m.yml:4: global.servise: unknown field "servise" (known: collector_timeout, label_limit, new_series_delay, retention, service, time_zone, watermark_wait)`,
 		`m.yml:6: model.short_abandon: "5 seconds" is not a duration (use e.g. 30s, 5m, 1h, 7d)`,
 		`m.yml:9: slos[0].filters.queue: key is set twice`,
 	}, "\n")

@@ -309,9 +309,6 @@ func (c *Config) validate(errs *Errors) {
 	if d := g.SeriesDelay(); d < 0 || d > time.Hour {
 		c.errorAt(errs, "global.new_series_delay", "must be between 0 and 1h (it must cover the scrape interval), got %s", Duration(d))
 	}
-	if g.WatermarkWait < 0 {
-		c.errorAt(errs, "global.watermark_wait", "must be positive")
-	}
 
 	m := c.Model
 	if m.CSATScaleMax <= 1 {
@@ -456,9 +453,6 @@ func (c *Config) validate(errs *Errors) {
 	for i, col := range c.Collectors {
 		if col != nil && col.StaleAfter < 0 {
 			c.errorAt(errs, fmt.Sprintf("collectors[%d].stale_after", i), "must not be negative")
-		}
-		if col != nil && col.WatermarkWait < 0 {
-			c.errorAt(errs, fmt.Sprintf("collectors[%d].watermark_wait", i), "must not be negative")
 		}
 	}
 
