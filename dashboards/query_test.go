@@ -32,6 +32,9 @@ func queryTestConfig(t *testing.T) string {
 		`schedule: "@every 15s"`: `schedule: "@every 1s"`,
 		"    scale: 1\n":         "    scale: 5\n",
 		"    speed: 1\n":         "    speed: 600\n",
+		// New series show their value after 2s instead of 2m: a 1s scrape
+		// still records every one at 0 first.
+		"  service: demo-contact-centre\n": "  service: demo-contact-centre\n  new_series_delay: 2s\n",
 	} {
 		if !strings.Contains(y, old) {
 			t.Fatalf("demo.yml no longer contains %q", old)

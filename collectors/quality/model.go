@@ -55,7 +55,10 @@ type colState struct {
 	admitted  map[string]map[string]bool // label -> admitted values (label caps)
 	lastPrune time.Time
 	newest    time.Time // newest record time seen (collector lag)
-	loaded    bool      // committed state read from the store
+	// holdUntil: the collector's commits are served from then on (a new
+	// series was born; see run.publish). Guarded by Model.mu.
+	holdUntil time.Time
+	loaded    bool // committed state read from the store
 }
 
 // New builds the model for cfg and loads every committed series from store.
@@ -481,14 +484,26 @@ func (r *run) writeSeries() error {
 	return nil
 }
 
-// publish makes the committed values visible to /metrics. A counter or
-// histogram series that did not exist before is born at zero: its value
-// shows only after the new-series delay, so that every scraper records it
-// at 0 first and rate()/increase() see its first increment.
+// publish makes the committed values visible to /metrics.
+//
+// rate() and increase() cannot see the increment that creates a series, so
+// a counter or histogram series this commit creates is served at zero
+// first, and the commit's values are held back for the new-series delay:
+// every scraper records the zero, then the whole commit at once. Commits
+// of the collector that follow during the hold are held until it ends
+// too, so a collector's increments always show in the order they were
+// committed (the good tickets of a batch never trail its bad ones).
+// Gauges are read as they are and never held.
 func (r *run) publish() {
-	born := r.m.Clock().Add(r.m.seriesDelay)
+	now := r.m.Clock()
 	r.m.mu.Lock()
 	defer r.m.mu.Unlock()
+	if r.m.seriesDelay > 0 && r.bornSeries() {
+		if until := now.Add(r.m.seriesDelay); until.After(r.cs.holdUntil) {
+			r.cs.holdUntil = until
+		}
+	}
+	held := r.cs.holdUntil.After(now)
 	for f, byKey := range r.deltas {
 		for key, d := range byKey {
 			if d.drop {
@@ -497,17 +512,42 @@ func (r *run) publish() {
 			}
 			old := f.series[key]
 			s := d.apply(old)
-			if old == nil && f.kind != kindGauge && r.m.seriesDelay > 0 {
-				s.visibleAt = born
+			if held && f.kind != kindGauge {
+				if old == nil {
+					// Born: zero, with the family's buckets.
+					s.holds = []hold{{until: r.cs.holdUntil, shown: &series{labels: s.labels}}}
+				} else {
+					// Until the hold ends, what was committed before
+					// this run (holds of earlier runs end no later).
+					shown := *old
+					shown.holds = nil
+					s.holds = old.holdUntil(now, r.cs.holdUntil, &shown)
+				}
 			}
 			f.series[key] = s
 		}
 	}
 }
 
-// Inherit carries the new-series delays of a model that this one replaces
-// (a reload rebuilds the model from the store): a series still being
-// scraped at zero stays at zero until its own time.
+// bornSeries reports whether the run creates a counter or histogram
+// series. Called with m.mu held.
+func (r *run) bornSeries() bool {
+	for f, byKey := range r.deltas {
+		if f.kind == kindGauge {
+			continue
+		}
+		for key, d := range byKey {
+			if !d.drop && f.series[key] == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Inherit carries the publication holds of a model that this one replaces
+// (a reload rebuilds the model from the store): what was being served at
+// zero, or held back, stays so until its own time.
 func (m *Model) Inherit(old *Model) {
 	if old == nil {
 		return
@@ -517,17 +557,22 @@ func (m *Model) Inherit(old *Model) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.Clock()
+	for name, ocs := range old.cols {
+		if !ocs.holdUntil.After(now) {
+			continue
+		}
+		if ncs := m.cols[name]; ncs != nil {
+			ncs.holdUntil = ocs.holdUntil
+		}
+	}
 	for _, of := range old.cat.all {
 		nf := m.byName[of.name]
 		if nf == nil || nf.kind != of.kind {
 			continue
 		}
 		for key, os := range of.series {
-			if !os.visibleAt.After(now) {
-				continue
-			}
-			if ns := nf.series[key]; ns != nil {
-				ns.visibleAt = os.visibleAt
+			if ns := nf.series[key]; ns != nil && len(os.holds) > 0 {
+				ns.holds = os.pending(now)
 			}
 		}
 	}
@@ -541,15 +586,15 @@ func (m *Model) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector, serving the committed values;
-// series born less than the new-series delay ago are served at zero.
+// Collect implements prometheus.Collector, serving the committed values
+// as published (see run.publish).
 func (m *Model) Collect(ch chan<- prometheus.Metric) {
 	now := m.Clock()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for _, f := range m.cat.all {
 		for _, s := range f.series {
-			ch <- f.metric(s, now.Before(s.visibleAt))
+			ch <- f.metric(s.servedAt(now))
 		}
 	}
 }

@@ -43,9 +43,47 @@ type series struct {
 	count  uint64   // histogram
 	sum    float64  // histogram
 	counts []uint64 // histogram, per bucket (not cumulative); len(buckets)+1 with +Inf last
-	// visibleAt: until then the series is exposed at zero (a counter or
-	// histogram born in this process; see Model.Collect).
-	visibleAt time.Time
+	// holds are older values still being served while a publication of
+	// the collector is held back (see run.publish): until holds[i].until,
+	// /metrics serves holds[i].shown. Ascending by until; usually empty.
+	holds []hold
+}
+
+// hold is a value served until a time.
+type hold struct {
+	until time.Time
+	shown *series
+}
+
+// servedAt is the value /metrics serves at now.
+func (s *series) servedAt(now time.Time) *series {
+	for i := range s.holds {
+		if now.Before(s.holds[i].until) {
+			return s.holds[i].shown
+		}
+	}
+	return s
+}
+
+// pending returns the holds of s still in force at now (a new slice).
+func (s *series) pending(now time.Time) []hold {
+	var out []hold
+	for _, h := range s.holds {
+		if now.Before(h.until) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// holdUntil returns the holds of s still in force at now plus one that
+// serves shown until until.
+func (s *series) holdUntil(now, until time.Time, shown *series) []hold {
+	out := s.pending(now)
+	if n := len(out); n > 0 && !out[n-1].until.Before(until) {
+		return out // an older value is already served until then
+	}
+	return append(out, hold{until: until, shown: shown})
 }
 
 func newFamily(name, help string, k kind, buckets []float64, labels ...string) *family {
@@ -195,29 +233,21 @@ func decodeSeries(b []byte, k kind, bounds []float64, labels []string) (*series,
 	return s, nil
 }
 
-// metric renders the series for client_golang; atZero renders a counter
-// or histogram with nothing counted yet (its labels and buckets only).
-func (f *family) metric(s *series, atZero bool) prometheus.Metric {
+// metric renders the series for client_golang.
+func (f *family) metric(s *series) prometheus.Metric {
 	switch f.kind {
 	case kindCounter:
-		v := s.value
-		if atZero {
-			v = 0
-		}
-		return prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, v, s.labels...)
+		return prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, s.value, s.labels...)
 	case kindGauge:
 		return prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, s.value, s.labels...)
 	}
 	cum := make(map[float64]uint64, len(f.buckets))
 	var run uint64
 	for i, ub := range f.buckets {
-		if i < len(s.counts) && !atZero {
+		if i < len(s.counts) {
 			run += s.counts[i]
 		}
 		cum[ub] = run
-	}
-	if atZero {
-		return prometheus.MustNewConstHistogram(f.desc, 0, 0, cum, s.labels...)
 	}
 	return prometheus.MustNewConstHistogram(f.desc, s.count, s.sum, cum, s.labels...)
 }

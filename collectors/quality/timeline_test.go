@@ -93,12 +93,37 @@ func TestNewSeriesAreServedAtZeroForTheDelay(t *testing.T) {
 	want[created], want[replyCount], want[sloEvent("reply-4h", "good")] = 4, 4, 3
 	expect(t, values(t, m), want)
 
+	// A commit that creates a series (queue vip) holds all of its values:
+	// the increment of a visible series (q) in the same commit, and in
+	// the commits that follow during the hold, shows with the new series,
+	// never before it (a batch's bad tickets never show before its good
+	// ones).
+	vipCreated := "servq_tickets_created_total{channel=email,collector=zd,priority=normal,queue=vip}"
+	v1 := solved
+	v1.ID, v1.Queue = "v1", "vip"
+	q5 := solved
+	q5.ID = "q5"
+	commitAt(t, m, mon(16, 3), v1, q5)
+	clock.Add(time.Minute)
+	q6 := solved
+	q6.ID = "q6"
+	commitAt(t, m, mon(16, 4), q6)
+	if got := values(t, m); got[vipCreated] != 0 || got[created] != 4 {
+		t.Errorf("during the hold: vip created = %v, q created = %v; want 0 and 4 (as before the hold)", got[vipCreated], got[created])
+	}
+	clock.Add(time.Minute)
+	if got := values(t, m); got[vipCreated] != 1 || got[created] != 6 {
+		t.Errorf("after the hold: vip created = %v, q created = %v; want 1 and 6", got[vipCreated], got[created])
+	}
+	want[created], want[replyCount], want[sloEvent("reply-4h", "good")] = 6, 6, 5
+	want[vipCreated] = 1
+
 	// A series born now, then a reload (the model rebuilt from the
 	// store) within its delay: it stays at zero until its own time.
 	other := solved
-	other.ID, other.Queue = "o1", "vip"
-	commitAt(t, m, mon(16, 3), other)
-	vip := "servq_tickets_created_total{channel=email,collector=zd,priority=normal,queue=vip}"
+	other.ID, other.Queue = "o1", "vip2"
+	commitAt(t, m, mon(16, 5), other, solved)
+	vip := "servq_tickets_created_total{channel=email,collector=zd,priority=normal,queue=vip2}"
 	cfg, _ := config.Parse([]byte(zdConfig), "test.yml")
 	reloaded, err := New(cfg, m.store, nil)
 	if err != nil {
@@ -109,8 +134,8 @@ func TestNewSeriesAreServedAtZeroForTheDelay(t *testing.T) {
 	if v := values(t, reloaded)[vip]; v != 0 {
 		t.Errorf("after a reload within the delay vip created = %v, want 0", v)
 	}
-	if v := values(t, reloaded)[created]; v != 4 {
-		t.Errorf("after a reload q created = %v, want 4 (already visible)", v)
+	if v := values(t, reloaded)[created]; v != 6 {
+		t.Errorf("after a reload q created = %v, want 6 (visible before the hold)", v)
 	}
 	clock.Add(2 * time.Minute)
 	if v := values(t, reloaded)[vip]; v != 1 {

@@ -178,10 +178,19 @@ func Query(t testing.TB, base, expr string) []Sample {
 }
 
 // QueryE is Query returning the error.
-func QueryE(base, expr string) ([]Sample, error) {
+func QueryE(base, expr string) ([]Sample, error) { return QueryAtE(base, expr, time.Time{}) }
+
+// QueryAtE runs an instant query evaluated at a given time (zero: now).
+// Evaluated at a scrape's own timestamp, increase() over a series born at
+// 0 is exact: there is nothing to extrapolate at either end.
+func QueryAtE(base, expr string, at time.Time) ([]Sample, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query?query="+url.QueryEscape(expr), nil)
+	q := url.Values{"query": {expr}}
+	if !at.IsZero() {
+		q.Set("time", fmt.Sprintf("%.3f", float64(at.UnixMilli())/1e3))
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query?"+q.Encode(), nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
