@@ -46,6 +46,10 @@ func (s *Service) startPush(p *config.Push) {
 			s.log.Error("registering push metrics", "err", err)
 		}
 	}
+	// Both results exist at 0 before the first push, so the health
+	// dashboard's rate() sees the first failure.
+	pushResults.WithLabelValues("error")
+	pushResults.WithLabelValues("success")
 	ctx, cancel := context.WithCancel(context.Background())
 	pu := &pusher{cancel: cancel}
 	write := func(w io.Writer) { s.writeText(w) }
