@@ -33,6 +33,12 @@ type fileMark struct {
 	Line        int      `json:"line"`
 	Fingerprint string   `json:"fp"`
 	Header      []string `json:"header,omitempty"` // CSV header, needed to resume mid-file
+
+	// Of the read that made this mark (not stored): the file's
+	// modification time when it was opened, and whether an unterminated
+	// last line was left for the next run (the writer was mid-write).
+	modTime time.Time
+	partial bool
 }
 
 // fingerprintLen is how much of a file's start identifies its content.
@@ -100,7 +106,8 @@ func unread(path string, prev *fileMark) (data []byte, start fileMark, next *fil
 	end := start.Offset + int64(len(data))
 	// The fingerprint covers what was read, up to fingerprintLen bytes.
 	fpData := head[:min(int64(len(head)), end)]
-	next = &fileMark{Offset: end, Line: start.Line + bytes.Count(data, []byte{'\n'}), Fingerprint: fingerprint(fpData), Header: start.Header}
+	next = &fileMark{Offset: end, Line: start.Line + bytes.Count(data, []byte{'\n'}), Fingerprint: fingerprint(fpData), Header: start.Header,
+		modTime: fi.ModTime(), partial: len(data) < len(tail)}
 	return data, start, next, nil
 }
 

@@ -117,12 +117,25 @@ func (t *ticketsFile) Collect(ctx context.Context, raw []byte, b *collectors.Bat
 		}
 		return nil
 	}
-	return collectFiles(ctx, raw, t.path, func(path string, data []byte, start fileMark, next *fileMark) error {
+	// The completeness watermark is when the newest export was written
+	// (its modification time): it lists every change made before then. An
+	// export caught mid-write vouches for nothing yet. A daily export thus
+	// holds deadline verdicts until the next one (up to watermark_wait).
+	var written time.Time
+	next, err := collectFiles(ctx, raw, t.path, func(path string, data []byte, start fileMark, next *fileMark) error {
+		if !next.partial && next.modTime.After(written) {
+			written = next.modTime
+		}
 		if t.format == "jsonl" {
 			return readJSONL(path, data, start, each, reject)
 		}
 		return readCSV(path, data, start, next, 1, t.delim, t.comment, each, reject)
 	})
+	if written.IsZero() {
+		written = time.Unix(0, 0) // no claim: the collector keeps its watermark
+	}
+	b.Watermark = written
+	return next, err
 }
 
 // ticket maps one row; a bad value rejects the row with its position and

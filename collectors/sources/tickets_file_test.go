@@ -138,3 +138,37 @@ func BenchmarkTicketsFileCSV(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// The completeness watermark of an export is when it was written: the
+// newest matching file's modification time, none while the newest content
+// ends in an unterminated line (the writer is mid-write).
+func TestTicketsFileWatermarkIsTheExportTime(t *testing.T) {
+	dir := t.TempDir()
+	older, newer := filepath.Join(dir, "tickets-1.jsonl"), filepath.Join(dir, "tickets-2.jsonl")
+	line := `{"id":"1","created_at":"2026-11-02T09:00:00Z"}` + "\n"
+	os.WriteFile(older, []byte(line), 0o644)
+	os.WriteFile(newer, []byte(line), 0o644)
+	t1, t2 := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 10, 10, 0, 0, time.UTC)
+	os.Chtimes(older, t1, t1)
+	os.Chtimes(newer, t2, t2)
+	s := ticketsSource(t, filepath.Join(dir, "tickets-*.jsonl"), "    path: %s\n    mapping: {id: id, created_at: created_at}\n")
+	b, cur := collectOnce(t, s, nil, t2.Add(time.Hour))
+	if !b.Watermark.Equal(t2) {
+		t.Errorf("watermark = %s, want the newest export's time %s", b.Watermark, t2)
+	}
+	// The next export is being written: no claim until it is complete.
+	os.WriteFile(newer, []byte(line+`{"id":"2","created_at":"2026-1`), 0o644)
+	t3 := t2.Add(10 * time.Minute)
+	os.Chtimes(newer, t3, t3)
+	b, cur = collectOnce(t, s, cur, t3.Add(time.Hour))
+	if !b.Watermark.Equal(t1) {
+		t.Errorf("watermark mid-write = %s, want the older complete export's %s", b.Watermark, t1)
+	}
+	os.WriteFile(newer, []byte(line+`{"id":"2","created_at":"2026-11-02T10:15:00Z"}`+"\n"), 0o644)
+	t4 := t3.Add(time.Minute)
+	os.Chtimes(newer, t4, t4)
+	b, _ = collectOnce(t, s, cur, t4.Add(time.Hour))
+	if !b.Watermark.Equal(t4) || len(b.Tickets) != 1 || b.Tickets[0].ID != "2" {
+		t.Errorf("complete export: watermark %s (want %s), tickets %+v", b.Watermark, t4, b.Tickets)
+	}
+}
