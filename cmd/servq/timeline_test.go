@@ -108,9 +108,9 @@ scrape_configs:
 	truth := map[string]float64{
 		events("desk", "reply-1h", "good"): 4, events("desk", "reply-1h", "bad"): 1,
 		events("desk", "solve-4h", "good"): 2, events("desk", "solve-4h", "bad"): 3,
-		`servq_tickets_created_total{collector="desk",queue="vip"}`:                       5,
-		`servq_tickets_solved_total{collector="desk",queue="vip"}`:                        5,
-		`servq_ticket_resolution_seconds_count{collector="desk",queue="vip"}`:             5,
+		`servq_tickets_created_total{collector="desk",queue="vip"}`:                               5,
+		`servq_tickets_solved_total{collector="desk",queue="vip"}`:                                5,
+		`servq_ticket_resolution_seconds_count{collector="desk",queue="vip"}`:                     5,
 		`servq_ticket_first_reply_seconds_bucket{collector="desk",queue="vip",le=~"3600(\\.0)?"}`: 4, // OpenMetrics writes 3600.0
 	}
 	var mismatch string
