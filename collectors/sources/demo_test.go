@@ -723,7 +723,11 @@ func TestDemoMovesEveryCatalogMetric(t *testing.T) {
 	name := regexp.MustCompile(`fqName: "([^"]+)"`)
 	for d := range descs {
 		n := name.FindStringSubmatch(d.String())[1]
-		if !moved[n] && n != quality.Namespace+"label_overflow_total" {
+		// label_overflow_total needs more label values than the demo has;
+		// ticket_slo_corrections_total a source that delivers a reply
+		// after a verdict was made without it, and the demo delivers
+		// every change as it happens.
+		if !moved[n] && n != quality.Namespace+"label_overflow_total" && n != quality.Namespace+"ticket_slo_corrections_total" {
 			t.Errorf("%s never moved", n)
 		}
 	}
