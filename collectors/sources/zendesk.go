@@ -213,6 +213,11 @@ type zendeskRun struct {
 	cur    *zendeskCursor
 	index  map[string]int    // ticket id -> its last record in b.Tickets
 	groups map[string]string // group id -> name, from sideloads
+	// exported is how far the ticket export got in this run: the newest
+	// generated_timestamp of its complete pages; exportEnded is set once
+	// it said end_of_stream.
+	exported    time.Time
+	exportEnded bool
 }
 
 func (z *zendesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
@@ -268,7 +273,32 @@ func (z *zendesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch) 
 	if len(cur.Pending) == 0 {
 		cur.Pending = nil
 	}
+	b.Watermark = r.watermark()
 	return json.Marshal(cur)
+}
+
+// watermark is the run's completeness watermark, from the ticket export
+// alone: deadline verdicts need replies and solves, which travel on ticket
+// records; breaches are Zendesk's own verdicts and wait for nothing.
+//
+// The cursor-based export has no end_time. Its end_of_stream means "every
+// change up to the request", less the minute the incremental exports hold
+// back; the request came after b.Now, so b.Now minus that minute is safe.
+// A run the request budget cut short got as far as the export's order
+// key, generated_timestamp, of its last complete page (what end_time is
+// in the time-based exports). A run that did not reach the ticket export
+// claims nothing; the quality model keeps the watermark it had.
+func (r *zendeskRun) watermark() time.Time {
+	complete := r.b.Now.Add(-zendeskMinAge * time.Second)
+	switch {
+	case r.exportEnded:
+		return complete
+	case r.exported.IsZero():
+		return time.Unix(0, 0)
+	case r.exported.After(complete):
+		return complete // a clock skewed against Zendesk's: claim no more than the export can hold
+	}
+	return r.exported
 }
 
 type zendeskStep struct {
@@ -301,6 +331,7 @@ type zendeskTicket struct {
 	} `json:"via"`
 	CreatedAt          string `json:"created_at"`
 	UpdatedAt          string `json:"updated_at"`
+	GeneratedTimestamp *int64 `json:"generated_timestamp"`
 	SatisfactionRating *struct {
 		Score string `json:"score"`
 	} `json:"satisfaction_rating"`
@@ -338,20 +369,29 @@ func (r *zendeskRun) tickets(ctx context.Context) error {
 		if _, err := r.z.client.getJSON(ctx, r.z.base+zendeskTicketsPath+"?"+q.Encode(), &p); err != nil {
 			return err
 		}
-		r.page(&p, fmt.Sprintf("%s page %d", zendeskTicketsPath, page))
+		if at := r.page(&p, fmt.Sprintf("%s page %d", zendeskTicketsPath, page)); at.After(r.exported) {
+			r.exported = at
+		}
 		prev := r.cur.TicketsCursor
 		if p.AfterCursor != nil && *p.AfterCursor != "" {
 			r.cur.TicketsCursor = *p.AfterCursor
 		}
+		if p.EndOfStream {
+			r.exportEnded = true
+			return nil
+		}
 		// A page that does not move the cursor would be fetched forever.
-		if p.EndOfStream || r.cur.TicketsCursor == prev {
+		// It stops the run without claiming the export complete.
+		if r.cur.TicketsCursor == prev {
 			return nil
 		}
 	}
 }
 
-// page turns the tickets of one page into records.
-func (r *zendeskRun) page(p *zendeskTicketPage, where string) {
+// page turns the tickets of one page into records and returns the newest
+// export position among them: generated_timestamp (the export's order),
+// else updated_at (never later than it).
+func (r *zendeskRun) page(p *zendeskTicketPage, where string) (newest time.Time) {
 	for _, g := range p.Groups {
 		r.groups[strconv.FormatInt(g.ID, 10)] = g.Name
 	}
@@ -374,10 +414,21 @@ func (r *zendeskRun) page(p *zendeskTicketPage, where string) {
 		if t.MetricSet == nil {
 			t.MetricSet = sets[t.ID]
 		}
+		// A rejected ticket is dealt with too: it counts for the position.
+		at := time.Time{}
+		if t.GeneratedTimestamp != nil {
+			at = time.Unix(*t.GeneratedTimestamp, 0).UTC()
+		} else if u, err := time.Parse(time.RFC3339Nano, t.UpdatedAt); err == nil {
+			at = u.UTC()
+		}
+		if at.After(newest) {
+			newest = at
+		}
 		if tk, ok := r.ticket(&t, pos); ok {
 			r.add(tk)
 		}
 	}
+	return newest
 }
 
 // add appends a ticket record, with the breaches still pending for it.

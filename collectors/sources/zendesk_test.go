@@ -704,6 +704,58 @@ func TestZendeskBudget(t *testing.T) {
 	}
 }
 
+// The completeness watermark comes from the ticket export: a run that read
+// it to end_of_stream is complete up to its clock less the minute the
+// export holds back; a run the budget cut short got as far as the newest
+// generated_timestamp of its complete pages (tickets of later pages were
+// not read, so nothing later is claimed); a run that did not reach the
+// ticket export claims nothing.
+func TestZendeskWatermark(t *testing.T) {
+	f := newZDFake(t)
+	f.publish("run1")
+	s, _, _ := zdBuild(t, zdConfig(f.srv.URL, ""))
+	b, cur1, err := tryCollect(s, nil, zdNow1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := zdNow1.Add(-time.Minute); !b.Watermark.Equal(want) {
+		t.Errorf("complete run: watermark %s, want %s", b.Watermark, want)
+	}
+	f.publish("run2")
+	b, _, err = tryCollect(s, cur1, zdNow2)
+	if err != nil || !b.Watermark.Equal(zdNow2.Add(-time.Minute)) {
+		t.Errorf("complete second run: watermark %s, err %v; want %s", b.Watermark, err, zdNow2.Add(-time.Minute))
+	}
+
+	// Budget 2. Export pages of 2: [101 (generated 11-20 11:00), 102
+	// (10:05)], [103 (11-21 08:45), 104 (09:30)], [105 (15:00), 106
+	// (16:00)], [one at 17:00, end_of_stream].
+	f = newZDFake(t)
+	f.publish("run1")
+	s, _, _ = zdBuild(t, zdConfig(f.srv.URL, "    max_requests_per_run: 2\n"))
+	var cur []byte
+	steps := []struct {
+		now  time.Time
+		want time.Time
+		what string
+	}{
+		{zdNow1, mustRFC3339("2026-11-21T09:30:00Z"), "two export pages, then the budget"},
+		{zdNow1.Add(5 * time.Minute), zdNow1.Add(4 * time.Minute), "the last two pages, end_of_stream; the budget ends the metric events"},
+		{zdNow1.Add(10 * time.Minute), time.Unix(0, 0), "metric events only: the budget ends before the ticket export"},
+	}
+	for _, st := range steps {
+		b, next, err := tryCollect(s, cur, st.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !b.Watermark.Equal(st.want) {
+			t.Errorf("%s: watermark %s, want %s (requests %v)", st.what, b.Watermark, st.want, f.takeRequests())
+		}
+		f.takeRequests()
+		cur = next
+	}
+}
+
 // Config mistakes are reported at their line.
 func TestZendeskConfigErrors(t *testing.T) {
 	base := "collectors:\n  - name: zd\n    type: zendesk\n    schedule: \"@hourly\"\n"
