@@ -197,6 +197,16 @@ func (f *freshdesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 	}
 	page := max(wm.Page, 1)
 	wm.Page = 0
+	// The completeness watermark: a run that reads to the last page has
+	// every change made before its first query (b.Now): a ticket changed
+	// earlier is listed at its last update, which the restarting queries
+	// reach. A run that stops early (budget, rate-limit reserve) has every
+	// change before the last updated_at it delivered, by the ascending
+	// order; tickets of that very second may still follow.
+	partial := func() []byte {
+		b.Watermark = wm.At
+		return wm.resume(page)
+	}
 	for {
 		// One second before the watermark: whether updated_since is
 		// inclusive or not, the tickets of the watermark's own second
@@ -216,7 +226,7 @@ func (f *freshdesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 		var items []json.RawMessage
 		hdr, err := f.client.getJSON(ctx, u.String(), &items)
 		if errors.Is(err, errBudget) {
-			return wm.resume(page), nil // the pages so far are complete
+			return partial(), nil // the pages so far are complete
 		}
 		if err != nil {
 			return nil, err
@@ -228,6 +238,7 @@ func (f *freshdesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 		}
 		more := len(items) >= f.perPage || strings.Contains(hdr.Get("Link"), `rel="next"`)
 		if len(items) == 0 || !more {
+			b.Watermark = b.Now
 			return wm.encode(), nil
 		}
 		if wm.At.After(before) {
@@ -242,7 +253,7 @@ func (f *freshdesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 		}
 		if f.reserve > 0 {
 			if left, err := strconv.Atoi(hdr.Get("X-Ratelimit-Remaining")); err == nil && left < f.reserve {
-				return wm.resume(page), nil // leave the quota to others; the next run continues
+				return partial(), nil // leave the quota to others; the next run continues
 			}
 		}
 	}

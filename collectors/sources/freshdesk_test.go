@@ -275,6 +275,10 @@ func TestFreshdeskPaginationAndIncrementalRun(t *testing.T) {
 	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "1,2,3,4,5,8" || len(b.Rejected) != 2 {
 		t.Fatalf("tickets %v, rejected %v", got, b.Rejected)
 	}
+	// Every page read: complete up to the run's start.
+	if !b.Watermark.Equal(fdNow) {
+		t.Errorf("complete run: watermark %s, want %s", b.Watermark, fdNow)
+	}
 	var asked []string
 	for _, q := range f.queries {
 		asked = append(asked, q.Get("updated_since")[11:19]+"/"+q.Get("page"))
@@ -294,6 +298,9 @@ func TestFreshdeskPaginationAndIncrementalRun(t *testing.T) {
 	b2, cur2 := collectOnce(t, s, cur, fdNow.Add(time.Hour))
 	if got := recordTicketIDs(b2.Tickets); strings.Join(got, ",") != "10,1" || len(b2.Rejected) != 0 {
 		t.Errorf("second run: tickets %v rejected %v, want 10,1 only", got, b2.Rejected)
+	}
+	if !b2.Watermark.Equal(fdNow.Add(time.Hour)) {
+		t.Errorf("second run: watermark %s, want %s", b2.Watermark, fdNow.Add(time.Hour))
 	}
 	// 8,10 | (from 10:15) 10,1 | (from 10:30) 1.
 	if len(f.queries) != 3 || f.queries[0].Get("updated_since") != "2026-11-02T09:49:59Z" {
@@ -463,15 +470,19 @@ func TestFreshdeskMalformedPageFailsTheRun(t *testing.T) {
 
 // max_requests_per_run: 1 makes every run one page; the runs together
 // deliver every ticket exactly once. rate_limit_reserve ends a run early.
+// A run cut short is complete up to the last updated_at it delivered
+// (tickets come in that order; more of its second may follow), the run
+// that reads the last page up to its start.
 func TestFreshdeskBudgetContinuesNextRun(t *testing.T) {
 	f := newFDFake(t)
 	s, _ := fdSource(t, f.config("    max_requests_per_run: 1\n"), 2)
 	var cur []byte
-	var all []string
+	var all, marks []string
 	rejected := 0
 	for run := 0; run < 20; run++ {
 		b, next := collectOnce(t, s, cur, fdNow)
 		all = append(all, recordTicketIDs(b.Tickets)...)
+		marks = append(marks, b.Watermark.Format("15:04"))
 		rejected += len(b.Rejected)
 		if string(next) == string(cur) && len(b.Tickets) == 0 {
 			break
@@ -480,6 +491,11 @@ func TestFreshdeskBudgetContinuesNextRun(t *testing.T) {
 	}
 	if strings.Join(all, ",") != "1,2,3,4,5,8" || rejected != 2 {
 		t.Errorf("over the runs: %v, %d rejected; want each ticket once and the 2 rejections", all, rejected)
+	}
+	// Runs: 1,2 | page 2 of 09:00 is the one request | 3,4 | 5 | (6) | (7)
+	// | 8 | the last page: complete at fdNow.
+	if want := "09:00 09:00 09:10 09:20 09:30 09:40 09:50 12:00"; strings.Join(marks, " ") != want {
+		t.Errorf("watermarks of the runs: %s, want %s", strings.Join(marks, " "), want)
 	}
 
 	f2 := newFDFake(t)
@@ -491,6 +507,9 @@ func TestFreshdeskBudgetContinuesNextRun(t *testing.T) {
 	b, c := collectOnce(t, s2, nil, fdNow)
 	if len(f2.queries) != 1 || strings.Join(recordTicketIDs(b.Tickets), ",") != "1,2" || !strings.Contains(string(c), `"ids":["1","2"]`) {
 		t.Errorf("reserve: %d requests, %v, cursor %s", len(f2.queries), recordTicketIDs(b.Tickets), c)
+	}
+	if want := mustRFC3339("2026-11-02T09:00:00Z"); !b.Watermark.Equal(want) {
+		t.Errorf("reserve: watermark %s, want the last updated_at delivered, %s", b.Watermark, want)
 	}
 }
 
