@@ -214,7 +214,13 @@ func (j *jsm) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]b
 		from, token = j.floorMinute(cur.At), ""
 	}
 	wm := cur.watermark
+	// The completeness watermark: a run that reads the last page has every
+	// change made before its first search (b.Now), as each changed issue
+	// is listed at its last update. A run the request budget ends has
+	// every change before the last `updated` it delivered (the search is
+	// ascending; issues of that very millisecond may still follow).
 	stop := func() []byte { // the cursor of a run ending before the page (from, token) is done
+		b.Watermark = wm.At
 		c := jsmCursor{watermark: wm, From: from, Token: token}
 		if token == "" && from == j.floorMinute(wm.At) {
 			c.From = "" // derivable
@@ -260,6 +266,7 @@ func (j *jsm) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]b
 		}
 		last := page.NextPageToken == "" || (page.IsLast != nil && *page.IsLast) || len(page.Issues) == 0
 		if last {
+			b.Watermark = b.Now
 			out, _ := json.Marshal(jsmCursor{watermark: wm})
 			return out, nil
 		}

@@ -278,6 +278,10 @@ func TestJSMPaginationAndIncrementalRun(t *testing.T) {
 	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "10001,10002,10003,10005" || len(b.Rejected) != 1 {
 		t.Fatalf("tickets %v, rejected %v", got, b.Rejected)
 	}
+	// Every page read: complete up to the run's start.
+	if !b.Watermark.Equal(fdNow) {
+		t.Errorf("complete run: watermark %s, want %s", b.Watermark, fdNow)
+	}
 	var searches []string
 	for _, l := range f.log {
 		if strings.HasPrefix(l, "search ") {
@@ -302,6 +306,9 @@ func TestJSMPaginationAndIncrementalRun(t *testing.T) {
 	b2, cur2 := collectOnce(t, s, cur, fdNow.Add(time.Hour))
 	if got := recordTicketIDs(b2.Tickets); strings.Join(got, ",") != "10007,10001" {
 		t.Errorf("second run: %v, want 10007,10001", got)
+	}
+	if !b2.Watermark.Equal(fdNow.Add(time.Hour)) {
+		t.Errorf("second run: watermark %s, want %s", b2.Watermark, fdNow.Add(time.Hour))
 	}
 	if tk := b2.Tickets[1]; tk.SolvedAt != time.Date(2026, 11, 2, 11, 0, 0, 0, time.UTC) || tk.ResolutionBusiness != 2*time.Hour || tk.Status != "solved" {
 		t.Errorf("resolved SUP-1: %+v", tk)
@@ -423,16 +430,19 @@ func TestJSMAuthFailureIsClearAndSecretFree(t *testing.T) {
 
 // Budget 2 is a search and one SLA request: every run delivers at least
 // one request, resumes inside a page with its token, and over the runs
-// each request comes once. An expired token restarts the query.
+// each request comes once. An expired token restarts the query. A run the
+// budget ends is complete up to the last `updated` it delivered, the runs
+// that read the last page up to their start.
 func TestJSMBudgetContinuesNextRun(t *testing.T) {
 	f := newJSMFake(t)
 	s, _ := jsmSource(t, f.config("    max_requests_per_run: 2\n"), 2)
 	var cur []byte
-	var all []string
+	var all, marks []string
 	tokens := 0
 	for run := 0; run < 30; run++ {
 		b, next := collectOnce(t, s, cur, fdNow)
 		all = append(all, recordTicketIDs(b.Tickets)...)
+		marks = append(marks, b.Watermark.UTC().Format("15:04"))
 		if strings.Contains(string(next), `"token"`) {
 			tokens++
 		}
@@ -443,6 +453,13 @@ func TestJSMBudgetContinuesNextRun(t *testing.T) {
 	}
 	if strings.Join(all, ",") != "10001,10002,10003,10005" || tokens == 0 {
 		t.Errorf("over the runs: %v (%d cursors with a page token)", all, tokens)
+	}
+	// Runs (UTC): SUP-1 (09:45), then SUP-2's SLA is over budget | SUP-2,
+	// the search from its minute is over | that search, page 2 is over |
+	// SUP-3 (09:50), SUP-4 rejected (09:55), the next search is over |
+	// SUP-5 (10:05), the last page | nothing new, the last page.
+	if want := "09:45 09:45 09:45 09:55 12:00 12:00"; strings.Join(marks, " ") != want {
+		t.Errorf("watermarks of the runs: %s, want %s", strings.Join(marks, " "), want)
 	}
 	s2, _ := jsmSource(t, f.config(""), 2)
 	b, _ := collectOnce(t, s2, []byte(`{"at":"2026-11-02T09:45:00Z","ids":["10001","10002"],"from":"2026/11/02 10:45","token":"ZXhwaXJlZA=="}`), fdNow)
