@@ -303,13 +303,22 @@ func (s *requestTracker) Collect(ctx context.Context, raw []byte, b *collectors.
 		sortIDs(cur.IDs)
 		return json.Marshal(cur)
 	}
+	// The completeness watermark: a run that reads the last page has every
+	// change made before its first search (b.Now), as each changed ticket
+	// is listed at its LastUpdated. A run the request budget ends has every
+	// change before the newest LastUpdated it delivered (the search is
+	// ascending; tickets of that very second may still follow).
+	stopped := func() ([]byte, error) {
+		b.Watermark = cur.Since.UTC()
+		return done()
+	}
 	page := 1
 	for {
 		var p rtPage[rtTicket]
 		pos := fmt.Sprintf("/REST/2.0/tickets since %s page %d", cur.Since.Format(time.RFC3339), page)
 		if _, err := s.client.getJSON(ctx, s.searchURL(cur.Since, page), &p); err != nil {
 			if errors.Is(err, errBudget) {
-				return done()
+				return stopped()
 			}
 			return nil, err
 		}
@@ -332,7 +341,7 @@ func (s *requestTracker) Collect(ctx context.Context, raw []byte, b *collectors.
 			tks, err := s.ticket(ctx, it, lu, ipos, b)
 			if err != nil {
 				if errors.Is(err, errBudget) {
-					return done()
+					return stopped()
 				}
 				return nil, err
 			}
@@ -343,6 +352,7 @@ func (s *requestTracker) Collect(ctx context.Context, raw []byte, b *collectors.
 			seen[id] = true
 		}
 		if !p.more(s.perPage) {
+			b.Watermark = b.Now
 			return done()
 		}
 		// The search is ordered by LastUpdated: when the cursor moved,

@@ -364,6 +364,9 @@ func TestRequestTrackerPagingAndIncremental(t *testing.T) {
 	b, next := collectOnce(t, s, nil, rtNow)
 	commitRun(t, m, "rt", b, next)
 	expectValues(t, familyTotals(t, m), rtSeedTotals)
+	if !b.Watermark.Equal(rtNow) {
+		t.Errorf("complete run: watermark %s, want its start %s", b.Watermark, rtNow)
+	}
 	if n := f.count("search"); n < 3 {
 		t.Errorf("%d searches for 4 tickets in pages of 2: %v", n, f.log)
 	}
@@ -482,19 +485,23 @@ func TestRequestTrackerAuthFailure(t *testing.T) {
 }
 
 // A request budget of 4 ends runs early; each commits what it completed
-// and the next continues, until the totals are the seed's.
+// and the next continues, until the totals are the seed's. A run the
+// budget ends is complete up to the newest LastUpdated it delivered, the
+// runs that read the last page up to their start.
 func TestRequestTrackerBudget(t *testing.T) {
 	f := newFakeRT(t)
 	seedRT(f)
 	s, _ := rtSource(t, f, "    per_page: 2\n    max_requests_per_run: 4\n")
 	m := rtModel(t)
 	var cursor []byte
+	var marks []string
 	runs, records := 0, 0
 	for ; runs < 10; runs++ {
 		f.log = nil
 		b, next := collectOnce(t, s, cursor, rtNow)
 		commitRun(t, m, "rt", b, next)
 		records += len(b.Tickets)
+		marks = append(marks, b.Watermark.Format("15:04"))
 		if len(f.log) > 4 {
 			t.Fatalf("run %d made %d requests", runs, len(f.log))
 		}
@@ -505,6 +512,11 @@ func TestRequestTrackerBudget(t *testing.T) {
 	}
 	if runs < 2 || records != 4 {
 		t.Errorf("%d runs, %d records: want several runs delivering the 4 tickets once", runs, records)
+	}
+	// Run 1: ticket 4 (10:00), 1 (11:00); the history of 2 is over budget.
+	// Run 2: 2 and 3, the last page. Run 3: nothing new, the last page.
+	if want := "11:00 12:00 12:00"; strings.Join(marks, " ") != want {
+		t.Errorf("watermarks of the runs: %s, want %s", strings.Join(marks, " "), want)
 	}
 	expectValues(t, familyTotals(t, m), rtSeedTotals)
 }
@@ -785,10 +797,14 @@ func TestRequestTrackerRealRT(t *testing.T) {
 
 	s, _ := rtSourceAt(t, rt.url, rt.token, "    per_page: 2\n    channel: email\n")
 	m := rtModel(t)
-	bt, next := collectOnce(t, s, nil, time.Now())
+	now := time.Now()
+	bt, next := collectOnce(t, s, nil, now)
 	commitRun(t, m, "rt", bt, next)
 	if len(bt.Rejected) != 0 {
 		t.Fatalf("rejected %+v", bt.Rejected)
+	}
+	if !bt.Watermark.Equal(now) {
+		t.Errorf("complete run: watermark %s, want its start %s", bt.Watermark, now)
 	}
 	got := byID(bt.Tickets)
 	ta, tb, tc := got[a], got[b], got[c]
@@ -827,5 +843,14 @@ func TestRequestTrackerRealRT(t *testing.T) {
 	var cur rtCursor
 	if err := json.Unmarshal(next, &cur); err != nil || len(cur.IDs) != 1 || cur.IDs[0] != c {
 		t.Errorf("cursor %s", next)
+	}
+
+	// A budget of two requests: the search and the first ticket's
+	// history; the second history is over budget. The run is complete up
+	// to the LastUpdated RT listed for the ticket it delivered.
+	s2, _ := rtSourceAt(t, rt.url, rt.token, "    per_page: 2\n    max_requests_per_run: 2\n")
+	bt, _ = collectOnce(t, s2, nil, time.Now())
+	if len(bt.Tickets) != 1 || !bt.Watermark.Equal(bt.Tickets[0].UpdatedAt) {
+		t.Errorf("budget run: watermark %s, tickets %+v: want the one ticket's LastUpdated", bt.Watermark, bt.Tickets)
 	}
 }
