@@ -74,6 +74,11 @@ type httpJSONSpec struct {
 		SinceParam  string `yaml:"since_param"`
 		SinceFormat string `yaml:"since_format"`
 		Watermark   string `yaml:"watermark"`
+		// Ascending says the API lists items oldest watermark first, so
+		// that a pass the request budget cuts short is complete up to the
+		// last watermark it delivered. servq cannot tell the order from
+		// the answers; without it only a complete pass claims anything.
+		Ascending bool `yaml:"ascending"`
 	} `yaml:"incremental"`
 }
 
@@ -288,6 +293,9 @@ func newHTTPJSON(c *config.Collector, _ collectors.Env) (collectors.Source, erro
 	if inc.Watermark != "" && inc.SinceParam == "" && !usesSince {
 		return nil, c.Errorf("incremental.since_param", "is required with a watermark, unless url or body holds %s", hjSincePlaceholder)
 	}
+	if inc.Ascending && inc.Watermark == "" {
+		return nil, c.Errorf("incremental.ascending", "needs incremental.watermark: the order it states is that of the watermark")
+	}
 	return s, nil
 }
 
@@ -324,6 +332,13 @@ type hjRound struct {
 	Pages  int      `json:"pages,omitempty"`   // pages read so far (positions)
 	Max    string   `json:"max,omitempty"`     // highest watermark seen in this pass
 	MaxIDs []string `json:"max_ids,omitempty"` // ids seen at Max
+	// Started is the clock of the run that began the pass (RFC 3339): a
+	// complete pass has every change made before its first request.
+	Started string `json:"started,omitempty"`
+	// Unordered: an item came with a watermark below one before it,
+	// although incremental.ascending says otherwise; the pass then claims
+	// nothing until it is complete.
+	Unordered bool `json:"unordered,omitempty"`
 }
 
 func (s *httpJSON) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
@@ -351,6 +366,7 @@ func (s *httpJSON) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 		resp, err := s.client.do(ctx, sp.Method, reqURL, body, s.header)
 		if errors.Is(err, errBudget) {
 			// Commit the complete pages; the next run continues here.
+			b.Watermark = s.partialWatermark(r)
 			cur.Round = r
 			return json.Marshal(cur)
 		}
@@ -380,7 +396,13 @@ func (s *httpJSON) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 			break
 		}
 	}
-	// The pass is complete: the watermark moves to the highest one seen.
+	// The pass is complete: it has every change made before it began (a
+	// pass from before servq recorded that claims nothing), and the
+	// cursor's watermark moves to the highest one seen.
+	b.Watermark = time.Unix(0, 0)
+	if started, err := time.Parse(time.RFC3339Nano, r.Started); err == nil {
+		b.Watermark = started
+	}
 	if r.Max != "" {
 		maxT, _ := time.Parse(time.RFC3339Nano, r.Max)
 		switch {
@@ -401,7 +423,7 @@ func (s *httpJSON) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 // newRound starts a pass at the first page: since the watermark, or
 // spec.since back from now on the first run.
 func (s *httpJSON) newRound(cur *hjCursor, now time.Time) *hjRound {
-	r := &hjRound{Cursor: cur.Stream}
+	r := &hjRound{Cursor: cur.Stream, Started: now.UTC().Format(time.RFC3339Nano)}
 	if s.spec.Pagination.Type == "page" {
 		r.Page = *s.spec.Pagination.FirstPage
 	}
@@ -472,6 +494,22 @@ func (s *httpJSON) request(r *hjRound) (string, []byte) {
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), body
+}
+
+// partialWatermark is the completeness watermark of a pass the request
+// budget cut short: the highest watermark it delivered when the API lists
+// in that order (every change before it came first; items of that very
+// instant may still follow), else none: an unordered list may still hold
+// changes of any age on its later pages.
+func (s *httpJSON) partialWatermark(r *hjRound) time.Time {
+	if !s.spec.Incremental.Ascending || r.Unordered || r.Max == "" {
+		return time.Unix(0, 0)
+	}
+	maxT, err := time.Parse(time.RFC3339Nano, r.Max)
+	if err != nil {
+		return time.Unix(0, 0)
+	}
+	return maxT
 }
 
 // advance moves the round to the next page; done is true after the last.
@@ -561,12 +599,15 @@ func (s *httpJSON) item(it any, pos string, curWM time.Time, cur *hjCursor, r *h
 		}
 		idv, _ := hjPath(it, s.spec.Mapping["id"])
 		id := hjText(idv)
-		if !curWM.IsZero() && wm.Equal(curWM) && slices.Contains(cur.IDs, id) {
-			return
-		}
 		var maxT time.Time
 		if r.Max != "" {
 			maxT, _ = time.Parse(time.RFC3339Nano, r.Max)
+			if s.spec.Incremental.Ascending && wm.Before(maxT) {
+				r.Unordered = true // not the order incremental.ascending claims
+			}
+		}
+		if !curWM.IsZero() && wm.Equal(curWM) && slices.Contains(cur.IDs, id) {
+			return
 		}
 		switch {
 		case r.Max == "" || wm.After(maxT):

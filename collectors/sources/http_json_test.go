@@ -649,6 +649,51 @@ func TestHTTPJSONBudgetCommitsCompletePagesAndContinues(t *testing.T) {
 	}
 }
 
+// The completeness watermark of http_json: a complete pass has every
+// change made before it began, also when it took several runs; a pass the
+// budget cuts short claims the last watermark it delivered only when
+// incremental.ascending says the API lists in that order (and the items
+// did not contradict it), otherwise nothing.
+func TestHTTPJSONWatermark(t *testing.T) {
+	at := func(day int) string { return fmt.Sprintf("2026-11-%dT09:00:00Z", day) }
+	none := time.Unix(0, 0)
+	for _, c := range []struct {
+		name      string
+		ascending bool
+		updated   []int // day of each page's one ticket
+		want      []time.Time
+	}{
+		// Budget 2: pages 1-2 | 3-4 | 5, the pass complete | a new pass.
+		{"order unknown", false, []int{20, 21, 22, 23, 24}, []time.Time{none, none, hjNow, hjNow.Add(15 * time.Minute)}},
+		{"ascending", true, []int{20, 21, 22, 23, 24}, []time.Time{mustRFC3339(at(21)), mustRFC3339(at(23)), hjNow, hjNow.Add(15 * time.Minute)}},
+		// Page 3 goes back: the pass claims nothing more until complete.
+		{"ascending contradicted", true, []int{20, 22, 21, 23, 24}, []time.Time{mustRFC3339(at(22)), none, hjNow, hjNow.Add(15 * time.Minute)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := &hjTicketAPI{pages: map[string][][]map[string]any{}}
+			for i, day := range c.updated {
+				tk := hjTk(fmt.Sprint("T", i+1), at(day-1), at(day), "", "", 0)
+				a.pages["2026-10-24T10:00:00Z"] = append(a.pages["2026-10-24T10:00:00Z"], []map[string]any{tk})
+			}
+			a.pages["2026-11-24T09:00:00Z"] = nil
+			api := a.serve(t)
+			spec := strings.ReplaceAll(hjTicketSpec, "SECRETFILE", hjSecretFile(t, "x")) + "    max_requests_per_run: 2\n"
+			if c.ascending {
+				spec = strings.Replace(spec, "watermark: updated}", "watermark: updated, ascending: true}", 1)
+			}
+			s, _ := hjSource(t, spec, api.URL)
+			var cursor []byte
+			for run, want := range c.want {
+				b, next := collectOnce(t, s, cursor, hjNow.Add(time.Duration(run)*5*time.Minute))
+				if !b.Watermark.Equal(want) {
+					t.Errorf("run %d: watermark %s, want %s (tickets %v, cursor %s)", run, b.Watermark, want, hjTicketIDs(b), next)
+				}
+				cursor = next
+			}
+		})
+	}
+}
+
 func TestHTTPJSONLinkHeaders(t *testing.T) {
 	for _, c := range []struct {
 		h    []string
@@ -707,6 +752,7 @@ func TestHTTPJSONConfigErrors(t *testing.T) {
 		ok + "    incremental: {since_param: since}\n":                                                                "test.yml:8: collectors[0].incremental.watermark: is required to send a since value",
 		ok + "    incremental: {watermark: updated}\n":                                                                "collectors[0].incremental.since_param: is required with a watermark",
 		ok + "    incremental: {since_param: s, watermark: u, since_format: iso}\n":                                   "collectors[0].incremental.since_format: must be rfc3339, unix or unix_ms",
+		ok + "    incremental: {ascending: true}\n":                                                                   "collectors[0].incremental.ascending: needs incremental.watermark",
 		ok + "    method: DELETE\n":                                                                                   "test.yml:8: collectors[0].method: must be GET or POST",
 		ok + "    max_requests_per_run: -1\n":                                                                         "test.yml:8: collectors[0].max_requests_per_run: must not be negative",
 		ok + "    colour: red\n":                                                                                      `test.yml:8: collectors[0].colour: unknown field "colour"`,
