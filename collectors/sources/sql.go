@@ -303,6 +303,10 @@ type sqlState struct {
 	n    int64
 	seen map[string]bool
 	list []string
+	// at is the instant of t as read in this run (a column without zone
+	// holds a wall clock of time_zone): how far a run that stops early has
+	// delivered.
+	at time.Time
 }
 
 func (s *sqlSource) loadCursor(raw []byte, now time.Time) (*sqlState, error) {
@@ -428,9 +432,21 @@ func (s *sqlSource) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 	if err != nil {
 		return nil, err
 	}
+	// The completeness watermark: a run whose last query returned less
+	// than a batch read every row there was when it began (b.Now), as a
+	// row changed earlier carries a watermark value past the cursor. A run
+	// that stops at max_queries_per_run has every change before the last
+	// watermark value it read (rows come in that order; more rows of that
+	// very value may follow). An integer watermark says nothing about
+	// time, so such a run claims nothing.
+	b.Watermark = b.Now
 	for page := 1; ; page++ {
 		if page > s.maxPages {
 			// Budget reached: commit what was read, continue next run.
+			b.Watermark = time.Unix(0, 0)
+			if !st.at.IsZero() {
+				b.Watermark = st.at
+			}
 			break
 		}
 		n, err := s.page(ctx, st, page, b)
@@ -518,6 +534,10 @@ func (s *sqlSource) advance(st *sqlState, v any, ct *sql.ColumnType, id string) 
 			st.t, st.seen, st.list = t, map[string]bool{}, nil
 		case t.Before(st.t):
 			return fmt.Errorf("sql query: watermark %s came after %s: the result is not ordered by %q", t, st.t, s.spec.Watermark)
+		}
+		st.at = t
+		if s.zoneless[ct.DatabaseTypeName()] {
+			st.at = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), s.loc)
 		}
 	} else {
 		var x int64

@@ -429,7 +429,7 @@ func sqlTestSurveys(t *testing.T, s *sqlServer) {
 		`INSERT INTO answers VALUES (3,'csat','7','2026-11-02 09:02:00','support')`,
 		`INSERT INTO answers VALUES (4,'nps','3','2026-11-02 09:03:00','sales')`,
 	)
-	h := newSQLHarness(t, fmt.Sprintf(`collectors:
+	yml := fmt.Sprintf(`collectors:
   - name: surveys
     type: sql
     schedule: "@hourly"
@@ -440,7 +440,8 @@ func sqlTestSurveys(t *testing.T, s *sqlServer) {
     query: SELECT * FROM answers WHERE answered >= {{.watermark}}
     watermark: answered
     mapping: {id: id, kind: instrument, score: rating, submitted_at: answered, queue: team}
-`, s.driver, s.dsnFile(t, sqlPassword)))
+`, s.driver, s.dsnFile(t, sqlPassword))
+	h := newSQLHarness(t, yml)
 	b := h.run(sqlNow)
 	if len(b.Surveys) != 3 || len(b.Rejected) != 1 || b.Rejected[0].Reason != "bad_score" {
 		t.Fatalf("surveys %+v rejected %+v", b.Surveys, b.Rejected)
@@ -459,6 +460,15 @@ func sqlTestSurveys(t *testing.T, s *sqlServer) {
 	if v := seriesSum(t, h.m, "servq_nps_responses_total", map[string]string{"category": "detractor"}); v != 1 {
 		t.Errorf("detractors = %g, want 1", v)
 	}
+	if !b.Watermark.Equal(sqlNow) {
+		t.Errorf("complete run: watermark %s, want %s", b.Watermark, sqlNow)
+	}
+	// A column with zone: a run that stops early is complete up to the
+	// instant of the last row it read (answers 1 and 2 in a batch of 2).
+	h = newSQLHarness(t, yml+"    batch_size: 2\n    max_queries_per_run: 1\n")
+	if b = h.run(sqlNow); len(b.Surveys) != 2 || !b.Watermark.Equal(sqlZ("09:01")) {
+		t.Errorf("stopped run: %d responses, watermark %s; want 2 and %s", len(b.Surveys), b.Watermark, sqlZ("09:01"))
+	}
 }
 
 // Mapping, the quality model's totals, and an incremental second run
@@ -469,6 +479,10 @@ func sqlTestTickets(t *testing.T, s *sqlServer) {
 	h := newSQLHarness(t, sqlTicketsYAML(s, s.dsnFile(t, sqlPassword), ""))
 
 	b := h.run(sqlNow)
+	// The last query came back short: every row there was at the start.
+	if !b.Watermark.Equal(sqlNow) {
+		t.Errorf("complete run: watermark %s, want %s", b.Watermark, sqlNow)
+	}
 	var ids []string
 	got := map[string]record.Ticket{}
 	for _, tk := range b.Tickets {
@@ -538,6 +552,9 @@ func sqlTestTickets(t *testing.T, s *sqlServer) {
 		`INSERT INTO tickets VALUES ('T6','support','email','normal','open','2026-11-02 11:00:00','2026-11-02 11:05:00',NULL,'2026-11-02 11:10:00','0',1,NULL)`,
 	)
 	b = h.run(sqlNow.Add(10 * time.Minute))
+	if !b.Watermark.Equal(sqlNow.Add(10 * time.Minute)) {
+		t.Errorf("second run: watermark %s, want %s", b.Watermark, sqlNow.Add(10*time.Minute))
+	}
 	ids = nil
 	for _, tk := range b.Tickets {
 		ids = append(ids, tk.ID)
@@ -636,14 +653,22 @@ func sqlTestQueryFails(t *testing.T, s *sqlServer) {
 }
 
 // max_queries_per_run ends a run early with what it read committed; the
-// next runs continue, and the totals are those of one long run.
+// next runs continue, and the totals are those of one long run. A run
+// that stops early is complete up to the last watermark value it read (a
+// wall clock of time_zone here), a run whose last query came back short
+// up to its start.
 func sqlTestBudget(t *testing.T, s *sqlServer) {
 	s.exec(t, sqlTicketsDDL)
 	s.exec(t, sqlTicketRows...)
 	h := newSQLHarness(t, sqlTicketsYAML(s, s.dsnFile(t, sqlPassword), "    max_queries_per_run: 1\n"))
 	var runs [][]string
+	// Berlin 10:10:00.25 (T2), 10:20 (T4), then short pages.
+	marks := []time.Time{sqlZ("09:10").Add(250 * time.Millisecond), sqlZ("09:20"), sqlNow.Add(2 * time.Minute), sqlNow.Add(3 * time.Minute)}
 	for i := 0; i < 4; i++ {
-		b := h.run(sqlNow)
+		b := h.run(sqlNow.Add(time.Duration(i) * time.Minute))
+		if !b.Watermark.Equal(marks[i]) {
+			t.Errorf("run %d: watermark %s, want %s", i+1, b.Watermark, marks[i])
+		}
 		var ids []string
 		for _, tk := range b.Tickets {
 			ids = append(ids, tk.ID)
@@ -723,6 +748,15 @@ func sqlTestCalls(t *testing.T, s *sqlServer) {
 	}
 	if v := histogramSum(t, h.m, "servq_call_wait_seconds", map[string]string{"outcome": "answered"}); v != 25 {
 		t.Errorf("answered wait sum = %g, want 20+5", v)
+	}
+	// An integer watermark tells no time: a run that stops early claims
+	// nothing; one that read everything, its start.
+	h = newSQLHarness(t, yml+"    max_queries_per_run: 1\n")
+	if b = h.run(sqlNow); len(b.Calls)+len(b.Rejected) != 3 || !b.Watermark.Equal(time.Unix(0, 0)) {
+		t.Errorf("stopped run: %d records, watermark %s; want 3 and none", len(b.Calls)+len(b.Rejected), b.Watermark)
+	}
+	if b = h.run(sqlNow.Add(time.Minute)); !b.Watermark.Equal(sqlNow.Add(time.Minute)) {
+		t.Errorf("complete run: watermark %s, want its start", b.Watermark)
 	}
 }
 
