@@ -127,6 +127,12 @@ func (s *execSource) Collect(ctx context.Context, raw []byte, b *collectors.Batc
 		return nil, err
 	}
 	next := execCursor{Cursor: cur.Cursor, Since: b.Now.UTC().Format(time.RFC3339)}
+	// The completeness watermark: a command reads what is new since
+	// SERVQ_SINCE, which the next run sets to this run's start, so by
+	// default it vouches for everything up to then. A command that knows
+	// better (an export written earlier, a vendor API that stopped early)
+	// prints a watermark line; see parse.
+	b.Watermark = b.Now
 	if c, ok := s.parse(out, b); ok {
 		next.Cursor = c
 	}
@@ -188,7 +194,9 @@ func (s *execSource) run(ctx context.Context, cursor, since string) ([]byte, err
 }
 
 // parse turns the output lines into records; a bad line is rejected with
-// its number. It returns the last cursor line's value.
+// its number. It returns the last cursor line's value. The last watermark
+// line sets b.Watermark, as the last cursor line sets the cursor; an
+// unreadable one claims nothing (it meant to say less than "complete").
 func (s *execSource) parse(out []byte, b *collectors.Batch) (cursor string, hasCursor bool) {
 	for n := 1; len(out) > 0; n++ {
 		line := out
@@ -221,6 +229,15 @@ func (s *execSource) parse(out []byte, b *collectors.Batch) (cursor string, hasC
 				continue
 			}
 			cursor, hasCursor = c, true
+		case "watermark":
+			w, ok := obj["watermark"].(string)
+			at, err := time.Parse(time.RFC3339Nano, w)
+			if !ok || err != nil || len(obj) != 2 {
+				b.Reject("bad_json", pos, errors.New(`a watermark line needs "watermark" as an RFC 3339 time, and nothing else`))
+				b.Watermark = time.Unix(0, 0)
+				continue
+			}
+			b.Watermark = at
 		case "ticket", "call", "survey":
 			m := s.mappers[typ]
 			if k := execUnknownKey(obj, m.mapping); k != "" {
@@ -235,7 +252,7 @@ func (s *execSource) parse(out []byte, b *collectors.Batch) (cursor string, hasC
 				b.Snapshots = append(b.Snapshots, snap)
 			}
 		default:
-			b.Reject("bad_json", pos, fmt.Errorf("type %q is not ticket, call, survey, snapshot or cursor", typ))
+			b.Reject("bad_json", pos, fmt.Errorf("type %q is not ticket, call, survey, snapshot, cursor or watermark", typ))
 		}
 	}
 	return cursor, hasCursor

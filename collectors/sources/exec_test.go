@@ -101,7 +101,7 @@ EOF
 	}
 	wantRej := []string{
 		"bad_json stdout:8 not a JSON object: invalid character 'o' in literal null (expecting 'u')",
-		`bad_json stdout:9 type "chat" is not ticket, call, survey, snapshot or cursor`,
+		`bad_json stdout:9 type "chat" is not ticket, call, survey, snapshot, cursor or watermark`,
 		`bad_json stdout:10 unknown ticket field "created" (see the exec README for the schema)`,
 		`bad_time stdout:11 column "created_at" (created_at): "yesterday" is not a time in format rfc3339`,
 		`bad_value stdout:12 "outcome" (outcome): "hung up" is not an outcome (answered, abandoned, timeout, transferred, voicemail; see outcome_map)`,
@@ -113,6 +113,11 @@ EOF
 	}
 	if string(cur) != `{"cursor":"42","since":"2026-11-23T10:00:00Z"}` {
 		t.Errorf("cursor %s", cur)
+	}
+	// No watermark line: complete up to the run's start, where the next
+	// run's SERVQ_SINCE begins.
+	if !b.Watermark.Equal(hjNow) {
+		t.Errorf("watermark %s, want the run's start %s", b.Watermark, hjNow)
 	}
 
 	// Second run, an hour later: the command gets its cursor back and the
@@ -271,5 +276,37 @@ func TestExecExampleBuilds(t *testing.T) {
 	t.Setenv("CRM_DB_PASSWORD", "x")
 	if _, err := buildSourceErr(exampleYAML(t, "exec")); err != nil {
 		t.Error(err)
+	}
+}
+
+// A command states its completeness watermark with a watermark line; the
+// last one printed counts, as the last cursor line does. Without one the
+// run is complete up to its start; an unreadable one is rejected and the
+// run claims nothing, since the command meant to say less than that.
+func TestExecWatermark(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	s := exSource(t, exScript(t, `cat "$OUT"`), "    env: {OUT: "+out+"}\n")
+	ticket := `{"type": "ticket", "id": "T1", "created_at": "2026-11-23T08:00:00Z"}` + "\n"
+	for _, c := range []struct {
+		name, lines string
+		want        time.Time
+		rejected    int
+	}{
+		{"none", ticket, hjNow, 0},
+		{"one", `{"type": "watermark", "watermark": "2026-11-23T06:00:00+01:00"}` + "\n" + ticket, mustRFC3339("2026-11-23T05:00:00Z"), 0},
+		{"the last", `{"type": "watermark", "watermark": "2026-11-23T05:00:00Z"}` + "\n" + ticket +
+			`{"type": "watermark", "watermark": "2026-11-23T09:30:00.5Z"}` + "\n", mustRFC3339("2026-11-23T09:30:00.5Z"), 0},
+		{"unreadable", ticket + `{"type": "watermark", "watermark": "today"}` + "\n", time.Unix(0, 0), 1},
+		{"unknown field", ticket + `{"type": "watermark", "watermark": "2026-11-23T05:00:00Z", "source": "x"}` + "\n", time.Unix(0, 0), 1},
+		{"readable after unreadable", `{"type": "watermark", "watermark": 1763880000}` + "\n" +
+			`{"type": "watermark", "watermark": "2026-11-23T05:00:00Z"}` + "\n", mustRFC3339("2026-11-23T05:00:00Z"), 1},
+	} {
+		if err := os.WriteFile(out, []byte(c.lines), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := hjCollect(t, s, nil)
+		if !b.Watermark.Equal(c.want) || len(b.Rejected) != c.rejected {
+			t.Errorf("%s: watermark %s, %d rejected %v; want %s, %d", c.name, b.Watermark, len(b.Rejected), b.Rejected, c.want, c.rejected)
+		}
 	}
 }
