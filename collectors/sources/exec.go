@@ -237,7 +237,12 @@ func (s *execSource) parse(out []byte, b *collectors.Batch) (cursor string, hasC
 				b.Watermark = time.Unix(0, 0)
 				continue
 			}
+			// A command's clock may run ahead of servq's; it cannot have
+			// printed changes made after the run started.
 			b.Watermark = at
+			if at.After(b.Now) {
+				b.Watermark = b.Now
+			}
 		case "ticket", "call", "survey":
 			m := s.mappers[typ]
 			if k := execUnknownKey(obj, m.mapping); k != "" {

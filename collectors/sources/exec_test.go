@@ -296,6 +296,7 @@ func TestExecWatermark(t *testing.T) {
 		{"one", `{"type": "watermark", "watermark": "2026-11-23T06:00:00+01:00"}` + "\n" + ticket, mustRFC3339("2026-11-23T05:00:00Z"), 0},
 		{"the last", `{"type": "watermark", "watermark": "2026-11-23T05:00:00Z"}` + "\n" + ticket +
 			`{"type": "watermark", "watermark": "2026-11-23T09:30:00.5Z"}` + "\n", mustRFC3339("2026-11-23T09:30:00.5Z"), 0},
+		{"ahead of the run", `{"type": "watermark", "watermark": "2026-11-23T10:00:05Z"}` + "\n", hjNow, 0},
 		{"unreadable", ticket + `{"type": "watermark", "watermark": "today"}` + "\n", time.Unix(0, 0), 1},
 		{"unknown field", ticket + `{"type": "watermark", "watermark": "2026-11-23T05:00:00Z", "source": "x"}` + "\n", time.Unix(0, 0), 1},
 		{"readable after unreadable", `{"type": "watermark", "watermark": 1763880000}` + "\n" +
