@@ -356,6 +356,11 @@ func (d *demo) Collect(ctx context.Context, cursor []byte, b *collectors.Batch) 
 		b.Snapshots = append(b.Snapshots, q.snapshot(d.queues[qi], to, open[d.queues[qi]]))
 	}
 	cur.Sim, cur.Queues, cur.Tickets = to, queues, tickets
+	// Everything happens in the simulation as it is delivered: the run is
+	// complete up to the simulated instant it reached. That is the run's
+	// clock at speed 1, but earlier while a run catches up after a long
+	// downtime (demoCatchUp), when the rest is not simulated yet.
+	b.Watermark = utc(to)
 	return json.Marshal(cur)
 }
 

@@ -535,17 +535,28 @@ func TestDemoSpeed(t *testing.T) {
 }
 
 // After a long downtime a run simulates at most seven days; the next one
-// catches up the rest. A clock that goes back simulates nothing.
+// catches up the rest. A clock that goes back simulates nothing. The
+// completeness watermark is the simulated instant reached: the run's clock
+// once caught up, not before.
 func TestDemoCatchUpAndClockSteps(t *testing.T) {
 	s := demoSource(t, "    backfill: 0s\n")
-	_, cur := collectOnce(t, s, nil, demoDay)
+	b, cur := collectOnce(t, s, nil, demoDay.Add(1500*time.Millisecond))
+	if !b.Watermark.Equal(demoDay.Add(time.Second)) {
+		t.Errorf("first run: watermark %s, want its clock's second %s", b.Watermark, demoDay.Add(time.Second))
+	}
 	b, cur2 := collectOnce(t, s, cur, demoDay.Add(10*24*time.Hour))
-	if at := b.Snapshots[0].At; !at.Equal(demoDay.Add(7 * 24 * time.Hour)) {
+	if at := b.Snapshots[0].At; !at.Equal(demoDay.Add(7*24*time.Hour + time.Second)) {
 		t.Errorf("after 10 days down the run simulated up to %s, want 7 days", at)
+	}
+	if !b.Watermark.Equal(demoDay.Add(7*24*time.Hour + time.Second)) {
+		t.Errorf("catching up: watermark %s, want the 7 days simulated, not the clock", b.Watermark)
 	}
 	b, _ = collectOnce(t, s, cur2, demoDay.Add(10*24*time.Hour))
 	if at := b.Snapshots[0].At; !at.Equal(demoDay.Add(10 * 24 * time.Hour)) {
 		t.Errorf("the next run simulated up to %s, want 10 days", at)
+	}
+	if !b.Watermark.Equal(demoDay.Add(10 * 24 * time.Hour)) {
+		t.Errorf("caught up: watermark %s, want the run's clock", b.Watermark)
 	}
 	b, cur3 := collectOnce(t, s, cur2, demoDay.Add(6*24*time.Hour))
 	if len(b.Calls)+len(b.Tickets)+len(b.Surveys) != 0 || string(cur3) != string(cur2) || len(b.Snapshots) != 3 {
