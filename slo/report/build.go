@@ -14,11 +14,13 @@ import (
 // Schema names the JSON schema of Report (docs: slo/report/README.md).
 const Schema = "servq.report/v1"
 
-// lookback is how far before a period boundary a counter's last sample
-// may lie (servq down or unscraped over the boundary).
-const lookback = "7d"
+// minBurnBad is the fewest bad events an hour needs to be the fastest
+// burn: 1 bad of 2 events is a 50 % error ratio, yet says nothing about
+// the budget.
+const minBurnBad = 5
 
 // Report is an SLO report for one period, compared with the previous one.
+// Its times are in the report's time zone.
 type Report struct {
 	Schema      string     `json:"schema"`
 	Service     string     `json:"service"`
@@ -27,8 +29,10 @@ type Report struct {
 	GeneratedAt time.Time  `json:"generated_at"`
 	Summary     Summary    `json:"summary"`
 	SLOs        []SLO      `json:"slos"`
-	KPIs        KPIs       `json:"kpis"`
-	Volumes     Volumes    `json:"volumes"`
+	// KPIs are the survey KPIs, left out where the config reads no
+	// surveys (sections).
+	KPIs    *KPIs   `json:"kpis,omitempty"`
+	Volumes Volumes `json:"volumes"`
 }
 
 // PeriodInfo is a period as reported.
@@ -59,6 +63,11 @@ type Figures struct {
 	BudgetSpent      float64  `json:"budget_spent"`
 	BudgetSpentRatio *float64 `json:"budget_spent_ratio"` // spent / allowed; null when nothing was allowed
 	Status           string   `json:"status"`             // met, missed, no_data
+	// Exact is false for custom SLOs, whose counts come from rate() over
+	// the period (extrapolated at its edges), and where a series born in
+	// the period lacks its first sample at 0 (README "How the figures
+	// are computed").
+	Exact bool `json:"exact"`
 }
 
 // Breakdown is one queue's part of an SLO's bad events.
@@ -71,9 +80,12 @@ type Breakdown struct {
 	BudgetShare float64 `json:"budget_share"`
 }
 
-// Burn is the hour with the fastest budget burn.
+// Burn is the hour with the fastest budget burn among the hours with at
+// least minBurnBad bad events.
 type Burn struct {
-	At         time.Time `json:"at"`
+	At         time.Time `json:"at"` // the end of the hour
+	Bad        float64   `json:"bad"`
+	Total      float64   `json:"total"`
 	ErrorRatio float64   `json:"error_ratio"`
 	BurnRate   float64   `json:"burn_rate"`
 }
@@ -99,15 +111,14 @@ type SLO struct {
 	WorstQueues []Breakdown `json:"worst_queues"`
 	// WorstChannels are the channels with the most bad events; Queue holds
 	// the channel's name.
-	WorstChannels []Breakdown  `json:"worst_channels"`
-	WorstBurn     *Burn        `json:"worst_burn"`
-	Curve         []CurvePoint `json:"curve"`
+	WorstChannels []Breakdown `json:"worst_channels"`
+	WorstBurn     *Burn       `json:"worst_burn"`
+	// Curve is hourly for periods of up to 8 days, else daily (at the
+	// zone's midnights), the period's end last.
+	Curve []CurvePoint `json:"curve"`
 	// Policy is the configured error-budget policy, set when the budget
 	// is exhausted.
 	Policy string `json:"policy,omitempty"`
-	// Exact is false for custom SLOs, whose counts come from rate()
-	// over the period (extrapolated at its edges).
-	Exact bool `json:"exact"`
 }
 
 // KPI is one KPI over the period and the previous one.
@@ -143,27 +154,30 @@ type Volumes struct {
 	Previous VolumeFigures `json:"previous"`
 }
 
-// VolumeFigures are event counts of one period.
+// VolumeFigures are event counts of one period; call and survey counts
+// only where the config reads telephony or surveys (sections).
 type VolumeFigures struct {
-	TicketsCreated  float64 `json:"tickets_created"`
-	TicketsSolved   float64 `json:"tickets_solved"`
-	CallsOffered    float64 `json:"calls_offered"`
-	CallsAnswered   float64 `json:"calls_answered"`
-	SurveyResponses float64 `json:"survey_responses"`
+	TicketsCreated  float64  `json:"tickets_created"`
+	TicketsSolved   float64  `json:"tickets_solved"`
+	CallsOffered    *float64 `json:"calls_offered,omitempty"`
+	CallsAnswered   *float64 `json:"calls_answered,omitempty"`
+	SurveyResponses *float64 `json:"survey_responses,omitempty"`
 }
 
 // Querier is what a report needs of the Prometheus API.
 type Querier interface {
 	Query(ctx context.Context, expr string, t time.Time) ([]Sample, error)
-	QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]Point, error)
+	QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]Series, error)
+	Samples(ctx context.Context, expr string, t time.Time) ([]Series, error)
 }
 
-// Build computes the report of period p.
+// Build computes the report of period p; its times are in p's zone.
 func Build(ctx context.Context, cfg *config.Config, q Querier, p Period, now time.Time) (*Report, error) {
 	prev := p.Previous()
-	r := &Report{Schema: Schema, Service: cfg.Global.Service, GeneratedAt: now.UTC(),
+	loc := p.Start.Location()
+	r := &Report{Schema: Schema, Service: cfg.Global.Service, GeneratedAt: now.In(loc),
 		Period: info(p), Previous: info(prev)}
-	b := &builder{q: q}
+	b := &builder{q: q, counts: map[string]*termCount{}, running: map[string]map[int64]float64{}}
 	for _, s := range cfg.SLOs {
 		so, err := b.slo(ctx, cfg, s, p, prev)
 		if err != nil {
@@ -171,15 +185,31 @@ func Build(ctx context.Context, cfg *config.Config, q Querier, p Period, now tim
 		}
 		r.SLOs = append(r.SLOs, *so)
 	}
+	sec := sectionsOf(cfg)
 	var err error
-	if r.KPIs, err = b.kpis(ctx, cfg, p, prev); err != nil {
+	if r.Volumes.Current, err = b.volumes(ctx, p, sec); err != nil {
 		return nil, err
 	}
-	if r.Volumes.Current, err = b.volumes(ctx, p); err != nil {
+	if r.Volumes.Previous, err = b.volumes(ctx, prev, sec); err != nil {
 		return nil, err
 	}
-	if r.Volumes.Previous, err = b.volumes(ctx, prev); err != nil {
-		return nil, err
+	if sec.surveys || sec.generic {
+		k, err := b.kpis(ctx, cfg, p, prev)
+		if err != nil {
+			return nil, err
+		}
+		if sec.surveys || k.any() {
+			r.KPIs = &k
+		}
+	}
+	// A source that may deliver anything (sql, http_json, exec) keeps a
+	// section only where it delivered such data.
+	if cur, prv := &r.Volumes.Current, &r.Volumes.Previous; !sec.telephony && cur.CallsOffered != nil &&
+		*cur.CallsOffered+*cur.CallsAnswered+*prv.CallsOffered+*prv.CallsAnswered == 0 {
+		cur.CallsOffered, cur.CallsAnswered, prv.CallsOffered, prv.CallsAnswered = nil, nil, nil, nil
+	}
+	if r.KPIs == nil {
+		r.Volumes.Current.SurveyResponses, r.Volumes.Previous.SurveyResponses = nil, nil
 	}
 	r.Summary = summarize(r)
 	return r, nil
@@ -187,83 +217,18 @@ func Build(ctx context.Context, cfg *config.Config, q Querier, p Period, now tim
 
 func info(p Period) PeriodInfo { return PeriodInfo{Name: p.Name, Start: p.Start, End: p.End} }
 
-type builder struct{ q Querier }
-
-// delta is the exact increase of a sum of counters over p, per value of
-// the label by ("" for one total): the counters' last values at or before
-// p.End minus those at or before p.Start (a series born in the period
-// counts from 0). Where a counter was reset in the period (a histogram
-// restarted by a bucket change), its increase() is used instead and exact
-// is false.
-func (b *builder) delta(ctx context.Context, terms []sli.Term, p Period, by string) (map[string]float64, bool, error) {
-	out := map[string]float64{}
-	exact := true
-	group := "sum"
-	if by != "" {
-		group = "sum by (" + by + ")"
-	}
-	secs := int64(p.Duration() / time.Second)
-	for _, t := range terms {
-		sel := t.Selector()
-		at := func(ts time.Time) string {
-			return fmt.Sprintf("%s (last_over_time(%s[%s] @ %d))", group, sel, lookback, ts.Unix())
-		}
-		end, err := b.q.Query(ctx, at(p.End), p.End)
-		if err != nil {
-			return nil, false, err
-		}
-		start, err := b.q.Query(ctx, at(p.Start), p.End)
-		if err != nil {
-			return nil, false, err
-		}
-		resets, err := b.q.Query(ctx, fmt.Sprintf("%s (resets(%s[%ds] @ %d)) > 0", group, sel, secs, p.End.Unix()), p.End)
-		if err != nil {
-			return nil, false, err
-		}
-		d := map[string]float64{}
-		for _, s := range end {
-			d[s.Labels[by]] += s.Value
-		}
-		for _, s := range start {
-			d[s.Labels[by]] -= s.Value
-		}
-		if len(resets) > 0 {
-			exact = false
-			inc, err := b.q.Query(ctx, fmt.Sprintf("%s (increase(%s[%ds] @ %d))", group, sel, secs, p.End.Unix()), p.End)
-			if err != nil {
-				return nil, false, err
-			}
-			for _, s := range resets {
-				d[s.Labels[by]] = 0
-			}
-			for _, s := range inc {
-				if _, reset := findGroup(resets, by, s.Labels[by]); reset {
-					d[s.Labels[by]] = s.Value
-				}
-			}
-		}
-		for k, v := range d {
-			out[k] += t.Sign * v
-		}
-	}
-	for k, v := range out {
-		out[k] = math.Max(v, 0)
-	}
-	return out, exact, nil
-}
-
-func findGroup(ss []Sample, by, value string) (Sample, bool) {
-	for _, s := range ss {
-		if s.Labels[by] == value {
-			return s, true
-		}
-	}
-	return Sample{}, false
+type builder struct {
+	q Querier
+	// counts caches each term's count per period: bad and total share
+	// terms, and totals, breakdowns and curves read the same counts.
+	counts map[string]*termCount
+	// running caches each term's range query of cumulative counts.
+	running map[string]map[int64]float64
 }
 
 // figures turns counts into the reported figures.
-func figures(bad, total, objective float64) Figures {
-	f := Figures{Bad: bad, Total: total, Good: total - bad, BudgetSpent: bad, Status: "no_data"}
+func figures(bad, total, objective float64, exact bool) Figures {
+	f := Figures{Bad: bad, Total: total, Good: total - bad, BudgetSpent: bad, Status: "no_data", Exact: exact}
 	if total <= 0 {
 		return f
 	}
@@ -282,20 +247,38 @@ func figures(bad, total, objective float64) Figures {
 	return f
 }
 
-func (b *builder) counts(ctx context.Context, c *sli.Counts, p Period) (bad, total float64, err error) {
-	bd, _, err := b.delta(ctx, c.Bad, p, "")
-	if err != nil {
-		return 0, 0, err
+// periodFigures are an SLO's figures over p: exact counts where the
+// indicator has Counts, else rate() over the period times its length.
+func (b *builder) periodFigures(ctx context.Context, ind *sli.SLI, c *sli.Counts, p Period, objective float64) (Figures, error) {
+	if c != nil {
+		bad, be, err := b.sum(ctx, c.Bad, p, "")
+		if err != nil {
+			return Figures{}, err
+		}
+		total, te, err := b.sum(ctx, c.Total, p, "")
+		if err != nil {
+			return Figures{}, err
+		}
+		return figures(bad[""], total[""], objective, be && te), nil
 	}
-	td, _, err := b.delta(ctx, c.Total, p, "")
-	if err != nil {
-		return 0, 0, err
+	secs := int64(p.Duration() / time.Second)
+	w := fmt.Sprintf("%ds", secs)
+	var v [2]float64
+	for i, expr := range []string{ind.BadRate(w), ind.TotalRate(w)} {
+		res, err := b.q.Query(ctx, fmt.Sprintf("(%s) * %d", expr, secs), p.End)
+		if err != nil {
+			return Figures{}, err
+		}
+		for _, s := range res {
+			v[i] += s.Value
+		}
+		v[i] = math.Max(v[i], 0)
 	}
-	return bd[""], td[""], nil
+	return figures(v[0], v[1], objective, false), nil
 }
 
 func (b *builder) slo(ctx context.Context, cfg *config.Config, s *config.SLO, p, prev Period) (*SLO, error) {
-	out := &SLO{Name: s.Name, Description: s.Description, Indicator: s.Indicator, Objective: s.Objective, Exact: true}
+	out := &SLO{Name: s.Name, Description: s.Description, Indicator: s.Indicator, Objective: s.Objective}
 	ind, err := sli.For(cfg, s)
 	if err != nil {
 		return nil, err
@@ -304,35 +287,12 @@ func (b *builder) slo(ctx context.Context, cfg *config.Config, s *config.SLO, p,
 	if err != nil {
 		return nil, err
 	}
-	periodCounts := func(p Period) (float64, float64, error) {
-		if c != nil {
-			return b.counts(ctx, c, p)
-		}
-		// Custom: rate over the period times its length.
-		w := fmt.Sprintf("%ds", int64(p.Duration()/time.Second))
-		var v [2]float64
-		for i, expr := range []string{ind.BadRate(w), ind.TotalRate(w)} {
-			res, err := b.q.Query(ctx, fmt.Sprintf("(%s) * %d", expr, int64(p.Duration()/time.Second)), p.End)
-			if err != nil {
-				return 0, 0, err
-			}
-			if len(res) > 0 {
-				v[i] = math.Max(res[0].Value, 0)
-			}
-		}
-		return v[0], v[1], nil
-	}
-	bad, total, err := periodCounts(p)
-	if err != nil {
+	if out.Figures, err = b.periodFigures(ctx, ind, c, p, s.Objective); err != nil {
 		return nil, err
 	}
-	pbad, ptotal, err := periodCounts(prev)
-	if err != nil {
+	if out.Previous, err = b.periodFigures(ctx, ind, c, prev, s.Objective); err != nil {
 		return nil, err
 	}
-	out.Exact = c != nil
-	out.Figures = figures(bad, total, s.Objective)
-	out.Previous = figures(pbad, ptotal, s.Objective)
 	if out.SLI != nil && out.Previous.SLI != nil {
 		t := *out.SLI - *out.Previous.SLI
 		out.Trend = &t
@@ -348,34 +308,137 @@ func (b *builder) slo(ctx context.Context, cfg *config.Config, s *config.SLO, p,
 			return nil, err
 		}
 	}
-	// The hour of the fastest burn: the 1h error ratio, hourly.
-	if out.Bad > 0 {
-		pts, err := b.q.QueryRange(ctx, ind.ErrorRatio("1h"), p.Start.Add(time.Hour), p.End, time.Hour)
+	if out.Total <= 0 {
+		return out, nil
+	}
+	grid, step := hourGrid(p)
+	var bad, total []float64
+	if c != nil {
+		if bad, err = b.cumulative(ctx, c.Bad, p, grid, step); err != nil {
+			return nil, err
+		}
+		if total, err = b.cumulative(ctx, c.Total, p, grid, step); err != nil {
+			return nil, err
+		}
+	} else if bad, total, err = b.customCumulative(ctx, ind, p, grid, step); err != nil {
+		return nil, err
+	}
+	out.WorstBurn = fastestBurn(p, grid, bad, total, (100-s.Objective)/100)
+	out.Curve = curve(p, grid, bad, total, out.BudgetAllowed)
+	return out, nil
+}
+
+// customCumulative approximates a custom SLO's cumulative counts on the
+// grid from its counts over each step (rate() times the step), as its
+// period figures come from rate() too.
+func (b *builder) customCumulative(ctx context.Context, ind *sli.SLI, p Period, grid []time.Time, step time.Duration) (bad, total []float64, err error) {
+	side := func(count func(string) (string, error)) ([]float64, error) {
+		expr, err := count(sli.Window(step))
 		if err != nil {
 			return nil, err
 		}
-		budget := (100 - s.Objective) / 100
-		for _, pt := range pts {
-			if out.WorstBurn == nil || pt.V > out.WorstBurn.ErrorRatio {
-				out.WorstBurn = &Burn{At: pt.T.UTC(), ErrorRatio: pt.V, BurnRate: pt.V / budget}
+		byT := map[int64]float64{}
+		if len(grid) > 1 {
+			res, err := b.q.QueryRange(ctx, expr, p.Start.Add(step), grid[len(grid)-2], step)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range res {
+				for _, pt := range s.Points {
+					byT[pt.T.Unix()] += pt.V
+				}
 			}
 		}
-	}
-	if c != nil {
-		if out.Curve, err = b.curve(ctx, c, p, s.Objective, total); err != nil {
+		// The last interval may be shorter than the step.
+		last := p.Start
+		if len(grid) > 1 {
+			last = grid[len(grid)-2]
+		}
+		if expr, err = count(sli.Window(p.End.Sub(last))); err != nil {
 			return nil, err
 		}
+		res, err := b.q.Query(ctx, expr, p.End)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range res {
+			byT[p.End.Unix()] += s.Value
+		}
+		out := make([]float64, len(grid))
+		sum := 0.0
+		for i, t := range grid {
+			sum += math.Max(byT[t.Unix()], 0)
+			out[i] = sum
+		}
+		return out, nil
 	}
-	return out, nil
+	if bad, err = side(ind.BadCount); err != nil {
+		return nil, nil, err
+	}
+	total, err = side(ind.TotalCount)
+	return bad, total, err
+}
+
+// fastestBurn is the grid interval (an hour) with the highest error
+// ratio among those with at least minBurnBad bad events; the earliest on
+// a tie; nil when no hour had that many.
+func fastestBurn(p Period, grid []time.Time, bad, total []float64, budget float64) *Burn {
+	var out *Burn
+	pb, pt := 0.0, 0.0
+	for i, at := range grid {
+		b, t := bad[i]-pb, total[i]-pt
+		pb, pt = bad[i], total[i]
+		if b < minBurnBad || t <= 0 {
+			continue
+		}
+		ratio := b / t
+		if out == nil || ratio > out.ErrorRatio {
+			out = &Burn{At: at.In(p.Start.Location()), Bad: b, Total: t, ErrorRatio: ratio}
+		}
+	}
+	if out != nil && budget > 0 {
+		out.BurnRate = out.ErrorRatio / budget
+	}
+	return out
+}
+
+// curve is the cumulative SLI and remaining budget at the grid's times
+// for periods of up to 8 days, else at the end of every day in the
+// period's zone (a DST day has 23 or 25 hours); the period's end last.
+func curve(p Period, grid []time.Time, bad, total []float64, allowed float64) []CurvePoint {
+	at := grid
+	if p.Duration() > 8*24*time.Hour {
+		at = dayEnds(p)
+	}
+	var out []CurvePoint
+	i := 0
+	for _, t := range at {
+		// The grid's last time at or before t: t itself wherever the
+		// zone's offsets change by whole hours.
+		for i+1 < len(grid) && !grid[i+1].After(t) {
+			i++
+		}
+		bv, tv := bad[i], total[i]
+		cp := CurvePoint{At: t.In(p.Start.Location()), BudgetRemaining: 1}
+		if tv > 0 {
+			v := 100 * (tv - bv) / tv
+			cp.SLI = &v
+		}
+		if allowed > 0 {
+			cp.BudgetRemaining = 1 - bv/allowed
+		}
+		out = append(out, cp)
+	}
+	return out
 }
 
 // worst lists the three values of label with the most bad events.
 func (b *builder) worst(ctx context.Context, c *sli.Counts, p Period, label string, allowed float64) ([]Breakdown, error) {
-	bad, _, err := b.delta(ctx, c.Bad, p, label)
+	bad, _, err := b.sum(ctx, c.Bad, p, label)
 	if err != nil {
 		return nil, err
 	}
-	total, _, err := b.delta(ctx, c.Total, p, label)
+	total, _, err := b.sum(ctx, c.Total, p, label)
 	if err != nil {
 		return nil, err
 	}
@@ -397,54 +460,6 @@ func (b *builder) worst(ctx context.Context, c *sli.Counts, p Period, label stri
 	})
 	if len(out) > 3 {
 		out = out[:3]
-	}
-	return out, nil
-}
-
-// curve is the SLI and the remaining budget since the period started, at
-// every step: the cumulative increase of each counter, one range query
-// per counter.
-func (b *builder) curve(ctx context.Context, c *sli.Counts, p Period, objective, total float64) ([]CurvePoint, error) {
-	step := 24 * time.Hour
-	if p.Duration() <= 8*24*time.Hour {
-		step = 6 * time.Hour
-	}
-	cum := func(terms []sli.Term) (map[int64]float64, error) {
-		out := map[int64]float64{}
-		for _, t := range terms {
-			sel := t.Selector()
-			expr := fmt.Sprintf("sum(last_over_time(%s[%s])) - (sum(last_over_time(%s[%s] @ %d)) or vector(0))", sel, lookback, sel, lookback, p.Start.Unix())
-			pts, err := b.q.QueryRange(ctx, expr, p.Start.Add(step), p.End, step)
-			if err != nil {
-				return nil, err
-			}
-			for _, pt := range pts {
-				out[pt.T.Unix()] += t.Sign * pt.V
-			}
-		}
-		return out, nil
-	}
-	bad, err := cum(c.Bad)
-	if err != nil {
-		return nil, err
-	}
-	tot, err := cum(c.Total)
-	if err != nil {
-		return nil, err
-	}
-	allowed := total * (100 - objective) / 100
-	var out []CurvePoint
-	for t := p.Start.Add(step); !t.After(p.End); t = t.Add(step) {
-		bv, tv := math.Max(bad[t.Unix()], 0), math.Max(tot[t.Unix()], 0)
-		cp := CurvePoint{At: t.UTC(), BudgetRemaining: 1}
-		if tv > 0 {
-			v := 100 * (tv - bv) / tv
-			cp.SLI = &v
-		}
-		if allowed > 0 {
-			cp.BudgetRemaining = 1 - bv/allowed
-		}
-		out = append(out, cp)
 	}
 	return out, nil
 }
@@ -480,9 +495,11 @@ func summarize(r *Report) Summary {
 			risks = append(risks, risk{fmt.Sprintf("%s met its objective but spent %.0f%% of its error budget", o.Name, 100*spent), spent})
 		}
 	}
-	for _, k := range r.KPIs.List {
-		if k.Met != nil && !*k.Met {
-			risks = append(risks, risk{fmt.Sprintf("KPI %s missed its target (%s)", k.Name, k.Target), 5})
+	if r.KPIs != nil {
+		for _, k := range r.KPIs.List {
+			if k.Met != nil && !*k.Met {
+				risks = append(risks, risk{fmt.Sprintf("KPI %s missed its target (%s)", k.Name, k.Target), 5})
+			}
 		}
 	}
 	sort.SliceStable(risks, func(i, j int) bool { return risks[i].score > risks[j].score })

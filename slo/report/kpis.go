@@ -34,12 +34,12 @@ func (b *builder) kpis(ctx context.Context, cfg *config.Config, p, prev Period) 
 		gaps                                 map[string][3]*float64 // E, P, gap
 	}
 	one := func(metric string, p Period, matchers ...string) (float64, error) {
-		d, _, err := b.delta(ctx, term(metric, matchers...), p, "")
+		d, _, err := b.sum(ctx, term(metric, matchers...), p, "")
 		return d[""], err
 	}
 	compute := func(p Period) (values, error) {
 		var v values
-		nps, _, err := b.delta(ctx, term("servq_nps_responses_total"), p, "category")
+		nps, _, err := b.sum(ctx, term("servq_nps_responses_total"), p, "category")
 		if err != nil {
 			return v, err
 		}
@@ -70,11 +70,11 @@ func (b *builder) kpis(ctx context.Context, cfg *config.Config, p, prev Period) 
 		v.gaps = map[string][3]*float64{}
 		means := map[string]map[string]*float64{}
 		for _, scale := range []string{"expectation", "perception"} {
-			s, _, err := b.delta(ctx, term("servq_servqual_score_sum", "scale", scale), p, "dimension")
+			s, _, err := b.sum(ctx, term("servq_servqual_score_sum", "scale", scale), p, "dimension")
 			if err != nil {
 				return v, err
 			}
-			c, _, err := b.delta(ctx, term("servq_servqual_score_count", "scale", scale), p, "dimension")
+			c, _, err := b.sum(ctx, term("servq_servqual_score_count", "scale", scale), p, "dimension")
 			if err != nil {
 				return v, err
 			}
@@ -83,7 +83,7 @@ func (b *builder) kpis(ctx context.Context, cfg *config.Config, p, prev Period) 
 				means[scale][d] = ratio(s[d], c[d], 1)
 			}
 		}
-		points, _, err := b.delta(ctx, term("servq_servqual_weight_points_total"), p, "dimension")
+		points, _, err := b.sum(ctx, term("servq_servqual_weight_points_total"), p, "dimension")
 		if err != nil {
 			return v, err
 		}
@@ -157,14 +157,36 @@ func (b *builder) kpis(ctx context.Context, cfg *config.Config, p, prev Period) 
 	return out, nil
 }
 
-func (b *builder) volumes(ctx context.Context, p Period) (VolumeFigures, error) {
+// any says whether a survey KPI had responses in either period.
+func (k KPIs) any() bool {
+	for _, x := range k.List {
+		if x.Value != nil || x.Previous != nil {
+			return true
+		}
+	}
+	for _, g := range k.ServqualGaps {
+		if g.Expectation != nil || g.Perception != nil || g.Previous != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// volumes counts the period's events; calls and survey responses only
+// where the sections may have them.
+func (b *builder) volumes(ctx context.Context, p Period, sec sections) (VolumeFigures, error) {
 	var v VolumeFigures
-	for metric, dst := range map[string]*float64{
-		"servq_tickets_created_total": &v.TicketsCreated, "servq_tickets_solved_total": &v.TicketsSolved,
-		"servq_calls_offered_total": &v.CallsOffered, "servq_calls_answered_total": &v.CallsAnswered,
-		"servq_survey_responses_total": &v.SurveyResponses,
-	} {
-		d, _, err := b.delta(ctx, term(metric), p, "")
+	counts := map[string]*float64{"servq_tickets_created_total": &v.TicketsCreated, "servq_tickets_solved_total": &v.TicketsSolved}
+	if sec.telephony || sec.generic {
+		v.CallsOffered, v.CallsAnswered = new(float64), new(float64)
+		counts["servq_calls_offered_total"], counts["servq_calls_answered_total"] = v.CallsOffered, v.CallsAnswered
+	}
+	if sec.surveys || sec.generic {
+		v.SurveyResponses = new(float64)
+		counts["servq_survey_responses_total"] = v.SurveyResponses
+	}
+	for metric, dst := range counts {
+		d, _, err := b.sum(ctx, term(metric), p, "")
 		if err != nil {
 			return v, err
 		}

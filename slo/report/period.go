@@ -128,3 +128,38 @@ func (p Period) Previous() Period {
 
 // Duration is the period's length (DST changes included).
 func (p Period) Duration() time.Duration { return p.End.Sub(p.Start) }
+
+// maxSteps bounds the points of a period's hour grid: Prometheus answers
+// at most 11,000 points per range query.
+const maxSteps = 10000
+
+// hourGrid is the end of every hour of p, p.End last: whole hours after
+// the start, which are the hours of the period's zone (a DST day has 23
+// or 25 of them) wherever offsets change by whole hours. A period longer
+// than maxSteps hours gets steps of several hours. If p.End is not on
+// the grid (a zone whose offset changed by half an hour), its last
+// interval is shorter.
+func hourGrid(p Period) ([]time.Time, time.Duration) {
+	step := time.Hour
+	if n := int64(p.Duration() / time.Hour); n > maxSteps {
+		step *= time.Duration((n + maxSteps - 1) / maxSteps)
+	}
+	var out []time.Time
+	for t := p.Start.Add(step); t.Before(p.End); t = t.Add(step) {
+		out = append(out, t)
+	}
+	return append(out, p.End), step
+}
+
+// dayEnds is the end of every calendar day of p in its zone (local
+// midnights), p.End last.
+func dayEnds(p Period) []time.Time {
+	var out []time.Time
+	for d := p.Start; ; {
+		d = time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, d.Location())
+		if !d.Before(p.End) {
+			return append(out, p.End)
+		}
+		out = append(out, d)
+	}
+}

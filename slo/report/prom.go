@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -62,33 +63,65 @@ type Point struct {
 	V float64
 }
 
-// QueryRange evaluates expr from start to end every step; a result with
-// several series is an error (report series are single).
-func (a *API) QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]Point, error) {
+// Series is one series of a range or matrix result.
+type Series struct {
+	Labels map[string]string
+	Points []Point
+}
+
+// QueryRange evaluates expr from start to end every step, every series of
+// the result.
+func (a *API) QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]Series, error) {
 	v := url.Values{"query": {expr}, "start": {strconv.FormatInt(start.Unix(), 10)},
 		"end": {strconv.FormatInt(end.Unix(), 10)}, "step": {strconv.FormatInt(int64(step/time.Second), 10)}}
-	var res struct {
-		Result []struct {
-			Values [][2]any `json:"values"`
-		} `json:"result"`
-	}
-	if err := a.get(ctx, "/api/v1/query_range", v, &res); err != nil {
+	out, err := a.matrix(ctx, "/api/v1/query_range", v)
+	if err != nil {
 		return nil, fmt.Errorf("range query %s: %w", expr, err)
 	}
-	if len(res.Result) > 1 {
-		return nil, fmt.Errorf("range query %s: %d series, want 1", expr, len(res.Result))
+	return out, nil
+}
+
+// Samples evaluates a range-vector expression (a selector with a range,
+// such as x[30d] @ t) at t: the raw samples Prometheus stored, which
+// counting across a counter reset needs.
+func (a *API) Samples(ctx context.Context, expr string, t time.Time) ([]Series, error) {
+	v := url.Values{"query": {expr}, "time": {strconv.FormatInt(t.Unix(), 10)}}
+	out, err := a.matrix(ctx, "/api/v1/query", v)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", expr, err)
 	}
-	var out []Point
+	return out, nil
+}
+
+func (a *API) matrix(ctx context.Context, path string, v url.Values) ([]Series, error) {
+	var res struct {
+		ResultType string `json:"resultType"`
+		Result     []struct {
+			Metric map[string]string `json:"metric"`
+			Values [][2]any          `json:"values"`
+		} `json:"result"`
+	}
+	if err := a.get(ctx, path, v, &res); err != nil {
+		return nil, err
+	}
+	if res.ResultType != "matrix" {
+		return nil, fmt.Errorf("result type %q, want matrix", res.ResultType)
+	}
+	out := make([]Series, 0, len(res.Result))
 	for _, r := range res.Result {
+		s := Series{Labels: r.Metric, Points: make([]Point, 0, len(r.Values))}
 		for _, p := range r.Values {
 			ts, _ := p[0].(float64)
-			s, _ := p[1].(string)
-			f, err := strconv.ParseFloat(s, 64)
+			str, _ := p[1].(string)
+			f, err := strconv.ParseFloat(str, 64)
 			if err != nil {
-				continue
+				return nil, fmt.Errorf("value %q", str)
 			}
-			out = append(out, Point{T: time.Unix(int64(ts), 0), V: f})
+			// Timestamps are seconds with millisecond decimals; rounding
+			// to the millisecond keeps raw sample times exact.
+			s.Points = append(s.Points, Point{T: time.UnixMilli(int64(math.Round(ts * 1000))), V: f})
 		}
+		out = append(out, s)
 	}
 	return out, nil
 }

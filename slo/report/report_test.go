@@ -12,10 +12,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
+	"image/png"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,8 @@ import (
 
 const reportConfig = `
 global: {service: helpdesk, time_zone: UTC}
+collectors:
+  - {name: svy, type: survey_csv, schedule: "@every 1h"}
 slos:
   - name: reply-1h
     indicator: ticket_first_reply
@@ -44,14 +48,14 @@ slos:
 // September: 7200 good + 30 bad = 7230 events, SLI 99.585%.
 // October: 7440 good + 62 bad = 7502 events, SLI 99.1735%; the 99%
 // objective allows 75.02 bad: 62 is 82.6% of the budget (met, but a risk).
-// Worst hour: Oct 1, 11:00-12:00: 2 bad of 12 (error ratio 1/6, burn 16.7x).
+// No hour has 5 bad events (the most is 2 bad of 12 on Oct 1, 11:00-12:00):
+// no fastest burn is shown.
 func knownData() string {
 	var b strings.Builder
 	start := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
 	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	// Samples every 6 hours, hourly on October 1st (where the worst hour
-	// is): fewer samples make fewer backfilled blocks, and the counts are
-	// the same.
+	// is): the counts are the same, and the input is smaller.
 	oct1 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	series := func(labels string, value func(t time.Time, h int) float64) {
 		n := 0
@@ -126,7 +130,9 @@ func startBackfilledPrometheus(t *testing.T, om string) string {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "tsdb")
-	if out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", input, data).CombinedOutput(); err != nil {
+	// 30-day blocks: promtool's default of 2 hours makes hundreds of
+	// blocks of months of data, which Prometheus opens slowly.
+	if out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=720h", input, data).CombinedOutput(); err != nil {
 		t.Fatalf("promtool backfill: %v\n%s", err, out)
 	}
 	cfg := filepath.Join(dir, "prometheus.yml")
@@ -139,13 +145,26 @@ func startBackfilledPrometheus(t *testing.T, om string) string {
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
 
-func TestReportFiguresMatchHandComputedCounts(t *testing.T) {
-	url := startBackfilledPrometheus(t, knownData())
+// TestReports checks reports against hand counts of data backfilled into
+// one real Prometheus: knownData in UTC, berlinData around DST months.
+func TestReports(t *testing.T) {
+	url := startBackfilledPrometheus(t, strings.TrimSuffix(knownData(), "# EOF\n")+berlinData()+"# EOF\n")
+	t.Run("utc", func(t *testing.T) { checkUTCReport(t, url) })
+	t.Run("berlin-october", func(t *testing.T) { checkBerlinOctober(t, url) })
+	t.Run("berlin-week-43", func(t *testing.T) { checkBerlinWeek43(t, url) })
+	t.Run("berlin-march", func(t *testing.T) { checkBerlinMarch(t, url) })
+	t.Run("berlin-week-13", func(t *testing.T) { checkBerlinWeek13(t, url) })
+}
+
+// fixedNow is the clock of every report the tests build.
+var fixedNow = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+
+func checkUTCReport(t *testing.T, url string) {
 	cfg, err := config.Parse([]byte(reportConfig), "t.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ParsePeriod("2026-10", time.UTC, time.Now())
+	p, err := ParsePeriod("2026-10", time.UTC, fixedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +188,11 @@ func TestReportFiguresMatchHandComputedCounts(t *testing.T) {
 	if len(s.WorstQueues) != 2 || s.WorstQueues[0].Queue != "billing" || s.WorstQueues[0].Bad != 31 || s.WorstQueues[1].Queue != "support" || s.WorstQueues[1].Bad != 31 {
 		t.Errorf("worst queues = %+v", s.WorstQueues)
 	}
-	if s.WorstBurn == nil || !s.WorstBurn.At.Equal(time.Date(2026, 10, 1, 12, 0, 0, 0, time.UTC)) || !near(s.WorstBurn.ErrorRatio, 2.0/12) {
-		t.Errorf("worst burn = %+v", s.WorstBurn)
+	if s.WorstBurn != nil {
+		t.Errorf("worst burn = %+v, want none (no hour has %d bad events)", s.WorstBurn, minBurnBad)
+	}
+	if !s.Exact || !s.Previous.Exact {
+		t.Errorf("exact = %v, previous %v", s.Exact, s.Previous.Exact)
 	}
 	if len(s.Curve) != 31 || !near(*s.Curve[0].SLI, 100*240.0/242) || !near(s.Curve[30].BudgetRemaining, 1-62/75.02) {
 		t.Errorf("curve: %d points, first %+v, last %+v", len(s.Curve), s.Curve[0], s.Curve[len(s.Curve)-1])
@@ -180,6 +202,9 @@ func TestReportFiguresMatchHandComputedCounts(t *testing.T) {
 	}
 	if r.Summary.Met != 1 || r.Summary.Missed != 0 || len(r.Summary.Risks) != 1 || !strings.Contains(r.Summary.Risks[0], "83% of its error budget") {
 		t.Errorf("summary = %+v", r.Summary)
+	}
+	if r.KPIs == nil {
+		t.Fatal("no KPIs although the config has a survey source")
 	}
 	kpi := map[string]KPI{}
 	for _, k := range r.KPIs.List {
@@ -211,12 +236,15 @@ func TestReportFiguresMatchHandComputedCounts(t *testing.T) {
 	if len(s.WorstChannels) != 1 || s.WorstChannels[0].Queue != "email" || s.WorstChannels[0].Bad != 62 {
 		t.Errorf("worst channels = %+v", s.WorstChannels)
 	}
+	if v := r.Volumes.Current; v.CallsOffered != nil || v.SurveyResponses == nil {
+		t.Errorf("volumes = %+v: want survey responses (a survey source) and no calls (no telephony)", v)
+	}
 	checkRenders(t, r)
-	checkBrowserRendering(t, r)
+	checkBrowserRendering(t, r, "SLI of reply-1h", "99.17%", "7440 / 7502", "<h2>Summary</h2>")
 	checkScheduledReport(t, cfg, url)
 	// A period with no data at all: no NaN, status no_data.
-	empty, _ := ParsePeriod("2025-03", time.UTC, time.Now())
-	r2, err := Build(context.Background(), cfg, &API{URL: url}, empty, time.Now())
+	empty, _ := ParsePeriod("2025-03", time.UTC, fixedNow)
+	r2, err := Build(context.Background(), cfg, &API{URL: url}, empty, fixedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,16 +271,21 @@ func checkRenders(t *testing.T, r *Report) {
 	if strings.Contains(out["json"], "NaN") || strings.Contains(out["md"], "NaN") || strings.Contains(out["html"], "NaN") {
 		t.Error("NaN in a report")
 	}
-	for _, want := range []string{"| reply-1h | 99% | 99.17% | 7440 / 7502 | 75.0 | 62 (83%) | met | -0.41 pp |", "- billing: 31 bad of 31 (41% of the budget)", "1 of 1 SLOs met"} {
+	for _, want := range []string{"| reply-1h | 99% | 99.17% | 7440 / 7502 | 75.0 | 62 (83%) | met | -0.41 pp |", "- billing: 31 bad of 31 (41% of the budget)", "1 of 1 SLOs met",
+		"No hour had 5 or more bad events", "Generated 2026-11-23 08:00 UTC", "| survey responses | 0 | 0 |", "## Customer KPIs"} {
 		if !strings.Contains(out["md"], want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, out["md"])
 		}
+	}
+	if strings.Contains(out["md"], "calls offered") {
+		t.Error("call volumes in a report whose config reads no telephony")
 	}
 	rows, err := csv.NewReader(strings.NewReader(out["csv"])).ReadAll()
 	if err != nil || len(rows) != 2 || rows[1][1] != "reply-1h" || rows[1][6] != "7502" || rows[1][11] != "met" || rows[1][14] != "billing" {
 		t.Errorf("CSV = %v %v", rows, err)
 	}
-	for _, want := range []string{"<svg", "SLI of reply-1h", "Error budget remaining of reply-1h", "99.17%", "SERVQUAL gap per dimension"} {
+	for _, want := range []string{"<svg", "SLI of reply-1h", "Error budget remaining of reply-1h", "99.17%", "SERVQUAL gap per dimension",
+		`class="tick" text-anchor="end">100.0%</text>`, `text-anchor="start">Oct 1</text>`, `class="sli"`} {
 		if !strings.Contains(out["html"], want) {
 			t.Errorf("HTML lacks %q", want)
 		}
@@ -262,7 +295,7 @@ func checkRenders(t *testing.T, r *Report) {
 // The HTML opens in a real headless Chromium: the DOM it builds holds the
 // figures and the charts, and a screenshot is kept as an artifact
 // ($SERVQ_ARTIFACTS, default a temporary directory).
-func checkBrowserRendering(t *testing.T, r *Report) {
+func checkBrowserRendering(t *testing.T, r *Report, wants ...string) {
 	t.Helper()
 	chromium := testenv.Binary(t, "chromium")
 	dir := t.TempDir()
@@ -277,7 +310,7 @@ func checkBrowserRendering(t *testing.T, r *Report) {
 		artifacts = filepath.Join(os.TempDir(), "servq-artifacts")
 	}
 	os.MkdirAll(artifacts, 0o755)
-	shot := filepath.Join(artifacts, "slo-report-"+r.Period.Name+".png")
+	shot := filepath.Join(artifacts, fmt.Sprintf("slo-report-%s-%s.png", r.Period.Name, strings.ReplaceAll(r.Period.Start.Location().String(), "/", "-")))
 	common := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
 		"--user-data-dir=" + filepath.Join(dir, "profile"), "--enable-logging=stderr", "--v=0"}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -286,7 +319,7 @@ func checkBrowserRendering(t *testing.T, r *Report) {
 	if err != nil {
 		t.Fatalf("chromium --dump-dom: %v", err)
 	}
-	for _, want := range []string{"<svg", "SLI of reply-1h", "99.17%", "7440 / 7502", "<h2>Summary</h2>"} {
+	for _, want := range append([]string{"<svg"}, wants...) {
 		if !strings.Contains(string(dom), want) {
 			t.Errorf("the DOM Chromium built lacks %q", want)
 		}
@@ -304,8 +337,38 @@ func checkBrowserRendering(t *testing.T, r *Report) {
 	}
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
 		t.Errorf("screenshot %s missing or empty: %v", shot, err)
-	} else {
-		t.Logf("screenshot: %s", shot)
+		return
+	}
+	t.Logf("screenshot: %s", shot)
+	// The SLI line and the budget line are drawn where a reader sees
+	// them: the screenshot has pixels of their colours (.sli #1565c0,
+	// .budget #6a1b9a), a line's worth of each.
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	colours := map[string][3]int{"SLI line": {0x15, 0x65, 0xc0}, "budget line": {0x6a, 0x1b, 0x9a}}
+	seen := map[string]int{}
+	bounds := img.Bounds()
+	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			for name, c := range colours {
+				if abs(int(r>>8)-c[0]) < 24 && abs(int(g>>8)-c[1]) < 24 && abs(int(b>>8)-c[2]) < 24 {
+					seen[name]++
+				}
+			}
+		}
+	}
+	for name := range colours {
+		if seen[name] < 400 {
+			t.Errorf("the screenshot shows %d pixels of the %s: not visible", seen[name], name)
+		}
 	}
 }
 
@@ -365,6 +428,34 @@ func checkScheduledReport(t *testing.T, cfg *config.Config, url string) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("servq_report_runs_total %s = %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+func TestNiceTicks(t *testing.T) {
+	for _, c := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{98.85, 100, "99 99.5 100 / 1"},
+		{-0.6, 1.05, "-0.5 0 0.5 1 / 1"},
+		{99.885, 100, "99.9 99.95 100 / 2"},
+		{-35, 105, "0 50 100 / 0"}, // ceil(-0.7) is -0: printed as 0
+	} {
+		ticks, dec := niceTicks(c.lo, c.hi, 4)
+		var parts []string
+		for _, v := range ticks {
+			parts = append(parts, strconv.FormatFloat(v, 'f', -1, 64))
+		}
+		if got := strings.Join(parts, " ") + " / " + strconv.Itoa(dec); got != c.want {
+			t.Errorf("ticks of [%v, %v] = %s, want %s", c.lo, c.hi, got, c.want)
 		}
 	}
 }
