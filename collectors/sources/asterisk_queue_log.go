@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -21,25 +22,39 @@ import (
 
 // queueLog tails an Asterisk queue_log (epoch|callid|queue|agent|event|data…)
 // from its committed offset and turns each call that left a queue into a
-// record.Call. Calls still waiting, and agents' states, live in the cursor so
-// that a call entering in one run and completing in the next is whole.
+// record.Call. Calls still in flight (waiting or talking), and agents'
+// states, live in the cursor so that a call entering in one run and
+// completing in the next is whole.
+//
+// A call whose end is never logged (Asterisk crashed, the log was cut) is
+// counted once it is stale: the log's own time has run staleAfter past the
+// call's last line. It then counts as what the log proves: answered when
+// CONNECT was seen, otherwise offered and not answered (timeout).
 type queueLog struct {
-	path     string
-	queues   map[string]bool
-	channel  string
-	maxBytes int64
+	path       string
+	queues     map[string]bool
+	channel    string
+	maxBytes   int64
+	staleAfter int64 // seconds
 }
 
 type queueLogSpec struct {
-	Path         string   `yaml:"path"`
-	Queues       []string `yaml:"queues"`
-	Channel      string   `yaml:"channel"`
-	MaxReadBytes int64    `yaml:"max_read_bytes"`
+	Path           string          `yaml:"path"`
+	Queues         []string        `yaml:"queues"`
+	Channel        string          `yaml:"channel"`
+	MaxReadBytes   int64           `yaml:"max_read_bytes"`
+	StaleCallAfter config.Duration `yaml:"stale_call_after"`
 }
+
+// qlDefaultStaleAfter is how long the log must run on past a call's last
+// line before the call counts as ended without its end line. It must exceed
+// the longest real call, or a call still talking is counted early and its
+// real end then counts nowhere (the call is already counted).
+const qlDefaultStaleAfter = 24 * time.Hour
 
 func init() {
 	collectors.Register("asterisk_queue_log", func(c *config.Collector, _ collectors.Env) (collectors.Source, error) {
-		spec := queueLogSpec{Channel: "phone"}
+		spec := queueLogSpec{Channel: "phone", StaleCallAfter: config.Duration(qlDefaultStaleAfter)}
 		if err := c.DecodeSpec(&spec); err != nil {
 			return nil, err
 		}
@@ -49,7 +64,12 @@ func init() {
 		if spec.MaxReadBytes < 0 {
 			return nil, c.Errorf("max_read_bytes", "must not be negative")
 		}
-		q := &queueLog{path: spec.Path, channel: spec.Channel, maxBytes: spec.MaxReadBytes}
+		if spec.StaleCallAfter.D() < time.Hour {
+			// Shorter would count calls still talking as ended.
+			return nil, c.Errorf("stale_call_after", "must be at least 1h, got %s", spec.StaleCallAfter)
+		}
+		q := &queueLog{path: spec.Path, channel: spec.Channel, maxBytes: spec.MaxReadBytes,
+			staleAfter: int64(spec.StaleCallAfter.D() / time.Second)}
 		if len(spec.Queues) > 0 {
 			q.queues = map[string]bool{}
 			for _, n := range spec.Queues {
@@ -68,19 +88,34 @@ type qlCursor struct {
 	Line    int64                      `json:"line"`
 	Pending map[string]*qlCall         `json:"pending,omitempty"`
 	Agents  map[string]map[string]bool `json:"agents,omitempty"` // queue -> agent -> paused
+	// Newest is the log's own clock: the newest epoch of any line read
+	// (never ahead of the run's clock, see Collect). Staleness is judged
+	// on it, not on the wall clock, so that replaying an old log counts
+	// the same as reading it live. It survives rotation: the new file
+	// continues the same clock.
+	Newest int64 `json:"newest,omitempty"`
 }
 
-// qlCall is a call that entered a queue and has not left it yet.
+// qlCall is a call that entered a queue and has not ended yet.
 type qlCall struct {
 	Queue   string `json:"q"`
 	Enter   int64  `json:"e"`
 	Connect int64  `json:"c,omitempty"`
 	Agent   string `json:"a,omitempty"`
+	// Skew is CONNECT's holdtime (the wait until answer, which ASA and
+	// service level use) minus Connect − Enter. Kept as a difference, not
+	// the holdtime itself, because it is almost always 0 (omitted from the
+	// cursor, no allocation) and a cursor of an older version, which has
+	// no such field, then reads as Connect − Enter.
+	Skew int64 `json:"s,omitempty"`
 }
 
-// A pending call older than this is dropped (its end was never logged, e.g.
-// after an Asterisk crash) so the cursor stays bounded.
-const qlStaleAfter = 24 * time.Hour
+// wait is the time the call waited until it was answered: CONNECT's
+// holdtime.
+func (p *qlCall) wait() int64 { return max(p.Connect-p.Enter+p.Skew, 0) }
+
+// last is the time of the call's newest line.
+func (p *qlCall) last() int64 { return max(p.Enter, p.Connect) }
 
 func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
 	cur := qlCursor{}
@@ -125,6 +160,13 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 		left = min(left, q.maxBytes)
 	}
 	b.Calls = slices.Grow(b.Calls, int(min(left/150, 1<<22)))
+	// The log's clock never runs ahead of the run's: one line with a
+	// garbled future epoch must not make every call in flight stale, now
+	// and (through the cursor) in every later run.
+	clock := int64(math.MaxInt64)
+	if !b.Now.IsZero() {
+		clock = b.Now.Unix()
+	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var read int64
 	for q.maxBytes == 0 || read < q.maxBytes {
@@ -151,19 +193,58 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 		cur.Line++
 		cur.Offset += int64(len(line))
 		read += int64(len(line))
-		q.line(&cur, line[:len(line)-1], b)
+		q.line(&cur, line[:len(line)-1], b, clock)
 		if cur.Line%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+	}
+	q.expire(&cur, b)
+	if cur.Newest > 0 {
+		// Every line up to the newest one read is delivered; lines not
+		// yet written cannot be vouched for.
+		b.Watermark = time.Unix(cur.Newest, 0).UTC()
 	}
 	q.snapshot(&cur, b)
 	return json.Marshal(cur)
 }
 
+// expire counts the calls whose end the log never showed: those whose last
+// line is more than staleAfter older than the log's newest line. Each is
+// emitted once and leaves the cursor in the same commit; should its end
+// line still come, the call is emitted again and the quality model's
+// dedup key (c:<call id>) counts it once, as stale.
+func (q *queueLog) expire(cur *qlCursor, b *collectors.Batch) {
+	var stale []string
+	for id, p := range cur.Pending {
+		if cur.Newest-p.last() > q.staleAfter {
+			stale = append(stale, id)
+		}
+	}
+	sort.Strings(stale) // map order must not leak into the records
+	for _, id := range stale {
+		p := cur.Pending[id]
+		delete(cur.Pending, id)
+		c := record.Call{ID: id, Queue: p.Queue, Channel: q.channel, EnqueuedAt: time.Unix(p.Enter, 0).UTC()}
+		if p.Connect != 0 {
+			// Answered: the wait is known, the talk is not, so it stays
+			// out of handle time. Its last known instant is the answer.
+			c.Outcome, c.Agent, c.HandleUnknown = record.OutcomeAnswered, p.Agent, true
+			c.AnsweredAt = time.Unix(p.Connect, 0).UTC()
+			c.EndedAt, c.Wait = c.AnsweredAt, time.Duration(p.wait())*time.Second
+		} else {
+			// Offered and never answered; whether the caller hung up is
+			// unknown, so not abandoned: timeout, the queue did not serve
+			// it. How long it waited is unknown too: 0, ended at entry.
+			c.Outcome, c.EndedAt = record.OutcomeTimeout, c.EnqueuedAt
+		}
+		b.Calls = append(b.Calls, c)
+	}
+}
+
 // maxFields is the most fields any event uses (5 fixed + 5 data).
 const maxFields = 10
 
-func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch) {
+func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock int64) {
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	var f [maxFields][]byte
 	n := 0
@@ -189,6 +270,7 @@ func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch) {
 		b.Reject("bad_time", pos(), fmt.Errorf("epoch %q is not a number", f[0]))
 		return
 	}
+	cur.Newest = max(cur.Newest, min(epoch, clock))
 	callid, queue, agent, event := f[1], f[2], f[3], f[4]
 	data := f[5:n]
 	num := func(i int) (int64, bool) {
@@ -215,7 +297,7 @@ func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch) {
 		}
 		p := q.pending(cur, callid, queue, epoch-hold)
 		if p != nil {
-			p.Connect, p.Agent = epoch, string(agent)
+			p.Connect, p.Agent, p.Skew = epoch, string(agent), hold-(epoch-p.Enter)
 		}
 	case "COMPLETEAGENT", "COMPLETECALLER":
 		hold, ok1 := num(0)
@@ -306,6 +388,12 @@ func (q *queueLog) finish(cur *qlCursor, b *collectors.Batch, callid, queue, age
 		return
 	}
 	delete(cur.Pending, string(callid))
+	if answered && p.Connect != 0 {
+		// The wait until CONNECT, not the end line's holdtime: some
+		// builds log the two a second apart, and ASA and service level
+		// are about the answer.
+		wait = p.wait()
+	}
 	if wait < 0 {
 		wait = max(epoch-p.Enter, 0)
 	}
@@ -327,7 +415,9 @@ func (q *queueLog) finish(cur *qlCursor, b *collectors.Batch, callid, queue, age
 }
 
 // snapshot reports every known queue: calls waiting (entered, not yet
-// connected), the longest of those waits, and agents by state.
+// connected), the longest of those waits, and agents by state. Unlike
+// staleness it reads the run's clock: a caller waiting alone writes no
+// lines, so the log's clock would not see the wait grow.
 func (q *queueLog) snapshot(cur *qlCursor, b *collectors.Batch) {
 	now := b.Now.Unix()
 	type acc struct {
@@ -335,12 +425,7 @@ func (q *queueLog) snapshot(cur *qlCursor, b *collectors.Batch) {
 		longest int64
 	}
 	byQ := map[string]*acc{}
-	for id, p := range cur.Pending {
-		if now-p.Enter > int64(qlStaleAfter/time.Second) {
-			delete(cur.Pending, id)
-			b.Reject("stale_call", q.path, fmt.Errorf("call %s entered %s at %d and never left; dropped", id, p.Queue, p.Enter))
-			continue
-		}
+	for _, p := range cur.Pending {
 		a := byQ[p.Queue]
 		if a == nil {
 			a = &acc{}

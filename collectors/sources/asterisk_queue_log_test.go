@@ -2,6 +2,7 @@ package sources
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -231,4 +232,105 @@ func BenchmarkQueueLogParse(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// A line dated in the future (a garbled epoch) moves the log's clock at
+// most to the run's clock, so it makes no call in flight stale; and runs
+// later by the wall clock with no new line make none stale either.
+func TestQueueLogStalenessFollowsTheLogNotTheClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue_log")
+	appendFile(t, path, "5000|W|q|NONE|ENTERQUEUE||1|1\n5001|V|q|NONE|ENTERQUEUE||1|2\n5005|V|q|SIP/1|CONNECT|4|V.2|1\n99999999999|J|q|NONE|SOMEFUTUREEVENT|\n")
+	s := queueLogSource(t, path, "")
+	b, cur := collectOnce(t, s, nil, at(6000))
+	if len(b.Calls) != 0 || !b.Watermark.Equal(at(6000)) {
+		t.Fatalf("calls %+v, watermark %v; want none and the run's clock 6000", b.Calls, b.Watermark)
+	}
+	b, cur = collectOnce(t, s, cur, at(6000+10*86400))
+	if len(b.Calls) != 0 {
+		t.Fatalf("the wall clock made calls stale: %+v", b.Calls)
+	}
+	// The log itself moves on: 91405 is 86405s after W's entry and 86400s
+	// after V's CONNECT (not more: V stays); 91406 takes V too.
+	appendFile(t, path, "91405|NONE|NONE|NONE|QUEUESTART|\n")
+	b, cur = collectOnce(t, s, cur, at(6000+10*86400))
+	want := []record.Call{{ID: "W", Queue: "q", Channel: "phone", EnqueuedAt: at(5000), EndedAt: at(5000), Outcome: record.OutcomeTimeout}}
+	if !reflect.DeepEqual(b.Calls, want) {
+		t.Errorf("got %+v\nwant %+v", b.Calls, want)
+	}
+	appendFile(t, path, "91406|NONE|NONE|NONE|QUEUESTART|\n")
+	b, _ = collectOnce(t, s, cur, at(6000+10*86400))
+	want = []record.Call{{ID: "V", Queue: "q", Channel: "phone", Agent: "SIP/1", EnqueuedAt: at(5001), AnsweredAt: at(5005), EndedAt: at(5005),
+		Wait: 4 * time.Second, Outcome: record.OutcomeAnswered, HandleUnknown: true}}
+	if !reflect.DeepEqual(b.Calls, want) {
+		t.Errorf("got %+v\nwant %+v", b.Calls, want)
+	}
+}
+
+func TestQueueLogStaleCallAfter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue_log")
+	appendFile(t, path, "7000|S|q|NONE|ENTERQUEUE||1|1\n14200|NONE|NONE|NONE|QUEUESTART|\n14201|NONE|NONE|NONE|QUEUESTART|\n")
+	s := queueLogSource(t, path, "    stale_call_after: 2h\n")
+	b, _ := collectOnce(t, s, nil, at(20000))
+	if len(b.Calls) != 1 || b.Calls[0].ID != "S" || b.Calls[0].Outcome != record.OutcomeTimeout {
+		t.Errorf("after 7201s of log with stale_call_after 2h: %+v", b.Calls)
+	}
+	head := "collectors:\n  - name: pbx\n    type: asterisk_queue_log\n    schedule: \"@every 10s\"\n    path: /x\n"
+	expectConfigError(t, head, "    stale_call_after: 30m\n", "test.yml:6: collectors[0].stale_call_after: must be at least 1h, got 30m")
+}
+
+// A cursor written before CONNECT's holdtime was kept: the wait until
+// answer is CONNECT − ENTERQUEUE (9s), not the COMPLETE line's 10.
+func TestQueueLogOldCursorWithoutHold(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue_log")
+	appendFile(t, path, "2100|K|support|SIP/1|COMPLETECALLER|10|91|1\n")
+	s := queueLogSource(t, path, "")
+	old := []byte(`{"inode":0,"dev":0,"offset":0,"line":0,"pending":{"K":{"q":"support","e":2000,"c":2009,"a":"SIP/1"}}}`)
+	b, _ := collectOnce(t, s, old, at(2200))
+	want := []record.Call{{ID: "K", Queue: "support", Channel: "phone", Agent: "SIP/1", EnqueuedAt: at(2000), AnsweredAt: at(2009), EndedAt: at(2100), Wait: 9 * time.Second, Talk: 91 * time.Second, Outcome: record.OutcomeAnswered}}
+	if !reflect.DeepEqual(b.Calls, want) {
+		t.Errorf("got %+v\nwant %+v", b.Calls, want)
+	}
+}
+
+// Invariants of any input: every complete line is consumed (counted in the
+// cursor, each either used, skipped as an unknown event, or rejected), no
+// call has a negative wait or talk, and once the log's clock has run
+// stale_call_after past them no call dated up to that clock is left in
+// flight: each was counted, as ended or stale.
+func FuzzQueueLogInvariants(f *testing.F) {
+	f.Add([]byte(fixture))
+	if tdata, err := os.ReadFile(filepath.Join("testdata", "asterisk_queue_log", "queue_log")); err == nil {
+		f.Add(tdata)
+	}
+	f.Add([]byte("10|a|q|NONE|ENTERQUEUE||1|1\n20|a|q|x|CONNECT|50|a.2|1\n9|b|q|x|CONNECT|0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "queue_log")
+		os.WriteFile(path, data, 0o644)
+		s := queueLogSource(t, path, "")
+		clock := int64(2_000_000_000)
+		b, raw := collectOnce(t, s, nil, at(clock))
+		cur := qlCursorOf(t, raw)
+		end := int64(bytes.LastIndexByte(data, '\n') + 1)
+		if cur.Offset != end || cur.Line != int64(bytes.Count(data, []byte{'\n'})) {
+			t.Fatalf("cursor at line %d offset %d; the data has %d complete lines ending at %d",
+				cur.Line, cur.Offset, bytes.Count(data, []byte{'\n'}), end)
+		}
+		if cur.Newest > clock {
+			t.Fatalf("log clock %d ahead of the run's %d", cur.Newest, clock)
+		}
+		// Move the log's clock a day past everything it has seen.
+		late := clock + int64(qlDefaultStaleAfter/time.Second) + 1
+		appendFile(t, path, fmt.Sprintf("\n%d|NONE|NONE|NONE|QUEUESTART|\n", late))
+		b2, raw := collectOnce(t, s, raw, at(late))
+		for _, c := range append(b.Calls, b2.Calls...) {
+			if c.Wait < 0 || c.Talk < 0 {
+				t.Fatalf("negative duration: %+v", c)
+			}
+		}
+		for id, p := range qlCursorOf(t, raw).Pending {
+			if p.last() <= clock {
+				t.Fatalf("call %s (last line at %d) still in flight at log time %d", id, p.last(), late)
+			}
+		}
+	})
 }
