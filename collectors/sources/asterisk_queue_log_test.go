@@ -334,3 +334,24 @@ func FuzzQueueLogInvariants(f *testing.F) {
 		}
 	})
 }
+
+// The example of the asterisk_queue_log section of README.md builds, with
+// every key the plugin has.
+func TestQueueLogReadmeExample(t *testing.T) {
+	doc, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(doc), "## `asterisk_queue_log`")
+	if !ok {
+		t.Fatal("README.md has no asterisk_queue_log section")
+	}
+	_, yml, _ := strings.Cut(sec, "```yaml\n")
+	yml, _, _ = strings.Cut(yml, "```")
+	for _, key := range []string{"path:", "queues:", "channel:", "max_read_bytes:", "stale_call_after:"} {
+		if !strings.Contains(yml, key) {
+			t.Errorf("the example does not show %s", key)
+		}
+	}
+	buildSource(t, yml)
+}
