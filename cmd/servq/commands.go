@@ -21,6 +21,7 @@ import (
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/slo/rules"
 )
 
 // storagePath picks the state directory: the flag, ./data for a real
@@ -67,6 +68,11 @@ func check(file string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d collectors, %d SLOs)\n", name, len(cfg.Collectors), len(cfg.SLOs))
+	// The same notes as servq rules: a valid config whose alert pairs were
+	// adjusted to its windows and objectives says so where it is checked.
+	for _, w := range rules.Warnings(cfg) {
+		fmt.Fprintf(stderr, "note: %s\n", w)
+	}
 	return 0
 }
 

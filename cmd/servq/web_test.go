@@ -115,6 +115,16 @@ func TestCheckCommand(t *testing.T) {
 	if !strings.Contains(errb.String(), bad+":3: collectors[0].type: unknown collector type \"nosuch\"") {
 		t.Errorf("unknown type not reported with its location:\n%s", errb.String())
 	}
+	// A valid config whose alert pairs were adjusted to a short window
+	// passes with the notes servq rules prints.
+	week := filepath.Join(dir, "week.yml")
+	os.WriteFile(week, []byte("global: {service: s}\ncollectors:\n  - {name: pbx, type: demo, schedule: \"@every 1m\"}\nslos:\n  - {name: week, indicator: call_abandonment, objective: 99, window: 7d}\n"), 0o644)
+	out.Reset()
+	errb.Reset()
+	code := run([]string{"check", week}, &out, &errb)
+	if want := "note: slo week (window 1w): the 3d/6h ticket alert burns at 1.2×"; code != 0 || !strings.Contains(errb.String(), want) {
+		t.Errorf("check of a 7d SLO = %d, stderr %q, want a note %q", code, errb.String(), want)
+	}
 }
 
 // SIGHUP reloads the config file, like POST /-/reload.

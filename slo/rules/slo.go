@@ -11,32 +11,16 @@ import (
 	"github.com/servq/servq/slo/sli"
 )
 
-// burnWindow is one pair of the multi-window multi-burn-rate alerts: the
-// alert fires when both windows burn faster than Factor × budget. The
-// fractions are the share of the whole window's budget that such a burn
-// spends in the long window (the SRE workbook's 2 % in 1h, 5 % in 6h,
-// 10 % in 1d and in 3d), so the factors scale with the SLO window: a 30d
-// window gives the classic 14.4, 6, 3 and 1; 28d gives 13.44, 5.6, 2.8
-// and 0.93.
+// burnWindow is one pair of the multi-window multi-burn-rate alerts as the
+// SRE workbook defines it for a 30d window: the pair fires when both
+// windows burn the budget faster than a factor. Fraction is the share of
+// the SLO window's budget that the pair's burn spends in the long window
+// (2 % in 1h, 5 % in 6h, 10 % in 1d and in 3d: 14.4×, 6×, 3× and 1× of a
+// 30d budget). Every short window is a 12th of its long window.
 type burnWindow struct {
 	Long, Short time.Duration
 	Fraction    float64
 	Severity    string
-}
-
-// Threshold is the error ratio above which the pair fires: factor ×
-// budget, capped at halfway between the budget and 100 % errors. The cap
-// matters for the objectives of customer service: with an 80 % objective
-// the budget is 20 % of events and the fastest possible burn is 5×, so a
-// 14.4× page could never fire; capped, it pages when well over half of the
-// calls miss the target for an hour, which is the outage it is meant to
-// catch.
-func (b burnWindow) Threshold(window time.Duration, budget float64) (threshold float64, capped bool) {
-	t := b.Factor(window) * budget
-	if limit := (1 + budget) / 2; t > limit {
-		return limit, true
-	}
-	return t, false
 }
 
 var burnWindows = []burnWindow{
@@ -46,10 +30,109 @@ var burnWindows = []burnWindow{
 	{72 * time.Hour, 6 * time.Hour, 0.10, config.SeverityTicket},
 }
 
-// Factor is the burn rate that spends Fraction of the budget of window in
-// the long window.
-func (b burnWindow) Factor(window time.Duration) float64 {
-	return b.Fraction * float64(window) / float64(b.Long)
+const (
+	day = 24 * time.Hour
+	// scaleFrom is the shortest SLO window whose factors keep the budget
+	// fractions and so grow with the window: 28d gives Sloth's 28d
+	// catalogue (13.44, 5.6, 2.8, 0.933), 30d the classic 14.4, 6, 3, 1,
+	// 90d 43.2, 18, 9, 3. Below it the fractions would shrink the factors
+	// under 1× (7d: 3.36, 1.4, 0.7, 0.233), so that alerts fire while the
+	// objective is met and never clear; there the 30d burn rates are kept.
+	scaleFrom = 28 * day
+	// burnFloor is the least factor below scaleFrom. It is strictly above
+	// 1× so that a steady error ratio at the budget (the objective just
+	// met) never opens a ticket, with a margin for the noise of a service
+	// that runs at its objective: the 30d slow burn of 1× would flap there.
+	burnFloor = 1.2
+)
+
+// rate30d is the pair's burn rate on a 30d window: 14.4, 6, 3 or 1.
+func (b burnWindow) rate30d() float64 { return b.Fraction * float64(30*day) / float64(b.Long) }
+
+// alertPair is a burn window as alerted on for one SLO window.
+type alertPair struct {
+	From        burnWindow    // the workbook pair it comes from
+	Long, Short time.Duration // From's windows, or shrunk to the SLO window
+	Factor      float64
+	Severity    string
+	Floored     bool // the 30d rate was below burnFloor
+	Shrunk      bool // From.Long is longer than the SLO window
+	// Replaced are pairs of the same severity over the same windows with a
+	// higher factor: they could only fire when this one does, so they are
+	// left out.
+	Replaced []alertPair
+}
+
+// pairsFor are the alert pairs of an SLO window, of both severities:
+//
+//   - from 28d up, factor = budget fraction × window / long window, so
+//     30d keeps 14.4/6/3/1 and 28d Sloth's catalogue 13.44/5.6/2.8/0.933;
+//   - below 28d, the 30d burn rates 14.4/6/3/1, at least burnFloor;
+//   - a pair whose long window is longer than the SLO window runs over the
+//     SLO window and a 12th of it instead (a 1d window's 3d/6h ticket over
+//     1d/2h): dropping it would leave a short window without a slow-burn
+//     ticket, so that an objective missed every day by a burn under 3×
+//     never alerted. Of two pairs of one severity that then share their
+//     windows, the lower factor is kept.
+func pairsFor(window time.Duration) []alertPair {
+	var out []alertPair
+	for _, b := range burnWindows {
+		p := alertPair{From: b, Long: b.Long, Short: b.Short, Severity: b.Severity}
+		if window >= scaleFrom {
+			p.Factor = b.Fraction * float64(window) / float64(b.Long)
+		} else {
+			p.Factor = b.rate30d()
+			if p.Factor < burnFloor {
+				p.Factor, p.Floored = burnFloor, true
+			}
+			if b.Long > window {
+				// Whole minutes keep the range readable (1h30m -> 7m,
+				// not 7m30s); a window is at least 1h, so the short
+				// window at least 5m.
+				p.Long, p.Short, p.Shrunk = window, (window / 12).Truncate(time.Minute), true
+			}
+		}
+		merged := false
+		for i := range out {
+			q := &out[i]
+			if q.Severity != p.Severity || q.Long != p.Long || q.Short != p.Short {
+				continue
+			}
+			if p.Factor < q.Factor {
+				p.Replaced = append(append(p.Replaced, q.Replaced...), q.withoutReplaced())
+				*q = p
+			} else {
+				q.Replaced = append(q.Replaced, p)
+			}
+			merged = true
+			break
+		}
+		if !merged {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (p alertPair) withoutReplaced() alertPair { p.Replaced = nil; return p }
+
+// Threshold is the error ratio above which the pair fires: factor ×
+// budget, capped at halfway between the budget and 100 % errors. The cap
+// matters for the objectives of customer service: with an 80 % objective
+// the budget is 20 % of events and the fastest possible burn is 5×, so a
+// 14.4× page could never fire; with a 95 % objective 14.4× is 72 % errors,
+// possible but a bar so high that a queue half unstaffed stays under it.
+// Capped, the pair fires when the error ratio is more than halfway from
+// the budget to 100 % errors, which every full outage crosses and no
+// steady ratio at the budget does.
+func (p alertPair) Threshold(budget float64) (threshold float64, capped bool) {
+	t := p.Factor * budget
+	// (The relative margin keeps 3 × 0.2 = 0.6000000000000001 from
+	// counting as above the cap of 0.6.)
+	if limit := (1 + budget) / 2; t > limit*(1+1e-9) {
+		return limit, true
+	}
+	return t, false
 }
 
 // Names of the recorded series. The slo:* names and sloth_* labels are the
@@ -83,19 +166,15 @@ func AlertName(s *config.SLO) string {
 	return camel(s.Name) + "ErrorBudgetBurn"
 }
 
-// activeWindows are the burn windows that fit the SLO window and whose
-// severity is enabled.
-func activeWindows(s *config.SLO) []burnWindow {
-	var out []burnWindow
-	for _, b := range burnWindows {
-		if b.Long > s.Window.D() {
-			continue // a 3d window says nothing about a 1d objective
-		}
-		if b.Severity == config.SeverityPage && !s.Alerting.PageEnabled() ||
-			b.Severity == config.SeverityTicket && !s.Alerting.TicketEnabled() {
+// activePairs are the alert pairs of the SLO whose severity is enabled.
+func activePairs(s *config.SLO) []alertPair {
+	var out []alertPair
+	for _, p := range pairsFor(s.Window.D()) {
+		if p.Severity == config.SeverityPage && !s.Alerting.PageEnabled() ||
+			p.Severity == config.SeverityTicket && !s.Alerting.TicketEnabled() {
 			continue
 		}
-		out = append(out, b)
+		out = append(out, p)
 	}
 	return out
 }
@@ -109,10 +188,8 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 	sel := func(metric string) string { return sli.Selector(metric, map[string]string{"sloth_id": ID(cfg, s)}) }
 	window := sli.Window(s.Window.D())
 	windows := map[time.Duration]bool{s.Window.D(): true, 5 * time.Minute: true}
-	for _, b := range burnWindows {
-		if b.Long <= s.Window.D() {
-			windows[b.Long], windows[b.Short] = true, true
-		}
+	for _, p := range pairsFor(s.Window.D()) {
+		windows[p.Long], windows[p.Short] = true, true
 	}
 	ordered := make([]time.Duration, 0, len(windows))
 	for w := range windows {
@@ -130,8 +207,8 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 			Labels: merge(labels, map[string]string{"sloth_window": ws})})
 	}
 	counted := map[time.Duration]bool{s.Window.D(): true}
-	for _, b := range activeWindows(s) {
-		counted[b.Long] = true
+	for _, p := range activePairs(s) {
+		counted[p.Long] = true
 	}
 	for _, w := range ordered {
 		if !counted[w] {
@@ -195,33 +272,38 @@ func burnAlerts(cfg *config.Config, s *config.SLO, labels map[string]string, sel
 	var out []Rule
 	for _, sev := range []string{config.SeverityPage, config.SeverityTicket} {
 		var clauses, prose []string
-		for _, b := range activeWindows(s) {
-			if b.Severity != sev {
+		for _, p := range activePairs(s) {
+			if p.Severity != sev {
 				continue
 			}
-			factor := strconv.FormatFloat(b.Factor(s.Window.D()), 'g', 4, 64)
+			factor := strconv.FormatFloat(p.Factor, 'g', 4, 64)
 			cond := fmt.Sprintf("> (%s * %s)", factor, sli.Num(budget))
-			threshold, capped := b.Threshold(s.Window.D(), budget)
+			threshold, capped := p.Threshold(budget)
 			if capped {
 				cond = "> " + sli.Num(threshold)
 			}
 			parts := []string{
-				fmt.Sprintf("max without (sloth_window) (%s %s)", sel(recErrorRatio+sli.Window(b.Short)), cond),
-				fmt.Sprintf("max without (sloth_window) (%s %s)", sel(recErrorRatio+sli.Window(b.Long)), cond),
+				fmt.Sprintf("max without (sloth_window) (%s %s)", sel(recErrorRatio+sli.Window(p.Short)), cond),
+				fmt.Sprintf("max without (sloth_window) (%s %s)", sel(recErrorRatio+sli.Window(p.Long)), cond),
 			}
 			if s.Alerting.MinBadEvents > 1 {
 				// increase() extrapolates to the window's edges, so N bad
 				// events can read as a little less than N.
 				parts = append(parts, fmt.Sprintf("max without (sloth_window) (%s >= %s)",
-					sel(recBadEvents+sli.Window(b.Long)), sli.Num(float64(s.Alerting.MinBadEvents)-0.5)))
+					sel(recBadEvents+sli.Window(p.Long)), sli.Num(float64(s.Alerting.MinBadEvents)-0.5)))
 			}
 			clauses = append(clauses, "(\n    "+strings.Join(parts, "\n  and\n    ")+"\n)")
-			p := fmt.Sprintf("%s× over %s and %s (%g%% of the budget in %s)",
-				factor, sli.Window(b.Long), sli.Window(b.Short), b.Fraction*100, sli.Window(b.Long))
+			// The share of the SLO window's budget that the burn spends in
+			// the long window: the workbook's fraction from 28d up, more
+			// below (14.4× for 1h of a 7d window is 8.57 %).
+			spent := round(p.Factor * float64(p.Long) / float64(s.Window.D()) * 100)
+			pr := fmt.Sprintf("%s× over %s and %s (%s%% of the budget in %s)",
+				factor, sli.Window(p.Long), sli.Window(p.Short), sli.Num(spent), sli.Window(p.Long))
 			if capped {
-				p = fmt.Sprintf("%s%% errors over %s and %s (%s× is beyond 100%% errors)", sli.Num(threshold*100), sli.Window(b.Long), sli.Window(b.Short), factor)
+				pr = fmt.Sprintf("%s%% errors over %s and %s (the pair %s)",
+					sli.Num(threshold*100), sli.Window(p.Long), sli.Window(p.Short), capNote(p, budget))
 			}
-			prose = append(prose, p)
+			prose = append(prose, pr)
 		}
 		if len(clauses) == 0 {
 			continue
@@ -252,22 +334,72 @@ func burnAlerts(cfg *config.Config, s *config.SLO, labels map[string]string, sel
 	return out
 }
 
-// Warnings lists what users should know about their alerts: thresholds
-// capped because factor × budget is beyond what can happen, SLO windows
-// too short for any alert window.
+// capNote says that a threshold is capped and why, truthfully: factor ×
+// budget is either beyond 100 % errors, or possible but beyond the cap.
+func capNote(p alertPair, budget float64) string {
+	t, _ := p.Threshold(budget)
+	why := "beyond that halfway mark"
+	if p.Factor*budget >= 1 {
+		why = "which cannot happen"
+	}
+	return fmt.Sprintf("is capped at %s%% errors, halfway from the budget to 100%%: %s× of a %s%% budget would be %s%% errors, %s",
+		sli.Num(t*100), sli.Num(round(p.Factor)), sli.Num(budget*100), sli.Num(round(p.Factor*budget*100)), why)
+}
+
+// Warnings lists what users should know about their burn-rate alerts:
+// one note for every enabled pair that is not the workbook's pair at the
+// workbook's factor scaled to the window, or that fires while the
+// objective is met:
+//
+//   - floored: below 28d the 30d factor was under burnFloor;
+//   - shrunk: its long window is longer than the SLO window;
+//   - left out: a pair over the same windows with a lower factor stands
+//     for it;
+//   - under 1×: the 3d/6h ticket of windows from 28d to under 30d (Sloth's
+//     catalogue), which a steady error ratio just under the budget opens;
+//   - capped: factor × budget is more than halfway to 100 % errors.
 func Warnings(cfg *config.Config) []string {
 	var out []string
 	for _, s := range cfg.SLOs {
+		w := s.Window.D()
 		budget := (100 - s.Objective) / 100
-		for _, b := range activeWindows(s) {
-			if t, capped := b.Threshold(s.Window.D(), budget); capped {
-				out = append(out, fmt.Sprintf("slo %s: %s× burn over %s/%s would need %s%% errors; the %s alert fires at %s%% errors instead",
-					s.Name, sli.Num(b.Factor(s.Window.D())), sli.Window(b.Long), sli.Window(b.Short), sli.Num(b.Factor(s.Window.D())*budget*100), b.Severity, sli.Num(t*100)))
-			}
+		name := func(p alertPair) string {
+			return fmt.Sprintf("slo %s (window %s): the %s/%s %s alert", s.Name, sli.Window(w), sli.Window(p.From.Long), sli.Window(p.From.Short), p.Severity)
 		}
-		if len(activeWindows(s)) == 0 && (s.Alerting.PageEnabled() || s.Alerting.TicketEnabled()) {
-			out = append(out, fmt.Sprintf("slo %s: the window %s is shorter than every alert window: no burn-rate alert", s.Name, sli.Window(s.Window.D())))
+		for _, p := range activePairs(s) {
+			var why []string
+			if p.Shrunk {
+				why = append(why, fmt.Sprintf("runs over %s/%s, as %s is longer than the SLO window", sli.Window(p.Long), sli.Window(p.Short), sli.Window(p.From.Long)))
+			}
+			if p.Floored {
+				why = append(why, fmt.Sprintf("burns at %s×, not the 30d window's %s×: at least %s× below 28d, so that a steady error ratio at the budget never fires it",
+					sli.Num(p.Factor), sli.Num(round(p.From.rate30d())), sli.Num(burnFloor)))
+			} else if p.Factor < 1 {
+				why = append(why, fmt.Sprintf("burns at %s×, the 30d window's budget share scaled to this window as in Sloth's 28d catalogue: a steady error ratio between %s%% and 100%% of the budget fires it although the objective is met",
+					sli.Num(round(p.Factor)), sli.Num(round(p.Factor*100))))
+			}
+			if _, capped := p.Threshold(budget); capped {
+				why = append(why, capNote(p, budget))
+			}
+			if len(why) > 0 {
+				out = append(out, name(p)+" "+strings.Join(why, "; "))
+			}
+			for _, r := range p.Replaced {
+				how := fmt.Sprintf("over %s/%s", sli.Window(p.Long), sli.Window(p.Short))
+				if p.Shrunk {
+					how = "shrunk to " + sli.Window(p.Long) + "/" + sli.Window(p.Short)
+				}
+				out = append(out, fmt.Sprintf("%s at %s× is left out: the %s/%s alert, %s at %s×, fires whenever it would",
+					name(r), sli.Num(round(r.Factor)), sli.Window(p.From.Long), sli.Window(p.From.Short), how, sli.Num(round(p.Factor))))
+			}
 		}
 	}
 	return out
+}
+
+// round keeps notes readable with the precision of the factors in the
+// rules: 0.9333333 -> 0.9333, 13.44 stays 13.44.
+func round(v float64) float64 {
+	p, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 4, 64), 64)
+	return p
 }
