@@ -91,13 +91,7 @@ rules:
 
 	// The rule file, exactly as a user makes it.
 	rulesFile := filepath.Join(dir, "servq.rules.yml")
-	if out, err := exec.Command(bin, "rules", "--config.file="+cfgFile, "-o", rulesFile).CombinedOutput(); err != nil {
-		t.Fatalf("servq rules: %v\n%s", err, out)
-	}
-	rulesYAML, err := os.ReadFile(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rulesYAML := runServqRules(t, bin, cfgFile, rulesFile)
 
 	// Alertmanager: page to /page, everything else to /ticket.
 	amAddr := testenv.FreeAddr(t)
@@ -211,4 +205,18 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runServqRules runs `servq rules` on cfgFile as a user does, writing file,
+// and returns what it wrote.
+func runServqRules(t *testing.T, bin, cfgFile, file string) []byte {
+	t.Helper()
+	if out, err := exec.Command(bin, "rules", "--config.file="+cfgFile, "-o", file).CombinedOutput(); err != nil {
+		t.Fatalf("servq rules: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

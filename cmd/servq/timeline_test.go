@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,13 +54,7 @@ slos:
   - {name: solve-4h, indicator: ticket_resolution, threshold: 4h, objective: 90, window: 30d}
 `, desk, mapping, export, mapping))
 	rulesFile := filepath.Join(dir, "servq.rules.yml")
-	if out, err := exec.Command(bin, "rules", "--config.file="+cfgFile, "-o", rulesFile).CombinedOutput(); err != nil {
-		t.Fatalf("servq rules: %v\n%s", err, out)
-	}
-	rulesYAML, err := os.ReadFile(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rulesYAML := runServqRules(t, bin, cfgFile, rulesFile)
 	servqAddr := testenv.FreeAddr(t)
 	prom := testenv.StartPrometheus(t, fmt.Sprintf(`
 global: {scrape_interval: 1s, evaluation_interval: 1s}
