@@ -11,9 +11,9 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/servq/servq/cmd/servq/app"
 	_ "github.com/servq/servq/collectors/sources" // every source plugin registers itself
 )
 
@@ -23,11 +23,20 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	a := kingpin.New("servq", "Customer-service quality as Prometheus metrics, SLOs and error budgets.")
-	a.Version(app.Version)
+	a.Version(version.Print("servq"))
 	a.HelpFlag.Short('h')
 	a.UsageWriter(stdout)
 	a.ErrorWriter(stderr)
-	a.Terminate(nil)
+	// --help, -h, --version and `help CMD` print and then ask kingpin to
+	// terminate. run must return instead of exiting (it is called by tests),
+	// and must not go on to run the command those flags were given with:
+	// terminate records the exit code and run returns it after Parse.
+	terminated := -1
+	a.Terminate(func(code int) {
+		if terminated < 0 {
+			terminated = code
+		}
+	})
 
 	configFile := a.Flag("config.file", "servq configuration file; without it servq runs its embedded demo.").String()
 	logCfg := &promslog.Config{Writer: stderr}
@@ -75,6 +84,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	reportCmd.Flag("name", "File name prefix: <name>-<period>.<format>.").Default("slo-report").StringVar(&repOpts.name)
 
 	cmd, err := a.Parse(args)
+	if terminated >= 0 {
+		return terminated
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "servq: %v\n", err)
 		return 2

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -212,7 +213,8 @@ push:
 		return err == nil && len(s) > 0
 	})
 	s := testenv.Query(t, vmp.URL, `servq_build_info{site="lab"}`)
-	if len(s) != 1 || s[0].Metric["version"] != Version {
+	if len(s) != 1 || s[0].Metric["version"] != Version() || s[0].Metric["goos"] != runtime.GOOS ||
+		s[0].Metric["goarch"] != runtime.GOARCH || s[0].Metric["goversion"] != runtime.Version() || s[0].Metric["revision"] == "" {
 		t.Errorf("servq_build_info in VictoriaMetrics = %+v", s)
 	}
 }

@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 
 	srccollectors "github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
@@ -22,12 +22,6 @@ import (
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/slo/report"
 	"github.com/servq/servq/slo/status"
-)
-
-// Version information, set at build time with -ldflags -X.
-var (
-	Version  = "0.1.0-dev"
-	Revision = "unknown"
 )
 
 // Options configure a Service.
@@ -93,11 +87,7 @@ func New(opt Options) (*Service, error) {
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "servq_build_info",
-			Help:        "A metric with a constant '1' value labeled by version, revision and goversion from which servq was built.",
-			ConstLabels: prometheus.Labels{"version": Version, "revision": Revision, "goversion": runtime.Version()},
-		}, func() float64 { return 1 }),
+		versioncollector.NewCollector("servq"),
 	)
 	s.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "servq_config_last_reload_successful", Help: "Whether the last configuration reload attempt was successful."})
 	s.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "servq_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})

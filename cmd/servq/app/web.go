@@ -140,7 +140,7 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.ok{color:#1a7f37}
 
 func (s *Service) landing(w http.ResponseWriter, metricsPath string) {
 	cfg := s.Config()
-	d := landingData{Version: Version, Config: s.configName(), MetricsPath: metricsPath[1:],
+	d := landingData{Version: Version(), Config: s.configName(), MetricsPath: metricsPath[1:],
 		Collectors: s.Runner().Statuses(), Now: s.now()}
 	if err := s.LastReloadError(); err != nil {
 		d.ReloadError = err.Error()
