@@ -18,6 +18,13 @@ import (
 // SchemaVersion is the dashboard schema written: Grafana 10.4/11 level.
 const SchemaVersion = 39
 
+// Editable is both the dashboards' "editable" and the file provider's
+// allowUiUpdates. The dashboards are generated from the config: an edit
+// made in Grafana would be overwritten by the next provisioning (and with
+// allowUiUpdates false, Grafana refuses to save it), so the UI offers none.
+// Change the config, or "Save as" a copy.
+const Editable = false
+
 // datasourceRef points panels and queries at the ${datasource} variable.
 var datasourceRef = map[string]string{"type": "prometheus", "uid": "${datasource}"}
 
@@ -97,23 +104,41 @@ func queryVar(name, label, query string) sdk.TemplateVar {
 }
 
 func datasourceVar() sdk.TemplateVar {
-	return sdk.TemplateVar{Name: "datasource", Label: "Data source", Type: "datasource", Query: "prometheus"}
+	return sdk.TemplateVar{Name: "datasource", Label: "Data Source", Type: "datasource", Query: "prometheus"}
+}
+
+// jobInstance filters a variable's query to the selected servq instances.
+const jobInstance = `job=~"$job",instance=~"$instance"`
+
+// jobInstanceVars are the data source and the job and instance variables
+// every board starts with (the conventions of grafana/dashboard-linter).
+// "All" is .+: both labels are always set on scraped series. The job
+// variable offers the jobs that scrape a servq (every one exposes
+// servq_build_info), not every job of the Prometheus.
+func jobInstanceVars() []sdk.TemplateVar {
+	job := queryVar("job", "job", "label_values(servq_build_info, job)")
+	instance := queryVar("instance", "instance", `label_values(servq_build_info{job=~"$job"}, instance)`)
+	job.AllValue, instance.AllValue = ".+", ".+"
+	return []sdk.TemplateVar{datasourceVar(), job, instance}
+}
+
+func collectorVar() sdk.TemplateVar {
+	return queryVar("collector", "Collector", "label_values(servq_collector_up{"+jobInstance+"}, collector)")
 }
 
 // commonVars are the variables of the operational boards.
 func commonVars() []sdk.TemplateVar {
-	return []sdk.TemplateVar{
-		datasourceVar(),
-		queryVar("collector", "Collector", "label_values(servq_collector_up, collector)"),
-		queryVar("queue", "Queue", `label_values({__name__=~"servq_(tickets_created_total|calls_offered_total|survey_responses_total|tickets_open|queue_calls_waiting)",collector=~"$collector"}, queue)`),
-		queryVar("channel", "Channel", `label_values({__name__=~"servq_(tickets_created_total|calls_offered_total|survey_responses_total)",collector=~"$collector"}, channel)`),
-	}
+	return append(jobInstanceVars(),
+		collectorVar(),
+		queryVar("queue", "Queue", `label_values({__name__=~"servq_(tickets_created_total|calls_offered_total|survey_responses_total|tickets_open|queue_calls_waiting)",`+jobInstance+`,collector=~"$collector"}, queue)`),
+		queryVar("channel", "Channel", `label_values({__name__=~"servq_(tickets_created_total|calls_offered_total|survey_responses_total)",`+jobInstance+`,collector=~"$collector"}, channel)`),
+	)
 }
 
 // JSON renders the dashboard model for Grafana's API and file provisioning.
 func (b *Board) JSON() ([]byte, error) {
 	sb := &sdk.Board{
-		UID: b.UID, Title: b.Title, Tags: b.Tags, Timezone: "browser", Editable: true,
+		UID: b.UID, Title: b.Title, Tags: b.Tags, Timezone: "browser", Editable: Editable,
 		Templating: sdk.Templating{List: b.vars},
 		Time:       sdk.Time{From: b.time, To: "now"},
 		Timepicker: sdk.Timepicker{RefreshIntervals: []string{"30s", "1m", "5m", "15m", "1h"}},
@@ -207,18 +232,22 @@ func (p Panel) sdkPanel(id uint, x, y, w, h int) (*sdk.Panel, error) {
 	case "stat":
 		defaults["color"] = map[string]any{"mode": "thresholds"}
 		options = map[string]any{"colorMode": "background", "graphMode": "area", "justifyMode": "auto", "textMode": "auto",
+			"orientation": "auto", "wideLayout": true, "showPercentChange": false, "percentChangeColorMode": "standard",
 			"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}}
 	case "gauge":
 		defaults["color"] = map[string]any{"mode": "thresholds"}
 		options = map[string]any{"showThresholdMarkers": true, "showThresholdLabels": false,
+			"orientation": "auto", "sizing": "auto", "minVizWidth": 75, "minVizHeight": 75,
 			"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}}
 	case "bargauge":
 		defaults["color"] = map[string]any{"mode": "thresholds"}
 		options = map[string]any{"displayMode": "gradient", "orientation": "horizontal", "showUnfilled": true,
+			"valueMode": "color", "namePlacement": "auto", "sizing": "auto", "minVizWidth": 8, "minVizHeight": 16, "maxVizHeight": 300,
+			"legend":        map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": false, "calcs": []string{}},
 			"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}}
 	case "table":
-		defaults["custom"] = map[string]any{"align": "auto", "cellOptions": map[string]any{"type": "auto"}}
-		options = map[string]any{"showHeader": true, "cellHeight": "sm"}
+		defaults["custom"] = map[string]any{"align": "auto", "cellOptions": map[string]any{"type": "auto"}, "inspect": false}
+		options = map[string]any{"showHeader": true, "cellHeight": "sm", "frameIndex": 0}
 	default:
 		return nil, fmt.Errorf("unknown panel type %q", p.Type)
 	}
@@ -262,6 +291,16 @@ func modernize(raw []byte, description string) ([]byte, error) {
 	if description != "" {
 		m["description"] = description
 	}
+	// time_options is the quick-range list of Grafana before 7; the
+	// schema no longer has it.
+	if tp, ok := m["timepicker"].(map[string]any); ok {
+		delete(tp, "time_options")
+	}
+	for _, l := range m["links"].([]any) {
+		if lm := l.(map[string]any); lm["tags"] == nil {
+			lm["tags"] = []string{}
+		}
+	}
 	m["fiscalYearStartMonth"] = 0
 	m["liveNow"] = false
 	m["weekStart"] = ""
@@ -284,7 +323,9 @@ func modernize(raw []byte, description string) ([]byte, error) {
 					for _, k := range []string{"multi", "includeAll", "allValue", "datasource", "refresh", "sort", "auto"} {
 						delete(vm, k)
 					}
-					vm["current"] = map[string]any{}
+					// Nothing selected: Grafana selects the default
+					// Prometheus data source.
+					vm["current"] = map[string]any{"text": "", "value": ""}
 				} else {
 					vm["current"] = map[string]any{"selected": true, "text": []string{"All"}, "value": []string{"$__all"}}
 					vm["options"] = []any{}

@@ -38,9 +38,20 @@ func Boards(cfg *config.Config) ([]*Board, error) {
 	}
 	boards := []*Board{overviewBoard(cfg), ticketsBoard(cfg), tel, surveysBoard(cfg), slos, healthBoard(cfg)}
 	for _, b := range boards {
+		for i := range b.panels {
+			for j, t := range b.panels[i].Targets {
+				e, err := conform(t.Expr)
+				if err != nil {
+					return nil, fmt.Errorf("dashboard %s, panel %q, target %d: %w", b.UID, b.panels[i].Title, j, err)
+				}
+				b.panels[i].Targets[j].Expr = e
+			}
+		}
 		for _, o := range boards {
 			if o != b {
-				b.links = append(b.links, sdk.Link{Title: o.Title, Type: "link", URL: strPtr("/d/" + o.UID), KeepTime: boolPtr(true), IncludeVars: false})
+				// The selected job, instance and filters go along.
+				b.links = append(b.links, sdk.Link{Title: o.Title, Type: "link", URL: strPtr("/d/" + o.UID), KeepTime: boolPtr(true), IncludeVars: true,
+					Icon: strPtr("dashboard"), Tooltip: strPtr(o.Description), AsDropdown: boolPtr(false), TargetBlank: boolPtr(false)})
 			}
 		}
 	}
@@ -54,8 +65,7 @@ func service(cfg *config.Config) string { return "sloth_service=" + quote(cfg.Gl
 
 func overviewBoard(cfg *config.Config) *Board {
 	b := newBoard(UIDOverview, "servq / Overview", "Every SLO's attainment, error budget and burn rate, with the customer-facing headline figures.", "overview")
-	b.vars = []sdk.TemplateVar{datasourceVar(),
-		queryVar("collector", "Collector", "label_values(servq_collector_up, collector)")}
+	b.vars = append(jobInstanceVars(), collectorVar())
 	svc := service(cfg)
 	join := " * on(sloth_id, sloth_slo, sloth_service) group_left() "
 	b.row("Service level objectives")
@@ -68,7 +78,7 @@ func overviewBoard(cfg *config.Config) *Board {
 			Description: "Share of each SLO's error budget still unspent over its window. Below 0 the objective is missed; the colour is the SLO's status.",
 			Targets:     []Target{{Expr: "slo:period_error_budget_remaining:ratio{" + svc + "}", Legend: "{{sloth_slo}}", Instant: true}},
 			Thresholds:  []Threshold{{nil, red}, {v(0), orange}, {v(0.25), yellow}, {v(0.5), green}}},
-		Panel{Type: "bargauge", Title: "Burn rate (last 5 minutes)", W: 8, H: 9, Unit: "x", Min: v(0), Decimals: intPtr(2),
+		Panel{Type: "bargauge", Title: "Burn rate (last 5 minutes)", W: 8, H: 9, Unit: "none", Min: v(0), Decimals: intPtr(2),
 			Description: "How fast each SLO spends its budget now: 1 spends exactly the budget over the window; page alerts start at 14.4 over 1h for a 30d window.",
 			Targets:     []Target{{Expr: "slo:current_burn_rate:ratio{" + svc + "}", Legend: "{{sloth_slo}}", Instant: true}},
 			Thresholds:  []Threshold{{nil, green}, {v(1), yellow}, {v(6), orange}, {v(14.4), red}}},
@@ -324,7 +334,7 @@ func sloBoard(cfg *config.Config) (*Board, error) {
 	b.time = "now-7d"
 	sloVar := queryVar("slo", "SLO", "label_values(sloth_slo_info{"+service(cfg)+"}, sloth_slo)")
 	sloVar.Multi, sloVar.IncludeAll, sloVar.AllValue = false, false, ""
-	b.vars = []sdk.TemplateVar{datasourceVar(), sloVar}
+	b.vars = append(jobInstanceVars(), sloVar)
 	sel := "{" + service(cfg) + `,sloth_slo="$slo"}`
 	join := " / on(sloth_id, sloth_slo, sloth_service) group_left() slo:error_budget:ratio" + sel
 	b.add(
@@ -357,7 +367,7 @@ func sloBoard(cfg *config.Config) (*Board, error) {
 		burn = append(burn, Target{Expr: "slo:sli_error:ratio_rate" + w + sel + join, Legend: w})
 	}
 	b.add(
-		Panel{Type: "timeseries", Title: "Burn rate per alert window", W: 12, Unit: "x",
+		Panel{Type: "timeseries", Title: "Burn rate per alert window", W: 12, Unit: "none",
 			Description: "Error ratio over each alert window divided by the error budget. The page alert needs 1h and 5m (or 6h and 30m) above their factor; the ticket alert 1d and 2h (or 3d and 6h).",
 			Targets:     burn, Thresholds: []Threshold{{nil, green}, {v(1), orange}}},
 		Panel{Type: "timeseries", Title: "Alert state", W: 12, Unit: "short",
@@ -369,7 +379,7 @@ func sloBoard(cfg *config.Config) (*Board, error) {
 
 func healthBoard(cfg *config.Config) *Board {
 	b := newBoard(UIDHealth, "servq / Health", "Is servq collecting: collectors up, last success, data lag, rejected input, label overflow, scrapes and pushes.", "health")
-	b.vars = []sdk.TemplateVar{datasourceVar(), queryVar("collector", "Collector", "label_values(servq_collector_up, collector)")}
+	b.vars = append(jobInstanceVars(), collectorVar())
 	c := byCollector
 	b.add(
 		Panel{Type: "stat", Title: "Collectors up", W: 8, H: 6, Unit: "bool_yes_no",
@@ -396,7 +406,7 @@ func healthBoard(cfg *config.Config) *Board {
 			Targets:     []Target{{Expr: rate(s("servq_label_overflow_total", c), "collector", "label") + perHour, Legend: "{{collector}} {{label}}", MayBeEmpty: "no label reached its cap"}}},
 		Panel{Type: "timeseries", Title: "Scrape and push", W: 12, Unit: "s",
 			Description: "How long Prometheus takes to scrape servq, and pushes to VictoriaMetrics by result (when push is configured).",
-			Targets: []Target{{Expr: "max(scrape_duration_seconds{job=" + quote(cfg.Rules.Job) + "})", Legend: "scrape duration"},
+			Targets: []Target{{Expr: "max(scrape_duration_seconds and on(job, instance) servq_build_info)", Legend: "scrape duration"},
 				{Expr: "sum by (result) (rate(servq_push_total[$__rate_interval]))", Legend: "push {{result}}", MayBeEmpty: "push is not configured"}}},
 	)
 	return b

@@ -75,7 +75,7 @@ func WriteFiles(cfg *config.Config, dir string, o FileOptions) ([]string, error)
 	}
 	provider := map[string]any{"apiVersion": 1, "providers": []any{map[string]any{
 		"name": "servq", "orgId": 1, "folder": o.FolderTitle, "folderUid": o.FolderUID, "type": "file",
-		"disableDeletion": false, "allowUiUpdates": false, "updateIntervalSeconds": 60,
+		"disableDeletion": false, "allowUiUpdates": Editable, "updateIntervalSeconds": 60,
 		"options": map[string]any{"path": o.DashboardsPath, "foldersFromFilesStructure": false},
 	}}}
 	b, err := yaml.Marshal(provider)

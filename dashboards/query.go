@@ -1,7 +1,12 @@
 package dashboards
 
 import (
+	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // Label filters of the template variables. Only labels a metric has may be
@@ -45,4 +50,128 @@ func agg(op string, by []string) string {
 // quantile over a histogram's buckets.
 func quantile(q, metric string, vars []string, extra ...string) string {
 	return "histogram_quantile(" + q + ", " + rate(s(metric+"_bucket", vars, extra...), "le") + ")"
+}
+
+// DedupLabels are the labels that tell copies of one series apart: the
+// servq instance and scrape job (two identical servq instances, or two jobs
+// scraping one, count the same events) and the replica label of an HA
+// Prometheus pair behind one data source without deduplication
+// (prometheus_replica is the Prometheus Operator's, replica the one the
+// Thanos and Mimir docs use).
+var DedupLabels = []string{"instance", "job", "prometheus_replica", "replica"}
+
+// Placeholders stand in for Grafana's range variables while a query goes
+// through the PromQL parser, which does not know them. The durations are
+// ones no panel uses (they print back as written: 1111d, 2221d).
+var rangeVars = []struct{ variable, placeholder string }{
+	{"[$__rate_interval]", "[1111d]"},
+	{"[$__range]", "[2221d]"},
+}
+
+// isRawMetric says whether a series is scraped as is, so it carries the
+// job and instance labels Prometheus attaches: servq's own metrics and
+// Prometheus' scrape metrics. Recorded series (slo:*, servq:*, the
+// sloth_slo_info info series) and ALERTS carry only the labels their rules
+// keep, and servq's rules aggregate job and instance away.
+func isRawMetric(name string) bool {
+	if strings.Contains(name, ":") || name == "sloth_slo_info" || name == "ALERTS" {
+		return false
+	}
+	return strings.HasPrefix(name, "servq_") || strings.HasPrefix(name, "scrape_") || name == "up"
+}
+
+// conform brings a panel query to the ecosystem's conventions:
+//   - every selector of a raw metric gets job=~"$job" and
+//     instance=~"$instance" matchers (the $job and $instance variables);
+//   - every series, raw or recorded, passes through
+//     max without (DedupLabels) right after it is read (after the range
+//     function for counters), so that copies of one series from two servq
+//     instances, two scrape jobs or two Prometheus replicas count once
+//     before any sum. max, not sum: two identical servq instances reading
+//     the same sources count the same events, so their rates are the same
+//     figure twice, and the larger one is the one that missed nothing.
+//
+// Selectors already filtering job or instance keep their matcher.
+func conform(expr string) (string, error) {
+	in := expr
+	for _, r := range rangeVars {
+		if strings.Contains(in, r.placeholder) {
+			return "", fmt.Errorf("query uses the placeholder range %s: %s", r.placeholder, expr)
+		}
+		in = strings.ReplaceAll(in, r.variable, r.placeholder)
+	}
+	node, err := parser.NewParser(parser.Options{}).ParseExpr(in)
+	if err != nil {
+		return "", fmt.Errorf("query does not parse: %w\n%s", err, expr)
+	}
+	out := dedup(node, true).String()
+	for _, r := range rangeVars {
+		out = strings.ReplaceAll(out, r.placeholder, r.variable)
+	}
+	return out, nil
+}
+
+// dedup rewrites an expression bottom-up, wrapping each series read (a
+// selector, or a range function over a selector) in max without
+// (DedupLabels). Operands of a binary operation matching on one of those
+// labels keep them (only the matchers are added): the operation itself
+// needs them, and an aggregation around it must deduplicate.
+func dedup(e parser.Expr, wrap bool) parser.Expr {
+	max := func(e parser.Expr) parser.Expr {
+		if !wrap {
+			return e
+		}
+		return &parser.AggregateExpr{Op: parser.MAX, Without: true, Grouping: DedupLabels, Expr: e}
+	}
+	switch n := e.(type) {
+	case *parser.VectorSelector:
+		addJobInstance(n)
+		return max(n)
+	case *parser.Call:
+		for i, a := range n.Args {
+			if ms, ok := a.(*parser.MatrixSelector); ok {
+				addJobInstance(ms.VectorSelector.(*parser.VectorSelector))
+				// A range function returns one series per series read:
+				// the copies are deduplicated on its result.
+				return max(n)
+			}
+			n.Args[i] = dedup(a, wrap)
+		}
+	case *parser.AggregateExpr:
+		n.Expr = dedup(n.Expr, wrap)
+		if n.Param != nil {
+			n.Param = dedup(n.Param, wrap)
+		}
+	case *parser.BinaryExpr:
+		if vm := n.VectorMatching; vm != nil && vm.On {
+			for _, l := range vm.MatchingLabels {
+				if slices.Contains(DedupLabels, l) {
+					wrap = false
+				}
+			}
+		}
+		n.LHS, n.RHS = dedup(n.LHS, wrap), dedup(n.RHS, wrap)
+	case *parser.ParenExpr:
+		n.Expr = dedup(n.Expr, wrap)
+	case *parser.UnaryExpr:
+		n.Expr = dedup(n.Expr, wrap)
+	case *parser.SubqueryExpr:
+		n.Expr = dedup(n.Expr, wrap)
+	}
+	return e
+}
+
+func addJobInstance(vs *parser.VectorSelector) {
+	if !isRawMetric(vs.Name) {
+		return
+	}
+	have := map[string]bool{}
+	for _, m := range vs.LabelMatchers {
+		have[m.Name] = true
+	}
+	for _, l := range []string{"job", "instance"} {
+		if !have[l] {
+			vs.LabelMatchers = append(vs.LabelMatchers, labels.MustNewMatcher(labels.MatchRegexp, l, "$"+l))
+		}
+	}
 }

@@ -49,6 +49,7 @@ func queryTestConfig(t *testing.T) string {
 func expand(expr, slo string) string {
 	return strings.NewReplacer(
 		"$__rate_interval", "1m", "$__range", "1h",
+		"$job", ".+", "$instance", ".+",
 		"$collector", ".*", "$queue", ".*", "$channel", ".*", "$slo", slo,
 	).Replace(expr)
 }
