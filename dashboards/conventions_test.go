@@ -3,11 +3,17 @@ package dashboards
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	promql "github.com/prometheus/prometheus/promql/parser"
+	"gopkg.in/yaml.v3"
 )
 
 // strictDecode decodes a dashboard into the Grafana Foundation SDK's types
@@ -116,4 +122,100 @@ func panel(m map[string]any, i int) map[string]any { return m["panels"].([]any)[
 
 func fieldDefaults(p map[string]any) map[string]any {
 	return p["fieldConfig"].(map[string]any)["defaults"].(map[string]any)
+}
+
+// The dashboards' "editable" is the file provider's allowUiUpdates: an
+// editable dashboard Grafana refuses to save, or a UI edit the next
+// provisioning overwrites, confuses users.
+func TestEditableAgreesWithTheProvider(t *testing.T) {
+	cfg, _ := demoBoards(t)
+	dir := t.TempDir()
+	if _, err := WriteFiles(cfg, dir, DefaultFileOptions); err != nil {
+		t.Fatal(err)
+	}
+	var provider struct {
+		Providers []struct {
+			AllowUIUpdates *bool `yaml:"allowUiUpdates"`
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "provisioning/dashboards/servq.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &provider); err != nil || len(provider.Providers) != 1 || provider.Providers[0].AllowUIUpdates == nil {
+		t.Fatalf("provider %s: %v", b, err)
+	}
+	allow := *provider.Providers[0].AllowUIUpdates
+	files, _ := filepath.Glob(filepath.Join(dir, "dashboards", "*.json"))
+	for _, f := range files {
+		var d struct{ Editable *bool }
+		b, _ := os.ReadFile(f)
+		if err := json.Unmarshal(b, &d); err != nil || d.Editable == nil || *d.Editable != allow {
+			t.Errorf("%s: editable %v, the provider's allowUiUpdates %v (%v)", f, d.Editable, allow, err)
+		}
+	}
+}
+
+// No query names a job: the $job variable chooses.
+func TestNoHardCodedJob(t *testing.T) {
+	_, ds := demoBoards(t)
+	for _, d := range ds {
+		s := strings.ReplaceAll(string(d.JSON), `job=~\"$job\"`, "")
+		if i := strings.Index(s, "job="); i >= 0 || strings.Contains(s, "job!") {
+			t.Errorf("%s: a job matcher other than $job: %s", d.UID, s[max(0, i-80):min(len(s), i+80)])
+		}
+	}
+}
+
+// Every series a query reads passes through max or min before any other
+// aggregation, grouped so that the copies of a series (two servq
+// instances, two scrape jobs, two Prometheus replicas) collapse into one:
+// no sum or count sees a copy.
+func TestEverySeriesIsDeduplicatedBeforeAggregation(t *testing.T) {
+	cfg, _ := demoBoards(t)
+	boards, err := Boards(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := promql.NewParser(promql.Options{})
+	for _, b := range boards {
+		for _, pn := range b.Panels() {
+			for i, tg := range pn.Targets {
+				node, err := p.ParseExpr(lintExpand(tg.Expr))
+				if err != nil {
+					t.Fatalf("%s/%s: %v", b.UID, pn.Title, err)
+				}
+				promql.Inspect(node, func(n promql.Node, path []promql.Node) error {
+					vs, ok := n.(*promql.VectorSelector)
+					if !ok {
+						return nil
+					}
+					for j := len(path) - 1; j >= 0; j-- {
+						agg, ok := path[j].(*promql.AggregateExpr)
+						if !ok {
+							continue
+						}
+						if !collapsesCopies(agg) {
+							t.Errorf("%s/%s target %d: %s reaches %s with its copies\n%s", b.UID, pn.Title, i, vs, agg.ShortString(), tg.Expr)
+						}
+						return nil
+					}
+					t.Errorf("%s/%s target %d: %s is never aggregated\n%s", b.UID, pn.Title, i, vs, tg.Expr)
+					return nil
+				})
+			}
+		}
+	}
+}
+
+func collapsesCopies(agg *promql.AggregateExpr) bool {
+	if agg.Op != promql.MAX && agg.Op != promql.MIN {
+		return false
+	}
+	for _, l := range DedupLabels {
+		if slices.Contains(agg.Grouping, l) != agg.Without {
+			return false
+		}
+	}
+	return true
 }
