@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	reportCmd.Flag("time-zone", "Time zone of the period (default global.time_zone).").StringVar(&repOpts.tz)
 	reportCmd.Flag("name", "File name prefix: <name>-<period>.<format>.").Default("slo-report").StringVar(&repOpts.name)
 
-	cmd, err := a.Parse(args)
+	cmd, err := a.Parse(stdoutDash(args))
 	if terminated >= 0 {
 		return terminated
 	}
@@ -111,4 +111,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		return serve(*configFile, storagePath(*configFile, *storage), *telemetry, webFlags, logger, stderr)
 	}
+}
+
+// stdoutDash rewrites "-o -" (the documented way to write to stdout) to
+// "--output=-": kingpin reads a lone "-" after a short flag as a flag of
+// its own, so the output was "" and the atomic write failed.
+func stdoutDash(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		if args[i] == "-o" && i+1 < len(args) && args[i+1] == "-" {
+			out = append(out, "--output=-")
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
 }
