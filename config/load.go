@@ -43,8 +43,6 @@ func Load(path string) (*Config, error) {
 	return Parse(data, path)
 }
 
-// promqlParser checks custom SLI queries with Prometheus' own parser.
-var promqlParser = parser.NewParser(parser.Options{})
 
 // CronParser accepts the standard five fields, descriptors (@hourly,
 // @every 30s) and a CRON_TZ= prefix; it is shared with the scheduler so that
@@ -550,13 +548,21 @@ func (c *Config) validateSLO(errs *Errors, p string, s *SLO, hours map[string]bo
 				}
 				if !windowRE.MatchString(q) {
 					c.errorAt(errs, p+".custom."+field, "must use {{.window}} as the range of its rate()/increase(), e.g. sum(rate(http_requests_total[{{.window}}]))")
-				} else if _, err := promqlParser.ParseExpr(ExpandWindow(q, sameWidthRange)); err != nil {
+				} else if _, err := parser.ParseExpr(ExpandWindow(q, sameWidthRange)); err != nil {
 					c.errorAt(errs, p+".custom."+field, "invalid PromQL: %v", err)
 				}
 			}
 		}
 	} else if s.Custom != nil {
 		c.errorAt(errs, p+".custom", "only the custom indicator takes queries")
+	}
+	for _, k := range sortedKeys(s.Labels) {
+		switch {
+		case !labelNameRE.MatchString(k):
+			c.errorAt(errs, p+".labels."+k, "%q is not a valid label name", k)
+		case strings.HasPrefix(k, "sloth_") || strings.HasPrefix(k, "servq_") || k == "severity":
+			c.errorAt(errs, p+".labels."+k, "%q is set by servq itself (sloth_*, servq_* and severity are reserved)", k)
+		}
 	}
 	for _, k := range sortedKeys(s.Alerting.Labels) {
 		if !labelNameRE.MatchString(k) {

@@ -258,7 +258,11 @@ type SLO struct {
 	Objective     float64           `yaml:"objective"` // percent, 0 < x < 100
 	Window        Duration          `yaml:"window"`
 	Custom        *CustomSLI        `yaml:"custom"`
-	Alerting      Alerting          `yaml:"alerting"`
+	// Labels go on every recording and alert of the SLO, as Sloth's SLO
+	// labels do (team, tier, owner), so dashboards and routing can
+	// select by them.
+	Labels   map[string]string `yaml:"labels"`
+	Alerting Alerting          `yaml:"alerting"`
 	// ErrorBudgetPolicy is what the organisation does when the budget is
 	// spent ("freeze changes to queue X"); reports show it then.
 	ErrorBudgetPolicy string `yaml:"error_budget_policy"`

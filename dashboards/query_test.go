@@ -123,7 +123,6 @@ scrape_configs:
 		return true
 	})
 
-	p := parser.NewParser(parser.Options{})
 	slo := cfg.SLOs[0].Name
 	boards, err := Boards(cfg)
 	if err != nil {
@@ -142,12 +141,12 @@ scrape_configs:
 				continue
 			}
 			expr := "group by (" + m[2] + ") (" + expand(m[1], slo) + ")"
-			checkQuery(t, p, prom.URL, b.UID+" variable "+v.Name, expr, "")
+			checkQuery(t, prom.URL, b.UID+" variable "+v.Name, expr, "")
 			checked++
 		}
 		for _, pn := range b.panels {
 			for _, tg := range pn.Targets {
-				checkQuery(t, p, prom.URL, b.UID+"/"+pn.Title, expand(tg.Expr, slo), tg.MayBeEmpty)
+				checkQuery(t, prom.URL, b.UID+"/"+pn.Title, expand(tg.Expr, slo), tg.MayBeEmpty)
 				checked++
 			}
 		}
@@ -159,15 +158,15 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	for _, r := range ars {
-		checkQuery(t, p, prom.URL, "alert rule "+r.Title, r.Data[0].Model["expr"].(string), "an alert query returns series only while firing")
+		checkQuery(t, prom.URL, "alert rule "+r.Title, r.Data[0].Model["expr"].(string), "an alert query returns series only while firing")
 		checked++
 	}
 	t.Logf("%d queries checked", checked)
 }
 
-func checkQuery(t *testing.T, p parser.Parser, base, where, expr, mayBeEmpty string) {
+func checkQuery(t *testing.T, base, where, expr, mayBeEmpty string) {
 	t.Helper()
-	if _, err := p.ParseExpr(expr); err != nil {
+	if _, err := parser.ParseExpr(expr); err != nil {
 		t.Errorf("%s: does not parse: %v\n%s", where, err, expr)
 		return
 	}

@@ -146,7 +146,7 @@ func TestFastBurnPages(t *testing.T) {
     # Burn rate: 33 % errors against a 1 % budget.
     - expr: slo:current_burn_rate:ratio{sloth_slo="reply"}
       eval_time: 445m
-      exp_samples: [{labels: 'slo:current_burn_rate:ratio{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply"}', value: 33.333333333333336}]
+      exp_samples: [{labels: 'slo:current_burn_rate:ratio{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="5m"}', value: 33.333333333333336}]
     # Bad events of the last hour, for the low-volume guard.
     - expr: servq:slo_bad_events:increase1h{sloth_slo="reply"}
       eval_time: 445m
@@ -220,7 +220,7 @@ func TestNoTrafficIsZeroNotNaN(t *testing.T) {
       exp_samples: [{labels: 'slo:sli_error:ratio_rate1h{sloth_id="svc-quiet",sloth_service="svc",sloth_slo="quiet",sloth_window="1h"}', value: 0}]
     - expr: slo:period_error_budget_remaining:ratio{sloth_slo="quiet"}
       eval_time: 60m
-      exp_samples: [{labels: 'slo:period_error_budget_remaining:ratio{sloth_id="svc-quiet",sloth_service="svc",sloth_slo="quiet"}', value: 1}]
+      exp_samples: [{labels: 'slo:period_error_budget_remaining:ratio{sloth_id="svc-quiet",sloth_service="svc",sloth_slo="quiet",sloth_window="30d"}', value: 1}]
     - expr: servq:slo_events:increase30d{sloth_slo="quiet"}
       eval_time: 60m
       exp_samples: [{labels: 'servq:slo_events:increase30d{sloth_id="svc-quiet",sloth_service="svc",sloth_slo="quiet",sloth_window="30d"}', value: 0}]
@@ -271,7 +271,7 @@ func TestSLIDefinitions(t *testing.T) {
     - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="fcr"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-fcr",sloth_service="svc",sloth_slo="fcr",sloth_window="1h"}', value: 0.25}]}
     - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="csat"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-csat",sloth_service="svc",sloth_slo="csat",sloth_window="1h"}', value: 0.5}]}
     # Budget of sl-bad: 20 %; 30 % errors burn it 1.5x.
-    - {expr: 'round(slo:period_burn_rate:ratio{sloth_slo="sl-bad"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-bad",sloth_service="svc",sloth_slo="sl-bad"}', value: 1.5}]}
+    - {expr: 'round(slo:period_burn_rate:ratio{sloth_slo="sl-bad"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-bad",sloth_service="svc",sloth_slo="sl-bad",sloth_window="4w"}', value: 1.5}]}
     - {expr: 'round(slo:objective:ratio{sloth_slo="sl-bad"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-bad",sloth_service="svc",sloth_slo="sl-bad"}', value: 0.8}]}
     - {expr: 'round(slo:time_period:days{sloth_slo="sl-bad"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-bad",sloth_service="svc",sloth_slo="sl-bad"}', value: 28}]}
 `)

@@ -68,11 +68,10 @@ func Generate(cfg *config.Config) (*File, error) {
 	if cfg.Rules.Operational == nil || *cfg.Rules.Operational {
 		f.Groups = append(f.Groups, operationalGroup(cfg))
 	}
-	p := parser.NewParser(parser.Options{})
 	for i := range f.Groups {
 		f.Groups[i].Interval = interval
 		for _, r := range f.Groups[i].Rules {
-			if _, err := p.ParseExpr(r.Expr); err != nil {
+			if _, err := parser.ParseExpr(r.Expr); err != nil {
 				return nil, fmt.Errorf("group %s, rule %s%s: generated an invalid expression (a servq bug, please report it): %v\n%s", f.Groups[i].Name, r.Record, r.Alert, err, r.Expr)
 			}
 		}

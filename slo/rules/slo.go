@@ -155,7 +155,7 @@ const (
 func ID(cfg *config.Config, s *config.SLO) string { return cfg.Global.Service + "-" + s.Name }
 
 func sloLabels(cfg *config.Config, s *config.SLO) map[string]string {
-	return map[string]string{"sloth_id": ID(cfg, s), "sloth_service": cfg.Global.Service, "sloth_slo": s.Name}
+	return merge(s.Labels, map[string]string{"sloth_id": ID(cfg, s), "sloth_service": cfg.Global.Service, "sloth_slo": s.Name})
 }
 
 // AlertName is the name of an SLO's burn-rate alerts.
@@ -179,6 +179,9 @@ func activePairs(s *config.SLO) []alertPair {
 	return out
 }
 
+// slothDashboardWindows are the SLI windows Sloth's dashboards offer.
+var slothDashboardWindows = []time.Duration{5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 24 * time.Hour, 72 * time.Hour, 30 * 24 * time.Hour}
+
 func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 	ind, err := sli.For(cfg, s)
 	if err != nil {
@@ -188,6 +191,13 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 	sel := func(metric string) string { return sli.Selector(metric, map[string]string{"sloth_id": ID(cfg, s)}) }
 	window := sli.Window(s.Window.D())
 	windows := map[time.Duration]bool{s.Window.D(): true, 5 * time.Minute: true}
+	// Sloth's SLO dashboards (grafana.com 14348 and 14643) offer these SLI
+	// windows and read a missing one as 100 %: a 28d or 7d SLO would show
+	// a false perfect SLI at "30d". Recording them all keeps every choice
+	// true (the 30d ratio of a 7d SLO is the last 30 days, not its window).
+	for _, w := range slothDashboardWindows {
+		windows[w] = true
+	}
 	for _, p := range pairsFor(s.Window.D()) {
 		windows[p.Long], windows[p.Short] = true, true
 	}
@@ -236,8 +246,10 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 		{Record: recObjective, Expr: "vector(" + sli.Num(objective) + ")", Labels: labels},
 		{Record: recBudget, Expr: "vector(" + sli.Num(budget) + ")", Labels: labels},
 		{Record: recPeriodDays, Expr: "vector(" + sli.Num(s.Window.D().Hours()/24) + ")", Labels: labels},
-		{Record: recCurrentBurn, Expr: fmt.Sprintf("sum without (sloth_window) (%s)\n/ %s\n%s", sel(recErrorRatio+"5m"), join, sel(recBudget)), Labels: labels},
-		{Record: recPeriodBurn, Expr: fmt.Sprintf("sum without (sloth_window) (%s)\n/ %s\n%s", sel(recErrorRatio+window), join, sel(recBudget)), Labels: labels},
+		// The burn rates keep the ratio's sloth_window (5m, the window), as
+		// Sloth's do: dashboards built for Sloth select by it.
+		{Record: recCurrentBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+"5m"), join, sel(recBudget)), Labels: labels},
+		{Record: recPeriodBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+window), join, sel(recBudget)), Labels: labels},
 		{Record: recRemaining, Expr: "1 - " + sel(recPeriodBurn), Labels: labels},
 		{Record: recInfo, Expr: "vector(1)", Labels: merge(labels, map[string]string{
 			"sloth_mode": "servq", "sloth_spec": "servq/v1", "sloth_objective": sli.Num(s.Objective),
@@ -276,7 +288,9 @@ func burnAlerts(cfg *config.Config, s *config.SLO, labels map[string]string, sel
 			if p.Severity != sev {
 				continue
 			}
-			factor := strconv.FormatFloat(p.Factor, 'g', 4, 64)
+			// Ten digits: Sloth's 28d ticket factor is 28/30 (0.9333…),
+			// not 0.9333.
+			factor := strconv.FormatFloat(p.Factor, 'g', 10, 64)
 			cond := fmt.Sprintf("> (%s * %s)", factor, sli.Num(budget))
 			threshold, capped := p.Threshold(budget)
 			if capped {
@@ -298,7 +312,7 @@ func burnAlerts(cfg *config.Config, s *config.SLO, labels map[string]string, sel
 			// below (14.4× for 1h of a 7d window is 8.57 %).
 			spent := round(p.Factor * float64(p.Long) / float64(s.Window.D()) * 100)
 			pr := fmt.Sprintf("%s× over %s and %s (%s%% of the budget in %s)",
-				factor, sli.Window(p.Long), sli.Window(p.Short), sli.Num(spent), sli.Window(p.Long))
+				strconv.FormatFloat(p.Factor, 'g', 4, 64), sli.Window(p.Long), sli.Window(p.Short), sli.Num(spent), sli.Window(p.Long))
 			if capped {
 				pr = fmt.Sprintf("%s%% errors over %s and %s (the pair %s)",
 					sli.Num(threshold*100), sli.Window(p.Long), sli.Window(p.Short), capNote(p, budget))

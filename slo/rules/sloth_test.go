@@ -1,0 +1,334 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/rulefmt"
+	slothmodel "github.com/slok/sloth/pkg/common/model"
+	slothlib "github.com/slok/sloth/pkg/lib"
+	"gopkg.in/yaml.v3"
+
+	"github.com/servq/servq/config"
+	"github.com/servq/servq/deploy/testenv"
+	"github.com/servq/servq/slo/sli"
+)
+
+// slothConformanceConfig has SLOs of both kinds with SLO labels and
+// alerting labels; objective 90 has capped page pairs.
+const slothConformanceConfig = `
+global: {service: svc}
+collectors:
+  - {name: pbx, type: demo, schedule: "@every 1m"}
+slos:
+  - name: calls
+    indicator: call_abandonment
+    objective: 99
+    window: %[1]s
+    labels: {team: phones, tier: "1"}
+    alerting: {name: CallsBurn, labels: {category: availability}}
+  - name: reply
+    indicator: ticket_first_reply
+    threshold: 1h
+    objective: 99.5
+    window: %[1]s
+    labels: {team: desk}
+  - name: answered
+    indicator: call_abandonment
+    objective: 90
+    window: %[1]s
+`
+
+// The differences from Sloth that servq keeps on purpose, each documented
+// in the README ("Sloth compatibility"):
+var (
+	// sloth_slo_info says who made the rules (servq, servq/v1) and has no
+	// sloth_version, so that a rule file changes only with its config;
+	// servq_* labels add the indicator, window and threshold.
+	infoValuesOwn = []string{"sloth_mode", "sloth_spec"}
+	infoLabelsNot = []string{"sloth_version"}
+	// Alerts carry sloth_id, sloth_service, sloth_slo and the SLO labels
+	// as static labels too (Sloth's alerts get them from the expression,
+	// which keeps every label of the ratio but sloth_window): the same
+	// values.
+	alertLabelsExtra = []string{"sloth_id", "sloth_service", "sloth_slo"}
+)
+
+// Sloth's own generator (github.com/slok/sloth v0.16.0) on SLOs equal to
+// servq's, with servq's SLI queries as Sloth's error and total queries:
+// the same recordings with the same labels (SLO labels on SLI and metadata
+// recordings, sloth_window kept on the burn rates), the same sloth_slo_info
+// labels but for the documented ones, the same alerts, labels and
+// thresholds but for the capped pairs, and the same values in promtool.
+func TestSlothConformance(t *testing.T) {
+	for _, window := range []string{"30d", "28d"} {
+		t.Run(window, func(t *testing.T) {
+			cfgText := fmt.Sprintf(slothConformanceConfig, window)
+			cfg, err := config.Parse([]byte(cfgText), "servq.yml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours, err := Generate(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range cfg.SLOs {
+				theirs := slothRules(t, cfg, s)
+				compareRecordings(t, ours, s, theirs)
+				compareAlerts(t, ours, s, theirs)
+				// Sloth's detailed dashboard (grafana.com 14348) offers
+				// these SLI windows and shows a missing one as 100 %.
+				for _, w := range strings.Split("5m,30m,1h,2h,6h,1d,3d,30d", ",") {
+					if len(oursFor(ours, s, func(r Rule) bool { return r.Record == recErrorRatio+w })) != 1 {
+						t.Errorf("slo %s (%s): no %s%s for Sloth's dashboard", s.Name, window, recErrorRatio, w)
+					}
+				}
+			}
+			sameValues(t, cfg, ours)
+		})
+	}
+}
+
+// slothRules generates Sloth's rules for one servq SLO.
+func slothRules(t *testing.T, cfg *config.Config, s *config.SLO) slothmodel.PromSLORules {
+	t.Helper()
+	ind, err := sli.For(cfg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := map[string]any{
+		"version": "prometheus/v1",
+		"service": cfg.Global.Service,
+		"slos": []any{map[string]any{
+			"name":      s.Name,
+			"objective": s.Objective,
+			"labels":    s.Labels,
+			"sli": map[string]any{"events": map[string]any{
+				// Without servq's "or vector(0)": Sloth divides without
+				// a guard, so a window without traffic (the first
+				// evaluation) would be NaN and stay in its averaged
+				// period ratio for the whole window.
+				"error_query": strings.ReplaceAll(ind.BadRate("{{.window}}"), " or vector(0)", ""),
+				"total_query": strings.ReplaceAll(ind.TotalRate("{{.window}}"), " or vector(0)", ""),
+			}},
+			"alerting": map[string]any{
+				"name":         AlertName(s),
+				"labels":       s.Alerting.Labels,
+				"page_alert":   map[string]any{"labels": map[string]string{"severity": "page"}},
+				"ticket_alert": map[string]any{"labels": map[string]string{"severity": "ticket"}},
+			},
+		}},
+	}
+	raw, err := yaml.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := slothlib.NewPrometheusSLOGenerator(slothlib.PrometheusSLOGeneratorConfig{DefaultSLOPeriod: s.Window.D()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := gen.GenerateFromRaw(context.Background(), raw)
+	if err != nil {
+		t.Fatalf("sloth: %v\n%s", err, raw)
+	}
+	if len(res.SLOResults) != 1 {
+		t.Fatalf("sloth made %d SLOs", len(res.SLOResults))
+	}
+	return res.SLOResults[0].PrometheusRules
+}
+
+func oursFor(f *File, s *config.SLO, match func(Rule) bool) []Rule {
+	var out []Rule
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if r.Labels["sloth_slo"] == s.Name && match(r) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+func compareRecordings(t *testing.T, ours *File, s *config.SLO, theirs slothmodel.PromSLORules) {
+	t.Helper()
+	var sloth []rulefmt.Rule
+	sloth = append(sloth, theirs.SLIErrorRecRules.Rules...)
+	sloth = append(sloth, theirs.MetadataRecRules.Rules...)
+	if len(sloth) < 10 {
+		t.Fatalf("slo %s: Sloth made only %d recordings", s.Name, len(sloth))
+	}
+	for _, want := range sloth {
+		got := oursFor(ours, s, func(r Rule) bool {
+			return r.Record == want.Record && r.Labels["sloth_window"] == want.Labels["sloth_window"]
+		})
+		if len(got) != 1 {
+			t.Errorf("slo %s: Sloth records %s{sloth_window=%q}, servq has %d such recordings", s.Name, want.Record, want.Labels["sloth_window"], len(got))
+			continue
+		}
+		wantLabels := maps.Clone(want.Labels)
+		gotLabels := maps.Clone(got[0].Labels)
+		if want.Record == recInfo {
+			for _, k := range infoValuesOwn {
+				if gotLabels[k] == "" || wantLabels[k] == "" {
+					t.Errorf("slo %s: sloth_slo_info lacks %s (servq %q, Sloth %q)", s.Name, k, gotLabels[k], wantLabels[k])
+				}
+				delete(gotLabels, k)
+				delete(wantLabels, k)
+			}
+			for _, k := range infoLabelsNot {
+				delete(wantLabels, k)
+			}
+			for k := range gotLabels {
+				if strings.HasPrefix(k, "servq_") {
+					delete(gotLabels, k)
+				}
+			}
+		}
+		if !maps.Equal(gotLabels, wantLabels) {
+			t.Errorf("slo %s: %s labels\nservq %v\nSloth %v", s.Name, want.Record, got[0].Labels, want.Labels)
+		}
+	}
+}
+
+// pairRE finds one window condition of a burn-rate alert: the window and
+// the threshold, as factor × budget or (capped) a number.
+var pairRE = regexp.MustCompile(`ratio_rate(\w+)\{[^}]*\} > (?:\(([0-9.]+) \* ([0-9.e-]+)\)|([0-9.e-]+))\)`)
+
+type windowThreshold struct {
+	window    string
+	threshold float64
+}
+
+func thresholds(t *testing.T, expr string) []windowThreshold {
+	t.Helper()
+	var out []windowThreshold
+	for _, m := range pairRE.FindAllStringSubmatch(expr, -1) {
+		var th float64
+		if m[4] != "" {
+			th, _ = strconv.ParseFloat(m[4], 64)
+		} else {
+			f, _ := strconv.ParseFloat(m[2], 64)
+			b, _ := strconv.ParseFloat(m[3], 64)
+			th = f * b
+		}
+		out = append(out, windowThreshold{m[1], th})
+	}
+	if len(out) == 0 {
+		t.Fatalf("no window conditions found in\n%s", expr)
+	}
+	return out
+}
+
+func compareAlerts(t *testing.T, ours *File, s *config.SLO, theirs slothmodel.PromSLORules) {
+	t.Helper()
+	budget := (100 - s.Objective) / 100
+	if len(theirs.AlertRules.Rules) != 2 {
+		t.Fatalf("slo %s: Sloth made %d alerts", s.Name, len(theirs.AlertRules.Rules))
+	}
+	for _, want := range theirs.AlertRules.Rules {
+		sev := want.Labels["sloth_severity"]
+		got := oursFor(ours, s, func(r Rule) bool { return r.Alert != "" && r.Labels["sloth_severity"] == sev })
+		if len(got) != 1 || got[0].Alert != want.Alert {
+			t.Errorf("slo %s: Sloth alert %s (%s), servq %+v", s.Name, want.Alert, sev, got)
+			continue
+		}
+		gotLabels := maps.Clone(got[0].Labels)
+		for _, k := range append(slices.Sorted(maps.Keys(s.Labels)), alertLabelsExtra...) {
+			if gotLabels[k] == "" {
+				t.Errorf("slo %s: alert %s lacks %s", s.Name, want.Alert, k)
+			}
+			delete(gotLabels, k)
+		}
+		if !maps.Equal(gotLabels, want.Labels) {
+			t.Errorf("slo %s: alert %s (%s) labels\nservq %v\nSloth %v", s.Name, want.Alert, sev, got[0].Labels, want.Labels)
+		}
+		// Thresholds window by window: equal, or capped at halfway from
+		// the budget to 100 % where Sloth's factor × budget is beyond it.
+		wt, gt := thresholds(t, want.Expr), thresholds(t, got[0].Expr)
+		if len(wt) != len(gt) {
+			t.Errorf("slo %s: alert %s (%s): servq windows %v, Sloth %v", s.Name, want.Alert, sev, gt, wt)
+			continue
+		}
+		capAt := (1 + budget) / 2
+		for i := range wt {
+			same := gt[i].window == wt[i].window && near(gt[i].threshold, wt[i].threshold)
+			capped := gt[i].window == wt[i].window && near(gt[i].threshold, capAt) && wt[i].threshold > capAt
+			if !same && !capped {
+				t.Errorf("slo %s: alert %s (%s): servq %v, Sloth %v", s.Name, want.Alert, sev, gt[i], wt[i])
+			}
+		}
+	}
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Abs(b) }
+
+// sameValues runs promtool on both rule files with the same input and the
+// same expected series, full label sets included: servq's recordings are
+// where Sloth's dashboards look for them.
+func sameValues(t *testing.T, cfg *config.Config, ours *File) {
+	t.Helper()
+	promtool := testenv.Binary(t, "promtool")
+	dir := t.TempDir()
+	s := cfg.SLOs[0] // calls: 0.5 % abandoned, half the budget
+	var sloth File
+	theirs := slothRules(t, cfg, s)
+	for _, g := range []slothmodel.PromRuleGroup{theirs.SLIErrorRecRules, theirs.MetadataRecRules} {
+		var rs []Rule
+		for _, r := range g.Rules {
+			rs = append(rs, Rule{Record: r.Record, Expr: r.Expr, Labels: r.Labels})
+		}
+		sloth.Groups = append(sloth.Groups, Group{Name: "sloth-" + strconv.Itoa(len(sloth.Groups)), Rules: rs})
+	}
+	mine := File{}
+	for _, g := range ours.Groups {
+		if g.Name == "servq-slo-"+s.Name+"-sli" || g.Name == "servq-slo-"+s.Name+"-meta" {
+			mine.Groups = append(mine.Groups, g)
+		}
+	}
+	w := sli.Window(s.Window.D())
+	labels := func(extra string) string {
+		return `sloth_id="svc-calls",sloth_service="svc",sloth_slo="calls",team="phones",tier="1"` + extra
+	}
+	test := fmt.Sprintf(`rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'servq_calls_offered_total{collector="pbx",channel="phone",queue="q"}', values: '0+1000x180'}
+      - {series: 'servq_calls_abandoned_total{collector="pbx",channel="phone",queue="q"}', values: '0+5x180'}
+      - {series: 'servq_calls_abandoned_short_total{collector="pbx",channel="phone",queue="q"}', values: '0x180'}
+    promql_expr_test:
+      - {expr: 'round(slo:sli_error:ratio_rate1h * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[1]s}', value: 0.005}]}
+      - {expr: 'round(slo:current_burn_rate:ratio * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[2]s}', value: 0.5}]}
+      - {expr: 'round(slo:period_burn_rate:ratio * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[3]s}', value: 0.5}]}
+      - {expr: 'round(slo:period_error_budget_remaining:ratio * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[3]s}', value: 0.5}]}
+      - {expr: 'slo:objective:ratio', eval_time: 150m, exp_samples: [{labels: 'slo:objective:ratio{%[4]s}', value: 0.99}]}
+      - {expr: 'slo:time_period:days', eval_time: 150m, exp_samples: [{labels: 'slo:time_period:days{%[4]s}', value: %[5]g}]}
+`, labels(`,sloth_window="1h"`), labels(`,sloth_window="5m"`), labels(`,sloth_window="`+w+`"`), labels(""), s.Window.D().Hours()/24)
+	for name, f := range map[string]File{"servq": mine, "sloth": sloth} {
+		sub := filepath.Join(dir, name)
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := yaml.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(sub, "rules.yml"), b, 0o644)
+		os.WriteFile(filepath.Join(sub, "test.yml"), []byte(test), 0o644)
+		out, err := exec.Command(promtool, "test", "rules", filepath.Join(sub, "test.yml")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "SUCCESS") {
+			t.Errorf("%s rules: promtool: %v\n%s", name, err, out)
+		}
+	}
+}
