@@ -43,7 +43,6 @@ func Load(path string) (*Config, error) {
 	return Parse(data, path)
 }
 
-
 // CronParser accepts the standard five fields, descriptors (@hourly,
 // @every 30s) and a CRON_TZ= prefix; it is shared with the scheduler so that
 // what `servq check` accepts is exactly what runs.
