@@ -177,11 +177,10 @@ func TestEverySeriesIsDeduplicatedBeforeAggregation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := promql.NewParser(promql.Options{})
 	for _, b := range boards {
 		for _, pn := range b.Panels() {
 			for i, tg := range pn.Targets {
-				node, err := p.ParseExpr(lintExpand(tg.Expr))
+				node, err := promql.ParseExpr(lintExpand(tg.Expr))
 				if err != nil {
 					t.Fatalf("%s/%s: %v", b.UID, pn.Title, err)
 				}

@@ -114,7 +114,6 @@ func lint(raw []byte, units map[string]bool) []string {
 	isDatasource := func(ds map[string]string) bool {
 		return ds["uid"] == "$datasource" || ds["uid"] == "${datasource}"
 	}
-	p := promql.NewParser(promql.Options{})
 	vars := map[string]lintVar{}
 	datasources := 0
 	for _, v := range d.Templating.List {
@@ -133,7 +132,7 @@ func lint(raw []byte, units map[string]bool) []string {
 		m := labelValues.FindStringSubmatch(q)
 		if m == nil {
 			report("template-label-promql-rule", "variable %s: %q is not label_values(selector, label)", v.Name, q)
-		} else if _, err := p.ParseExpr(lintExpand(m[1])); err != nil {
+		} else if _, err := promql.ParseExpr(lintExpand(m[1])); err != nil {
 			report("template-label-promql-rule", "variable %s: %v", v.Name, err)
 		}
 	}
@@ -174,7 +173,7 @@ func lint(raw []byte, units map[string]bool) []string {
 		}
 		for i, tg := range pn.Targets {
 			where := fmt.Sprintf("panel %q, target %d", pn.Title, i)
-			node, err := p.ParseExpr(lintExpand(tg.Expr))
+			node, err := promql.ParseExpr(lintExpand(tg.Expr))
 			if err != nil {
 				report("target-promql-rule", "%s: %v", where, err)
 				continue

@@ -100,7 +100,7 @@ func conform(expr string) (string, error) {
 		}
 		in = strings.ReplaceAll(in, r.variable, r.placeholder)
 	}
-	node, err := parser.NewParser(parser.Options{}).ParseExpr(in)
+	node, err := parser.ParseExpr(in)
 	if err != nil {
 		return "", fmt.Errorf("query does not parse: %w\n%s", err, expr)
 	}
