@@ -1,14 +1,11 @@
 package sources
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -140,34 +137,19 @@ func (s *asteriskCDR) Collect(ctx context.Context, raw []byte, b *collectors.Bat
 	return next, nil
 }
 
+// read hands every row to call. A malformed row (a stray quote in a
+// userfield) costs only its own line: see eachCSVRecord.
 func (s *asteriskCDR) read(ctx context.Context, path string, data []byte, start fileMark, b *collectors.Batch) error {
-	r := csv.NewReader(bytes.NewReader(data))
-	r.FieldsPerRecord = -1
-	for n := 0; ; n++ {
-		rec, err := r.Read()
-		if err == io.EOF {
-			return nil
-		}
-		var line int
-		var perr *csv.ParseError
-		switch {
-		case errors.As(err, &perr):
-			line = perr.StartLine
-		case err == nil:
-			line, _ = r.FieldPos(0)
-		}
-		pos := fmt.Sprintf("%s:%d", path, start.Line+line)
-		if err != nil {
-			b.Reject("bad_row", pos, err)
-			continue
-		}
-		if n%4096 == 4095 && ctx.Err() != nil {
+	n := 0
+	return eachCSVRecord(data, ',', 0, func(rec []string, line int) error {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if c, ok := s.call(rec, pos, b); ok {
+		if c, ok := s.call(rec, fmt.Sprintf("%s:%d", path, start.Line+line), b); ok {
 			b.Calls = append(b.Calls, c)
 		}
-	}
+		return nil
+	}, func(line int, err error) { b.Reject("bad_row", fmt.Sprintf("%s:%d", path, start.Line+line), err) })
 }
 
 // layoutOf returns the configured layout, or the one the number of columns

@@ -149,15 +149,10 @@ type row struct {
 // readCSV calls fn for every data row of data. headerRows is the number of
 // header rows at the start of a file (the first names the columns; the
 // others, as in Qualtrics exports, are skipped). Resumed reads use the
-// header stored in the mark.
-func readCSV(path string, data []byte, start fileMark, next *fileMark, headerRows int, delim rune, comment rune, fn func(row) error, reject func(pos string, err error)) error {
-	r := csv.NewReader(bytes.NewReader(data))
-	r.FieldsPerRecord = -1
-	r.ReuseRecord = false
-	if delim != 0 {
-		r.Comma = delim
-	}
-	r.Comment = comment
+// header stored in the mark. columns maps every configured column name to
+// the field it feeds: a column the header lacks fails the read (see
+// checkHeader), rather than leaving that field empty in every row.
+func readCSV(path string, data []byte, start fileMark, next *fileMark, headerRows int, delim rune, comment rune, columns map[string]string, fn func(row) error, reject func(pos string, err error)) error {
 	header := start.Header
 	skip := 0
 	if start.Offset == 0 {
@@ -165,28 +160,15 @@ func readCSV(path string, data []byte, start fileMark, next *fileMark, headerRow
 	}
 	index := map[string]int{}
 	for i, h := range header {
-		index[h] = i
+		index[strings.TrimSpace(h)] = i
 	}
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
+	if header != nil {
+		if err := checkHeader(path, header, columns); err != nil {
+			return err
 		}
-		var line int
-		var perr *csv.ParseError
-		switch {
-		case errors.As(err, &perr):
-			line = perr.StartLine // FieldPos panics after a parse error
-		case err == nil && len(rec) > 0:
-			line, _ = r.FieldPos(0)
-		}
+	}
+	err := eachCSVRecord(data, delim, comment, func(rec []string, line int) error {
 		pos := fmt.Sprintf("%s:%d", path, start.Line+line)
-		if err != nil {
-			// A malformed row (an unterminated quote) is rejected; the
-			// reader goes on with the next one.
-			reject(pos, err)
-			continue
-		}
 		if header == nil {
 			header = append([]string(nil), rec...)
 			if len(header) > 0 {
@@ -196,25 +178,159 @@ func readCSV(path string, data []byte, start fileMark, next *fileMark, headerRow
 				index[strings.TrimSpace(h)] = i
 			}
 			skip--
-			continue
+			return checkHeader(path, header, columns)
 		}
 		if skip > 0 {
 			skip--
-			continue
+			return nil
 		}
-
-		if err := fn(row{pos: pos, get: func(k string) (string, bool) {
+		return fn(row{pos: pos, get: func(k string) (string, bool) {
 			i, ok := index[k]
 			if !ok || i >= len(rec) {
 				return "", false
 			}
 			return strings.TrimSpace(rec[i]), true
-		}, bound: func() []string { return header }}); err != nil {
-			return err
-		}
+		}, bound: func() []string { return header }})
+	}, func(line int, err error) { reject(fmt.Sprintf("%s:%d", path, start.Line+line), err) })
+	if err != nil {
+		return err
 	}
 	next.Header = header
 	return nil
+}
+
+// csvMaxRecord bounds one CSV record. A quoted field may hold newlines, so
+// an unterminated quote is indistinguishable from a long multi-line field
+// until its closing quote (or the end of the file): without a bound, one
+// stray quote swallows every row after it. A record longer than this is
+// treated as broken: its first line is rejected and reading resumes at the
+// next line.
+const csvMaxRecord = 64 << 10
+
+// eachCSVRecord calls fn for every record of data with the line it starts
+// on (1-based within data). A malformed record (an unterminated or stray
+// quote) or one longer than csvMaxRecord costs exactly its first physical
+// line: that line is rejected and parsing starts again at the line after
+// it, so the rows a broken quote ran into are read as what they are. Blank
+// and comment lines are skipped; every other line is part of a record
+// handed to fn or of a rejected one.
+func eachCSVRecord(data []byte, delim, comment rune, fn func(rec []string, line int) error, reject func(line int, err error)) error {
+	base, baseLine := 0, 0 // where the current reader starts, and the lines before it
+	for base < len(data) {
+		r := csv.NewReader(bytes.NewReader(data[base:]))
+		r.FieldsPerRecord = -1
+		if delim != 0 {
+			r.Comma = delim
+		}
+		r.Comment = comment
+		resume := 0 // the reader's line after which to restart, 0: at its end
+		for resume == 0 {
+			from := r.InputOffset()
+			rec, err := r.Read()
+			if err == io.EOF {
+				return nil
+			}
+			var perr *csv.ParseError
+			if errors.As(err, &perr) {
+				reject(baseLine+perr.StartLine, fmt.Errorf("malformed CSV record: %v (noticed on line %d); this line is skipped, reading resumes at the next", perr.Err, baseLine+perr.Line))
+				if perr.Line != perr.StartLine {
+					// The reader went past the record's first line: restart
+					// right after it. Otherwise it already stands there.
+					resume = perr.StartLine
+				}
+				continue
+			}
+			if err != nil {
+				return err // a bad delimiter: a configuration error
+			}
+			line, _ := r.FieldPos(0)
+			if r.InputOffset()-from > csvMaxRecord {
+				reject(baseLine+line, fmt.Errorf("CSV record longer than %d KiB (an unterminated quote?); this line is skipped, reading resumes at the next", csvMaxRecord>>10))
+				resume = line
+				continue
+			}
+			if err := fn(rec, baseLine+line); err != nil {
+				return err
+			}
+		}
+		rest := data[base:]
+		for i := 0; i < resume; i++ {
+			nl := bytes.IndexByte(rest, '\n')
+			if nl < 0 {
+				return nil
+			}
+			rest = rest[nl+1:]
+		}
+		base, baseLine = len(data)-len(rest), baseLine+resume
+	}
+	return nil
+}
+
+// checkHeader fails when the header lacks a configured column: a
+// misspelled mapping would otherwise leave that field empty in every row
+// (every ticket "never replied") without a single rejection. Column names
+// match exactly; a name the header has in another case or spacing is
+// named as a hint but not accepted, since guessing could pick the wrong
+// one of two similar columns and would hide the typo from the config.
+func checkHeader(path string, header []string, columns map[string]string) error {
+	have := map[string]bool{}
+	for _, h := range header {
+		have[strings.TrimSpace(h)] = true
+	}
+	var missing []string
+	for _, col := range sortedKeys(columns) {
+		if have[col] {
+			continue
+		}
+		msg := fmt.Sprintf("%q (%s)", col, columns[col])
+		if near := closestColumn(col, header); near != "" {
+			msg += fmt.Sprintf(", did you mean %q?", near)
+		}
+		missing = append(missing, msg)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: the header lacks the configured column(s) %s (column names are case-sensitive; fix the mapping)", path, strings.Join(missing, "; "))
+}
+
+// closestColumn is the header column that col probably meant: the same
+// name in another case or spacing, else one within a few typos.
+func closestColumn(col string, header []string) string {
+	fold := func(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
+	best, bestDist := "", len(col)/3+1
+	for _, h := range header {
+		h = strings.TrimSpace(h)
+		if fold(h) == fold(col) {
+			return h
+		}
+		if d := editDistance(fold(h), fold(col)); d < bestDist {
+			best, bestDist = h, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b in runes.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur := make([]int, len(rb)+1)
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(rb)]
 }
 
 // readJSONL calls fn for every object line; a key may be dotted to reach

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func FuzzTicketsFile(f *testing.F) {
 		path := filepath.Join(t.TempDir(), name)
 		os.WriteFile(path, data, 0o644)
 		s := ticketsSource(t, path, spec)
-		if _, err := s.Collect(context.Background(), nil, &collectors.Batch{Now: time.Now()}); err != nil {
+		if _, err := s.Collect(context.Background(), nil, &collectors.Batch{Now: time.Now()}); err != nil && !strings.Contains(err.Error(), "the header lacks") {
 			t.Fatal(err)
 		}
 	})

@@ -3,6 +3,7 @@ package sources
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/servq/servq/collectors"
@@ -116,13 +117,30 @@ func isDimension(d string) bool {
 
 func (s *surveyCSV) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
 	return collectFiles(ctx, raw, s.spec.Path, func(path string, data []byte, start fileMark, next *fileMark) error {
-		return readCSV(path, data, start, next, s.spec.HeaderRows, ',', 0, func(r row) error {
+		return readCSV(path, data, start, next, s.spec.HeaderRows, ',', 0, s.columns(), func(r row) error {
 			if resp, ok := s.response(r, b); ok {
 				b.Surveys = append(b.Surveys, resp)
 			}
 			return nil
 		}, func(pos string, err error) { b.Reject("bad_row", pos, err) })
 	})
+}
+
+// columns are the configured columns with the field each feeds, which
+// the header must have.
+func (s *surveyCSV) columns() map[string]string {
+	m := s.spec.Mapping
+	fields := map[string]string{"id": m.ID, "submitted_at": m.SubmittedAt, "score": m.Score, "ticket_id": m.TicketID, "channel": m.Channel, "queue": m.Queue}
+	for i, col := range s.spec.ExpectationColumns {
+		fields[fmt.Sprintf("expectation_columns[%d]", i)] = col
+	}
+	for i, col := range s.spec.PerceptionColumns {
+		fields[fmt.Sprintf("perception_columns[%d]", i)] = col
+	}
+	for dim, col := range s.spec.WeightColumns {
+		fields["weight_columns."+dim] = col
+	}
+	return columnFields(fields)
 }
 
 // score parses one answer; blank means not answered.
@@ -132,7 +150,12 @@ func (s *surveyCSV) score(r row, col string) (v float64, answered bool, err erro
 		return 0, false, nil
 	}
 	v, perr := strconv.ParseFloat(txt, 64)
-	if perr != nil || v < s.lo || v > s.hi {
+	if perr != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		// ParseFloat accepts NaN and Inf, and NaN compares false with
+		// any bound: it would pass the scale check and poison every mean.
+		return 0, false, fmt.Errorf("column %q: %q is not a number", col, txt)
+	}
+	if v < s.lo || v > s.hi {
 		return 0, false, fmt.Errorf("column %q: %q is not a score from %g to %g", col, txt, s.lo, s.hi)
 	}
 	return v, true, nil
@@ -192,7 +215,7 @@ func (s *surveyCSV) response(r row, b *collectors.Batch) (record.SurveyResponse,
 			continue
 		}
 		w, err := strconv.ParseFloat(txt, 64)
-		if err != nil || w < 0 || w > 100 {
+		if err != nil || !(w >= 0 && w <= 100) { // also NaN
 			b.Reject("bad_score", r.pos, fmt.Errorf("column %q: weight %q is not 0-100 points", col, txt))
 			return resp, false
 		}

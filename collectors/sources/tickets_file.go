@@ -82,6 +82,23 @@ func init() {
 	})
 }
 
+// columnFields inverts a field → column mapping for checkHeader: each
+// column with the field(s) it feeds.
+func columnFields(mapping map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, field := range sortedKeys(mapping) {
+		col := mapping[field]
+		if col == "" {
+			continue
+		}
+		if out[col] != "" {
+			out[col] += ", "
+		}
+		out[col] += field
+	}
+	return out
+}
+
 func fileFormat(format, path string) (string, error) {
 	if format == "" {
 		switch strings.ToLower(filepath.Ext(path)) {
@@ -129,7 +146,7 @@ func (t *ticketsFile) Collect(ctx context.Context, raw []byte, b *collectors.Bat
 		if t.format == "jsonl" {
 			return readJSONL(path, data, start, each, reject)
 		}
-		return readCSV(path, data, start, next, 1, t.delim, t.comment, each, reject)
+		return readCSV(path, data, start, next, 1, t.delim, t.comment, columnFields(t.mapping), each, reject)
 	})
 	if written.IsZero() {
 		written = time.Unix(0, 0) // no claim: the collector keeps its watermark
@@ -137,6 +154,14 @@ func (t *ticketsFile) Collect(ctx context.Context, raw []byte, b *collectors.Bat
 	b.Watermark = written
 	return next, err
 }
+
+// Bounds of a ticket's numbers: a count beyond a million replies or
+// reopens, or a business time beyond ten years, is a broken export (and
+// would overflow int or time.Duration), not a ticket.
+const (
+	maxTicketCount   = 1e6
+	maxTicketSeconds = 10 * 365 * 24 * 3600
+)
 
 // ticket maps one row; a bad value rejects the row with its position and
 // column, never the run.
@@ -168,14 +193,17 @@ func (t *ticketsFile) ticket(r row, b *collectors.Batch) (record.Ticket, bool) {
 		}
 		return x
 	}
-	num := func(field string) float64 {
+	// num parses a count or a number of seconds; !(x <= max) also rejects
+	// NaN, which ParseFloat accepts and every comparison lets through.
+	num := func(field string, max float64) float64 {
 		v := str(field)
 		if v == "" {
 			return 0
 		}
 		x, err := strconv.ParseFloat(v, 64)
-		if err != nil || x < 0 {
-			bad("bad_number", field, "%q is not a non-negative number", v)
+		if err != nil || x < 0 || !(x <= max) {
+			bad("bad_number", field, "%q is not a number from 0 to %.0f", v, max)
+			return 0
 		}
 		return x
 	}
@@ -197,9 +225,9 @@ func (t *ticketsFile) ticket(r row, b *collectors.Batch) (record.Ticket, bool) {
 		bad("bad_time", "created_at", "is empty")
 	}
 	tk.UpdatedAt, tk.FirstReplyAt, tk.SolvedAt = tm("updated_at"), tm("first_reply_at"), tm("solved_at")
-	tk.Reopens, tk.AgentReplies = int(num("reopens")), int(num("agent_replies"))
-	tk.FirstReplyBusiness = time.Duration(num("first_reply_business_seconds") * float64(time.Second))
-	tk.ResolutionBusiness = time.Duration(num("resolution_business_seconds") * float64(time.Second))
+	tk.Reopens, tk.AgentReplies = int(num("reopens", maxTicketCount)), int(num("agent_replies", maxTicketCount))
+	tk.FirstReplyBusiness = time.Duration(num("first_reply_business_seconds", maxTicketSeconds) * float64(time.Second))
+	tk.ResolutionBusiness = time.Duration(num("resolution_business_seconds", maxTicketSeconds) * float64(time.Second))
 	tk.Satisfaction = str("satisfaction")
 	if c := str("complaint"); c != "" {
 		v, err := strconv.ParseBool(strings.ToLower(c))

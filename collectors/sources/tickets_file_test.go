@@ -63,7 +63,7 @@ form",low,pending,2026-11-02 10:30,2026-11-02 11:00,,2,1,true,
 	}
 	wantRej := []string{
 		"bad_time " + path + `:6 column "Created" (created_at): "yesterday" is not a time in format 2006-01-02 15:04`,
-		"bad_number " + path + `:7 column "Replies" (agent_replies): "many" is not a non-negative number`,
+		"bad_number " + path + `:7 column "Replies" (agent_replies): "many" is not a number from 0 to 1000000`,
 	}
 	if !reflect.DeepEqual(rej, wantRej) {
 		t.Errorf("rejections:\n got %q\nwant %q", rej, wantRej)
