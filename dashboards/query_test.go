@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/servq/servq/cmd/servq/app"
@@ -60,7 +64,9 @@ var labelValues = regexp.MustCompile(`^label_values\((.*), (\w+)\)$`)
 // dashboards parses with Prometheus' PromQL parser and returns data from a
 // real Prometheus that scrapes a running servq demo with the generated
 // recording rules loaded. A query may be empty only when the panel says
-// why (no alert firing, no rejected input, no push configured).
+// why (no alert firing, no rejected input, no push configured). Prometheus
+// scrapes the servq four times over (two jobs, two instances, two
+// replicas): every panel must show what one copy alone shows.
 func TestEveryQueryReturnsData(t *testing.T) {
 	testenv.Binary(t, "prometheus")
 	dir := t.TempDir()
@@ -84,7 +90,8 @@ func TestEveryQueryReturnsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc.Start()
-	srv := httptest.NewServer(svc.Handler("/metrics"))
+	metrics := &freezable{h: svc.Handler("/metrics")}
+	srv := httptest.NewServer(metrics)
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -99,13 +106,29 @@ func TestEveryQueryReturnsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Prometheus holds four copies of every servq series: the one of the
+	// job the config names, the same servq scraped by a second job, as a
+	// second instance of the job, and as the second replica of an HA pair.
+	// With "All" selected, every panel must show what the one copy shows.
+	target := strings.TrimPrefix(srv.URL, "http://")
 	prom := testenv.StartPrometheus(t, fmt.Sprintf(`
 global: {scrape_interval: 1s, evaluation_interval: 1s}
 rule_files: [servq.rules.yml]
 scrape_configs:
-  - job_name: %s
-    static_configs: [{targets: [%q]}]
-`, cfg.Rules.Job, strings.TrimPrefix(srv.URL, "http://")), map[string]string{"servq.rules.yml": string(rulesYAML)})
+  - job_name: %[1]s
+    static_configs: [{targets: [%[2]q]}]
+  - job_name: %[1]s-copy
+    static_configs: [{targets: [%[2]q]}]
+  - job_name: %[1]s-second-instance
+    static_configs: [{targets: [%[2]q]}]
+    relabel_configs:
+      - {target_label: job, replacement: %[1]s}
+      - {target_label: instance, replacement: servq-b:9090}
+  - job_name: %[1]s-replica
+    static_configs: [{targets: [%[2]q], labels: {prometheus_replica: B}}]
+    relabel_configs:
+      - {target_label: job, replacement: %[1]s}
+`, cfg.Rules.Job, target), map[string]string{"servq.rules.yml": string(rulesYAML)})
 
 	// Wait for rates (two scrapes with new events) and recordings.
 	testenv.Eventually(t, 90*time.Second, "rates of calls, tickets and surveys and the SLO recordings", func() bool {
@@ -122,6 +145,19 @@ scrape_configs:
 		}
 		return true
 	})
+	// From now on every scrape reads the same figures, so that the four
+	// copies of a gauge agree once each has been scraped again (at 600
+	// times real time they would differ between scrapes 0.2s apart).
+	testenv.Eventually(t, 30*time.Second, "three scrapes of every copy", func() bool {
+		s, err := testenv.QueryE(prom.URL, "count(count_over_time(servq_build_info[1m]) >= 3) == 4")
+		return err == nil && len(s) == 1
+	})
+	frozen := metrics.freeze()
+	testenv.Eventually(t, 30*time.Second, "a scrape of every copy after the freeze", func() bool {
+		s, err := testenv.QueryE(prom.URL, fmt.Sprintf("count(timestamp(servq_build_info) > %f) == 4", float64(frozen.UnixMilli())/1e3+0.1))
+		return err == nil && len(s) == 1
+	})
+	at := time.Now()
 
 	slo := cfg.SLOs[0].Name
 	boards, err := Boards(cfg)
@@ -146,7 +182,10 @@ scrape_configs:
 		}
 		for _, pn := range b.panels {
 			for _, tg := range pn.Targets {
-				checkQuery(t, prom.URL, b.UID+"/"+pn.Title, expand(tg.Expr, slo), tg.MayBeEmpty)
+				where := b.UID + "/" + pn.Title
+				expr := expand(tg.Expr, slo)
+				checkQuery(t, prom.URL, where, expr, tg.MayBeEmpty)
+				checkCountedOnce(t, prom.URL, at, where, expr, map[string]string{"job": cfg.Rules.Job, "instance": target, "prometheus_replica": ""})
 				checked++
 			}
 		}
@@ -177,6 +216,89 @@ func checkQuery(t *testing.T, base, where, expr, mayBeEmpty string) {
 	}
 	if len(s) == 0 && mayBeEmpty == "" {
 		t.Errorf("%s: returns no data\n%s", where, expr)
+	}
+}
+
+// freezable serves the handler's responses until freeze, then the last
+// one again and again.
+type freezable struct {
+	h      http.Handler
+	mu     sync.Mutex
+	frozen bool
+	last   *httptest.ResponseRecorder
+}
+
+func (f *freezable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.frozen || f.last == nil {
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, r)
+		f.last = rec
+	}
+	for k, v := range f.last.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(f.last.Code)
+	w.Write(f.last.Body.Bytes())
+}
+
+func (f *freezable) freeze() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frozen = true
+	return time.Now()
+}
+
+// checkCountedOnce compares a query over every copy of the series with
+// the same query over the one copy (the matchers one on every raw
+// selector), evaluated at the same instant. The copies are scraped at
+// slightly different moments of a demo running at 600 times real time, so
+// the figures may differ by a little; a copy counted twice differs by 100%.
+func checkCountedOnce(t *testing.T, base string, at time.Time, where, expr string, one map[string]string) {
+	t.Helper()
+	if strings.Contains(expr, "scrape_duration_seconds") {
+		return // four scrapes take four different times: no copies
+	}
+	node, err := parser.ParseExpr(expr)
+	if err != nil {
+		return // checkQuery reported it
+	}
+	parser.Inspect(node, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok && isRawMetric(vs.Name) {
+			for l, v := range one {
+				vs.LabelMatchers = append(vs.LabelMatchers, labels.MustNewMatcher(labels.MatchEqual, l, v))
+			}
+		}
+		return nil
+	})
+	all, err1 := testenv.QueryAtE(base, expr, at)
+	once, err2 := testenv.QueryAtE(base, node.String(), at)
+	if err1 != nil || err2 != nil {
+		t.Errorf("%s: %v %v", where, err1, err2)
+		return
+	}
+	values := func(ss []testenv.Sample) map[string]float64 {
+		m := map[string]float64{}
+		for _, s := range ss {
+			m[fmt.Sprint(s.Metric)] = s.Value
+		}
+		return m
+	}
+	a, o := values(all), values(once)
+	if len(a) != len(o) {
+		t.Errorf("%s: %d series over every copy, %d over one\n%s", where, len(a), len(o), expr)
+		return
+	}
+	for k, want := range o {
+		got, ok := a[k]
+		if !ok {
+			t.Errorf("%s: series %s only over one copy\n%s", where, k, expr)
+			continue
+		}
+		if !(got == want || math.IsNaN(got) && math.IsNaN(want) || math.Abs(got-want) <= 0.25*math.Max(math.Abs(got), math.Abs(want))) {
+			t.Errorf("%s: %s is %g over every copy, %g over one\n%s", where, k, got, want, expr)
+		}
 	}
 }
 
