@@ -1141,7 +1141,11 @@ func TestKubernetesManifests(t *testing.T) {
 
 // regeneratePrometheusRule is how prometheusrule.yaml is made, with
 // servq.yml holding the ConfigMap's servq.yml.
-const regeneratePrometheusRule = "servq rules --config.file=servq.yml --format=prometheusrule --output=deploy/kubernetes/prometheusrule.yaml"
+const regeneratePrometheusRule = "servq rules --config.file=servq.yml --format=prometheusrule --prometheusrule.label=release=kube-prometheus-stack --output=deploy/kubernetes/prometheusrule.yaml"
+
+// selectorLabels are the labels kube-prometheus-stack's Prometheus selects
+// rules and ServiceMonitors by (release: <helm release name>).
+var selectorLabels = map[string]string{"release": "kube-prometheus-stack"}
 
 // generatedPrometheusRule returns what regeneratePrometheusRule writes.
 func generatedPrometheusRule(t *testing.T) []byte {
@@ -1154,7 +1158,7 @@ func generatedPrometheusRule(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, err := rules.MarshalPrometheusRule(g, "servq.yml", "servq", "", nil)
+	pr, err := rules.MarshalPrometheusRule(g, "servq.yml", "servq", "", selectorLabels)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,6 +149,7 @@ const (
 	recInfo        = "sloth_slo_info"
 	recBadEvents   = "servq:slo_bad_events:increase"
 	recEvents      = "servq:slo_events:increase"
+	recCoverage    = "servq:slo_window_coverage:ratio"
 )
 
 // ID is the sloth_id of an SLO: service and name.
@@ -251,6 +252,11 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 		{Record: recCurrentBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+"5m"), join, sel(recBudget)), Labels: labels},
 		{Record: recPeriodBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+window), join, sel(recBudget)), Labels: labels},
 		{Record: recRemaining, Expr: "1 - " + sel(recPeriodBurn), Labels: labels},
+		// How much of the SLO window Prometheus holds servq samples for
+		// (hourly resolution), so that a dashboard can say "only 9 days
+		// of data" instead of showing a 9-day ratio as the window's.
+		{Record: recCoverage, Expr: fmt.Sprintf("clamp_max((time() - min(min_over_time(timestamp(servq_build_info)[%s:1h]))) / %s, 1)",
+			window, sli.Num(s.Window.D().Seconds())), Labels: labels},
 		{Record: recInfo, Expr: "vector(1)", Labels: merge(labels, map[string]string{
 			"sloth_mode": "servq", "sloth_spec": "servq/v1", "sloth_objective": sli.Num(s.Objective),
 			"servq_indicator": s.Indicator, "servq_window": window, "servq_threshold": thresholdString(s),
@@ -408,7 +414,28 @@ func Warnings(cfg *config.Config) []string {
 			}
 		}
 	}
+	if note := retentionNote(cfg); note != "" {
+		out = append(out, note)
+	}
 	return out
+}
+
+// retentionNote says how much history the rules read: an SLO's window
+// ratio over 28 days on a Prometheus that keeps 10 days is the ratio of
+// those 10 days, silently.
+func retentionNote(cfg *config.Config) string {
+	var longest time.Duration
+	var who string
+	for _, s := range cfg.SLOs {
+		if d := s.Window.D(); d > longest {
+			longest, who = d, "slo "+s.Name
+		}
+	}
+	if longest == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Prometheus must keep at least %s of samples (%s reads %s; the Prometheus Operator keeps 24h by default, kube-prometheus-stack 10d): until it holds that much, %s is below 1 and window ratios cover only what it has",
+		sli.Window(longest), who, sli.Window(longest), recCoverage)
 }
 
 // round keeps notes readable with the precision of the factors in the

@@ -332,3 +332,33 @@ tests:
 		}
 	}
 }
+
+// servq:slo_window_coverage:ratio is the share of the SLO window for which
+// Prometheus holds servq samples: 6 hours of a 1-day window is 0.25, and
+// it stays 1 once the window is full.
+func TestWindowCoverage(t *testing.T) {
+	dir := t.TempDir()
+	rules := promtoolRules(t, dir, `
+global: {service: svc}
+collectors:
+  - {name: pbx, type: demo, schedule: "@every 1m"}
+slos:
+  - {name: day, indicator: call_abandonment, objective: 99, window: 1d}
+`)
+	test := fmt.Sprintf(`rule_files: [%s]
+evaluation_interval: 1h
+tests:
+  - interval: 1h
+    input_series:
+      - {series: 'servq_build_info{job="servq",instance="a"}', values: '1x40'}
+    promql_expr_test:
+      - {expr: servq:slo_window_coverage:ratio, eval_time: 6h, exp_samples: [{labels: 'servq:slo_window_coverage:ratio{sloth_id="svc-day",sloth_service="svc",sloth_slo="day"}', value: 0.25}]}
+      - {expr: servq:slo_window_coverage:ratio, eval_time: 30h, exp_samples: [{labels: 'servq:slo_window_coverage:ratio{sloth_id="svc-day",sloth_service="svc",sloth_slo="day"}', value: 1}]}
+`, rules)
+	file := filepath.Join(dir, "test.yml")
+	os.WriteFile(file, []byte(test), 0o644)
+	out, err := exec.Command(testenv.Binary(t, "promtool"), "test", "rules", file).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool: %v\n%s", err, out)
+	}
+}

@@ -222,6 +222,7 @@ slos:
 		"slo sl (window 30d): the 6h/30m page alert is capped at 60% errors, halfway from the budget to 100%: 6× of a 20% budget would be 120% errors, which cannot happen",
 		"slo hourly (window 1h): the 6h/30m page alert runs over 1h/5m, as 6h is longer than the SLO window",
 		"slo hourly (window 1h): the 1h/5m page alert at 14.4× is left out: the 6h/30m alert, shrunk to 1h/5m at 6×, fires whenever it would",
+		"Prometheus must keep at least 30d of samples (slo queue reads 30d; the Prometheus Operator keeps 24h by default, kube-prometheus-stack 10d): until it holds that much, servq:slo_window_coverage:ratio is below 1 and window ratios cover only what it has",
 	}
 	got := Warnings(cfg)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
