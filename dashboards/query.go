@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/servq/servq/slo/sli"
 )
 
 // Label filters of the template variables. Only labels a metric has may be
@@ -52,13 +54,8 @@ func quantile(q, metric string, vars []string, extra ...string) string {
 	return "histogram_quantile(" + q + ", " + rate(s(metric+"_bucket", vars, extra...), "le") + ")"
 }
 
-// DedupLabels are the labels that tell copies of one series apart: the
-// servq instance and scrape job (two identical servq instances, or two jobs
-// scraping one, count the same events) and the replica label of an HA
-// Prometheus pair behind one data source without deduplication
-// (prometheus_replica is the Prometheus Operator's, replica the one the
-// Thanos and Mimir docs use).
-var DedupLabels = []string{"instance", "job", "prometheus_replica", "replica"}
+// DedupLabels tell the copies of one series apart (sli.DedupLabels).
+var DedupLabels = sli.DedupLabels
 
 // Placeholders stand in for Grafana's range variables while a query goes
 // through the PromQL parser, which does not know them. The durations are
@@ -138,6 +135,12 @@ func dedup(e parser.Expr, wrap bool) parser.Expr {
 			n.Args[i] = dedup(a, wrap)
 		}
 	case *parser.AggregateExpr:
+		if isDedup(n) {
+			// Already deduplicated (the SLI expressions of slo/sli are):
+			// the matchers only.
+			n.Expr = dedup(n.Expr, false)
+			return n
+		}
 		n.Expr = dedup(n.Expr, wrap)
 		if n.Param != nil {
 			n.Param = dedup(n.Param, wrap)
@@ -174,4 +177,9 @@ func addJobInstance(vs *parser.VectorSelector) {
 			vs.LabelMatchers = append(vs.LabelMatchers, labels.MustNewMatcher(labels.MatchRegexp, l, "$"+l))
 		}
 	}
+}
+
+// isDedup says whether an aggregation collapses the copies of a series.
+func isDedup(a *parser.AggregateExpr) bool {
+	return a.Op == parser.MAX && a.Without && slices.Equal(a.Grouping, DedupLabels)
 }

@@ -24,9 +24,10 @@ func by(labels []string, extra ...string) string {
 
 func on(labels []string) string { return "on(" + strings.Join(labels, ", ") + ")" }
 
-// increaseBy is sum by (labels) (increase(metric{matchers}[window])).
+// increaseBy is sum by (labels) (increase(metric{matchers}[window])), each
+// series' copies counted once.
 func increaseBy(labels []string, metric string, matchers map[string]string, window string) string {
-	return fmt.Sprintf("%s (increase(%s[%s]))", by(labels), Selector(metric, matchers), window)
+	return fmt.Sprintf("%s (%s)", by(labels), Dedup(fmt.Sprintf("increase(%s[%s])", Selector(metric, matchers), window)))
 }
 
 // ForTarget returns the PromQL of a KPI target.
@@ -69,11 +70,11 @@ func ForTarget(cfg *config.Config, t *config.Target) (*KPI, error) {
 			enough(increaseBy(b, "servq_survey_responses_total", with(f, "kind", "servqual"), w)))
 		return &KPI{Unit: "score", Value: value}, nil
 	case "open_tickets":
-		return &KPI{Unit: "tickets", Value: fmt.Sprintf("%s (%s)", by(b), Selector("servq_tickets_open", f))}, nil
+		return &KPI{Unit: "tickets", Value: fmt.Sprintf("%s (%s)", by(b), Dedup(Selector("servq_tickets_open", f)))}, nil
 	case "oldest_open_ticket_age":
 		return &KPI{Unit: "seconds", Value: fmt.Sprintf("time() - %s (%s)", strings.Replace(by(b), "sum", "min", 1), Selector("servq_tickets_oldest_open_created_timestamp_seconds", f))}, nil
 	case "calls_waiting":
-		return &KPI{Unit: "calls", Value: fmt.Sprintf("%s (%s)", by(b), Selector("servq_queue_calls_waiting", f))}, nil
+		return &KPI{Unit: "calls", Value: fmt.Sprintf("%s (%s)", by(b), Dedup(Selector("servq_queue_calls_waiting", f)))}, nil
 	case "longest_wait":
 		return &KPI{Unit: "seconds", Value: fmt.Sprintf("%s (%s)", strings.Replace(by(b), "sum", "max", 1), Selector("servq_queue_longest_wait_seconds", f))}, nil
 	}

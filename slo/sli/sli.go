@@ -127,9 +127,25 @@ func LeMatcher(v float64) string {
 	return "=~" + re
 }
 
-// sumRate is sum(rate(selector[window])) or 0 when the series are missing.
+// DedupLabels are the labels that tell copies of one series apart: the
+// servq instance and scrape job (two identical servq instances reading the
+// same sources, or two jobs scraping one servq, count the same events) and
+// the replica label of an HA Prometheus pair queried without
+// deduplication (prometheus_replica is the Prometheus Operator's, replica
+// the one the Thanos and Mimir docs use).
+var DedupLabels = []string{"instance", "job", "prometheus_replica", "replica"}
+
+// Dedup collapses the copies of each series in a vector: the largest
+// copy, the one that missed the least. Not their sum: the copies count the
+// same events.
+func Dedup(vector string) string {
+	return "max without (" + strings.Join(DedupLabels, ", ") + ") (" + vector + ")"
+}
+
+// sumRate is sum(rate(selector[window])) or 0 when the series are missing,
+// each series' copies counted once.
 func sumRate(metric string, matchers map[string]string, window string) string {
-	return fmt.Sprintf("(sum(rate(%s[%s])) or vector(0))", Selector(metric, matchers), window)
+	return fmt.Sprintf("(sum(%s) or vector(0))", Dedup(fmt.Sprintf("rate(%s[%s])", Selector(metric, matchers), window)))
 }
 
 func with(base map[string]string, extra ...string) map[string]string {
