@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/servq/servq/internal/redact"
 )
 
 // Duration is a time.Duration written the Prometheus way: 30s, 5m, 1h30m,
@@ -36,8 +38,22 @@ func (d Duration) String() string { return model.Duration(d).String() }
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Secret is a string that never shows itself: not in logs, errors, dumps of
-// the config or the landing page.
+// the config or the landing page. Every value is registered with package
+// redact as it is decoded, read from a file or revealed, so that text
+// quoting it from elsewhere (a vendor echoing a request) is redacted where
+// servq prints or serves it.
 type Secret string
+
+// UnmarshalYAML decodes the value and registers it for redaction.
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	var v string
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	redact.Add(v)
+	*s = Secret(v)
+	return nil
+}
 
 const redacted = "<secret>"
 
@@ -60,7 +76,12 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() +
 
 // Reveal returns the secret for use on the wire. Call it only where the value
 // leaves the process towards its owner (an Authorization header).
-func (s Secret) Reveal() string { return string(s) }
+// It registers the value for redaction too, which covers secrets that
+// were not decoded from YAML (flags, environment, tests).
+func (s Secret) Reveal() string {
+	redact.Add(string(s))
+	return string(s)
+}
 
 // ResolveSecret returns value, or the content of file when file is set
 // (trailing newlines trimmed, as secret files written by editors and
@@ -76,7 +97,9 @@ func ResolveSecret(value Secret, file string) (Secret, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading secret file: %w", err)
 	}
-	return Secret(strings.TrimRight(string(b), "\r\n")), nil
+	v := strings.TrimRight(string(b), "\r\n")
+	redact.Add(v)
+	return Secret(v), nil
 }
 
 // Config is the whole servq configuration: one file is the source of truth

@@ -21,6 +21,7 @@ import (
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 	"github.com/servq/servq/slo/rules"
 )
 
@@ -125,11 +126,11 @@ func printErr(w io.Writer, err error) {
 	var errs config.Errors
 	if errors.As(err, &errs) {
 		for _, e := range errs {
-			fmt.Fprintln(w, e)
+			fmt.Fprintln(w, redact.String(e.Error()))
 		}
 		return
 	}
-	fmt.Fprintln(w, "servq:", err)
+	fmt.Fprintln(w, "servq:", redact.Error(err))
 }
 
 // collect runs collectors once from their committed cursors and prints the
@@ -184,10 +185,16 @@ type collectOutput struct {
 func printBatch(w io.Writer, name string, b *collectors.Batch, err error) {
 	out := collectOutput{Collector: name, Batch: b}
 	if err != nil {
-		out.Error = err.Error()
+		out.Error = redact.Text(err.Error(), 0)
 	}
-	enc := json.NewEncoder(w)
-	enc.Encode(out)
+	// Records come from remote data too: the whole line is redacted (the
+	// JSON-escaped forms of secrets are registered).
+	line, err := json.Marshal(out)
+	if err != nil {
+		fmt.Fprintf(w, "{\"collector\":%q,\"error\":%q}\n", name, redact.Error(err))
+		return
+	}
+	fmt.Fprintln(w, redact.String(string(line)))
 }
 
 func collectOnce(cfg *config.Config, store *state.Store, only []string, commit bool, logger *slog.Logger, stdout, stderr io.Writer) int {

@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	_ "github.com/servq/servq/collectors/sources" // every source plugin registers itself
+	"github.com/servq/servq/internal/redact"
 )
 
 func main() {
@@ -91,7 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "servq: %v\n", err)
 		return 2
 	}
-	logger := promslog.New(logCfg)
+	// Every command logs with configured secrets redacted.
+	logger := slog.New(redact.Handler(promslog.New(logCfg).Handler()))
 	switch cmd {
 	case checkCmd.FullCommand():
 		f := *checkFile

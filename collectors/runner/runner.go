@@ -21,6 +21,7 @@ import (
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // Runner runs the collectors of one config.
@@ -252,7 +253,9 @@ func (r *Runner) Run(name string) error {
 	j.status.LastRun = start
 	j.status.Duration = dur.Seconds()
 	if err != nil {
-		j.status.Error = err.Error()
+		// The status is served on the landing page and the API: no
+		// configured secret, control character or unbounded vendor text.
+		j.status.Error = redact.Text(err.Error(), maxStatusError)
 	} else {
 		j.status.Error = ""
 		j.status.LastSuccess = start
@@ -269,6 +272,10 @@ func (r *Runner) Run(name string) error {
 	}
 	return err
 }
+
+// maxStatusError bounds a collector's error text in its status (an exec
+// command's stderr tail is 4 KiB).
+const maxStatusError = 4608
 
 func (r *Runner) count(j *job, result string) {
 	if r.self != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // politeSpec are the keys every API source shares: how hard it may hit
@@ -299,13 +300,13 @@ func vendorMessage(b []byte) string {
 	return oneLine(string(b))
 }
 
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
-}
+// oneLine makes a vendor's text fit for an error message: configured
+// secrets redacted (a server or proxy may echo the request's credentials),
+// control characters replaced, one line of at most maxVendorMessage bytes.
+func oneLine(s string) string { return redact.Text(s, maxVendorMessage) }
+
+// maxVendorMessage bounds the vendor text quoted in an error.
+const maxVendorMessage = 300
 
 // redactURL drops query strings from text that quotes a URL.
 func redactURL(s string) string {

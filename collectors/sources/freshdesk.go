@@ -2,7 +2,6 @@ package sources
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // freshdesk reads tickets from the Freshdesk API v2 list endpoint
@@ -108,7 +108,7 @@ func init() {
 			statuses[k] = v
 		}
 		// Basic auth with the API key as user name and "X" as password.
-		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(key.Reveal()+":X"))
+		auth := redact.BasicAuth(key.Reveal(), "X")
 		client := newAPIClient(spec.politeSpec, func(r *http.Request) { r.Header.Set("Authorization", auth) })
 		return &freshdesk{base: base, client: client, groups: spec.Groups, statuses: statuses,
 			reserve: spec.RateLimitReserve, since: spec.politeSpec.since(), perPage: freshdeskPerPage}, nil

@@ -2,7 +2,6 @@ package sources
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // jsm reads the requests of a Jira Service Management (Cloud) project.
@@ -118,7 +118,7 @@ func init() {
 			}
 			statuses[strings.ToLower(name)] = st
 		}
-		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(spec.Email+":"+token.Reveal()))
+		auth := redact.BasicAuth(spec.Email, token.Reveal())
 		client := newAPIClient(spec.politeSpec, func(r *http.Request) { r.Header.Set("Authorization", auth) })
 		return &jsm{base: base, client: client, project: spec.Project, filter: spec.JQLFilter, zone: zone,
 			firstSLA: spec.FirstResponseSLA, resolveSLA: spec.ResolutionSLA, statuses: statuses,

@@ -15,6 +15,7 @@ import (
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // requestTracker reads tickets from Request Tracker 5 through its REST2
@@ -92,8 +93,8 @@ func init() {
 		case token != "":
 			auth = func(r *http.Request) { r.Header.Set("Authorization", "token "+token.Reveal()) }
 		case spec.Username != "" && password != "":
-			user := spec.Username
-			auth = func(r *http.Request) { r.SetBasicAuth(user, password.Reveal()) }
+			hdr := redact.BasicAuth(spec.Username, password.Reveal())
+			auth = func(r *http.Request) { r.Header.Set("Authorization", hdr) }
 		case spec.Username != "":
 			return nil, c.Errorf("password", "is required with username (or use token)")
 		default:

@@ -18,6 +18,7 @@ import (
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // sqlSource reads tickets, calls or survey responses straight from the
@@ -230,6 +231,7 @@ func newSQLSource(c *config.Collector, _ collectors.Env) (collectors.Source, err
 			return nil, c.Errorf("dsn", "is not a PostgreSQL connection string or URL (the value is not shown)")
 		}
 		s.secrets = append(s.secrets, cfg.Password)
+		redact.Add(cfg.Password) // wherever servq prints, not only in driver errors
 		s.db = stdlib.OpenDB(*cfg)
 		s.zoneless = map[string]bool{"TIMESTAMP": true, "DATE": true}
 		sp.Driver = "postgres"
@@ -239,6 +241,7 @@ func newSQLSource(c *config.Collector, _ collectors.Env) (collectors.Source, err
 			return nil, c.Errorf("dsn", "is not a MySQL DSN of the form user:password@tcp(host:3306)/dbname (the value is not shown)")
 		}
 		s.secrets = append(s.secrets, cfg.Passwd)
+		redact.Add(cfg.Passwd)
 		// Times come back as time.Time; TIMESTAMP columns (stored as
 		// instants) in UTC; DATETIME columns are wall clocks read in
 		// time_zone.

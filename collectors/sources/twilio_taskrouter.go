@@ -16,6 +16,7 @@ import (
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // twilioTaskRouter reads the queue statistics of a Twilio TaskRouter
@@ -174,7 +175,8 @@ func newTwilioTaskRouter(c *config.Collector, _ collectors.Env) (collectors.Sour
 		}
 		s.delay = spec.Delay.D()
 	}
-	s.client = newAPIClient(spec.Polite, func(r *http.Request) { r.SetBasicAuth(user, pass.Reveal()) })
+	hdr := redact.BasicAuth(user, pass.Reveal())
+	s.client = newAPIClient(spec.Polite, func(r *http.Request) { r.Header.Set("Authorization", hdr) })
 	return s, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // zendesk reads Zendesk Support through its incremental exports:
@@ -160,8 +161,9 @@ func init() {
 		case token == "":
 			return nil, c.Errorf("token", "is required with email (an API token; or token_file)")
 		default:
-			user := spec.Email + "/token"
-			auth = func(r *http.Request) { r.SetBasicAuth(user, token.Reveal()) }
+			// BasicAuth registers "email/token:TOKEN" for redaction.
+			hdr := redact.BasicAuth(spec.Email+"/token", token.Reveal())
+			auth = func(r *http.Request) { r.Header.Set("Authorization", hdr) }
 		}
 
 		for id, q := range spec.Queues {

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // pusher sends the gathered registry to VictoriaMetrics or vmagent
@@ -67,7 +67,8 @@ func (s *Service) startPush(p *config.Push) {
 				return
 			case err != nil:
 				pushResults.WithLabelValues("error").Inc()
-				s.log.Warn("push failed", "err", err)
+				// The client quotes the target's whole answer: bound it.
+				s.log.Warn("push failed", "err", redact.Text(err.Error(), maxPushError))
 			default:
 				pushResults.WithLabelValues("success").Inc()
 			}
@@ -115,8 +116,7 @@ func pushOptions(p *config.Push) (*vm.PushOptions, error) {
 	case token != "":
 		opts.Headers = append(opts.Headers, "Authorization: Bearer "+token.Reveal())
 	case p.Username != "":
-		cred := base64.StdEncoding.EncodeToString([]byte(p.Username + ":" + pass.Reveal()))
-		opts.Headers = append(opts.Headers, "Authorization: Basic "+cred)
+		opts.Headers = append(opts.Headers, "Authorization: "+redact.BasicAuth(p.Username, pass.Reveal()))
 	}
 	return opts, nil
 }
@@ -135,3 +135,6 @@ func (s *Service) writeText(w io.Writer) {
 		}
 	}
 }
+
+// maxPushError bounds the push target's answer quoted in the log.
+const maxPushError = 500

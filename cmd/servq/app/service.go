@@ -20,6 +20,7 @@ import (
 	"github.com/servq/servq/collectors/runner"
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 	"github.com/servq/servq/slo/report"
 	"github.com/servq/servq/slo/status"
 )
@@ -68,6 +69,9 @@ func New(opt Options) (*Service, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	// Whatever logs through the service (collectors quoting vendors,
+	// reloads, pushes) is redacted of configured secrets.
+	opt.Logger = slog.New(redact.Handler(opt.Logger.Handler()))
 	if opt.StopTimeout == 0 {
 		opt.StopTimeout = 30 * time.Second
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/servq/servq/collectors/runner"
+	"github.com/servq/servq/internal/redact"
 	"github.com/servq/servq/slo/status"
 )
 
@@ -42,7 +43,7 @@ func (s *Service) Handler(metricsPath string) http.Handler {
 			return
 		}
 		if err := s.Reload(); err != nil {
-			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
+			http.Error(w, "failed to reload config: "+redact.Error(err), http.StatusInternalServerError)
 			return
 		}
 		w.Write([]byte("configuration reloaded\n"))
@@ -143,7 +144,7 @@ func (s *Service) landing(w http.ResponseWriter, metricsPath string) {
 	d := landingData{Version: Version(), Config: s.configName(), MetricsPath: metricsPath[1:],
 		Collectors: s.Runner().Statuses(), Now: s.now()}
 	if err := s.LastReloadError(); err != nil {
-		d.ReloadError = err.Error()
+		d.ReloadError = redact.Error(err)
 	}
 	st := s.SLOStatus(d.Now)
 	for i, o := range cfg.SLOs {
