@@ -15,6 +15,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/servq/servq/deploy/testenv"
+	"github.com/servq/servq/internal/redact"
+	"github.com/servq/servq/internal/redact/echotest"
 )
 
 // --web.config.file works the exporter-toolkit way: basic auth guards every
@@ -184,5 +186,28 @@ func TestCollectOnce(t *testing.T) {
 	run([]string{"--config.file=" + cfg, "collect", "--once", "--storage.path=" + store}, &out, &errb)
 	if strings.Contains(out.String(), `"ID":"7"`) {
 		t.Errorf("after --commit the next run must start after the committed cursor:\n%s", out.String())
+	}
+}
+
+// servq collect --once prints what the collectors got, errors included: a
+// vendor echoing the request does not put the credentials on the terminal.
+func TestCollectOnceRedactsEchoedCredentials(t *testing.T) {
+	for _, asJSON := range []bool{true, false} {
+		echo := echotest.Server(t, asJSON)
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "servq.yml")
+		os.WriteFile(cfg, []byte(echotest.Config(echo.URL)), 0o644)
+		var out, errb bytes.Buffer
+		if code := run([]string{"--config.file=" + cfg, "collect", "--once", "--storage.path=" + filepath.Join(dir, "data")}, &out, &errb); code != 1 {
+			t.Fatalf("collect --once against a failing vendor = %d, want 1: %s", code, errb.String())
+		}
+		if n := strings.Count(out.String(), strings.Trim(redact.Placeholder, "<>")); n < 4 { // JSON escapes < and >
+			t.Errorf("json=%v: %d redactions in the output, want the echo of each collector's credentials:\n%s", asJSON, n, out.String())
+		}
+		for what, text := range map[string]string{"output": out.String(), "log": errb.String()} {
+			if leaks := echotest.Leaks(text); len(leaks) > 0 {
+				t.Errorf("json=%v: the %s shows %s", asJSON, what, strings.Join(leaks, ", "))
+			}
+		}
 	}
 }

@@ -14,6 +14,7 @@ package redact
 import (
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"net/url"
 	"slices"
 	"strconv"
@@ -57,7 +58,28 @@ func Add(values ...string) {
 			continue
 		}
 		add(v, forms(v))
+		Add(credentials(v)...)
 	}
+}
+
+// credentials are the parts of a whole Authorization value ("Bearer
+// TOKEN", "Basic base64(user:pass)", "token TOKEN") that a server may quote
+// on their own: the credential after the scheme, and a basic-auth password.
+func credentials(v string) []string {
+	scheme, cred, ok := strings.Cut(v, " ")
+	if !ok || len(scheme) > 10 || strings.ContainsFunc(scheme, func(r rune) bool { return !unicode.IsLetter(r) }) {
+		return nil
+	}
+	cred = strings.TrimSpace(cred)
+	out := []string{cred}
+	if strings.EqualFold(scheme, "basic") {
+		if b, err := base64.StdEncoding.DecodeString(cred); err == nil {
+			if _, pass, ok := strings.Cut(string(b), ":"); ok {
+				out = append(out, pass)
+			}
+		}
+	}
+	return out
 }
 
 // BasicAuth returns the Authorization header value of HTTP basic auth for
@@ -104,10 +126,10 @@ func add(key string, ps []pattern) {
 }
 
 // forms are the encodings under which v may come back: as sent, escaped
-// for a URL, a JSON string or a Go %q, and in base64 (alone, or anywhere
+// for a URL, HTML, a JSON string or a Go %q, and in base64 (alone, or anywhere
 // inside a longer base64 text such as the user:pass of basic auth).
 func forms(v string) []pattern {
-	ps := []pattern{{v, false}, {url.QueryEscape(v), false}, {url.PathEscape(v), false}}
+	ps := []pattern{{v, false}, {url.QueryEscape(v), false}, {url.PathEscape(v), false}, {html.EscapeString(v), false}}
 	j, _ := json.Marshal(v)
 	ps = append(ps, pattern{string(j[1 : len(j)-1]), false})
 	var b strings.Builder

@@ -97,3 +97,18 @@ func TestTextIsBoundedAndPrintable(t *testing.T) {
 		t.Errorf("Text kept a prefix of the secret: %q", got)
 	}
 }
+
+// A secret holding a whole Authorization value is redacted when a server
+// quotes only its credential.
+func TestAuthorizationValues(t *testing.T) {
+	Add("Bearer b3arer-cred", "Basic "+base64.StdEncoding.EncodeToString([]byte("u:basic-pass")))
+	for in, want := range map[string]string{
+		"invalid token b3arer-cred":       "invalid token " + Placeholder,
+		"user u with password basic-pass": "user u with password " + Placeholder,
+		"Bearer is a scheme, Basic too":   "Bearer is a scheme, Basic too",
+	} {
+		if got := String(in); got != want {
+			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
