@@ -24,6 +24,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// Whatever any command prints as a diagnostic (errors quoting Grafana,
+	// a Prometheus API, a config) is redacted of configured secrets.
+	// stdout is left alone: it carries generated files.
+	stderr = redact.Writer(stderr)
 	a := kingpin.New("servq", "Customer-service quality as Prometheus metrics, SLOs and error budgets.")
 	a.Version(version.Print("servq"))
 	a.HelpFlag.Short('h')

@@ -211,3 +211,21 @@ func TestCollectOnceRedactsEchoedCredentials(t *testing.T) {
 		}
 	}
 }
+
+// servq report quotes the Prometheus API's error: a proxy echoing the
+// request does not put the bearer token on the terminal.
+func TestReportRedactsEchoedToken(t *testing.T) {
+	echo := echotest.Server(t, true)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(echotest.HTTPJSONToken+"\n"), 0o600)
+	var out, errb bytes.Buffer
+	code := run([]string{"report", "--period=2026-10", "--prometheus.url=" + echo.URL,
+		"--prometheus.bearer-token-file=" + tokenFile, "-o", dir}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "Bearer "+redact.Placeholder) {
+		t.Errorf("report against an echoing proxy = %d, stderr %q: want the echoed token redacted", code, errb.String())
+	}
+	if leaks := echotest.Leaks(errb.String() + out.String()); len(leaks) > 0 {
+		t.Errorf("servq report shows %s", strings.Join(leaks, ", "))
+	}
+}

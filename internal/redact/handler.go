@@ -3,6 +3,7 @@ package redact
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 )
 
@@ -64,4 +65,23 @@ func attr(a slog.Attr) slog.Attr {
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// Writer returns a writer that redacts each Write before passing it to w.
+// A secret split across two writes is not recognised: use it for output
+// written a line or a message at a time (fmt.Fprintf, log handlers).
+func Writer(w io.Writer) io.Writer {
+	if _, ok := w.(writer); ok {
+		return w
+	}
+	return writer{w}
+}
+
+type writer struct{ w io.Writer }
+
+func (w writer) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(w.w, String(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -112,3 +112,12 @@ func TestAuthorizationValues(t *testing.T) {
 		}
 	}
 }
+
+func TestWriter(t *testing.T) {
+	Add("wr1ter-secret")
+	var b bytes.Buffer
+	n, err := fmt.Fprintf(Writer(&b), "error: %s\n", "401 wr1ter-secret")
+	if err != nil || n != len("error: 401 wr1ter-secret\n") || b.String() != "error: 401 "+Placeholder+"\n" {
+		t.Errorf("wrote %d, %v: %q", n, err, b.String())
+	}
+}

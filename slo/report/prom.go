@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 // API is a Prometheus-compatible query API: Prometheus, VictoriaMetrics,
@@ -162,7 +163,9 @@ func (a *API) get(ctx context.Context, path string, v url.Values, out any) error
 		return fmt.Errorf("%s: HTTP %d, not the Prometheus API's JSON", path, resp.StatusCode)
 	}
 	if env.Status != "success" {
-		return fmt.Errorf("%s: %s: %s", path, env.ErrorType, env.Error)
+		// The API's text is quoted bounded, printable and redacted (a
+		// proxy in front of it may echo the bearer token).
+		return fmt.Errorf("%s: %s: %s", path, redact.Text(env.ErrorType, 100), redact.Text(env.Error, 300))
 	}
 	return json.Unmarshal(env.Data, out)
 }
