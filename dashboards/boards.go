@@ -87,7 +87,7 @@ func overviewBoard(cfg *config.Config) *Board {
 	b.add(
 		Panel{Type: "stat", Title: "CSAT (satisfied)", W: 6, H: 6, Unit: "percentunit", Decimals: intPtr(1),
 			Description: fmt.Sprintf("Share of CSAT responses scoring %g or more in the selected time range.", cfg.Model.CSATSatisfiedMin),
-			Targets:     []Target{{Expr: inc(s("servq_csat_satisfied_total", byCollector)) + " / " + inc(s("servq_csat_score_count", byCollector)), Instant: true}},
+			Targets:     []Target{{Expr: csatNet("servq_csat_satisfied_total", "servq_csat_satisfied_retracted_total", byCollector) + " / " + csatNet("servq_csat_score_count", "servq_csat_retracted_score_count", byCollector), Instant: true}},
 			Thresholds:  []Threshold{{nil, red}, {v(0.7), orange}, {v(0.85), green}}},
 		Panel{Type: "stat", Title: "NPS", W: 6, H: 6, Unit: "none", Min: v(-100), Max: v(100), Decimals: intPtr(0),
 			Description: "Net Promoter Score in the selected time range: % promoters (9-10) minus % detractors (0-6).",
@@ -276,6 +276,13 @@ func leRegex(v float64) string {
 	return strings.ReplaceAll(strings.TrimPrefix(sli.LeMatcher(v), "=~"), `\`, `\\`)
 }
 
+// csatNet is a CSAT counter's increase in the range minus its retractions
+// (ticket ratings the customer changed, whose new score counted again), so
+// each response counts once at its latest score.
+func csatNet(metric, retracted string, vars []string) string {
+	return "(" + inc(s(metric, vars)) + " - (" + inc(s(retracted, vars)) + " or vector(0)))"
+}
+
 func surveysBoard(cfg *config.Config) *Board {
 	b := newBoard(UIDSurveys, "servq / Surveys", "CSAT, NPS, customer effort and SERVQUAL gaps (perception minus expectation) per dimension.", "surveys")
 	b.vars = commonVars()
@@ -284,11 +291,11 @@ func surveysBoard(cfg *config.Config) *Board {
 	b.add(
 		Panel{Type: "stat", Title: "CSAT (satisfied)", W: 6, H: 6, Unit: "percentunit", Decimals: intPtr(1),
 			Description: fmt.Sprintf("Share of CSAT responses scoring %g or more in the range.", cfg.Model.CSATSatisfiedMin),
-			Targets:     []Target{{Expr: inc(s("servq_csat_satisfied_total", f)) + " / " + inc(s("servq_csat_score_count", f)), Instant: true}},
+			Targets:     []Target{{Expr: csatNet("servq_csat_satisfied_total", "servq_csat_satisfied_retracted_total", f) + " / " + csatNet("servq_csat_score_count", "servq_csat_retracted_score_count", f), Instant: true}},
 			Thresholds:  []Threshold{{nil, red}, {v(0.7), orange}, {v(0.85), green}}},
 		Panel{Type: "stat", Title: "CSAT average", W: 6, H: 6, Unit: "none", Decimals: intPtr(2), Min: v(1), Max: v(cfg.Model.CSATScaleMax),
 			Description: fmt.Sprintf("Mean CSAT score (1-%g) in the range.", cfg.Model.CSATScaleMax),
-			Targets:     []Target{{Expr: inc(s("servq_csat_score_sum", f)) + " / " + inc(s("servq_csat_score_count", f)), Instant: true}},
+			Targets:     []Target{{Expr: csatNet("servq_csat_score_sum", "servq_csat_retracted_score_sum", f) + " / " + csatNet("servq_csat_score_count", "servq_csat_retracted_score_count", f), Instant: true}},
 			Thresholds:  []Threshold{{nil, red}, {v(3.5), orange}, {v(4), green}}},
 		Panel{Type: "stat", Title: "NPS", W: 6, H: 6, Unit: "none", Decimals: intPtr(0), Min: v(-100), Max: v(100),
 			Description: "Net Promoter Score in the range: % promoters (9-10) minus % detractors (0-6).",
@@ -304,7 +311,7 @@ func surveysBoard(cfg *config.Config) *Board {
 			Thresholds:  []Threshold{{nil, "blue"}}},
 		Panel{Type: "timeseries", Title: "CSAT average over time", W: 12, Unit: "none",
 			Description: "Mean CSAT score over a sliding hour.",
-			Targets:     []Target{{Expr: "sum(increase(" + s("servq_csat_score_sum", f) + "[1h])) / sum(increase(" + s("servq_csat_score_count", f) + "[1h]))", Legend: "CSAT"}}},
+			Targets:     []Target{{Expr: "(sum(increase(" + s("servq_csat_score_sum", f) + "[1h])) - (sum(increase(" + s("servq_csat_retracted_score_sum", f) + "[1h])) or vector(0))) / (sum(increase(" + s("servq_csat_score_count", f) + "[1h])) - (sum(increase(" + s("servq_csat_retracted_score_count", f) + "[1h])) or vector(0)))", Legend: "CSAT"}}},
 	)
 	b.row("SERVQUAL")
 	sq := byCollector

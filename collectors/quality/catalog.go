@@ -15,13 +15,14 @@ type catalog struct {
 	ticketsCreated, ticketsSolved, ticketsReopened, ticketsFCR, complaints *family
 	firstReply, firstReplyBiz, resolution, resolutionBiz                   *family
 	ticketSLOEvents, ticketsOpen, oldestOpen, slaBreaches                  *family
-	ticketSLOCorrections, watermark                                        *family
+	ticketSLOCorrections, watermark, ticketsDeleted                        *family
 
 	callsOffered, callsAnswered, callsAbandoned, callsAbandonedShort, callsTransferred *family
 	callWait, callHandle                                                               *family
 	queueWaiting, queueLongestWait, queueAgents                                        *family
 
 	surveyResponses, csatSatisfied, csatScore, npsResponses, cesScore *family
+	csatRetracted, csatSatisfiedRetracted                             *family
 	servqualScore, servqualWeightPoints, servqualWeighted             *family
 
 	labelOverflow *family
@@ -65,6 +66,7 @@ func newCatalog(cfg *config.Config) *catalog {
 		ticketsSolved:        newFamily(Namespace+"tickets_solved_total", "Tickets solved, counted once per ticket at its first solve.", kindCounter, nil, tl...),
 		ticketsReopened:      newFamily(Namespace+"tickets_reopened_total", "Reopen events of solved tickets.", kindCounter, nil, tl...),
 		ticketsFCR:           newFamily(Namespace+"tickets_solved_first_contact_total", "Tickets solved with at most one agent reply and no reopen (first-contact resolution).", kindCounter, nil, tl...),
+		ticketsDeleted:       newFamily(Namespace+"tickets_deleted_total", "Tickets deleted after they were counted created, once per ticket (created minus deleted is the help desk's count). Tickets first seen deleted count nowhere.", kindCounter, nil, tl...),
 		complaints:           newFamily(Namespace+"complaints_total", "Tickets marked as complaints.", kindCounter, nil, "queue", "channel"),
 		firstReply:           newFamily(Namespace+"ticket_first_reply_seconds", "Calendar time from ticket creation to the first public agent reply.", kindHistogram, frB, tl...),
 		firstReplyBiz:        newFamily(Namespace+"ticket_first_reply_business_seconds", "Business time from ticket creation to the first public agent reply.", kindHistogram, frB, tl...),
@@ -88,14 +90,16 @@ func newCatalog(cfg *config.Config) *catalog {
 		queueLongestWait:    newFamily(Namespace+"queue_longest_wait_seconds", "Longest current wait in the queue at the last reading.", kindGauge, nil, "queue"),
 		queueAgents:         newFamily(Namespace+"queue_agents", "Agents of the queue by state at the last reading.", kindGauge, nil, "queue", "state"),
 
-		surveyResponses:      newFamily(Namespace+"survey_responses_total", "Survey responses received.", kindCounter, nil, "survey", "kind", "queue", "channel"),
-		csatSatisfied:        newFamily(Namespace+"csat_satisfied_total", "CSAT responses at or above the satisfied threshold.", kindCounter, nil, "survey", "queue", "channel"),
-		csatScore:            newFamily(Namespace+"csat_score", "CSAT scores, one bucket per scale point.", kindHistogram, scale(1, m.CSATScaleMax), "survey", "queue", "channel"),
-		npsResponses:         newFamily(Namespace+"nps_responses_total", "NPS responses by category (promoter 9-10, passive 7-8, detractor 0-6).", kindCounter, nil, "survey", "category", "queue", "channel"),
-		cesScore:             newFamily(Namespace+"ces_score", "Customer effort scores, one bucket per scale point.", kindHistogram, scale(1, m.CESScaleMax), "survey", "queue", "channel"),
-		servqualScore:        newFamily(Namespace+"servqual_score", "SERVQUAL item answers on the 1-7 scale by dimension and scale (expectation or perception).", kindHistogram, scale(1, 7), "survey", "dimension", "scale"),
-		servqualWeightPoints: newFamily(Namespace+"servqual_weight_points_total", "Points respondents gave each SERVQUAL dimension in their 100-point split.", kindCounter, nil, "survey", "dimension"),
-		servqualWeighted:     newFamily(Namespace+"servqual_weighted_responses_total", "SERVQUAL responses that included a 100-point importance split.", kindCounter, nil, "survey"),
+		surveyResponses:        newFamily(Namespace+"survey_responses_total", "Survey responses received.", kindCounter, nil, "survey", "kind", "queue", "channel"),
+		csatSatisfied:          newFamily(Namespace+"csat_satisfied_total", "CSAT responses at or above the satisfied threshold.", kindCounter, nil, "survey", "queue", "channel"),
+		csatScore:              newFamily(Namespace+"csat_score", "CSAT scores, one bucket per scale point.", kindHistogram, scale(1, m.CSATScaleMax), "survey", "queue", "channel"),
+		csatRetracted:          newFamily(Namespace+"csat_retracted_score", "CSAT scores withdrawn because the customer changed the rating of a ticket; the new score is in csat_score. Responses = csat_score_count minus this _count.", kindHistogram, scale(1, m.CSATScaleMax), "survey", "queue", "channel"),
+		csatSatisfiedRetracted: newFamily(Namespace+"csat_satisfied_retracted_total", "Satisfied CSAT ratings withdrawn because the customer changed the rating of a ticket; subtract from csat_satisfied_total.", kindCounter, nil, "survey", "queue", "channel"),
+		npsResponses:           newFamily(Namespace+"nps_responses_total", "NPS responses by category (promoter 9-10, passive 7-8, detractor 0-6).", kindCounter, nil, "survey", "category", "queue", "channel"),
+		cesScore:               newFamily(Namespace+"ces_score", "Customer effort scores, one bucket per scale point.", kindHistogram, scale(1, m.CESScaleMax), "survey", "queue", "channel"),
+		servqualScore:          newFamily(Namespace+"servqual_score", "SERVQUAL item answers on the 1-7 scale by dimension and scale (expectation or perception).", kindHistogram, scale(1, 7), "survey", "dimension", "scale"),
+		servqualWeightPoints:   newFamily(Namespace+"servqual_weight_points_total", "Points respondents gave each SERVQUAL dimension in their 100-point split.", kindCounter, nil, "survey", "dimension"),
+		servqualWeighted:       newFamily(Namespace+"servqual_weighted_responses_total", "SERVQUAL responses that included a 100-point importance split.", kindCounter, nil, "survey"),
 
 		labelOverflow: newFamily(Namespace+"label_overflow_total", "Records whose label value was replaced by \"other\" because the label reached its cap.", kindCounter, nil, "label"),
 	}
@@ -104,7 +108,7 @@ func newCatalog(cfg *config.Config) *catalog {
 		c.firstReply, c.firstReplyBiz, c.resolution, c.resolutionBiz, c.ticketSLOEvents, c.ticketSLOCorrections, c.watermark, c.ticketsOpen, c.oldestOpen, c.slaBreaches,
 		c.callsOffered, c.callsAnswered, c.callsAbandoned, c.callsAbandonedShort, c.callsTransferred,
 		c.callWait, c.callHandle, c.queueWaiting, c.queueLongestWait, c.queueAgents,
-		c.surveyResponses, c.csatSatisfied, c.csatScore, c.npsResponses, c.cesScore,
+		c.ticketsDeleted, c.surveyResponses, c.csatSatisfied, c.csatScore, c.csatRetracted, c.csatSatisfiedRetracted, c.npsResponses, c.cesScore,
 		c.servqualScore, c.servqualWeightPoints, c.servqualWeighted, c.labelOverflow,
 	}
 	return c

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,11 @@ type ticketState struct {
 	openS    string
 	done     []string // ticket SLOs whose one event was counted
 	openAt   int64    // creation time under which the open index holds it
+	// csat is the ticket's satisfaction rating as counted: score, then
+	// the survey, queue and channel labels it was counted under, joined
+	// by sep; empty while none was counted. A changed rating is retracted
+	// from, and counted again on, these same series.
+	csat string
 }
 
 const (
@@ -31,11 +37,16 @@ const (
 	tsComplain // counted as complaint
 	tsOpen     // counted in tickets_open{openQ, openS}
 	tsSolvedNow
+	// tsDeleted: the source reported the ticket deleted. Without
+	// tsCreated it was first seen deleted and counted nowhere; with it,
+	// it was counted in tickets_deleted_total (once).
+	tsDeleted
 )
 
 // Version 2 added the list of ticket SLOs already counted; version 1
-// states decode with none. Version 3 added openAt.
-const ticketStateVersion = 3
+// states decode with none. Version 3 added openAt, version 4 the counted
+// satisfaction rating.
+const ticketStateVersion = 4
 
 func (s *ticketState) encode() []byte {
 	b := make([]byte, 0, 32+len(s.openQ)+len(s.openS))
@@ -51,7 +62,9 @@ func (s *ticketState) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(len(d)))
 		b = append(b, d...)
 	}
-	return binary.AppendVarint(b, s.openAt)
+	b = binary.AppendVarint(b, s.openAt)
+	b = binary.AppendUvarint(b, uint64(len(s.csat)))
+	return append(b, s.csat...)
 }
 
 var errCorrupt = errors.New("corrupt ticket state")
@@ -111,7 +124,13 @@ func decodeTicketState(b []byte) (ticketState, error) {
 		if n <= 0 {
 			return s, errCorrupt
 		}
-		s.openAt = v
+		s.openAt, b = v, b[n:]
+	}
+	if version >= 4 {
+		var ok bool
+		if s.csat, ok = str(); !ok {
+			return s, errCorrupt
+		}
 	}
 	return s, nil
 }
@@ -139,6 +158,20 @@ func (r *run) ticket(t *record.Ticket) error {
 		return err
 	}
 	fresh := st.flags&tsCreated == 0
+	if fresh && t.Deleted {
+		// First seen deleted (spam, a merged duplicate): like the help
+		// desks' own reports, servq counts it nowhere, not even created.
+		// The state remembers it so repeats are duplicates; if the ticket
+		// is restored, its next report counts it created like a new one.
+		if st.flags&tsDeleted != 0 {
+			r.res.Duplicate["ticket"]++
+		} else {
+			r.res.Accepted["ticket"]++
+		}
+		st.flags |= tsDeleted
+		st.lastSeen = r.now.Unix()
+		return r.tx.Put(state.SpaceTickets, key, st.encode())
+	}
 	q, ch, pr := r.label("queue", t.Queue), r.label("channel", t.Channel), r.label("priority", t.Priority)
 	cat := r.m.cat
 	if fresh {
@@ -149,6 +182,7 @@ func (r *run) ticket(t *record.Ticket) error {
 		r.touch(cat.ticketsSolved, q, ch, pr)
 		r.touch(cat.ticketsReopened, q, ch, pr)
 		r.touch(cat.ticketsFCR, q, ch, pr)
+		r.touch(cat.ticketsDeleted, q, ch, pr)
 		st.flags |= tsCreated
 		r.res.Accepted["ticket"]++
 	} else {
@@ -206,6 +240,18 @@ func (r *run) ticket(t *record.Ticket) error {
 		}
 		st.done = append(st.done, "sla:"+b)
 		r.add(cat.slaBreaches, 1, r.label("sla_metric", b), q, ch, pr)
+	}
+
+	// Counted, then deleted: the counters it moved cannot go down, so
+	// the deletion is counted once on its own (created − deleted is the
+	// help desk's view); the ticket leaves tickets_open and its pending
+	// SLO deadlines below.
+	if t.Deleted && st.flags&tsDeleted == 0 {
+		st.flags |= tsDeleted
+		r.add(cat.ticketsDeleted, 1, q, ch, pr)
+	}
+	if score, ok := r.m.ticketRating(t.Satisfaction); ok && !t.Deleted {
+		r.ticketCSAT(&st, score, q, ch)
 	}
 
 	if t.Complaint && st.flags&tsComplain == 0 {
@@ -352,6 +398,67 @@ func (r *run) touchCallSeries(q, ch string) {
 	r.touch(cat.callsTransferred, q, ch)
 	r.touch(cat.callWait, q, ch, string(record.OutcomeAnswered))
 	r.touch(cat.callWait, q, ch, string(record.OutcomeAbandoned))
+}
+
+// TicketSurvey is the survey label of ratings read from tickets (Zendesk's
+// satisfaction_rating, a tickets_file satisfaction column), beside the
+// surveys that survey sources name.
+const TicketSurvey = "ticket"
+
+// ticketRating maps a ticket's satisfaction to a CSAT score. good and bad
+// (Zendesk's binary rating) are the ends of the scale: top box and bottom
+// box, so that they are satisfied and unsatisfied for every csat_min; a
+// number on the scale (1 to csat_scale_max) is its own score. offered,
+// unoffered (asked, not answered), blank or anything else is no response.
+func (m *Model) ticketRating(s string) (float64, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch s {
+	case "good":
+		return m.csatMax, true
+	case "bad":
+		return 1, true
+	case "", "offered", "unoffered":
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(v >= 1 && v <= m.csatMax) {
+		return 0, false
+	}
+	return v, true
+}
+
+// ticketCSAT counts a ticket's rating as one CSAT response, exactly once
+// however often the ticket is reported. Customers may change their rating
+// (Zendesk allows it until the ticket closes) and the latest one is the
+// one that counts: the response stays counted once in
+// survey_responses_total, its old score is retracted (csat_retracted_score,
+// csat_satisfied_retracted_total) and the new one observed, both on the
+// series the rating was first counted on. A rating that disappears
+// (blank, offered) leaves the last one in place: exports omit columns,
+// and help desks do not let customers withdraw a rating.
+func (r *run) ticketCSAT(st *ticketState, score float64, q, ch string) {
+	cat := r.m.cat
+	sv := TicketSurvey
+	if st.csat == "" {
+		r.add(cat.surveyResponses, 1, sv, string(record.KindCSAT), q, ch)
+		r.touch(cat.csatSatisfied, sv, q, ch)
+	} else {
+		p := strings.SplitN(st.csat, sep, 4)
+		old, err := strconv.ParseFloat(p[0], 64)
+		if err != nil || len(p) != 4 || old == score {
+			return
+		}
+		sv, q, ch = p[1], p[2], p[3]
+		r.observe(cat.csatRetracted, old, sv, q, ch)
+		if old >= r.m.csatMin {
+			r.add(cat.csatSatisfiedRetracted, 1, sv, q, ch)
+		}
+	}
+	r.observe(cat.csatScore, score, sv, q, ch)
+	if score >= r.m.csatMin {
+		r.add(cat.csatSatisfied, 1, sv, q, ch)
+	}
+	st.csat = strings.Join([]string{strconv.FormatFloat(score, 'g', -1, 64), sv, q, ch}, sep)
 }
 
 // NPS categories by the standard definition: promoters 9-10, passives 7-8,

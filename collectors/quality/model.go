@@ -31,6 +31,7 @@ type Model struct {
 	byName map[string]*family
 
 	csatMin      float64
+	csatMax      float64 // top of the CSAT scale: a ticket's "good"
 	shortAbandon time.Duration
 	retention    time.Duration
 	labelLimit   int
@@ -68,7 +69,7 @@ func New(cfg *config.Config, store *state.Store, log *slog.Logger) (*Model, erro
 	}
 	m := &Model{
 		store: store, log: log, cat: newCatalog(cfg), byName: map[string]*family{},
-		csatMin: cfg.Model.CSATSatisfiedMin, shortAbandon: cfg.Model.ShortAbandon.D(),
+		csatMin: cfg.Model.CSATSatisfiedMin, csatMax: cfg.Model.CSATScaleMax, shortAbandon: cfg.Model.ShortAbandon.D(),
 		retention: cfg.Global.Retention.D(), labelLimit: cfg.Global.LabelLimit,
 		seriesDelay: cfg.Global.SeriesDelay(), waits: map[string]time.Duration{},
 		Clock: time.Now, cols: map[string]*colState{},

@@ -3,6 +3,7 @@ package sources
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -228,7 +229,16 @@ func (t *ticketsFile) ticket(r row, b *collectors.Batch) (record.Ticket, bool) {
 	tk.Reopens, tk.AgentReplies = int(num("reopens", maxTicketCount)), int(num("agent_replies", maxTicketCount))
 	tk.FirstReplyBusiness = time.Duration(num("first_reply_business_seconds", maxTicketSeconds) * float64(time.Second))
 	tk.ResolutionBusiness = time.Duration(num("resolution_business_seconds", maxTicketSeconds) * float64(time.Second))
-	tk.Satisfaction = str("satisfaction")
+	tk.Satisfaction = strings.ToLower(str("satisfaction"))
+	switch tk.Satisfaction {
+	case "", "good", "bad", "offered", "unoffered":
+	default:
+		// A number is a score on the CSAT scale (the model counts 1 to
+		// csat_scale_max); anything else would silently be no response.
+		if x, err := strconv.ParseFloat(tk.Satisfaction, 64); err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			bad("bad_value", "satisfaction", "%q is not good, bad, offered, unoffered or a score", tk.Satisfaction)
+		}
+	}
 	if c := str("complaint"); c != "" {
 		v, err := strconv.ParseBool(strings.ToLower(c))
 		if err != nil {

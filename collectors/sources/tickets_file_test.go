@@ -172,3 +172,39 @@ func TestTicketsFileWatermarkIsTheExportTime(t *testing.T) {
 		t.Errorf("complete export: watermark %s (want %s), tickets %+v", b.Watermark, t4, b.Tickets)
 	}
 }
+
+// The satisfaction column reaches the model normalized (good, bad, a
+// score); a value that is none of the known words nor a number is rejected
+// instead of silently counting as no response.
+func TestTicketsFileSatisfaction(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tickets.csv")
+	os.WriteFile(path, []byte(`id,created,rating
+1,2026-11-02 09:00,Good
+2,2026-11-02 09:00,bad
+3,2026-11-02 09:00,4
+4,2026-11-02 09:00,Offered
+5,2026-11-02 09:00,
+6,2026-11-02 09:00,great
+7,2026-11-02 09:00,NaN
+`), 0o644)
+	s := ticketsSource(t, path, `    path: %s
+    mapping: {id: id, created_at: created, satisfaction: rating}
+    time_format: "2006-01-02 15:04"
+`)
+	b, _ := collectOnce(t, s, nil, time.Now())
+	var got []string
+	for _, tk := range b.Tickets {
+		got = append(got, tk.ID+"="+tk.Satisfaction)
+	}
+	if want := []string{"1=good", "2=bad", "3=4", "4=offered", "5="}; !reflect.DeepEqual(got, want) {
+		t.Errorf("tickets %q, want %q", got, want)
+	}
+	var rej []string
+	for _, r := range b.Rejected {
+		rej = append(rej, r.Reason+" "+r.Position)
+	}
+	if want := []string{"bad_value " + path + ":7", "bad_value " + path + ":8"}; !reflect.DeepEqual(rej, want) {
+		t.Errorf("rejections %q, want %q", rej, want)
+	}
+}

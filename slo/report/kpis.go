@@ -45,15 +45,25 @@ func (b *builder) kpis(ctx context.Context, cfg *config.Config, p, prev Period) 
 		}
 		n := nps["promoter"] + nps["passive"] + nps["detractor"]
 		v.nps = ratio(nps["promoter"]-nps["detractor"], n, 100)
-		sat, err := one("servq_csat_satisfied_total", p)
+		// A changed ticket rating counted its new score and retracted
+		// the old one: net of retractions, each response counts once.
+		net := func(metric, retracted string) (float64, error) {
+			v, err := one(metric, p)
+			if err != nil {
+				return 0, err
+			}
+			r, err := one(retracted, p)
+			return v - r, err
+		}
+		sat, err := net("servq_csat_satisfied_total", "servq_csat_satisfied_retracted_total")
 		if err != nil {
 			return v, err
 		}
-		cnt, err := one("servq_csat_score_count", p)
+		cnt, err := net("servq_csat_score_count", "servq_csat_retracted_score_count")
 		if err != nil {
 			return v, err
 		}
-		sum, err := one("servq_csat_score_sum", p)
+		sum, err := net("servq_csat_score_sum", "servq_csat_retracted_score_sum")
 		if err != nil {
 			return v, err
 		}

@@ -42,6 +42,8 @@ targets:
   - {name: backlog-age, kpi: oldest_open_ticket_age, max: 3600, for: 5m}
   - {name: empathy, kpi: servqual_gap, dimension: empathy, min: -1, window: 1d, min_responses: 2}
   - {name: servqual, kpi: servqual_weighted_gap, min: -1, window: 1d, min_responses: 2}
+  - {name: csat-sat, kpi: csat_satisfied, min: 80, window: 1h, by: [queue]}
+  - {name: csat-avg, kpi: csat_average, min: 4, window: 1h}
 `
 
 // promtoolRules generates the rules of cfgText into dir without
@@ -241,9 +243,12 @@ func TestNoTrafficIsZeroNotNaN(t *testing.T) {
 //
 //	fcr: 1 of 4 -> 0.25
 //
-// CSAT: per minute 2 responses of 3, 1 of 4 and 1 of 5 (csat_min 4):
+// CSAT: per minute 2 responses of 3, 1 of 4 and 1 of 5 (csat_min 4), and
+// ticket ratings (survey="ticket"): one new "bad" (1) and one changed from
+// bad to good (5 counted, its 1 retracted):
 //
-//	csat: 2 of 4 -> 0.5
+//	csat: bad = 2 + (1 + 1) - 1 = 3 of (4 + 3) - 1 = 6 -> 0.5
+//	without the retraction it would read 4 of 7
 func TestSLIDefinitions(t *testing.T) {
 	t.Parallel()
 	runPromtoolTest(t, `
@@ -263,6 +268,10 @@ func TestSLIDefinitions(t *testing.T) {
     - {series: 'servq_csat_score_bucket{collector="zd",survey="post",queue="q",channel="email",le="3"}', values: '0+2x60'}
     - {series: 'servq_csat_score_bucket{collector="zd",survey="post",queue="q",channel="email",le="4"}', values: '0+3x60'}
     - {series: 'servq_csat_score_count{collector="zd",survey="post",queue="q",channel="email"}', values: '0+4x60'}
+    - {series: 'servq_csat_score_bucket{collector="zd",survey="ticket",queue="q",channel="email",le="3"}', values: '0+2x60'}
+    - {series: 'servq_csat_score_count{collector="zd",survey="ticket",queue="q",channel="email"}', values: '0+3x60'}
+    - {series: 'servq_csat_retracted_score_bucket{collector="zd",survey="ticket",queue="q",channel="email",le="3"}', values: '0+1x60'}
+    - {series: 'servq_csat_retracted_score_count{collector="zd",survey="ticket",queue="q",channel="email"}', values: '0+1x60'}
   promql_expr_test:
     - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="sl-bad"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-bad",sloth_service="svc",sloth_slo="sl-bad",sloth_window="1h"}', value: 0.3}]}
     - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="sl-short"} * 1e9) / 1e9', eval_time: 60m, exp_samples: [{labels: '{sloth_id="svc-sl-short",sloth_service="svc",sloth_slo="sl-short",sloth_window="1h"}', value: 0.222222222}]}
@@ -409,4 +418,35 @@ func TestShippedConfigsGenerateValidDeterministicRules(t *testing.T) {
 			t.Errorf("%s: vmalert -dryRun: %v\n%s", name, err, out)
 		}
 	}
+}
+
+// CSAT KPIs net of retracted ticket ratings. Per minute, queue q (a
+// survey): 4 responses scoring 4, 4, 4, 5 (3 satisfied, sum 17); queue t
+// (ticket ratings): a new "bad" (1) and a rating changed from bad to good:
+// its first 1 and its new 5 counted, the 1 retracted (count 3, sum 7,
+// satisfied 1; retracted count 1, sum 1; no satisfied retraction series).
+//
+//	csat-sat q: 3 of 4 -> 75 %; t: 1 of 3 - 1 = 2 -> 50 % (33.3 without the retraction)
+//	csat-avg: (17 + 7 - 1) / (4 + 3 - 1) = 23 / 6 = 3.8333
+func TestCSATKPIsCountAChangedTicketRatingOnce(t *testing.T) {
+	t.Parallel()
+	runPromtoolTest(t, `
+- interval: 1m
+  input_series:
+    - {series: 'servq_csat_score_count{collector="zd",survey="post",queue="q",channel="email"}', values: '0+4x200'}
+    - {series: 'servq_csat_score_sum{collector="zd",survey="post",queue="q",channel="email"}', values: '0+17x200'}
+    - {series: 'servq_csat_satisfied_total{collector="zd",survey="post",queue="q",channel="email"}', values: '0+3x200'}
+    - {series: 'servq_csat_score_count{collector="zd",survey="ticket",queue="t",channel="email"}', values: '0+3x200'}
+    - {series: 'servq_csat_score_sum{collector="zd",survey="ticket",queue="t",channel="email"}', values: '0+7x200'}
+    - {series: 'servq_csat_satisfied_total{collector="zd",survey="ticket",queue="t",channel="email"}', values: '0+1x200'}
+    - {series: 'servq_csat_retracted_score_count{collector="zd",survey="ticket",queue="t",channel="email"}', values: '0+1x200'}
+    - {series: 'servq_csat_retracted_score_sum{collector="zd",survey="ticket",queue="t",channel="email"}', values: '0+1x200'}
+  promql_expr_test:
+    - expr: 'round(servq:target:value{target="csat-sat"} * 1e6) / 1e6'
+      eval_time: 90m
+      exp_samples:
+        - {labels: '{target="csat-sat",kpi="csat_satisfied",queue="q"}', value: 75}
+        - {labels: '{target="csat-sat",kpi="csat_satisfied",queue="t"}', value: 50}
+    - {expr: 'round(servq:target:value{target="csat-avg"} * 1e6) / 1e6', eval_time: 90m, exp_samples: [{labels: '{target="csat-avg",kpi="csat_average"}', value: 3.833333}]}
+`)
 }

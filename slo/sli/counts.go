@@ -77,11 +77,11 @@ func CountsFor(cfg *config.Config, s *config.SLO) (*Counts, error) {
 		}
 		var bad []Term
 		if below := math.Ceil(min) - 1; below >= 1 {
-			t := plus(csatBucket, f)
-			t.Le = &below
-			bad = []Term{t}
+			t, r := plus(csatBucket, f), minus(csatRetBucket, f)
+			t.Le, r.Le = &below, &below
+			bad = []Term{t, r}
 		}
-		return &Counts{Bad: bad, Total: []Term{plus(csatCount, f)}}, nil
+		return &Counts{Bad: bad, Total: []Term{plus(csatCount, f), minus(csatRetCount, f)}}, nil
 	case "custom":
 		return nil, nil
 	}

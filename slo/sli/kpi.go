@@ -30,6 +30,15 @@ func increaseBy(labels []string, metric string, matchers map[string]string, wind
 	return fmt.Sprintf("%s (%s)", by(labels), Dedup(fmt.Sprintf("increase(%s[%s])", Selector(metric, matchers), window)))
 }
 
+// csatNet is a CSAT counter minus its retractions (ticket ratings the
+// customer changed; the new score is counted again), per group: a group
+// without retractions keeps its value instead of vanishing from the
+// subtraction.
+func csatNet(labels []string, metric, retracted string, f map[string]string, w string) string {
+	m := increaseBy(labels, metric, f, w)
+	return fmt.Sprintf("(%s - (%s or %s * 0))", m, increaseBy(labels, retracted, f, w), m)
+}
+
 // ForTarget returns the PromQL of a KPI target.
 func ForTarget(cfg *config.Config, t *config.Target) (*KPI, error) {
 	f, b, w := t.Filters, t.By, ""
@@ -55,11 +64,12 @@ func ForTarget(cfg *config.Config, t *config.Target) (*KPI, error) {
 		}
 		return &KPI{Unit: "score", Value: ratio(cat("promoter")+" - "+cat("detractor"), all, 100)}, nil
 	case "csat_average":
-		return &KPI{Unit: "score", Value: ratio(increaseBy(b, "servq_csat_score_sum", f, w), increaseBy(b, "servq_csat_score_count", f, w), 1)}, nil
+		return &KPI{Unit: "score", Value: ratio(csatNet(b, "servq_csat_score_sum", "servq_csat_retracted_score_sum", f, w), csatNet(b, "servq_csat_score_count", "servq_csat_retracted_score_count", f, w), 1)}, nil
 	case "csat_satisfied":
+		count := csatNet(b, "servq_csat_score_count", "servq_csat_retracted_score_count", f, w)
 		return &KPI{Unit: "percent", Value: ratio(
-			fmt.Sprintf("(%s or %s * 0)", increaseBy(b, "servq_csat_satisfied_total", f, w), increaseBy(b, "servq_csat_score_count", f, w)),
-			increaseBy(b, "servq_csat_score_count", f, w), 100)}, nil
+			fmt.Sprintf("(%s or %s * 0)", csatNet(b, "servq_csat_satisfied_total", "servq_csat_satisfied_retracted_total", f, w), count),
+			count, 100)}, nil
 	case "ces_average":
 		return &KPI{Unit: "score", Value: ratio(increaseBy(b, "servq_ces_score_sum", f, w), increaseBy(b, "servq_ces_score_count", f, w), 1)}, nil
 	case "servqual_gap":

@@ -31,6 +31,10 @@ const (
 	callWaitBucket  = "servq_call_wait_seconds_bucket"
 	csatBucket      = "servq_csat_score_bucket"
 	csatCount       = "servq_csat_score_count"
+	// A ticket rating the customer changed: the old score is retracted
+	// here and the new one counted in csat_score (quality.ticketCSAT).
+	csatRetBucket = "servq_csat_retracted_score_bucket"
+	csatRetCount  = "servq_csat_retracted_score_count"
 )
 
 // SLI is one SLO's indicator as PromQL: bad and total events per second
@@ -239,17 +243,23 @@ func For(cfg *config.Config, s *config.SLO) (*SLI, error) {
 		// Scores are whole points with one bucket each: score < min is
 		// the bucket le = ceil(min) - 1.
 		below := math.Ceil(min) - 1
+		// A changed ticket rating counted its new score and retracted its
+		// old one: subtracting the retractions counts each response once,
+		// at its latest score, over any window that holds both.
 		bad := func(w string) string {
 			if below < 1 {
 				return "vector(0)"
 			}
-			return sumRate(csatBucket, with(f, "le", LeMatcher(below)), w)
+			le := with(f, "le", LeMatcher(below))
+			return fmt.Sprintf("clamp_min(%s - %s, 0)", sumRate(csatBucket, le, w), sumRate(csatRetBucket, le, w))
 		}
 		return &SLI{
 			Good:  fmt.Sprintf("CSAT responses scoring %g or more", min),
-			Total: "CSAT responses with a score",
+			Total: "CSAT responses with a score (a changed ticket rating counts once, at its latest score)",
 			bad:   bad,
-			total: func(w string) string { return sumRate(csatCount, f, w) },
+			total: func(w string) string {
+				return fmt.Sprintf("clamp_min(%s - %s, 0)", sumRate(csatCount, f, w), sumRate(csatRetCount, f, w))
+			},
 		}, nil
 	case "custom":
 		// Like the built-in indicators, a custom one reads 0 without
