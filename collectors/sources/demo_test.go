@@ -737,8 +737,13 @@ func TestDemoMovesEveryCatalogMetric(t *testing.T) {
 		// label_overflow_total needs more label values than the demo has;
 		// ticket_slo_corrections_total a source that delivers a reply
 		// after a verdict was made without it, and the demo delivers
-		// every change as it happens.
-		if !moved[n] && n != quality.Namespace+"label_overflow_total" && n != quality.Namespace+"ticket_slo_corrections_total" {
+		// every change as it happens. The demo deletes no ticket it
+		// counted and its customers rate in surveys, never changing a
+		// ticket rating: tickets_deleted_total and the CSAT retractions
+		// have hand-counted tests in collectors/quality.
+		exempt := map[string]bool{"label_overflow_total": true, "ticket_slo_corrections_total": true,
+			"tickets_deleted_total": true, "csat_retracted_score": true, "csat_satisfied_retracted_total": true}
+		if !moved[n] && !exempt[strings.TrimPrefix(n, quality.Namespace)] {
 			t.Errorf("%s never moved", n)
 		}
 	}

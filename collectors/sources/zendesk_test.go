@@ -486,10 +486,11 @@ func zdCheckTotals(t *testing.T, m *quality.Model) {
 		frags []string
 		want  float64
 	}{
-		// 99, 101, 102, 103, 104 (deleted, but created), 105, 107.
-		{"servq_tickets_created_total", nil, 7},
+		// 99, 101, 102, 103, 105, 107; 104 is first seen deleted and
+		// counts nowhere, as in Zendesk's own reports.
+		{"servq_tickets_created_total", nil, 6},
 		{"servq_tickets_created_total", []string{"queue=billing"}, 2},
-		{"servq_tickets_created_total", []string{"queue=Support"}, 3},
+		{"servq_tickets_created_total", []string{"queue=Support"}, 2},
 		{"servq_tickets_created_total", []string{"queue=unknown"}, 1},
 		{"servq_tickets_created_total", []string{"queue=2003"}, 1},
 		{"servq_tickets_solved_total", nil, 4},               // 101, 105; then 102, 103
