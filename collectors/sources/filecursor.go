@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -412,9 +413,17 @@ func (p timeParser) parse(s string) (time.Time, error) {
 	case "rfc3339":
 		return time.Parse(time.RFC3339Nano, s)
 	case "unix", "unix_ms":
-		f, err := strconv.ParseFloat(s, 64)
+		f, err := parseFinite(s)
 		if err != nil {
 			return time.Time{}, err
+		}
+		secs := f
+		if p.format == "unix_ms" {
+			secs = f / 1000
+		}
+		if math.Abs(secs) > 9e9 {
+			// Beyond the year 2255 the nanoseconds overflow an int64.
+			return time.Time{}, fmt.Errorf("%q is out of range", s)
 		}
 		if p.format == "unix_ms" {
 			return time.UnixMilli(int64(f)).UTC(), nil
@@ -423,6 +432,22 @@ func (p timeParser) parse(s string) (time.Time, error) {
 	}
 	return time.ParseInLocation(p.format, s, p.loc)
 }
+
+// parseFinite parses a number, refusing NaN and ±Inf: strconv.ParseFloat
+// accepts them, NaN compares false with every bound so it would pass any
+// range check, and either poisons every sum it enters.
+func parseFinite(s string) (float64, error) {
+	x, err := strconv.ParseFloat(s, 64)
+	if err == nil && (math.IsNaN(x) || math.IsInf(x, 0)) {
+		err = fmt.Errorf("%q is not a finite number", s)
+	}
+	return x, err
+}
+
+// maxRecordSeconds bounds a duration read from input: beyond ten years a
+// duration is a broken value, not a ticket's or a call's (and
+// time.Duration overflows at 292 years).
+const maxRecordSeconds = 10 * 365 * 24 * 3600
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

@@ -829,9 +829,9 @@ func (f *fieldReader) seconds(field string) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	x, err := strconv.ParseFloat(v, 64)
-	if err != nil || x < 0 {
-		f.bad("bad_number", field, "%q is not a non-negative number of seconds", v)
+	x, err := parseFinite(v)
+	if err != nil || x < 0 || x > maxRecordSeconds {
+		f.bad("bad_number", field, "%q is not a number of seconds from 0 to %d", v, maxRecordSeconds)
 		return 0, false
 	}
 	return time.Duration(x * float64(time.Second)), true
@@ -905,7 +905,7 @@ func (m *hjMapper) surveyResponse(it any, get func(string) (string, bool), pos s
 	}
 	if r.Kind != record.KindSERVQUAL {
 		txt := f.str("score")
-		v, err := strconv.ParseFloat(txt, 64)
+		v, err := parseFinite(txt)
 		switch {
 		case txt == "":
 			f.bad("bad_score", "score", "no score")
@@ -943,7 +943,7 @@ func (m *hjMapper) surveyResponse(it any, get func(string) (string, bool), pos s
 			if txt == "" {
 				continue
 			}
-			v, err := strconv.ParseFloat(txt, 64)
+			v, err := parseFinite(txt)
 			if err != nil || v < 1 || v > 7 {
 				f.bad("bad_score", "servqual", "item %d: %s %q is not a score from 1 to 7", i, side.key, txt)
 				return r, false
@@ -958,7 +958,7 @@ func (m *hjMapper) surveyResponse(it any, get func(string) (string, bool), pos s
 		w, _ := hjPath(it, p)
 		if obj, ok := w.(map[string]any); ok {
 			for _, dim := range sortedKeys(obj) {
-				v, err := strconv.ParseFloat(hjText(obj[dim]), 64)
+				v, err := parseFinite(hjText(obj[dim]))
 				if !isDimension(dim) || err != nil || v < 0 || v > 100 {
 					f.bad("bad_score", "weights", "%s: %q is not 0-100 points of a SERVQUAL dimension", dim, hjText(obj[dim]))
 					return r, false

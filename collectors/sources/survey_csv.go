@@ -3,8 +3,6 @@ package sources
 import (
 	"context"
 	"fmt"
-	"math"
-	"strconv"
 
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
@@ -149,10 +147,8 @@ func (s *surveyCSV) score(r row, col string) (v float64, answered bool, err erro
 	if txt == "" {
 		return 0, false, nil
 	}
-	v, perr := strconv.ParseFloat(txt, 64)
-	if perr != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		// ParseFloat accepts NaN and Inf, and NaN compares false with
-		// any bound: it would pass the scale check and poison every mean.
+	v, perr := parseFinite(txt)
+	if perr != nil {
 		return 0, false, fmt.Errorf("column %q: %q is not a number", col, txt)
 	}
 	if v < s.lo || v > s.hi {
@@ -214,8 +210,8 @@ func (s *surveyCSV) response(r row, b *collectors.Batch) (record.SurveyResponse,
 		if txt == "" {
 			continue
 		}
-		w, err := strconv.ParseFloat(txt, 64)
-		if err != nil || !(w >= 0 && w <= 100) { // also NaN
+		w, err := parseFinite(txt)
+		if err != nil || w < 0 || w > 100 {
 			b.Reject("bad_score", r.pos, fmt.Errorf("column %q: weight %q is not 0-100 points", col, txt))
 			return resp, false
 		}

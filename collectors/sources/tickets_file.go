@@ -3,7 +3,6 @@ package sources
 import (
 	"context"
 	"fmt"
-	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -156,13 +155,9 @@ func (t *ticketsFile) Collect(ctx context.Context, raw []byte, b *collectors.Bat
 	return next, err
 }
 
-// Bounds of a ticket's numbers: a count beyond a million replies or
-// reopens, or a business time beyond ten years, is a broken export (and
-// would overflow int or time.Duration), not a ticket.
-const (
-	maxTicketCount   = 1e6
-	maxTicketSeconds = 10 * 365 * 24 * 3600
-)
+// maxTicketCount bounds a ticket's replies and reopens: beyond a million
+// the export is broken (and a float may overflow int), not the ticket.
+const maxTicketCount = 1e6
 
 // ticket maps one row; a bad value rejects the row with its position and
 // column, never the run.
@@ -194,15 +189,14 @@ func (t *ticketsFile) ticket(r row, b *collectors.Batch) (record.Ticket, bool) {
 		}
 		return x
 	}
-	// num parses a count or a number of seconds; !(x <= max) also rejects
-	// NaN, which ParseFloat accepts and every comparison lets through.
+	// num parses a count or a number of seconds up to max.
 	num := func(field string, max float64) float64 {
 		v := str(field)
 		if v == "" {
 			return 0
 		}
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil || x < 0 || !(x <= max) {
+		x, err := parseFinite(v)
+		if err != nil || x < 0 || x > max {
 			bad("bad_number", field, "%q is not a number from 0 to %.0f", v, max)
 			return 0
 		}
@@ -227,15 +221,15 @@ func (t *ticketsFile) ticket(r row, b *collectors.Batch) (record.Ticket, bool) {
 	}
 	tk.UpdatedAt, tk.FirstReplyAt, tk.SolvedAt = tm("updated_at"), tm("first_reply_at"), tm("solved_at")
 	tk.Reopens, tk.AgentReplies = int(num("reopens", maxTicketCount)), int(num("agent_replies", maxTicketCount))
-	tk.FirstReplyBusiness = time.Duration(num("first_reply_business_seconds", maxTicketSeconds) * float64(time.Second))
-	tk.ResolutionBusiness = time.Duration(num("resolution_business_seconds", maxTicketSeconds) * float64(time.Second))
+	tk.FirstReplyBusiness = time.Duration(num("first_reply_business_seconds", maxRecordSeconds) * float64(time.Second))
+	tk.ResolutionBusiness = time.Duration(num("resolution_business_seconds", maxRecordSeconds) * float64(time.Second))
 	tk.Satisfaction = strings.ToLower(str("satisfaction"))
 	switch tk.Satisfaction {
 	case "", "good", "bad", "offered", "unoffered":
 	default:
 		// A number is a score on the CSAT scale (the model counts 1 to
 		// csat_scale_max); anything else would silently be no response.
-		if x, err := strconv.ParseFloat(tk.Satisfaction, 64); err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+		if _, err := parseFinite(tk.Satisfaction); err != nil {
 			bad("bad_value", "satisfaction", "%q is not good, bad, offered, unoffered or a score", tk.Satisfaction)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -216,6 +217,10 @@ type trMeta struct {
 	NextPageURL string `json:"next_page_url"`
 }
 
+// maxTwilioCalls bounds the tasks of one queue in one interval: more is a
+// broken answer, and each becomes a call record in memory.
+const maxTwilioCalls = 1_000_000
+
 // trCount is an integer that TaskRouter writes as a number or, in some
 // maps (tasks_by_status), as a numeric string.
 type trCount int64
@@ -226,9 +231,10 @@ func (n *trCount) UnmarshalJSON(b []byte) error {
 		*n = 0
 		return nil
 	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return fmt.Errorf("%s is not a number", b)
+	v, err := parseFinite(s)
+	if err != nil || math.Abs(v) > maxRecordSeconds {
+		// NaN or a huge value would convert to an arbitrary int64.
+		return fmt.Errorf("%s is not a number up to %d", b, maxRecordSeconds)
 	}
 	*n = trCount(v)
 	return nil
@@ -388,11 +394,25 @@ func (s *twilioTaskRouter) realTime(ctx context.Context, q trQueue, b *collector
 	if _, err := s.client.getJSON(ctx, s.url(s.queuePath(q.SID, "/RealTimeStatistics"), s.statsQuery()), &rt); err != nil {
 		return err
 	}
+	for status, n := range rt.TasksByStatus {
+		if n < 0 {
+			b.Reject("bad_number", s.queuePath(q.SID, "/RealTimeStatistics"), fmt.Errorf("tasks_by_status.%s is negative (%d)", status, n))
+			return nil
+		}
+	}
+	if rt.LongestTaskWaitingAge < 0 || rt.TotalAvailableWorkers < 0 {
+		b.Reject("bad_number", s.queuePath(q.SID, "/RealTimeStatistics"), fmt.Errorf("longest_task_waiting_age %d or total_available_workers %d is negative", rt.LongestTaskWaitingAge, rt.TotalAvailableWorkers))
+		return nil
+	}
 	snap := record.Snapshot{Queue: q.FriendlyName, At: b.Now, HasWait: true,
 		CallsWaiting: int(rt.TasksByStatus["pending"] + rt.TasksByStatus["reserved"]),
 		LongestWait:  time.Duration(rt.LongestTaskWaitingAge) * time.Second,
 		Agents:       map[string]int{}}
 	for _, a := range rt.ActivityStatistics {
+		if a.Workers < 0 {
+			b.Reject("bad_number", s.queuePath(q.SID, "/RealTimeStatistics"), fmt.Errorf("activity %q: negative workers %d", a.FriendlyName, a.Workers))
+			return nil
+		}
 		snap.Agents[strings.ToLower(a.FriendlyName)] += int(a.Workers)
 	}
 	if len(rt.ActivityStatistics) == 0 {
@@ -477,8 +497,8 @@ func (s *twilioTaskRouter) emit(b *collectors.Batch, q trQueue, from, to time.Ti
 		{record.OutcomeAnswered, "a", st.ReservationsAccepted, func(x trSplit) trCount { return x.ReservationsAccepted }, acceptTotal, acceptMax},
 		{record.OutcomeAbandoned, "c", st.TasksCanceled, func(x trSplit) trCount { return x.TasksCanceled }, cancelTotal, cancelMax},
 	} {
-		if o.n < 0 {
-			b.Reject("bad_number", path, fmt.Errorf("negative %s count %d", o.out, o.n))
+		if o.n < 0 || o.n > maxTwilioCalls {
+			b.Reject("bad_number", path, fmt.Errorf("%s count %d is not 0 to %d", o.out, o.n, maxTwilioCalls))
 			continue
 		}
 		groups := s.groups(int(o.n), below, o.count, o.m)

@@ -510,6 +510,10 @@ func (r *zendeskRun) ticket(t *zendeskTicket, pos string) (tk record.Ticket, ok 
 	tk.Deleted = tk.Status == "deleted"
 
 	if ms := t.MetricSet; ms != nil {
+		if err := ms.check(); err != nil {
+			r.b.Reject("bad_number", pos, err)
+			return tk, false
+		}
 		tk.Reopens, tk.AgentReplies = ms.Reopens, ms.Replies
 		// First reply: the seconds when Zendesk gives them, else minutes.
 		switch {
@@ -549,6 +553,28 @@ func (r *zendeskRun) ticket(t *zendeskTicket, pos string) (tk record.Ticket, ok 
 		}
 	}
 	return tk, true
+}
+
+// check refuses a metric set with negative counts or a duration beyond
+// maxRecordSeconds: a negative count would subtract from the totals, and a
+// huge duration overflows time.Duration into a negative one.
+func (ms *zendeskMetricSet) check() error {
+	if ms.Reopens < 0 || ms.Replies < 0 {
+		return fmt.Errorf("metric_set: reopens %d, replies %d: counts must not be negative", ms.Reopens, ms.Replies)
+	}
+	for _, d := range []struct {
+		name string
+		m    zendeskMinutes
+		unit float64
+	}{{"reply_time_in_minutes", ms.ReplyMinutes, 60}, {"reply_time_in_seconds", ms.ReplySeconds, 1},
+		{"first_resolution_time_in_minutes", ms.FirstResolutionMins, 60}, {"full_resolution_time_in_minutes", ms.FullResolutionMins, 60}} {
+		for _, v := range []*float64{d.m.Calendar, d.m.Business} {
+			if v != nil && *v*d.unit > maxRecordSeconds {
+				return fmt.Errorf("metric_set.%s: %g is beyond ten years", d.name, *v)
+			}
+		}
+	}
+	return nil
 }
 
 func zendeskDur(v float64, unit time.Duration) time.Duration {
