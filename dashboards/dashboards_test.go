@@ -145,7 +145,7 @@ func TestWriteFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 8 {
+	if len(files) != 9 {
 		t.Errorf("wrote %v", files)
 	}
 	var provider struct {

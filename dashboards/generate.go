@@ -48,7 +48,8 @@ type FileOptions struct {
 // DefaultFileOptions match deploy/grafana.
 var DefaultFileOptions = FileOptions{DashboardsPath: "/var/lib/grafana/dashboards/servq", FolderUID: "servq", FolderTitle: "servq", DatasourceUID: "prometheus"}
 
-// WriteFiles writes dir/dashboards/<uid>.json, the dashboards provider
+// WriteFiles writes dir/dashboards/<uid>.json, their dashboard-linter
+// exclusions dir/dashboards/.lint, the dashboards provider
 // dir/provisioning/dashboards/servq.yaml and the alert rules
 // dir/provisioning/alerting/servq.yaml.
 func WriteFiles(cfg *config.Config, dir string, o FileOptions) ([]string, error) {
@@ -72,6 +73,21 @@ func WriteFiles(cfg *config.Config, dir string, o FileOptions) ([]string, error)
 		if err := write(filepath.Join("dashboards", d.UID+".json"), d.JSON); err != nil {
 			return nil, err
 		}
+	}
+	boards, err := Boards(cfg)
+	if err != nil {
+		return nil, err
+	}
+	lint, err := Lint(boards)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := lint.marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := write(filepath.Join("dashboards", ".lint"), lb); err != nil {
+		return nil, err
 	}
 	provider := map[string]any{"apiVersion": 1, "providers": []any{map[string]any{
 		"name": "servq", "orgId": 1, "folder": o.FolderTitle, "folderUid": o.FolderUID, "type": "file",

@@ -1,11 +1,13 @@
 package dashboards
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	promql "github.com/prometheus/prometheus/promql/parser"
+	"gopkg.in/yaml.v3"
 )
 
 // grafanaUnits are the unit ids of Grafana's value formats, read from the
@@ -59,6 +62,7 @@ type lintVar struct {
 
 type lintDashboard struct {
 	Title      string
+	Editable   *bool
 	Templating struct{ List []lintVar }
 	Panels     []struct {
 		Type, Title, Description string
@@ -98,11 +102,10 @@ type lintDashboard struct {
 //   - target-job-rule, target-instance-rule: every selector matches
 //     job=~"$job" and instance=~"$instance".
 //
-// One documented exclusion: selectors of recorded series (slo:*, servq:*,
-// sloth_slo_info) and ALERTS need no job or instance matcher. servq's
-// rules aggregate those labels away, so the series have none and a
-// matcher on a selected job would match nothing.
-func lint(raw []byte, units map[string]bool) []string {
+// Exclusions are those of the linter's .lint file (LintFile): a rule
+// excluded for a dashboard, panel and target index is not reported there.
+// Also template-uneditable-rule: the dashboard is not editable in the UI.
+func lint(raw []byte, units map[string]bool, lf *LintFile) []string {
 	var d lintDashboard
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return []string{err.Error()}
@@ -110,6 +113,20 @@ func lint(raw []byte, units map[string]bool) []string {
 	var problems []string
 	report := func(rule, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("[%s] %s: ", rule, d.Title)+fmt.Sprintf(format, args...))
+	}
+	excluded := func(rule, panel string, idx int) bool {
+		if lf == nil || lf.Exclusions[rule] == nil {
+			return false
+		}
+		for _, e := range lf.Exclusions[rule].Entries {
+			if e.Dashboard == d.Title && e.Panel == panel && e.TargetIdx == strconv.Itoa(idx) {
+				return true
+			}
+		}
+		return false
+	}
+	if d.Editable == nil || *d.Editable {
+		report("template-uneditable-rule", "editable %v", d.Editable)
 	}
 	isDatasource := func(ds map[string]string) bool {
 		return ds["uid"] == "$datasource" || ds["uid"] == "${datasource}"
@@ -190,11 +207,8 @@ func lint(raw []byte, units map[string]bool) []string {
 						}
 					}
 				case *promql.VectorSelector:
-					if !isRawMetric(n.Name) {
-						break
-					}
 					for _, l := range []string{"job", "instance"} {
-						if !hasMatcher(n.LabelMatchers, l) {
+						if !hasMatcher(n.LabelMatchers, l) && !excluded("target-"+l+"-rule", pn.Title, i) {
 							report("target-"+l+"-rule", "%s: %s has no %s=~\"$%s\"", where, n, l, l)
 						}
 					}
@@ -225,13 +239,97 @@ func hasMatcher(ms []*labels.Matcher, l string) bool {
 	return false
 }
 
-// Every generated dashboard passes the dashboard-linter rules.
+// demoLint is the .lint of the demo's dashboards, as WriteFiles writes it.
+func demoLint(t *testing.T) *LintFile {
+	t.Helper()
+	cfg, _ := demoBoards(t)
+	dir := t.TempDir()
+	if _, err := WriteFiles(cfg, dir, DefaultFileOptions); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "dashboards", ".lint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lf LintFile
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&lf); err != nil {
+		t.Fatalf(".lint: %v\n%s", err, b)
+	}
+	return &lf
+}
+
+// Every generated dashboard passes the dashboard-linter rules, with the
+// exclusions of the .lint written next to them.
 func TestDashboardsPassTheLinterRules(t *testing.T) {
 	units := grafanaUnits(t)
+	lf := demoLint(t)
 	_, ds := demoBoards(t)
 	for _, d := range ds {
-		for _, p := range lint(d.JSON, units) {
+		for _, p := range lint(d.JSON, units, lf) {
 			t.Error(p)
+		}
+	}
+}
+
+// The .lint excludes only what it must: the job and instance rules, for
+// targets that read no raw metric at all (only recorded series and
+// ALERTS), each named by dashboard, panel and target index.
+func TestLintExclusionsAreJustified(t *testing.T) {
+	lf := demoLint(t)
+	_, ds := demoBoards(t)
+	targets := map[LintEntry]string{}
+	for _, d := range ds {
+		var m lintDashboard
+		if err := json.Unmarshal(d.JSON, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range m.Panels {
+			for i, tg := range p.Targets {
+				targets[LintEntry{Dashboard: m.Title, Panel: p.Title, TargetIdx: strconv.Itoa(i)}] = tg.Expr
+			}
+		}
+	}
+	// Without them, the linter reports those targets and nothing else.
+	units := grafanaUnits(t)
+	reported := 0
+	for _, d := range ds {
+		for _, p := range lint(d.JSON, units, nil) {
+			reported++
+			if !strings.HasPrefix(p, "[target-job-rule]") && !strings.HasPrefix(p, "[target-instance-rule]") {
+				t.Errorf("without exclusions: %s", p)
+			}
+		}
+	}
+	if reported == 0 {
+		t.Error("nothing to exclude: the .lint is not needed")
+	}
+	if len(lf.Exclusions) != 2 {
+		t.Errorf("exclusions of %d rules, want target-job-rule and target-instance-rule", len(lf.Exclusions))
+	}
+	for rule, ex := range lf.Exclusions {
+		if rule != "target-job-rule" && rule != "target-instance-rule" || ex.Reason == "" || len(ex.Entries) == 0 {
+			t.Errorf("%s: %+v", rule, ex)
+			continue
+		}
+		for _, e := range ex.Entries {
+			expr, ok := targets[e]
+			if !ok {
+				t.Errorf("%s: %+v names no target", rule, e)
+				continue
+			}
+			node, err := promql.ParseExpr(lintExpand(expr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ms := range promql.ExtractSelectors(node) {
+				for _, m := range ms {
+					if m.Name == labels.MetricName && isRawMetric(m.Value) {
+						t.Errorf("%s: %+v reads the raw metric %s", rule, e, m.Value)
+					}
+				}
+			}
 		}
 	}
 }
@@ -239,6 +337,7 @@ func TestDashboardsPassTheLinterRules(t *testing.T) {
 // The lint catches each kind of violation.
 func TestLintCatchesViolations(t *testing.T) {
 	units := grafanaUnits(t)
+	lf := demoLint(t)
 	_, ds := demoBoards(t)
 	var tickets []byte
 	for _, d := range ds {
@@ -273,7 +372,7 @@ func TestLintCatchesViolations(t *testing.T) {
 		edit(m)
 		b, _ := json.Marshal(m)
 		found := false
-		for _, p := range lint(b, units) {
+		for _, p := range lint(b, units, lf) {
 			found = found || strings.HasPrefix(p, "["+rule+"]")
 		}
 		if !found {

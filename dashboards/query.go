@@ -65,6 +65,14 @@ var rangeVars = []struct{ variable, placeholder string }{
 	{"[$__range]", "[2221d]"},
 }
 
+// withPlaceholders replaces Grafana's range variables for the parser.
+func withPlaceholders(expr string) string {
+	for _, r := range rangeVars {
+		expr = strings.ReplaceAll(expr, r.variable, r.placeholder)
+	}
+	return expr
+}
+
 // isRawMetric says whether a series is scraped as is, so it carries the
 // job and instance labels Prometheus attaches: servq's own metrics and
 // Prometheus' scrape metrics. Recorded series (slo:*, servq:*, the
@@ -90,14 +98,12 @@ func isRawMetric(name string) bool {
 //
 // Selectors already filtering job or instance keep their matcher.
 func conform(expr string) (string, error) {
-	in := expr
 	for _, r := range rangeVars {
-		if strings.Contains(in, r.placeholder) {
+		if strings.Contains(expr, r.placeholder) {
 			return "", fmt.Errorf("query uses the placeholder range %s: %s", r.placeholder, expr)
 		}
-		in = strings.ReplaceAll(in, r.variable, r.placeholder)
 	}
-	node, err := parser.ParseExpr(in)
+	node, err := parser.ParseExpr(withPlaceholders(expr))
 	if err != nil {
 		return "", fmt.Errorf("query does not parse: %w\n%s", err, expr)
 	}
