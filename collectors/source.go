@@ -7,6 +7,7 @@ package collectors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,6 +49,16 @@ type Source interface {
 type Receiver interface {
 	Source
 	Handler() http.Handler
+}
+
+// Checker is a Source that checks, for `servq check`, what its factory
+// cannot: input that already exists, such as the header of an export file
+// the mapping names columns of. Check reads only; input that is absent
+// (the file is on another machine) passes. c is the collector's config
+// section, for error positions.
+type Checker interface {
+	Source
+	Check(c *config.Collector) error
 }
 
 // Batch collects the records of one run.
@@ -175,6 +186,15 @@ func CheckAll(cfg *config.Config, env Env) error {
 				errs = append(errs, &config.Error{File: cfg.File, Msg: fmt.Sprintf("collector %s: %v", c.Name, err)})
 			}
 			continue
+		}
+		if ch, ok := s.(Checker); ok {
+			if err := ch.Check(c); err != nil {
+				var e *config.Error
+				if !errors.As(err, &e) {
+					e = &config.Error{File: cfg.File, Msg: fmt.Sprintf("collector %s: %v", c.Name, err)}
+				}
+				errs = append(errs, e)
+			}
 		}
 		if cl, ok := s.(io.Closer); ok {
 			cl.Close()

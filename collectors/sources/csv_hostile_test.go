@@ -209,3 +209,32 @@ func TestAsteriskCDRBrokenRowCostsOneLine(t *testing.T) {
 		t.Errorf("rejections %q, want %q", got, want)
 	}
 }
+
+// servq check reads the header of an export that already exists: the
+// misspelt column fails the check at the mapping's line; a file that is
+// not there (it lives on the server) passes.
+func TestCheckReadsExistingHeaders(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tickets.csv")
+	os.WriteFile(path, []byte("\ufeff"+ticketsHeader+ticketRow(1)), 0o644)
+	spec := strings.Replace(ticketsCSVConfig, `first_reply_at: "First reply"`, `first_reply_at: "First Reply"`, 1)
+	head := "collectors:\n  - name: tf\n    type: tickets_file\n    schedule: \"@every 1m\"\n"
+	err := collectors.CheckAll(testConfig(t, head+strings.ReplaceAll(spec, "%s", path)), collectors.Env{})
+	want := `test.yml:6: collectors[0].mapping: ` + path + `: the header lacks the configured column(s) "First Reply" (first_reply_at), did you mean "First reply"?`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("check: %v\nwant %s", err, want)
+	}
+	if err := collectors.CheckAll(testConfig(t, head+strings.ReplaceAll(ticketsCSVConfig, "%s", path)), collectors.Env{}); err != nil {
+		t.Errorf("the right mapping: %v", err)
+	}
+	if err := collectors.CheckAll(testConfig(t, head+strings.ReplaceAll(spec, "%s", filepath.Join(dir, "absent-*.csv"))), collectors.Env{}); err != nil {
+		t.Errorf("no file yet: %v", err)
+	}
+
+	spath := filepath.Join(dir, "nps.csv")
+	os.WriteFile(spath, []byte("id,when,Score\n"), 0o644)
+	err = collectors.CheckAll(testConfig(t, "collectors:\n  - name: n\n    type: survey_csv\n    schedule: \"@daily\"\n    path: "+spath+"\n    survey: rel\n    kind: nps\n    mapping: {id: id, submitted_at: when, score: score}\n"), collectors.Env{})
+	if err == nil || !strings.Contains(err.Error(), `"score" (score), did you mean "Score"?`) {
+		t.Errorf("survey check: %v", err)
+	}
+}

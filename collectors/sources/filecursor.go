@@ -200,6 +200,42 @@ func readCSV(path string, data []byte, start fileMark, next *fileMark, headerRow
 	return nil
 }
 
+// checkCSVHeaders checks the header of every existing file matching
+// pattern against columns (for `servq check`); a pattern matching nothing
+// passes, as the files may live on another machine.
+func checkCSVHeaders(pattern string, delim, comment rune, columns map[string]string) error {
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		return fmt.Errorf("bad path pattern %q: %w", pattern, err)
+	}
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			continue // unreadable here; the runs will say so
+		}
+		head := make([]byte, csvMaxRecord)
+		n, _ := io.ReadFull(f, head)
+		f.Close()
+		head = head[:bytes.LastIndexByte(head[:n], '\n')+1]
+		var header []string
+		eachCSVRecord(head, delim, comment, func(rec []string, _ int) error {
+			header = rec
+			return errStop
+		}, func(int, error) {})
+		if header == nil {
+			continue // empty, or no complete header line yet
+		}
+		header[0] = strings.TrimPrefix(header[0], "\ufeff")
+		if err := checkHeader(path, header, columns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errStop ends an eachCSVRecord loop early.
+var errStop = errors.New("stop")
+
 // csvMaxRecord bounds one CSV record. A quoted field may hold newlines, so
 // an unterminated quote is indistinguishable from a long multi-line field
 // until its closing quote (or the end of the file): without a bound, one

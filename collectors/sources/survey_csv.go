@@ -124,6 +124,15 @@ func (s *surveyCSV) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 	})
 }
 
+// Check fails when an existing export lacks a configured column, as
+// ticketsFile.Check.
+func (s *surveyCSV) Check(c *config.Collector) error {
+	if err := checkCSVHeaders(s.spec.Path, ',', 0, s.columns()); err != nil {
+		return c.Errorf("mapping", "%v", err)
+	}
+	return nil
+}
+
 // columns are the configured columns with the field each feeds, which
 // the header must have.
 func (s *surveyCSV) columns() map[string]string {

@@ -82,6 +82,19 @@ func init() {
 	})
 }
 
+// Check fails when an existing export lacks a mapped column (see
+// checkHeader), so that `servq check` catches a misspelt mapping before the
+// first run does.
+func (t *ticketsFile) Check(c *config.Collector) error {
+	if t.format != "csv" {
+		return nil
+	}
+	if err := checkCSVHeaders(t.path, t.delim, t.comment, columnFields(t.mapping)); err != nil {
+		return c.Errorf("mapping", "%v", err)
+	}
+	return nil
+}
+
 // columnFields inverts a field → column mapping for checkHeader: each
 // column with the field(s) it feeds.
 func columnFields(mapping map[string]string) map[string]string {
