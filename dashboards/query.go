@@ -120,7 +120,7 @@ func conform(expr string) (string, error) {
 // labels keep them (only the matchers are added): the operation itself
 // needs them, and an aggregation around it must deduplicate.
 func dedup(e parser.Expr, wrap bool) parser.Expr {
-	max := func(e parser.Expr) parser.Expr {
+	collapse := func(e parser.Expr) parser.Expr {
 		if !wrap {
 			return e
 		}
@@ -129,14 +129,14 @@ func dedup(e parser.Expr, wrap bool) parser.Expr {
 	switch n := e.(type) {
 	case *parser.VectorSelector:
 		addJobInstance(n)
-		return max(n)
+		return collapse(n)
 	case *parser.Call:
 		for i, a := range n.Args {
 			if ms, ok := a.(*parser.MatrixSelector); ok {
 				addJobInstance(ms.VectorSelector.(*parser.VectorSelector))
 				// A range function returns one series per series read:
 				// the copies are deduplicated on its result.
-				return max(n)
+				return collapse(n)
 			}
 			n.Args[i] = dedup(a, wrap)
 		}
