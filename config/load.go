@@ -48,6 +48,47 @@ func Load(path string) (*Config, error) {
 // what `servq check` accepts is exactly what runs.
 var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
+// MinEvery is the shortest @every interval a schedule may have. The
+// scheduler counts whole seconds (robfig/cron rounds anything shorter up
+// to 1s, and a negative interval too), so a shorter one would silently run
+// at another rate than written.
+const MinEvery = time.Second
+
+// scheduleCheckFrom is where CheckSchedule looks for a schedule's first
+// run. Cron specs have no year, so a spec that fires at all fires within
+// the five years robfig/cron searches from any start (two leap days
+// included); a fixed start keeps the check independent of the clock.
+var scheduleCheckFrom = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// CheckSchedule parses a cron spec as the scheduler will and rejects what
+// would run otherwise than written: an @every interval under MinEvery or
+// not a whole number of seconds, and a spec that never fires (30
+// February).
+func CheckSchedule(spec string) error {
+	sched, err := CronParser.Parse(spec)
+	if err != nil {
+		return fmt.Errorf("invalid cron schedule %q: %v", spec, err)
+	}
+	fields := strings.Fields(spec)
+	for i, f := range fields {
+		if f != "@every" || i+1 >= len(fields) {
+			continue
+		}
+		d, err := time.ParseDuration(fields[i+1])
+		switch {
+		case err != nil:
+		case d < MinEvery:
+			return fmt.Errorf("invalid cron schedule %q: @every needs at least %s, got %s", spec, MinEvery, d)
+		case d%time.Second != 0:
+			return fmt.Errorf("invalid cron schedule %q: @every needs whole seconds, got %s (it would run every %s)", spec, d, d.Truncate(time.Second))
+		}
+	}
+	if sched.Next(scheduleCheckFrom).IsZero() {
+		return fmt.Errorf("cron schedule %q never fires (no such date)", spec)
+	}
+	return nil
+}
+
 // Parse decodes and validates a config. The error, if any, is an Errors
 // with every problem found, each located by file:line and field path.
 func Parse(data []byte, file string) (*Config, error) {
@@ -384,8 +425,8 @@ func (c *Config) validate(errs *Errors) {
 		}
 		if col.Schedule == "" {
 			c.errorAt(errs, p+".schedule", "is required (a cron spec such as \"*/5 * * * *\" or \"@every 1m\")")
-		} else if _, err := CronParser.Parse(col.Schedule); err != nil {
-			c.errorAt(errs, p+".schedule", "invalid cron schedule %q: %v", col.Schedule, err)
+		} else if err := CheckSchedule(col.Schedule); err != nil {
+			c.errorAt(errs, p+".schedule", "%v", err)
 		}
 		if col.Timeout < 0 {
 			c.errorAt(errs, p+".timeout", "must be positive")
@@ -525,6 +566,11 @@ func (c *Config) validateSLO(errs *Errors, p string, s *SLO, hours map[string]bo
 	switch {
 	case s.Objective == 100:
 		c.errorAt(errs, p+".objective", "100 leaves no error budget: every single miss would exhaust it; use e.g. 99.9")
+	case s.Objective > 0 && s.Objective < 1:
+		// A ratio where a percentage belongs (0.85 for 85 %): an
+		// objective under 1 % promises nothing (99 % of events may fail),
+		// so it is far likelier a ratio than a wish.
+		c.errorAt(errs, p+".objective", "objectives are percentages: did you mean %g? (%g is %g %%)", s.Objective*100, s.Objective, s.Objective)
 	case s.Objective <= 0 || s.Objective > 100:
 		c.errorAt(errs, p+".objective", "must be a percentage between 0 and 100 (exclusive), got %g", s.Objective)
 	}
@@ -591,8 +637,8 @@ func (c *Config) validateReport(errs *Errors, p string, r *Report) {
 	}
 	if r.Schedule == "" {
 		c.errorAt(errs, p+".schedule", "is required (e.g. \"0 8 1 * *\": 08:00 on the 1st of each month)")
-	} else if _, err := CronParser.Parse(r.Schedule); err != nil {
-		c.errorAt(errs, p+".schedule", "invalid cron schedule %q: %v", r.Schedule, err)
+	} else if err := CheckSchedule(r.Schedule); err != nil {
+		c.errorAt(errs, p+".schedule", "%v", err)
 	}
 	switch r.Period {
 	case "month", "week", "quarter":
