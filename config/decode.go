@@ -1,12 +1,15 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -263,12 +266,16 @@ var parserProblems = map[string]bool{
 
 // decodeErrors turns yaml.v3's type errors ("line 7: cannot unmarshal ...")
 // into located Errors.
-func decodeErrors(err error, file string, pos positions) Errors {
+func decodeErrors(err error, file string, pos positions, root *yaml.Node, rootPath string) Errors {
 	var out Errors
 	var te *yaml.TypeError
 	msgs := []string{err.Error()}
 	if ok := asTypeError(err, &te); ok {
 		msgs = te.Errors
+	}
+	scalars := map[int][]pathValue{}
+	if root != nil {
+		scalarValues(root, rootPath, scalars)
 	}
 	byLine := map[int]string{}
 	for p, l := range pos {
@@ -286,10 +293,40 @@ func decodeErrors(err error, file string, pos positions) Errors {
 				e.Line++
 			}
 			e.Path = byLine[e.Line]
+			// Several keys on one line ({name: a, timeout: zz}): the
+			// one whose value the message quotes.
+			for _, sv := range scalars[e.Line] {
+				if strings.Contains(e.Msg, "`"+sv.value+"`") || strings.Contains(e.Msg, strconv.Quote(sv.value)) {
+					e.Path = sv.path
+					break
+				}
+			}
 		}
 		out = append(out, e)
 	}
 	return out
+}
+
+type pathValue struct{ path, value string }
+
+// scalarValues lists the scalar values under n by line, with their paths.
+func scalarValues(n *yaml.Node, path string, out map[int][]pathValue) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		out[n.Line] = append(out[n.Line], pathValue{path, n.Value})
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path
+			if n.Kind == yaml.SequenceNode {
+				p = fmt.Sprintf("%s[%d]", path, i)
+			}
+			scalarValues(c, p, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			scalarValues(n.Content[i+1], joinPath(path, n.Content[i].Value), out)
+		}
+	}
 }
 
 func asTypeError(err error, te **yaml.TypeError) bool {
@@ -311,8 +348,17 @@ func decodeStrict(n *yaml.Node, out any, file, path string, pos positions) Error
 			twice[e.Line] = true
 		}
 	}
-	if err := n.Decode(out); err != nil {
-		for _, e := range decodeErrors(err, file, pos) {
+	err := n.Decode(out)
+	if err != nil && len(twice) > 0 {
+		// yaml.v3 gives up on a document at its first duplicate key, so
+		// the other problems of the file would show only once that one
+		// is fixed. walk has reported the duplicates: decode a copy
+		// without them to find the rest.
+		d := reflect.New(reflect.TypeOf(out).Elem()).Interface()
+		err = withoutDuplicates(n, map[*yaml.Node]*yaml.Node{}).Decode(d)
+	}
+	if err != nil {
+		for _, e := range decodeErrors(err, file, pos, n, path) {
 			// walk reported this duplicate with its path. yaml.v3's message
 			// stays for duplicates walk cannot see (inside an `any` field):
 			// yaml.v3 leaves that whole mapping undecoded.
@@ -323,4 +369,131 @@ func decodeStrict(n *yaml.Node, out any, file, path string, pos positions) Error
 		}
 	}
 	return errs
+}
+
+// withoutDuplicates returns a copy of n in which every mapping keeps only
+// the first of repeated keys (merge keys aside), aliases pointing into the
+// copy. n itself is left as it is.
+func withoutDuplicates(n *yaml.Node, copies map[*yaml.Node]*yaml.Node) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if c, ok := copies[n]; ok {
+		return c
+	}
+	c := *n
+	copies[n] = &c
+	c.Alias = withoutDuplicates(n.Alias, copies)
+	c.Content = nil
+	seen := map[string]bool{}
+	for i := 0; i < len(n.Content); i++ {
+		if n.Kind == yaml.MappingNode && i%2 == 0 && i+1 < len(n.Content) {
+			k := n.Content[i]
+			if k.Kind == yaml.ScalarNode && k.Value != "<<" {
+				if seen[k.Value] {
+					i++ // skip the key and its value
+					continue
+				}
+				seen[k.Value] = true
+			}
+		}
+		c.Content = append(c.Content, withoutDuplicates(n.Content[i], copies))
+	}
+	return &c
+}
+
+// coreTags are the explicit tags a config may use: YAML's core schema.
+// Others (!!binary, which yaml.v3 silently base64-decodes into a string,
+// !!timestamp, !!set, local !tags) have no meaning in a servq config.
+var coreTags = map[string]bool{"!!str": true, "!!int": true, "!!float": true, "!!bool": true, "!!null": true, "!!map": true, "!!seq": true}
+
+// checkTags reports every explicit tag outside the core schema, and every
+// core-tagged scalar whose text is not of its tag (!!int abc), with its
+// line: yaml.v3 reports these without one, and stops at the first. A node
+// reported is made null so that decoding carries on to the file's other
+// problems.
+func checkTags(n *yaml.Node, file, path string, errs *Errors) {
+	if n.Kind == yaml.AliasNode {
+		return
+	}
+	if n.Style&yaml.TaggedStyle != 0 {
+		tag := n.ShortTag()
+		msg := ""
+		if !coreTags[tag] {
+			msg = fmt.Sprintf("explicit tag %s is not supported: write the plain value (only the core tags !!str, !!int, !!float, !!bool and !!null are)", n.Tag)
+		} else if n.Kind == yaml.ScalarNode {
+			var v any
+			if err := n.Decode(&v); err != nil {
+				msg = fmt.Sprintf("%q is not a valid %s", n.Value, tag)
+			}
+		}
+		if msg != "" {
+			*errs = append(*errs, &Error{File: file, Line: n.Line, Path: path, Msg: msg})
+			*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+			return
+		}
+	}
+	for i, c := range n.Content {
+		p := path
+		switch n.Kind {
+		case yaml.SequenceNode:
+			p = fmt.Sprintf("%s[%d]", path, i)
+		case yaml.MappingNode:
+			if i%2 == 1 {
+				p = joinPath(path, n.Content[i-1].Value)
+			} else {
+				p = joinPath(path, c.Value)
+			}
+		}
+		checkTags(c, file, p, errs)
+	}
+}
+
+// unknownAnchor is yaml.v3's message, without a line, for an alias to an
+// anchor never defined.
+var unknownAnchor = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+
+// yamlComment is a comment to the end of the line (close enough to find an
+// alias: a # inside a quoted value is rare in a config).
+var yamlComment = regexp.MustCompile(`(^|\s)#.*$`)
+
+// locate finds the line of a problem yaml.v3 reported without one, from the
+// raw text: the first character YAML does not allow (control characters,
+// invalid UTF-8), or the first use of an undefined anchor. It returns 0 and
+// the message unchanged when it cannot tell.
+func locate(data []byte, msg string) (int, string) {
+	line := func(off int) int { return 1 + bytes.Count(data[:off], []byte("\n")) }
+	switch msg {
+	case "control characters are not allowed", "invalid leading UTF-8 octet", "invalid trailing UTF-8 octet", "incomplete UTF-8 octet sequence":
+		for off := 0; off < len(data); {
+			r, size := utf8.DecodeRune(data[off:])
+			switch {
+			case r == utf8.RuneError && size <= 1:
+				return line(off), fmt.Sprintf("%s (byte 0x%02X is not UTF-8)", msg, data[off])
+			case !yamlAllowed(r):
+				return line(off), fmt.Sprintf("control character %U is not allowed", r)
+			}
+			off += size
+		}
+	}
+	if m := unknownAnchor.FindStringSubmatch(msg); m != nil {
+		alias := regexp.MustCompile(`\*` + regexp.QuoteMeta(m[1]) + `(?:[\s,\]}]|$)`)
+		for i, l := range bytes.Split(data, []byte("\n")) {
+			if alias.Match(yamlComment.ReplaceAll(l, nil)) {
+				return i + 1, fmt.Sprintf("alias *%s refers to an anchor &%s that is not defined before it", m[1], m[1])
+			}
+		}
+	}
+	return 0, msg
+}
+
+// yamlAllowed is YAML 1.2's printable set, which yaml.v3's reader enforces.
+func yamlAllowed(r rune) bool {
+	switch {
+	case r == 0x09, r == 0x0A, r == 0x0D, r == 0x85:
+		return true
+	case r >= 0x20 && r <= 0x7E, r >= 0xA0 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+		return true
+	}
+	return false
 }

@@ -51,6 +51,36 @@ multi.yml:6: collectors[0].schedule: is required (a cron spec such as "*/5 * * *
 	}
 }
 
+// yaml.v3 stops at a duplicate key or a bad explicit tag, which would show
+// one problem per run of servq check; every decode problem of the file
+// comes out at once, each on its line and key (on a line of several keys,
+// the key whose value is wrong).
+func TestEveryDecodeProblemReportedAtOnce(t *testing.T) {
+	_, err := Parse([]byte(`global:
+  service: a
+  service: b
+  label_limit: lots
+  retention: !!binary aGVsbG8=
+  time_zone: !!int UTC
+slos:
+  - {name: x, indicator: ticket_fcr, objective: high, window: 7d}
+collectors:
+  - name: c
+    type: demo
+    schedule: "@every 1m"
+    timeout: soon
+`), "all.yml")
+	want := `all.yml:3: global.service: field is set twice
+all.yml:4: global.label_limit: cannot unmarshal !!str ` + "`lots`" + ` into int
+all.yml:5: global.retention: explicit tag !!binary is not supported: write the plain value (only the core tags !!str, !!int, !!float, !!bool and !!null are)
+all.yml:6: global.time_zone: "UTC" is not a valid !!int
+all.yml:8: slos[0].objective: cannot unmarshal !!str ` + "`high`" + ` into float64
+all.yml:13: collectors[0].timeout: "soon" is not a duration (use e.g. 30s, 5m, 1h, 7d)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
 func TestEnvExpansion(t *testing.T) {
 	t.Setenv("SERVQ_T_SERVICE", "helpdesk")
 	t.Setenv("SERVQ_T_TRICKY", "a: b\n- c")

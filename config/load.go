@@ -98,10 +98,17 @@ func Parse(data []byte, file string) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, Errors{{File: file, Line: 1, Msg: "config is empty"}}
 		}
-		return nil, decodeErrors(err, file, positions{})
+		errs := decodeErrors(err, file, positions{}, nil, "")
+		for _, e := range errs {
+			if e.Line == 0 {
+				e.Line, e.Msg = locate(data, e.Msg)
+			}
+		}
+		return nil, errs
 	}
 	var errs Errors
 	expandEnv(&doc, file, "", &errs)
+	checkTags(&doc, file, "", &errs)
 	cfg := &Config{File: file, pos: positions{}}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
