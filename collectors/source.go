@@ -175,6 +175,9 @@ func Build(c *config.Collector, env Env) (Source, error) {
 func CheckAll(cfg *config.Config, env Env) error {
 	var errs config.Errors
 	for _, c := range cfg.Collectors {
+		if c == nil || c.Type == "" {
+			continue // a config with problems (servq check): already reported
+		}
 		s, err := Build(c, env)
 		if err != nil {
 			switch e := err.(type) {

@@ -92,6 +92,26 @@ func CheckSchedule(spec string) error {
 // Parse decodes and validates a config. The error, if any, is an Errors
 // with every problem found, each located by file:line and field path.
 func Parse(data []byte, file string) (*Config, error) {
+	cfg, err := parse(data, file)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadForCheck is Load for `servq check`: with problems, it also returns
+// what could be decoded (nil when the file is not YAML at all), so that the
+// plugin sections can be checked in the same run and every problem of the
+// file reported at once. Such a config must never run.
+func LoadForCheck(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parse(data, path)
+}
+
+func parse(data []byte, file string) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -120,14 +140,28 @@ func Parse(data []byte, file string) (*Config, error) {
 	}
 	errs = append(errs, decodeStrict(root, cfg, file, "", cfg.pos)...)
 	if len(errs) > 0 {
-		return nil, errs.Err()
+		// Validating half-decoded values would add errors that are
+		// only echoes of these. The plugin sections can still be
+		// checked (LoadForCheck), located like those of a valid config.
+		for i, col := range cfg.Collectors {
+			if col != nil {
+				col.locate(cfg, i)
+			}
+		}
+		return cfg, errs.Err()
 	}
 	cfg.setDefaults()
 	cfg.validate(&errs)
 	if err := errs.Err(); err != nil {
-		return nil, err
+		return cfg, err
 	}
 	return cfg, nil
+}
+
+// locate tells a collector where its section is, for the errors of its
+// plugin keys.
+func (col *Collector) locate(c *Config, i int) {
+	col.file, col.path, col.pos = c.File, fmt.Sprintf("collectors[%d]", i), c.pos
 }
 
 func (c *Config) errorAt(errs *Errors, path, format string, args ...any) {
@@ -255,9 +289,7 @@ func (c *Config) setDefaults() {
 		if col.WatermarkWait == 0 {
 			col.WatermarkWait = g.WatermarkWait
 		}
-		col.file = c.File
-		col.path = fmt.Sprintf("collectors[%d]", i)
-		col.pos = c.pos
+		col.locate(c, i)
 	}
 	for _, s := range c.SLOs {
 		if s != nil && s.Alerting.MinBadEvents == 0 {

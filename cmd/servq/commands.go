@@ -42,6 +42,34 @@ func storagePath(configFile, flagValue string) string {
 	return filepath.Join(dir, "servq-demo")
 }
 
+// mergeProblems joins the located problems of the main config and of the
+// plugin sections, each once (a duplicate key in a plugin section is seen
+// by both), in line order.
+func mergeProblems(main, plugins error) error {
+	var all config.Errors
+	var other error
+	seen := map[string]bool{}
+	for _, err := range []error{main, plugins} {
+		var es config.Errors
+		switch {
+		case err == nil:
+		case errors.As(err, &es):
+			for _, e := range es {
+				if !seen[e.Error()] {
+					seen[e.Error()] = true
+					all = append(all, e)
+				}
+			}
+		case other == nil:
+			other = err
+		}
+	}
+	if other != nil && len(all) == 0 {
+		return other
+	}
+	return all.Err()
+}
+
 // check validates a config fully: the main file and every plugin section.
 func check(file string, stdout, stderr io.Writer) int {
 	name := file
@@ -51,10 +79,12 @@ func check(file string, stdout, stderr io.Writer) int {
 		name = config.DemoFile
 		cfg, err = config.Demo()
 	} else {
-		cfg, err = config.Load(file)
+		cfg, err = config.LoadForCheck(file)
 	}
-	if err == nil {
-		err = collectors.CheckAll(cfg, collectors.Env{})
+	if cfg != nil {
+		// The plugin sections too, even when the main part has
+		// problems: one run shows every problem of the file.
+		err = mergeProblems(err, collectors.CheckAll(cfg, collectors.Env{}))
 	}
 	if err != nil {
 		var errs config.Errors

@@ -76,10 +76,13 @@ func TestCheckCommand(t *testing.T) {
 	if code := run([]string{"check", bad}, &out, &errb); code != 1 {
 		t.Fatalf("check of a bad config exited %d", code)
 	}
+	// The plugin sections are checked even though the main part has
+	// problems: every problem of the file in one run.
 	want := []string{
+		bad + ":3: collectors[0].type: unknown collector type \"nosuch\"",
 		bad + ":5: collectors[1].name: collector \"x\" is defined twice",
 		bad + ":7: collectors[1].schedule: invalid cron schedule \"61 * * * *\"",
-		"2 problem(s) found",
+		"3 problem(s) found",
 	}
 	for _, w := range want {
 		if !strings.Contains(errb.String(), w) {
@@ -116,6 +119,22 @@ func TestCheckCommand(t *testing.T) {
 	run([]string{"check", bad}, &out, &errb)
 	if !strings.Contains(errb.String(), bad+":3: collectors[0].type: unknown collector type \"nosuch\"") {
 		t.Errorf("unknown type not reported with its location:\n%s", errb.String())
+	}
+	// A decode problem of the main part (a bad duration) and of a plugin
+	// section (tickets_file's time_format a list) both come out; a key
+	// set twice in a plugin section, seen by both, once.
+	os.WriteFile(bad, []byte("global:\n  retention: soon\ncollectors:\n  - name: t\n    type: tickets_file\n    schedule: \"@every 1m\"\n    path: /x\n    path: /y\n    mapping: {id: id, created_at: c}\n    time_format: [a]\n"), 0o644)
+	errb.Reset()
+	run([]string{"check", bad}, &out, &errb)
+	for _, w := range []string{
+		bad + ":2: global.retention: \"soon\" is not a duration",
+		bad + ":8: collectors[0].path: field is set twice",
+		bad + ":10: collectors[0].time_format: cannot unmarshal !!seq into string",
+		"3 problem(s) found",
+	} {
+		if !strings.Contains(errb.String(), w) {
+			t.Errorf("check output lacks %q:\n%s", w, errb.String())
+		}
 	}
 	// A valid config whose alert pairs were adjusted to a short window
 	// passes with the notes servq rules prints.
