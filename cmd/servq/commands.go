@@ -14,9 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/exporter-toolkit/web"
-
 	"github.com/servq/servq/cmd/servq/app"
+	"github.com/servq/servq/cmd/servq/webserver"
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/state"
@@ -107,7 +106,7 @@ func check(file string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func serve(configFile, storage, telemetry string, flags *web.FlagConfig, logger *slog.Logger, stderr io.Writer) int {
+func serve(configFile, storage, telemetry string, webOpts webserver.Options, logger *slog.Logger, stderr io.Writer) int {
 	svc, err := app.New(app.Options{ConfigFile: configFile, StoragePath: storage, Logger: logger})
 	if err != nil {
 		printErr(stderr, err)
@@ -116,10 +115,19 @@ func serve(configFile, storage, telemetry string, flags *web.FlagConfig, logger 
 	if configFile == "" {
 		logger.Info("no --config.file given: running the embedded demo", "storage", storage)
 	}
+	webOpts.Logger, webOpts.Registerer = logger, svc.Registry()
+	srv, err := webserver.New(svc.Handler(telemetry), webOpts)
+	if err == nil {
+		err = srv.Listen()
+	}
+	if err != nil {
+		printErr(stderr, err)
+		svc.Shutdown(context.Background())
+		return 1
+	}
 	svc.Start()
-	srv := &http.Server{Handler: svc.Handler(telemetry), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- web.ListenAndServe(srv, flags, logger) }()
+	go func() { errc <- srv.Serve() }()
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/servq/servq/cmd/servq/webserver"
 	_ "github.com/servq/servq/collectors/sources" // every source plugin registers itself
 	"github.com/servq/servq/internal/redact"
 )
@@ -52,6 +53,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	storage := runCmd.Flag("storage.path", "Directory of the state store (default: ./data, or a cache directory for the demo).").String()
 	telemetry := runCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 	webFlags := kingpinflag.AddFlags(runCmd, ":9817")
+	webOpts := webserver.Options{}
+	runCmd.Flag("web.read-timeout", "Longest time to read a request, body included (a slow body is cut off after it).").Default(webserver.DefaultReadTimeout.String()).DurationVar(&webOpts.ReadTimeout)
+	runCmd.Flag("web.write-timeout", "Longest time to write a response, from the end of its request's headers.").Default(webserver.DefaultWriteTimeout.String()).DurationVar(&webOpts.WriteTimeout)
+	runCmd.Flag("web.idle-timeout", "How long a keep-alive connection may wait for its next request.").Default(webserver.DefaultIdleTimeout.String()).DurationVar(&webOpts.IdleTimeout)
+	runCmd.Flag("web.max-connections", "Most open HTTP connections (0: the open-file limit less a quarter of it, at least 256, kept for collectors and the store).").Default("0").IntVar(&webOpts.MaxConnections)
+	maxBody := runCmd.Flag("web.max-request-body", "Largest request body (webhook deliveries included), e.g. 1MiB.").Default("1MiB").Bytes()
+	runCmd.Flag("web.webhooks-auth", "What authenticates /webhooks/ when the web config has basic_auth_users: signature (the delivery's signature only; vendors cannot send a password) or basic+signature (the password too).").Default(webserver.WebhooksSignature).EnumVar(&webOpts.WebhooksAuth, webserver.WebhooksSignature, webserver.WebhooksBasicAndSignature)
 
 	checkCmd := a.Command("check", "Validate a config and print every problem as file:line: message.")
 	checkFile := checkCmd.Arg("file", "Config file (defaults to --config.file).").String()
@@ -116,7 +124,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_ = once
 		return collect(*configFile, storagePath(*configFile, *collectStorage), *only, *commit, logger, stdout, stderr)
 	default:
-		return serve(*configFile, storagePath(*configFile, *storage), *telemetry, webFlags, logger, stderr)
+		webOpts.ListenAddresses, webOpts.SystemdSocket, webOpts.ConfigFile = *webFlags.WebListenAddresses, *webFlags.WebSystemdSocket, *webFlags.WebConfigFile
+		webOpts.MaxRequestBody = int64(*maxBody)
+		return serve(*configFile, storagePath(*configFile, *storage), *telemetry, webOpts, logger, stderr)
 	}
 }
 

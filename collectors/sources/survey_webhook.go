@@ -597,6 +597,9 @@ func (s *surveyWebhook) receive(r *http.Request) *webhookError {
 		return &webhookError{http.StatusRequestEntityTooLarge, "payload too large", "too_large"}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody+1))
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) { // the server's --web.max-request-body
+		return &webhookError{http.StatusRequestEntityTooLarge, "payload too large", "too_large"}
+	}
 	if err != nil {
 		return &webhookError{http.StatusBadRequest, "bad payload: unreadable body", "bad_body"}
 	}
