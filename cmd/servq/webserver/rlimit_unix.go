@@ -5,7 +5,7 @@ package webserver
 import "syscall"
 
 // openFileLimit is the soft RLIMIT_NOFILE. Since Go 1.19 the runtime
-// raises the soft limit to the hard one when the process starts (package
+// raises the soft limit to (one under) the hard one when the process starts (package
 // syscall's init, go.dev/issue/46279), as Prometheus does by hand, so
 // servq does not do it again: this is already the raised value.
 func openFileLimit() (uint64, bool) {
