@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,20 +131,24 @@ func okHandler() http.Handler {
 // once rather than left in the backlog.
 func TestConnectionLimitEvictsWaitingThenRefuses(t *testing.T) {
 	release := make(chan struct{})
-	var inFlight sync.WaitGroup
+	entered := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
-		inFlight.Done()
+		entered <- struct{}{}
 		<-release
 	})
 	const max = 4
+	defer close(release)
 	s, base := start(t, mux, Options{MaxConnections: max})
 	var idle []net.Conn
 	for i := 0; i < 40; i++ {
 		c := dial(t, base, "")
 		if i%2 == 0 {
 			keepAlive(t, c)
+			// The server marks a connection idle just after its answer:
+			// wait for that, so that the order of eviction is known.
+			allWaiting(t, s.conns)
 		}
 		idle = append(idle, c)
 	}
@@ -157,25 +160,48 @@ func TestConnectionLimitEvictsWaitingThenRefuses(t *testing.T) {
 	if !closedByServer(idle[0]) {
 		t.Error("the oldest idle connection is still open")
 	}
-	open, evicted, _ := s.conns.counts()
-	if open > max || evicted < 40-max {
-		t.Errorf("open %d (max %d), evicted %d", open, max, evicted)
+	open, evicted, refused := s.conns.counts()
+	if open > max || evicted != 40+1-max || refused != 0 {
+		t.Errorf("open %d (max %d), evicted %d (want %d), refused %d", open, max, evicted, 40+1-max, refused)
 	}
-	// Fill every slot with a request in progress.
-	inFlight.Add(max)
+	// Fill every slot with a request in progress, once the server has
+	// closed the connection of the request above (it lingers ~500 ms
+	// after a Connection: close answer, see net/http rstAvoidanceDelay).
+	allWaiting(t, s.conns)
 	for i := 0; i < max; i++ {
 		c := dial(t, base, "")
 		fmt.Fprintf(c, "GET /block HTTP/1.1\r\nHost: servq\r\n\r\n")
+		select {
+		case <-entered:
+		case <-time.After(stuck):
+			t.Fatal("a request under the limit was not served")
+		}
 	}
-	inFlight.Wait()
 	extra := dial(t, base, "")
 	if !closedByServer(extra) {
 		t.Fatal("a connection over the limit was neither served nor closed")
 	}
-	if _, _, refused := s.conns.counts(); refused == 0 {
-		t.Error("refused connection not counted")
+	if _, _, refused := s.conns.counts(); refused != 1 {
+		t.Errorf("%d connections refused, want 1", refused)
 	}
-	close(release)
+}
+
+// allWaiting waits until every open connection waits for a request.
+func allWaiting(t *testing.T, cl *connLimiter) {
+	t.Helper()
+	deadline := time.Now().Add(stuck)
+	for {
+		cl.mu.Lock()
+		done := cl.open == cl.waiting.Len()
+		cl.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("connections still in a request")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // A body sent a byte at a time is cut off after the read timeout: the
