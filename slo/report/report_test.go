@@ -114,6 +114,19 @@ func knownData() string {
 	for _, l := range []string{`dimension="empathy",scale="expectation"`, `dimension="empathy",scale="perception"`, `dimension="reliability",scale="expectation"`, `dimension="reliability",scale="perception"`} {
 		step("servq_servqual_score_count", `survey="sq",`+l, 0, 10)
 	}
+	// CSAT, October only (September has none: null, never NaN): ticket
+	// ratings, 10 scores counted with sum 40, 7 satisfied; two of them
+	// were changes, whose old scores 1 and 2 (sum 3, not satisfied) are
+	// retracted. Net 8 responses: satisfied 7/8 = 87.5 %, mean 37/8 =
+	// 4.625 (70 % and 4.0 without the retractions).
+	b.WriteString("# TYPE servq_csat_score_count gauge\n")
+	step("servq_csat_score_count", `survey="ticket",queue="q",channel="email"`, 0, 10)
+	step("servq_csat_retracted_score_count", `survey="ticket",queue="q",channel="email"`, 0, 2)
+	b.WriteString("# TYPE servq_csat_score_sum gauge\n")
+	step("servq_csat_score_sum", `survey="ticket",queue="q",channel="email"`, 0, 40)
+	step("servq_csat_retracted_score_sum", `survey="ticket",queue="q",channel="email"`, 0, 3)
+	b.WriteString("# TYPE servq_csat_satisfied counter\n")
+	step("servq_csat_satisfied_total", `survey="ticket",queue="q",channel="email"`, 0, 7)
 	b.WriteString("# EOF\n")
 	return b.String()
 }
@@ -216,9 +229,13 @@ func checkUTCReport(t *testing.T, url string) {
 	if k := kpi["SERVQUAL weighted gap"]; k.Value == nil || !near(*k.Value, -1) || k.Previous != nil {
 		t.Errorf("weighted gap = %+v", k)
 	}
-	// No CSAT responses at all: null, never NaN.
-	if k := kpi["CSAT satisfied"]; k.Value != nil || k.Previous != nil {
-		t.Errorf("CSAT without responses = %+v", k)
+	// Net of retracted ticket ratings; September had no CSAT responses
+	// at all: null, never NaN.
+	if k := kpi["CSAT satisfied"]; k.Value == nil || !near(*k.Value, 87.5) || k.Previous != nil {
+		t.Errorf("CSAT satisfied = %+v, want 87.5 and no previous", k)
+	}
+	if k := kpi["CSAT average"]; k.Value == nil || !near(*k.Value, 4.625) || k.Previous != nil {
+		t.Errorf("CSAT average = %+v, want 4.625 and no previous", k)
 	}
 	gaps := map[string]Gap{}
 	for _, g := range r.KPIs.ServqualGaps {
