@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/slo/calendar"
@@ -248,9 +249,18 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 	if r.now.IsZero() {
 		r.now = time.Now()
 	}
+	// Records out of bounds leave the batch as rejections before anything
+	// is counted (the runner counts b.Rejected after the commit).
+	screen(b, r.now)
 	prune := r.now.Sub(cs.lastPrune) > time.Hour
 	r.judgeWatermark, r.judgeBy = m.judgeBy(collector, r.now, b.Watermark)
 	newest := cs.newest
+	if record.CheckTime(newest, r.now) != nil {
+		// Committed by a version that did not screen times (a garbled
+		// far-future record): it would hold the collector's lag at 0
+		// for ever. Start again from this batch.
+		newest = time.Time{}
+	}
 	err := m.store.Update(collector, func(tx *state.Tx) error {
 		r.tx = tx
 		for i := range b.Tickets {

@@ -350,7 +350,7 @@ func TestBusinessSecondsUseTheSchedule(t *testing.T) {
 	fri := time.Date(2026, 11, 6, 16, 0, 0, 0, time.UTC) // Friday 16:00
 	tk := record.Ticket{ID: "W", Queue: "billing", Channel: "email", Priority: "high", Status: "open",
 		CreatedAt: fri, FirstReplyAt: fri.Add(66 * time.Hour)} // Monday 10:00
-	commit(t, m, "zd", &collectors.Batch{Tickets: []record.Ticket{tk}}, "1")
+	commit(t, m, "zd", &collectors.Batch{Now: fri.Add(70 * time.Hour), Tickets: []record.Ticket{tk}}, "1")
 	expect(t, values(t, m), map[string]float64{
 		"servq_ticket_first_reply_seconds_sum{" + tl + "}": 66 * 3600,
 		// Friday 16:00-17:00 (1h) + Monday 09:00-10:00 (1h) = 7200s.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 // per run with an ID derived from the cursor, then does what act says.
 type scripted struct {
 	act   func(ctx context.Context) error
+	extra []record.Call // emitted by every run besides its own call
 	runs  atomic.Int32
 	enter chan struct{}
 }
@@ -44,6 +46,7 @@ func (s *scripted) Collect(ctx context.Context, cursor []byte, b *collectors.Bat
 	}
 	n := len(cursor)
 	b.Calls = append(b.Calls, record.Call{ID: fmt.Sprint("call-", n), Queue: "q", Outcome: record.OutcomeAnswered})
+	b.Calls = append(b.Calls, s.extra...)
 	if s.act != nil {
 		if err := s.act(ctx); err != nil {
 			return nil, err
@@ -56,6 +59,7 @@ type fixture struct {
 	r     *Runner
 	model *quality.Model
 	reg   *prometheus.Registry
+	self  *SelfMetrics
 }
 
 func setup(t *testing.T, name, schedule string, src *scripted, opt Options) *fixture {
@@ -83,7 +87,7 @@ func setup(t *testing.T, name, schedule string, src *scripted, opt Options) *fix
 		t.Fatal(err)
 	}
 	reg.MustRegister(m)
-	return &fixture{r: r, model: m, reg: reg}
+	return &fixture{r: r, model: m, reg: reg, self: self}
 }
 
 func (f *fixture) value(t *testing.T, name string, labels ...string) float64 {
@@ -258,5 +262,37 @@ func TestCronScheduleRunsRepeatedly(t *testing.T) {
 	c, _ := f.model.Cursor("ticker")
 	if got := f.offered(t); got != float64(len(c)) {
 		t.Errorf("offered = %v, want %d (one new call per committed run)", got, len(c))
+	}
+}
+
+// Records out of bounds, from any source, are refused by the quality model
+// and counted as rejections with their reason; a record time ahead of the
+// clock (within the allowed skew) never makes the lag negative.
+func TestOutOfBoundsRecordsAreRejectedAndLagIsNeverNegative(t *testing.T) {
+	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	src := &scripted{extra: []record.Call{
+		{ID: "ahead", Queue: "q", Outcome: record.OutcomeAnswered, EndedAt: now.Add(30 * time.Minute)},
+		{ID: "negative-wait", Queue: "q", Outcome: record.OutcomeAbandoned, Wait: -5 * time.Second, EndedAt: now},
+		{ID: "far-future", Queue: "q", Outcome: record.OutcomeAbandoned, EndedAt: now.AddDate(10, 0, 0)},
+		{ID: "wrapped", Queue: "q", Outcome: record.OutcomeAnswered, Talk: time.Duration(math.MinInt64), EndedAt: now},
+	}}
+	f := setup(t, "bounds", "@every 1h", src, Options{Now: func() time.Time { return now }})
+	f.self.SetClock(func() time.Time { return now })
+	if err := f.r.Run("bounds"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.offered(t); got != 2 {
+		t.Errorf("offered = %v, want 2 (the run's own call and the one 30m ahead)", got)
+	}
+	if got := f.value(t, "servq_calls_abandoned_total", "queue", "q"); got != 0 {
+		t.Errorf("abandoned = %v, want 0", got)
+	}
+	for reason, want := range map[string]float64{"bad_number": 2, "bad_time": 1} {
+		if got := f.value(t, "servq_collector_rejected_records_total", "collector", "bounds", "reason", reason); got != want {
+			t.Errorf("rejected %s = %v, want %v", reason, got, want)
+		}
+	}
+	if got := f.value(t, "servq_collector_lag_seconds", "collector", "bounds"); got != 0 {
+		t.Errorf("lag = %v, want 0 (the newest record is ahead of the clock)", got)
 	}
 }

@@ -55,13 +55,17 @@ func (s *SelfMetrics) forget(collector string) {
 }
 
 // SetClock sets the clock that decides when a new series shows its value
-// (time.Now by default; tests replace it).
+// and that collector lag is measured against (time.Now by default; tests
+// replace it).
 func (s *SelfMetrics) SetClock(now func() time.Time) {
 	for _, v := range []*counterVec{s.runs, s.records, s.rejected} {
 		v.mu.Lock()
 		v.clock = now
 		v.mu.Unlock()
 	}
+	s.lag.mu.Lock()
+	s.lag.clock = now
+	s.lag.mu.Unlock()
 }
 
 // setDelay applies the config's new-series delay (a reload may change it).
@@ -140,6 +144,7 @@ type lagCollector struct {
 	desc   *prometheus.Desc
 	mu     sync.RWMutex
 	source func() map[string]time.Time
+	clock  func() time.Time // nil: time.Now
 }
 
 func (l *lagCollector) set(f func() map[string]time.Time) {
@@ -152,16 +157,22 @@ func (l *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- l.desc }
 
 func (l *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	l.mu.RLock()
-	source := l.source
+	source, clock := l.source, l.clock
 	l.mu.RUnlock()
 	if source == nil {
 		return
 	}
-	now := time.Now()
+	if clock == nil {
+		clock = time.Now
+	}
+	now := clock()
 	for name, t := range source() {
 		if t.IsZero() {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, now.Sub(t).Seconds(), name)
+		// A record time ahead of this clock (the source's clock is
+		// fast, within the model's skew bound, or the run's clock is
+		// simulated) is no lag: never negative.
+		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, max(now.Sub(t).Seconds(), 0), name)
 	}
 }
