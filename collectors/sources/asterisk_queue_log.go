@@ -94,6 +94,13 @@ type qlCursor struct {
 	// the same as reading it live. It survives rotation: the new file
 	// continues the same clock.
 	Newest int64 `json:"newest,omitempty"`
+	// Fingerprint of the file's first bytes up to Offset (at most
+	// fingerprintLen, as filecursor.go): a file truncated in place
+	// (copytruncate) that grew past Offset again before this run no
+	// longer matches and is read from the start. Empty in a cursor of an
+	// older version: then only a file smaller than Offset is taken as
+	// truncated, as before.
+	Fingerprint string `json:"fp,omitempty"`
 }
 
 // qlCall is a call that entered a queue and has not ended yet.
@@ -145,8 +152,15 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 		// read it from the start.
 		cur.Inode, cur.Dev, cur.Offset, cur.Line = st.Ino, uint64(st.Dev), 0, 0
 	}
-	if fi.Size() < cur.Offset {
-		// Truncated in place (copytruncate): start over.
+	head := make([]byte, min(fi.Size(), fingerprintLen))
+	if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if fi.Size() < cur.Offset || (cur.Fingerprint != "" && fingerprint(head[:min(int64(len(head)), cur.Offset)]) != cur.Fingerprint) {
+		// Truncated in place (copytruncate), perhaps written past the
+		// old offset since: start over. The lines are new ones (the old
+		// ones were copied away); any call read before is counted once
+		// by the quality model's dedup key.
 		cur.Offset, cur.Line = 0, 0
 	}
 	if _, err := f.Seek(cur.Offset, io.SeekStart); err != nil {
@@ -163,10 +177,12 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 	// The log's clock never runs ahead of the run's: one line with a
 	// garbled future epoch must not make every call in flight stale, now
 	// and (through the cursor) in every later run.
-	clock := int64(math.MaxInt64)
+	clock, ahead := int64(math.MaxInt64), int64(math.MaxInt64)
 	if !b.Now.IsZero() {
 		clock = b.Now.Unix()
+		ahead = clock + int64(record.MaxClockSkew/time.Second)
 	}
+	q.dropPhantoms(&cur, b, ahead)
 	r := bufio.NewReaderSize(f, 1<<20)
 	var read int64
 	for q.maxBytes == 0 || read < q.maxBytes {
@@ -193,11 +209,19 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 		cur.Line++
 		cur.Offset += int64(len(line))
 		read += int64(len(line))
-		q.line(&cur, line[:len(line)-1], b, clock)
+		q.line(&cur, line[:len(line)-1], b, clock, ahead)
 		if cur.Line%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 	}
+	if n := min(cur.Offset, fingerprintLen); n > int64(len(head)) {
+		// The file grew while it was read: fingerprint what was read.
+		head = make([]byte, n)
+		if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+	}
+	cur.Fingerprint = fingerprint(head[:min(int64(len(head)), cur.Offset)])
 	q.expire(&cur, b)
 	if cur.Newest > 0 {
 		// Every line up to the newest one read is delivered; lines not
@@ -244,7 +268,34 @@ func (q *queueLog) expire(cur *qlCursor, b *collectors.Batch) {
 // maxFields is the most fields any event uses (5 fixed + 5 data).
 const maxFields = 10
 
-func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock int64) {
+// Bounds of queue_log numbers (see record's bounds): epochs from
+// 2000-01-01 to MaxClockSkew ahead of the run's clock, times in seconds
+// (holdtime, calltime, waittime) up to MaxCallDuration, ringtime in
+// milliseconds up to the same.
+var (
+	qlMinEpoch   = record.MinTime.Unix()
+	qlMaxSeconds = int64(record.MaxCallDuration / time.Second)
+	qlMaxMillis  = int64(record.MaxCallDuration / time.Millisecond)
+)
+
+// dropPhantoms removes from the cursor calls whose last line is ahead of
+// the bound: a cursor written by a version that accepted future epochs
+// would keep them waiting, never stale, for ever.
+func (q *queueLog) dropPhantoms(cur *qlCursor, b *collectors.Batch, ahead int64) {
+	var ids []string
+	for id, p := range cur.Pending {
+		if p.last() > ahead {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		b.Reject("bad_time", q.path+": cursor", fmt.Errorf("call %q in flight since epoch %d, more than %s ahead of the run's clock: dropped", id, cur.Pending[id].last(), record.MaxClockSkew))
+		delete(cur.Pending, id)
+	}
+}
+
+func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock, ahead int64) {
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	var f [maxFields][]byte
 	n := 0
@@ -270,19 +321,38 @@ func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock i
 		b.Reject("bad_time", pos(), fmt.Errorf("epoch %q is not a number", f[0]))
 		return
 	}
+	// A line from before 2000 is a PBX clock never set; one from more
+	// than MaxClockSkew ahead, a wrong PBX clock. It is rejected, not
+	// held: holding it would stop the whole log behind one line. The call
+	// it belongs to still counts from its other lines (an end line derives
+	// the entry; a call without its end line goes stale).
+	if epoch < qlMinEpoch {
+		b.Reject("bad_time", pos(), fmt.Errorf("epoch %d is before %s", epoch, record.MinTime.Format("2006-01-02")))
+		return
+	}
+	if epoch > ahead {
+		b.Reject("bad_time", pos(), fmt.Errorf("epoch %d is %ds ahead of the run's clock (at most %s allowed)", epoch, epoch-clock, record.MaxClockSkew))
+		return
+	}
 	cur.Newest = max(cur.Newest, min(epoch, clock))
 	callid, queue, agent, event := f[1], f[2], f[3], f[4]
 	data := f[5:n]
-	num := func(i int) (int64, bool) {
+	// num reads data field i (named name), a number from 0 to limit.
+	num := func(i int, name string, limit int64) (int64, bool) {
 		if i >= len(data) {
-			b.Reject("short_line", pos(), fmt.Errorf("%s needs data field %d", event, i+1))
+			b.Reject("short_line", pos(), fmt.Errorf("%s needs data field %d (%s)", event, i+1, name))
 			return 0, false
 		}
 		v, ok := atoi(data[i])
 		if !ok {
-			b.Reject("bad_number", pos(), fmt.Errorf("%s data field %d %q is not a number", event, i+1, data[i]))
+			b.Reject("bad_number", pos(), fmt.Errorf("%s data field %d (%s) %q is not a number", event, i+1, name, data[i]))
+			return 0, false
 		}
-		return v, ok
+		if v > limit {
+			b.Reject("bad_number", pos(), fmt.Errorf("%s data field %d (%s) %d is above the maximum %d", event, i+1, name, v, limit))
+			return 0, false
+		}
+		return v, true
 	}
 	switch string(event) {
 	case "ENTERQUEUE":
@@ -291,7 +361,7 @@ func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock i
 		}
 		cur.Pending[string(callid)] = &qlCall{Queue: string(queue), Enter: epoch}
 	case "CONNECT":
-		hold, ok := num(0)
+		hold, ok := num(0, "holdtime", qlMaxSeconds)
 		if !ok {
 			return
 		}
@@ -300,19 +370,22 @@ func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock i
 			p.Connect, p.Agent, p.Skew = epoch, string(agent), hold-(epoch-p.Enter)
 		}
 	case "COMPLETEAGENT", "COMPLETECALLER":
-		hold, ok1 := num(0)
-		talk, ok2 := num(1)
-		if ok1 && ok2 {
-			q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeAnswered, hold, talk)
+		// holdtime|calltime|origposition
+		if hold, ok := num(0, "holdtime", qlMaxSeconds); ok {
+			if talk, ok := num(1, "calltime", qlMaxSeconds); ok {
+				q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeAnswered, hold, talk, pos)
+			}
 		}
 	case "BLINDTRANSFER", "ATTENDEDTRANSFER":
-		hold, ok1 := num(2)
-		talk, ok2 := num(3)
-		if ok1 && ok2 {
-			q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeTransferred, hold, talk)
+		// extension|context|holdtime|calltime|origposition
+		if hold, ok := num(2, "holdtime", qlMaxSeconds); ok {
+			if talk, ok := num(3, "calltime", qlMaxSeconds); ok {
+				q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeTransferred, hold, talk, pos)
+			}
 		}
 	case "ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY":
-		wait, ok := num(2)
+		// position|origposition|waittime
+		wait, ok := num(2, "waittime", qlMaxSeconds)
 		if !ok {
 			return
 		}
@@ -320,20 +393,20 @@ func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock i
 		if string(event) == "ABANDON" {
 			out = record.OutcomeAbandoned
 		}
-		q.finish(cur, b, callid, queue, agent, epoch, out, wait, 0)
+		q.finish(cur, b, callid, queue, agent, epoch, out, wait, 0, pos)
 	case "EXITWITHKEY":
 		// key|position|origposition|waittime; old versions log key|position.
 		wait := int64(-1)
 		if len(data) >= 4 {
-			v, ok := num(3)
+			v, ok := num(3, "waittime", qlMaxSeconds)
 			if !ok {
 				return
 			}
 			wait = v
 		}
-		q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeTimeout, wait, 0)
+		q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeTimeout, wait, 0, pos)
 	case "RINGNOANSWER":
-		num(0) // milliseconds; validated, not a call outcome
+		num(0, "ringtime", qlMaxMillis) // milliseconds; validated, not a call outcome
 	case "ADDMEMBER":
 		q.agents(cur, string(queue))[string(agent)] = false
 	case "REMOVEMEMBER":
@@ -376,7 +449,7 @@ func (q *queueLog) pending(cur *qlCursor, callid, queue []byte, enter int64) *ql
 
 // finish emits the call that left the queue at epoch. wait < 0 means the
 // event did not say: it is then derived from the ENTERQUEUE time.
-func (q *queueLog) finish(cur *qlCursor, b *collectors.Batch, callid, queue, agent []byte, epoch int64, out record.CallOutcome, wait, talk int64) {
+func (q *queueLog) finish(cur *qlCursor, b *collectors.Batch, callid, queue, agent []byte, epoch int64, out record.CallOutcome, wait, talk int64, pos func() string) {
 	end := epoch
 	answered := out.Answered()
 	enterGuess := epoch - wait
@@ -396,6 +469,12 @@ func (q *queueLog) finish(cur *qlCursor, b *collectors.Batch, callid, queue, age
 	}
 	if wait < 0 {
 		wait = max(epoch-p.Enter, 0)
+		if wait > qlMaxSeconds {
+			// Derived from an ENTERQUEUE more than MaxCallDuration
+			// earlier: not a wait, a call id reused or a lost end.
+			b.Reject("bad_number", pos(), fmt.Errorf("%s waited %ds since its ENTERQUEUE, above the maximum %d", callid, wait, qlMaxSeconds))
+			return
+		}
 	}
 	c := record.Call{ID: string(callid), Queue: p.Queue, Channel: q.channel,
 		EnqueuedAt: time.Unix(p.Enter, 0).UTC(), EndedAt: time.Unix(end, 0).UTC(),
@@ -453,7 +532,10 @@ func (q *queueLog) snapshot(cur *qlCursor, b *collectors.Batch) {
 	for _, n := range sorted {
 		s := record.Snapshot{Queue: n, At: b.Now, HasWait: true}
 		if a := byQ[n]; a != nil {
-			s.CallsWaiting, s.LongestWait = a.waiting, time.Duration(a.longest)*time.Second
+			// Bounded like every call duration: a log that fell silent
+			// leaves its last callers waiting by the run's clock.
+			s.CallsWaiting = a.waiting
+			s.LongestWait = time.Duration(min(a.longest, int64(record.MaxCallDuration/time.Second))) * time.Second
 		}
 		if ag, ok := cur.Agents[n]; ok {
 			s.Agents = map[string]int{"available": 0, "paused": 0}

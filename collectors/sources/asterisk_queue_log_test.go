@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,24 @@ func queueLogSource(t testing.TB, path string, extra string) collectors.Source {
 }
 
 func at(epoch int64) time.Time { return time.Unix(epoch, 0).UTC() }
+
+// qlBase moves the small epochs of the queue_log tests (T = 1000) into the
+// bounds of real times (after 2000-01-01): atq(1000) is T, and qlShift
+// adds qlBase to the epoch that starts each line of a test log.
+const qlBase = 1_700_000_000
+
+func atq(epoch int64) time.Time { return at(qlBase + epoch) }
+
+func qlShift(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		e, rest, ok := strings.Cut(l, "|")
+		if n, err := strconv.ParseInt(e, 10, 64); ok && err == nil {
+			lines[i] = strconv.FormatInt(qlBase+n, 10) + "|" + rest
+		}
+	}
+	return strings.Join(lines, "\n")
+}
 
 // The fixture, line by line (epoch 1000 = T):
 //
@@ -74,18 +93,18 @@ notanumber|Y|support|NONE|ENTERQUEUE||1|1
 func TestQueueLogFixture(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "queue_log")
-	os.WriteFile(path, []byte(fixture), 0o644)
+	os.WriteFile(path, []byte(qlShift(fixture)), 0o644)
 	s := queueLogSource(t, path, "")
-	now := at(1400)
+	now := atq(1400)
 	b, cursor := collectOnce(t, s, nil, now)
 	want := []record.Call{
-		{ID: "B", Queue: "support", Channel: "phone", EnqueuedAt: at(1005), EndedAt: at(1035), Wait: 30 * time.Second, Outcome: record.OutcomeAbandoned},
-		{ID: "E", Queue: "support", Channel: "phone", EnqueuedAt: at(1030), EndedAt: at(1045), Wait: 15 * time.Second, Outcome: record.OutcomeTimeout},
-		{ID: "G", Queue: "sales", Channel: "phone", EnqueuedAt: at(1050), EndedAt: at(1053), Wait: 3 * time.Second, Outcome: record.OutcomeTimeout},
-		{ID: "C", Queue: "sales", Channel: "phone", Agent: "SIP/300", EnqueuedAt: at(1010), AnsweredAt: at(1014), EndedAt: at(1074), Wait: 4 * time.Second, Talk: 60 * time.Second, Outcome: record.OutcomeAnswered},
-		{ID: "F", Queue: "support", Channel: "phone", Agent: "SIP/100", EnqueuedAt: at(1040), AnsweredAt: at(1045), EndedAt: at(1075), Wait: 5 * time.Second, Talk: 30 * time.Second, Outcome: record.OutcomeTransferred},
-		{ID: "A", Queue: "support", Channel: "phone", Agent: "SIP/100", EnqueuedAt: at(1000), AnsweredAt: at(1012), EndedAt: at(1100), Wait: 12 * time.Second, Talk: 88 * time.Second, Outcome: record.OutcomeAnswered},
-		{ID: "D", Queue: "sales", Channel: "phone", EnqueuedAt: at(1020), EndedAt: at(1320), Wait: 300 * time.Second, Outcome: record.OutcomeTimeout},
+		{ID: "B", Queue: "support", Channel: "phone", EnqueuedAt: atq(1005), EndedAt: atq(1035), Wait: 30 * time.Second, Outcome: record.OutcomeAbandoned},
+		{ID: "E", Queue: "support", Channel: "phone", EnqueuedAt: atq(1030), EndedAt: atq(1045), Wait: 15 * time.Second, Outcome: record.OutcomeTimeout},
+		{ID: "G", Queue: "sales", Channel: "phone", EnqueuedAt: atq(1050), EndedAt: atq(1053), Wait: 3 * time.Second, Outcome: record.OutcomeTimeout},
+		{ID: "C", Queue: "sales", Channel: "phone", Agent: "SIP/300", EnqueuedAt: atq(1010), AnsweredAt: atq(1014), EndedAt: atq(1074), Wait: 4 * time.Second, Talk: 60 * time.Second, Outcome: record.OutcomeAnswered},
+		{ID: "F", Queue: "support", Channel: "phone", Agent: "SIP/100", EnqueuedAt: atq(1040), AnsweredAt: atq(1045), EndedAt: atq(1075), Wait: 5 * time.Second, Talk: 30 * time.Second, Outcome: record.OutcomeTransferred},
+		{ID: "A", Queue: "support", Channel: "phone", Agent: "SIP/100", EnqueuedAt: atq(1000), AnsweredAt: atq(1012), EndedAt: atq(1100), Wait: 12 * time.Second, Talk: 88 * time.Second, Outcome: record.OutcomeAnswered},
+		{ID: "D", Queue: "sales", Channel: "phone", EnqueuedAt: atq(1020), EndedAt: atq(1320), Wait: 300 * time.Second, Outcome: record.OutcomeTimeout},
 	}
 	if !reflect.DeepEqual(b.Calls, want) {
 		t.Errorf("calls:\n got %+v\nwant %+v", b.Calls, want)
@@ -133,15 +152,15 @@ func appendFile(t *testing.T, path, s string) {
 // last line waits for its newline.
 func TestQueueLogCallAcrossRunsAndPartialLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue_log")
-	appendFile(t, path, "2000|K|support|NONE|ENTERQUEUE||555|1\n2009|K|support|SIP/1|CONNECT|9|K.2|1\n2100|K|support|SIP/1|COMPL")
+	appendFile(t, path, qlShift("2000|K|support|NONE|ENTERQUEUE||555|1\n2009|K|support|SIP/1|CONNECT|9|K.2|1\n2100|K|support|SIP/1|COMPL"))
 	s := queueLogSource(t, path, "")
-	b, cur := collectOnce(t, s, nil, at(2100))
+	b, cur := collectOnce(t, s, nil, atq(2100))
 	if len(b.Calls) != 0 {
 		t.Fatalf("call emitted before it ended: %+v", b.Calls)
 	}
-	appendFile(t, path, "ETECALLER|9|91|1\n")
-	b, _ = collectOnce(t, s, cur, at(2101))
-	want := []record.Call{{ID: "K", Queue: "support", Channel: "phone", Agent: "SIP/1", EnqueuedAt: at(2000), AnsweredAt: at(2009), EndedAt: at(2100), Wait: 9 * time.Second, Talk: 91 * time.Second, Outcome: record.OutcomeAnswered}}
+	appendFile(t, path, qlShift("ETECALLER|9|91|1\n"))
+	b, _ = collectOnce(t, s, cur, atq(2101))
+	want := []record.Call{{ID: "K", Queue: "support", Channel: "phone", Agent: "SIP/1", EnqueuedAt: atq(2000), AnsweredAt: atq(2009), EndedAt: atq(2100), Wait: 9 * time.Second, Talk: 91 * time.Second, Outcome: record.OutcomeAnswered}}
 	if !reflect.DeepEqual(b.Calls, want) {
 		t.Errorf("got %+v\nwant %+v", b.Calls, want)
 	}
@@ -150,19 +169,19 @@ func TestQueueLogCallAcrossRunsAndPartialLine(t *testing.T) {
 func TestQueueLogRotationAndTruncation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "queue_log")
-	appendFile(t, path, "3000|R1|q|NONE|ENTERQUEUE||1|1\n")
+	appendFile(t, path, qlShift("3000|R1|q|NONE|ENTERQUEUE||1|1\n"))
 	s := queueLogSource(t, path, "")
-	_, cur := collectOnce(t, s, nil, at(3000))
+	_, cur := collectOnce(t, s, nil, atq(3000))
 	// logrotate: the old file is renamed, a new one starts; R1 ends in it.
 	os.Rename(path, path+".1")
-	appendFile(t, path, "3030|R1|q|NONE|ABANDON|1|1|30\n")
-	b, cur := collectOnce(t, s, cur, at(3031))
-	if len(b.Calls) != 1 || b.Calls[0].ID != "R1" || b.Calls[0].EnqueuedAt != at(3000) {
+	appendFile(t, path, qlShift("3030|R1|q|NONE|ABANDON|1|1|30\n"))
+	b, cur := collectOnce(t, s, cur, atq(3031))
+	if len(b.Calls) != 1 || b.Calls[0].ID != "R1" || b.Calls[0].EnqueuedAt != atq(3000) {
 		t.Fatalf("after rotation: %+v", b.Calls)
 	}
 	// copytruncate: same file emptied in place, then written again.
-	os.WriteFile(path, []byte("3100|R2|q|NONE|ENTERQUEUE||1|1\n3105|R2|q|NONE|ABANDON|1|1|5\n"), 0o644)
-	b, _ = collectOnce(t, s, cur, at(3106))
+	os.WriteFile(path, []byte(qlShift("3100|R2|q|NONE|ENTERQUEUE||1|1\n3105|R2|q|NONE|ABANDON|1|1|5\n")), 0o644)
+	b, _ = collectOnce(t, s, cur, atq(3106))
 	if len(b.Calls) != 1 || b.Calls[0].ID != "R2" {
 		t.Fatalf("after truncation: %+v", b.Calls)
 	}
@@ -174,12 +193,12 @@ func TestQueueLogMaxReadBytesContinuesNextRun(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		fmt.Fprintf(&sb, "%d|c%d|q|NONE|ENTERQUEUE||1|1\n%d|c%d|q|NONE|ABANDON|1|1|2\n", 4000+i, i, 4002+i, i)
 	}
-	appendFile(t, path, sb.String())
+	appendFile(t, path, qlShift(sb.String()))
 	s := queueLogSource(t, path, "    max_read_bytes: 500\n")
 	var cur []byte
 	seen := map[string]int{}
 	for run := 0; run < 100; run++ {
-		b, next := collectOnce(t, s, cur, at(5000))
+		b, next := collectOnce(t, s, cur, atq(5000))
 		for _, c := range b.Calls {
 			seen[c.ID]++
 		}
@@ -234,32 +253,35 @@ func BenchmarkQueueLogParse(b *testing.B) {
 	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
 
-// A line dated in the future (a garbled epoch) moves the log's clock at
-// most to the run's clock, so it makes no call in flight stale; and runs
-// later by the wall clock with no new line make none stale either.
+// A line dated in the future (a garbled epoch) is rejected, so it makes no
+// call in flight stale; and runs later by the wall clock with no new line
+// make none stale either.
 func TestQueueLogStalenessFollowsTheLogNotTheClock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue_log")
-	appendFile(t, path, "5000|W|q|NONE|ENTERQUEUE||1|1\n5001|V|q|NONE|ENTERQUEUE||1|2\n5005|V|q|SIP/1|CONNECT|4|V.2|1\n99999999999|J|q|NONE|SOMEFUTUREEVENT|\n")
+	appendFile(t, path, qlShift("5000|W|q|NONE|ENTERQUEUE||1|1\n5001|V|q|NONE|ENTERQUEUE||1|2\n5005|V|q|SIP/1|CONNECT|4|V.2|1\n99999999999|J|q|NONE|SOMEFUTUREEVENT|\n"))
 	s := queueLogSource(t, path, "")
-	b, cur := collectOnce(t, s, nil, at(6000))
-	if len(b.Calls) != 0 || !b.Watermark.Equal(at(6000)) {
-		t.Fatalf("calls %+v, watermark %v; want none and the run's clock 6000", b.Calls, b.Watermark)
+	b, cur := collectOnce(t, s, nil, atq(6000))
+	if len(b.Calls) != 0 || !b.Watermark.Equal(atq(5005)) {
+		t.Fatalf("calls %+v, watermark %v; want none and the newest line's 5005", b.Calls, b.Watermark)
 	}
-	b, cur = collectOnce(t, s, cur, at(6000+10*86400))
+	if len(b.Rejected) != 1 || b.Rejected[0].Reason != "bad_time" || b.Rejected[0].Position != path+":4" {
+		t.Errorf("rejections %+v, want bad_time at line 4", b.Rejected)
+	}
+	b, cur = collectOnce(t, s, cur, atq(6000+10*86400))
 	if len(b.Calls) != 0 {
 		t.Fatalf("the wall clock made calls stale: %+v", b.Calls)
 	}
 	// The log itself moves on: 91405 is 86405s after W's entry and 86400s
 	// after V's CONNECT (not more: V stays); 91406 takes V too.
-	appendFile(t, path, "91405|NONE|NONE|NONE|QUEUESTART|\n")
-	b, cur = collectOnce(t, s, cur, at(6000+10*86400))
-	want := []record.Call{{ID: "W", Queue: "q", Channel: "phone", EnqueuedAt: at(5000), EndedAt: at(5000), Outcome: record.OutcomeTimeout}}
+	appendFile(t, path, qlShift("91405|NONE|NONE|NONE|QUEUESTART|\n"))
+	b, cur = collectOnce(t, s, cur, atq(6000+10*86400))
+	want := []record.Call{{ID: "W", Queue: "q", Channel: "phone", EnqueuedAt: atq(5000), EndedAt: atq(5000), Outcome: record.OutcomeTimeout}}
 	if !reflect.DeepEqual(b.Calls, want) {
 		t.Errorf("got %+v\nwant %+v", b.Calls, want)
 	}
-	appendFile(t, path, "91406|NONE|NONE|NONE|QUEUESTART|\n")
-	b, _ = collectOnce(t, s, cur, at(6000+10*86400))
-	want = []record.Call{{ID: "V", Queue: "q", Channel: "phone", Agent: "SIP/1", EnqueuedAt: at(5001), AnsweredAt: at(5005), EndedAt: at(5005),
+	appendFile(t, path, qlShift("91406|NONE|NONE|NONE|QUEUESTART|\n"))
+	b, _ = collectOnce(t, s, cur, atq(6000+10*86400))
+	want = []record.Call{{ID: "V", Queue: "q", Channel: "phone", Agent: "SIP/1", EnqueuedAt: atq(5001), AnsweredAt: atq(5005), EndedAt: atq(5005),
 		Wait: 4 * time.Second, Outcome: record.OutcomeAnswered, HandleUnknown: true}}
 	if !reflect.DeepEqual(b.Calls, want) {
 		t.Errorf("got %+v\nwant %+v", b.Calls, want)
@@ -268,9 +290,9 @@ func TestQueueLogStalenessFollowsTheLogNotTheClock(t *testing.T) {
 
 func TestQueueLogStaleCallAfter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue_log")
-	appendFile(t, path, "7000|S|q|NONE|ENTERQUEUE||1|1\n14200|NONE|NONE|NONE|QUEUESTART|\n14201|NONE|NONE|NONE|QUEUESTART|\n")
+	appendFile(t, path, qlShift("7000|S|q|NONE|ENTERQUEUE||1|1\n14200|NONE|NONE|NONE|QUEUESTART|\n14201|NONE|NONE|NONE|QUEUESTART|\n"))
 	s := queueLogSource(t, path, "    stale_call_after: 2h\n")
-	b, _ := collectOnce(t, s, nil, at(20000))
+	b, _ := collectOnce(t, s, nil, atq(20000))
 	if len(b.Calls) != 1 || b.Calls[0].ID != "S" || b.Calls[0].Outcome != record.OutcomeTimeout {
 		t.Errorf("after 7201s of log with stale_call_after 2h: %+v", b.Calls)
 	}
@@ -282,11 +304,11 @@ func TestQueueLogStaleCallAfter(t *testing.T) {
 // answer is CONNECT − ENTERQUEUE (9s), not the COMPLETE line's 10.
 func TestQueueLogOldCursorWithoutHold(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue_log")
-	appendFile(t, path, "2100|K|support|SIP/1|COMPLETECALLER|10|91|1\n")
+	appendFile(t, path, qlShift("2100|K|support|SIP/1|COMPLETECALLER|10|91|1\n"))
 	s := queueLogSource(t, path, "")
-	old := []byte(`{"inode":0,"dev":0,"offset":0,"line":0,"pending":{"K":{"q":"support","e":2000,"c":2009,"a":"SIP/1"}}}`)
-	b, _ := collectOnce(t, s, old, at(2200))
-	want := []record.Call{{ID: "K", Queue: "support", Channel: "phone", Agent: "SIP/1", EnqueuedAt: at(2000), AnsweredAt: at(2009), EndedAt: at(2100), Wait: 9 * time.Second, Talk: 91 * time.Second, Outcome: record.OutcomeAnswered}}
+	old := []byte(`{"inode":0,"dev":0,"offset":0,"line":0,"pending":{"K":{"q":"support","e":1700002000,"c":1700002009,"a":"SIP/1"}}}`)
+	b, _ := collectOnce(t, s, old, atq(2200))
+	want := []record.Call{{ID: "K", Queue: "support", Channel: "phone", Agent: "SIP/1", EnqueuedAt: atq(2000), AnsweredAt: atq(2009), EndedAt: atq(2100), Wait: 9 * time.Second, Talk: 91 * time.Second, Outcome: record.OutcomeAnswered}}
 	if !reflect.DeepEqual(b.Calls, want) {
 		t.Errorf("got %+v\nwant %+v", b.Calls, want)
 	}
