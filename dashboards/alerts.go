@@ -81,21 +81,55 @@ func AlertRules(cfg *config.Config, datasourceUID, folderUID string) ([]AlertRul
 			if forDur == "" {
 				forDur = "0s"
 			}
+			// NoData is OK: a burn alert's query returns series only
+			// while it fires. Missing recordings are caught by the rule
+			// below instead.
 			out = append(out, AlertRule{
 				UID: ruleUID(title), Title: title, Condition: "C", For: forDur,
 				NoDataState: "OK", ExecErrState: "Error", Labels: labels, Annotations: ann,
-				Data: []AlertQuery{
-					{RefID: "A", RelativeTimeRange: TimeRange{From: 600}, DatasourceUID: datasourceUID, Model: map[string]any{
-						"refId": "A", "expr": r.Expr, "instant": true, "range": false,
-						"datasource": map[string]string{"type": "prometheus", "uid": datasourceUID}, "intervalMs": 1000, "maxDataPoints": 43200}},
-					{RefID: "C", DatasourceUID: "__expr__", Model: map[string]any{
-						"refId": "C", "type": "math", "expression": "is_number($A)",
-						"datasource": map[string]string{"type": "__expr__", "uid": "__expr__"}}},
-				},
+				Data: promCondition(r.Expr, datasourceUID),
 			})
 		}
 	}
+	if len(cfg.SLOs) > 0 {
+		out = append(out, recordingsMissing(cfg, datasourceUID))
+	}
 	return out, nil
+}
+
+// recordingsMissing fires when the data source lacks an SLO's recordings
+// (`servq rules` not loaded, another Prometheus, a wrong data source uid):
+// the burn alerts read those recordings, and without them they would stay
+// silent and OK for ever.
+func recordingsMissing(cfg *config.Config, datasourceUID string) AlertRule {
+	var parts []string
+	for _, s := range cfg.SLOs {
+		parts = append(parts, fmt.Sprintf("absent(sloth_slo_info{sloth_id=%q})", rules.ID(cfg, s)))
+	}
+	const title = "ServqSLORecordingsMissing (ticket)"
+	return AlertRule{
+		UID: ruleUID(title), Title: title, Condition: "C", For: "15m",
+		NoDataState: "OK", ExecErrState: "Error",
+		Labels: map[string]string{"servq": "true", "severity": "ticket"},
+		Annotations: map[string]string{
+			"summary":     "The recording rules of SLO {{ $labels.sloth_id }} are missing from the data source the servq alert rules query.",
+			"description": "The burn-rate alerts read servq's SLO recordings: load the file `servq rules` writes into the Prometheus behind this data source (or point --grafana.datasource-uid at the one that has it). Until then the SLO's burn alerts cannot fire.",
+		},
+		Data: promCondition(strings.Join(parts, " or "), datasourceUID),
+	}
+}
+
+// promCondition is query A (a PromQL expression, instant) and the
+// condition C = is_number($A): one alert instance per series A returns.
+func promCondition(expr, datasourceUID string) []AlertQuery {
+	return []AlertQuery{
+		{RefID: "A", RelativeTimeRange: TimeRange{From: 600}, DatasourceUID: datasourceUID, Model: map[string]any{
+			"refId": "A", "expr": expr, "instant": true, "range": false,
+			"datasource": map[string]string{"type": "prometheus", "uid": datasourceUID}, "intervalMs": 1000, "maxDataPoints": 43200}},
+		{RefID: "C", DatasourceUID: "__expr__", Model: map[string]any{
+			"refId": "C", "type": "math", "expression": "is_number($A)",
+			"datasource": map[string]string{"type": "__expr__", "uid": "__expr__"}}},
+	}
 }
 
 // ruleUID is stable and within Grafana's 40-character uid limit.

@@ -3,7 +3,9 @@ package dashboards
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/deploy/testenv"
 )
 
 func demoBoards(t *testing.T) (*config.Config, []Dashboard) {
@@ -178,9 +181,10 @@ func TestWriteFiles(t *testing.T) {
 	if g.Folder != "servq" || g.Interval != "1m" || g.OrgID != 1 {
 		t.Errorf("group = %+v", g)
 	}
-	// Demo: 6 SLOs with page and ticket alerts each, 4 KPI targets.
-	if len(g.Rules) != 16 {
-		t.Errorf("%d rules, want 16", len(g.Rules))
+	// Demo: 6 SLOs with page and ticket alerts each, 4 KPI targets, and
+	// the rule that the SLO recordings are there.
+	if len(g.Rules) != 17 {
+		t.Errorf("%d rules, want 17", len(g.Rules))
 	}
 	uids := map[string]bool{}
 	for _, r := range g.Rules {
@@ -229,5 +233,53 @@ func TestReadmeListsEveryPanel(t *testing.T) {
 				t.Errorf("README lacks panel %q of %s", p.Title, bd.UID)
 			}
 		}
+	}
+}
+
+// The Grafana rule that watches for missing SLO recordings names each SLO
+// whose recordings the data source lacks, and nothing once they are there
+// (promtool evaluates its query with and without sloth_slo_info).
+func TestRecordingsMissingRule(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+global: {service: svc}
+collectors:
+  - {name: pbx, type: demo, schedule: "@every 1m"}
+slos:
+  - {name: a, indicator: call_abandonment, objective: 99, window: 30d}
+  - {name: b, indicator: call_abandonment, objective: 95, window: 7d}
+`), "t.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := AlertRules(cfg, "prom", "servq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rs[len(rs)-1]
+	if r.Title != "ServqSLORecordingsMissing (ticket)" || r.Data[0].DatasourceUID != "prom" {
+		t.Fatalf("last rule %+v", r)
+	}
+	expr := r.Data[0].Model["expr"].(string)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "empty.yml"), []byte("groups: []\n"), 0o644)
+	test := fmt.Sprintf(`rule_files: [empty.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'sloth_slo_info{sloth_id="svc-a"}', values: '1x10'}
+    promql_expr_test:
+      - {expr: '%[1]s', eval_time: 5m, exp_samples: [{labels: '{sloth_id="svc-b"}', value: 1}]}
+  - interval: 1m
+    input_series:
+      - {series: 'sloth_slo_info{sloth_id="svc-a"}', values: '1x10'}
+      - {series: 'sloth_slo_info{sloth_id="svc-b"}', values: '1x10'}
+    promql_expr_test:
+      - {expr: '%[1]s', eval_time: 5m, exp_samples: []}
+`, expr)
+	os.WriteFile(filepath.Join(dir, "test.yml"), []byte(test), 0o644)
+	out, err := exec.Command(testenv.Binary(t, "promtool"), "test", "rules", filepath.Join(dir, "test.yml")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool: %v\n%s", err, out)
 	}
 }

@@ -20,13 +20,16 @@ type fakeGrafana struct {
 	srv   *httptest.Server
 	token string
 
-	mu       sync.Mutex
-	nextID   int64
-	folders  map[string]*fakeFolder
-	dashes   map[string]*fakeDash
-	rules    map[string]map[string]any // uid → stored ProvisionedAlertRule
-	groups   map[[2]string]int64       // folder uid, group → interval (s)
-	requests []fakeRequest
+	mu      sync.Mutex
+	nextID  int64
+	folders map[string]*fakeFolder
+	dashes  map[string]*fakeDash
+	rules   map[string]map[string]any // uid → stored ProvisionedAlertRule
+	groups  map[[2]string]int64       // folder uid, group → interval (s)
+	// datasources by uid → type; nil answers 403 as for a token without
+	// datasources:read.
+	datasources map[string]string
+	requests    []fakeRequest
 
 	// hook, when set, may answer a request itself (faults, races).
 	hook func(w http.ResponseWriter, r *http.Request, body []byte) bool
@@ -55,11 +58,13 @@ func newFake(t *testing.T, token string) *fakeGrafana {
 	f := &fakeGrafana{
 		t: t, token: token, nextID: 1,
 		folders: map[string]*fakeFolder{}, dashes: map[string]*fakeDash{},
-		rules:  map[string]map[string]any{},
-		groups: map[[2]string]int64{},
+		rules:       map[string]map[string]any{},
+		groups:      map[[2]string]int64{},
+		datasources: map[string]string{"prometheus": "prometheus", "prom": "prometheus"},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/folders/{uid}", f.getFolder)
+	mux.HandleFunc("GET /api/datasources/uid/{uid}", f.getDatasource)
 	mux.HandleFunc("POST /api/folders", f.postFolder)
 	mux.HandleFunc("PUT /api/folders/{uid}", f.putFolder)
 	mux.HandleFunc("GET /api/dashboards/uid/{uid}", f.getDash)
@@ -148,6 +153,21 @@ func (f *fakeGrafana) folderJSON(fo *fakeFolder) map[string]any {
 	return map[string]any{"id": fo.ID, "uid": fo.UID, "title": fo.Title, "url": "/dashboards/f/" + fo.UID + "/",
 		"hasAcl": false, "canSave": true, "canEdit": true, "canAdmin": true, "version": fo.Version,
 		"created": time.Now().UTC().Format(time.RFC3339), "updated": time.Now().UTC().Format(time.RFC3339)}
+}
+
+// getDatasource answers as Grafana's GET /api/datasources/uid/:uid.
+func (f *fakeGrafana) getDatasource(w http.ResponseWriter, r *http.Request) {
+	if f.datasources == nil {
+		msg(w, http.StatusForbidden, "You'll need additional permissions to perform this action. Permissions needed: datasources:read")
+		return
+	}
+	uid := r.PathValue("uid")
+	typ, ok := f.datasources[uid]
+	if !ok {
+		msg(w, http.StatusNotFound, "Data source not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": 1, "uid": uid, "orgId": 1, "name": uid + " data source", "type": typ, "access": "proxy", "url": "http://localhost:9090"})
 }
 
 func (f *fakeGrafana) getFolder(w http.ResponseWriter, r *http.Request) {

@@ -38,6 +38,9 @@ func Provision(ctx context.Context, opt Options, dashboards []Dashboard, rules [
 	if err != nil {
 		return res, err
 	}
+	if err := p.checkDatasources(ctx, rs); err != nil {
+		return res, err
+	}
 	if err := p.folder(ctx, &res); err != nil {
 		return res, err
 	}
@@ -423,4 +426,38 @@ func (p *provisioner) readGroup(ctx context.Context, path string) (ruleGroup, bo
 		return g, false, fmt.Errorf("grafana: reading rule group %q: %w", p.opt.RuleGroup, err)
 	}
 	return g, true, nil
+}
+
+// checkDatasources fails before anything is written when a rule queries a
+// data source uid this Grafana does not have, or one that does not speak
+// PromQL: the rules would be created and then only ever evaluate to
+// errors. A token that may not read data sources (Grafana grants
+// datasources:read to admins only by default) skips the check.
+func (p *provisioner) checkDatasources(ctx context.Context, rs []AlertRule) error {
+	seen := map[string]bool{}
+	for _, r := range rs {
+		for _, q := range r.Data {
+			uid := q.DatasourceUID
+			if uid == "" || uid == "__expr__" || seen[uid] {
+				continue
+			}
+			seen[uid] = true
+			var ds struct {
+				Name string `json:"name"`
+				Type string `json:"type"`
+			}
+			err := p.c.do(ctx, http.MethodGet, "/api/datasources/uid/"+url.PathEscape(uid), nil, &ds)
+			switch {
+			case isStatus(err, http.StatusNotFound):
+				return fmt.Errorf("the alert rules query the data source with uid %q, which this Grafana does not have: pass your Prometheus data source's uid with --grafana.datasource-uid (Connections → Data sources → open it; the uid ends its URL)", uid)
+			case isStatus(err, http.StatusForbidden):
+				continue
+			case err != nil:
+				return err
+			case !strings.Contains(ds.Type, "prometheus") && !strings.Contains(ds.Type, "victoriametrics"):
+				return fmt.Errorf("the data source with uid %q (%s) is of type %q: the alert rules are PromQL and need a Prometheus-compatible data source; pass its uid with --grafana.datasource-uid", uid, ds.Name, ds.Type)
+			}
+		}
+	}
+	return nil
 }

@@ -314,7 +314,7 @@ func TestWrongToken(t *testing.T) {
 		t.Fatal("no error")
 	}
 	s := err.Error()
-	for _, want := range []string{"GET /api/folders/servq", "401", "Invalid API key", "Editor role", "alert.provisioning:write"} {
+	for _, want := range []string{"GET /api/datasources/uid/prom", "401", "Invalid API key", "Editor role", "alert.provisioning:write"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("error %q lacks %q", s, want)
 		}
@@ -453,5 +453,45 @@ func TestInputIsChecked(t *testing.T) {
 	}
 	if n := len(f.takeRequests()); n != 0 {
 		t.Errorf("%d requests for bad input", n)
+	}
+}
+
+// The rules' data source is checked before anything is written: an
+// unknown uid or a data source that does not speak PromQL fails with the
+// flag to use; a token that may not read data sources skips the check.
+func TestDatasourceIsChecked(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		datasources map[string]string
+		want        string // in the error; "" for success
+	}{
+		{"unknown uid", map[string]string{"prometheus": "prometheus"}, `data source with uid "prom", which this Grafana does not have: pass your Prometheus data source's uid with --grafana.datasource-uid`},
+		{"not PromQL", map[string]string{"prom": "loki"}, `is of type "loki"`},
+		{"VictoriaMetrics", map[string]string{"prom": "victoriametrics-metrics-datasource"}, ""},
+		{"no permission to read", nil, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake(t, testToken)
+			f.datasources = c.datasources
+			ds, rs := input()
+			_, err := Provision(context.Background(), testOptions(f), ds, rs)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("Provision: %v", err)
+				}
+				if len(f.rules) != len(rs) {
+					t.Errorf("%d rules provisioned, want %d", len(f.rules), len(rs))
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+			for _, r := range f.takeRequests() {
+				if r.Method != http.MethodGet {
+					t.Errorf("%s %s before the data source check failed", r.Method, r.Path)
+				}
+			}
+		})
 	}
 }
