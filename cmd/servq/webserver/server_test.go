@@ -4,13 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -445,5 +453,99 @@ func TestDefaultMaxConnectionsLeavesReserve(t *testing.T) {
 	lim := min(nofile, 1<<20)
 	if uint64(n) >= lim || lim-uint64(n) < min(256, lim/2) {
 		t.Errorf("max connections %d leaves too little of %d descriptors", n, nofile)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "servq test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// An HTTP/2 connection (TLS from the web config) carrying a request is
+// not closed to make room: HTTP/2 reports its connections' states through
+// the same ConnState hook (active with a stream open, idle without).
+func TestConnectionLimitKeepsBusyHTTP2(t *testing.T) {
+	dir := t.TempDir()
+	_, _, pool := selfSigned(t, dir)
+	cfg := filepath.Join(dir, "web.yml")
+	os.WriteFile(cfg, []byte("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n"), 0o600)
+	entered, release := make(chan struct{}), make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		w.Write([]byte("done\n"))
+	})
+	s, base := start(t, mux, Options{ConfigFile: cfg, MaxConnections: 2})
+	url := strings.Replace(base, "http://", "https://", 1) + "/block"
+	c := &http.Client{Timeout: stuck, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := c.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		done <- result{resp, err}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(stuck):
+		t.Fatal("the HTTP/2 request was not served")
+	}
+	for i := 0; i < 5; i++ { // each closes the previous one, not the busy one
+		dial(t, base, "")
+	}
+	allAdmitted(t, s.conns, 6)
+	close(release)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("HTTP/2 request: %v", r.err)
+	}
+	if r.resp.StatusCode != 200 || r.resp.ProtoMajor != 2 {
+		t.Errorf("answer %d over HTTP/%d, want 200 over HTTP/2", r.resp.StatusCode, r.resp.ProtoMajor)
+	}
+}
+
+// allAdmitted waits until n connections were admitted (open or evicted).
+func allAdmitted(t *testing.T, cl *connLimiter, n int) {
+	t.Helper()
+	deadline := time.Now().Add(stuck)
+	for {
+		open, evicted, refused := cl.counts()
+		if open+int(evicted)+int(refused) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections admitted, want %d", open+int(evicted)+int(refused), n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
