@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +16,6 @@ import (
 	"github.com/servq/servq/cmd/servq/app"
 	"github.com/servq/servq/cmd/servq/webserver"
 	"github.com/servq/servq/collectors"
-	"github.com/servq/servq/collectors/quality"
-	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/internal/redact"
 	"github.com/servq/servq/slo/rules"
@@ -173,112 +170,3 @@ func printErr(w io.Writer, err error) {
 
 // collect runs collectors once from their committed cursors and prints the
 // batches as JSON lines. Without --commit nothing is written.
-func collect(configFile, storage string, only []string, commit bool, logger *slog.Logger, stdout, stderr io.Writer) int {
-	var cfg *config.Config
-	var err error
-	if configFile == "" {
-		cfg, err = config.Demo()
-	} else {
-		cfg, err = config.Load(configFile)
-	}
-	if err != nil {
-		printErr(stderr, err)
-		return 1
-	}
-	var store *state.Store
-	if commit {
-		store, err = state.Open(storage)
-	} else {
-		store, err = openReadCopy(storage)
-	}
-	if err != nil {
-		printErr(stderr, err)
-		return 1
-	}
-	defer store.Close()
-	return collectOnce(cfg, store, only, commit, logger, stdout, stderr)
-}
-
-// openReadCopy opens a throwaway copy of the store for a dry run, so that a
-// dry run can read cursors while servq itself holds the store's lock.
-func openReadCopy(storage string) (*state.Store, error) {
-	dir, err := os.MkdirTemp("", "servq-collect-")
-	if err != nil {
-		return nil, err
-	}
-	if b, err := os.ReadFile(filepath.Join(storage, state.FileName)); err == nil {
-		if err := os.WriteFile(filepath.Join(dir, state.FileName), b, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	return state.Open(dir)
-}
-
-type collectOutput struct {
-	Collector string `json:"collector"`
-	*collectors.Batch
-	Error string `json:"error,omitempty"`
-}
-
-func printBatch(w io.Writer, name string, b *collectors.Batch, err error) {
-	out := collectOutput{Collector: name, Batch: b}
-	if err != nil {
-		out.Error = redact.Text(err.Error(), 0)
-	}
-	// Records come from remote data too: the whole line is redacted (the
-	// JSON-escaped forms of secrets are registered).
-	line, err := json.Marshal(out)
-	if err != nil {
-		fmt.Fprintf(w, "{\"collector\":%q,\"error\":%q}\n", name, redact.Error(err))
-		return
-	}
-	fmt.Fprintln(w, redact.String(string(line)))
-}
-
-func collectOnce(cfg *config.Config, store *state.Store, only []string, commit bool, logger *slog.Logger, stdout, stderr io.Writer) int {
-	want := map[string]bool{}
-	for _, n := range only {
-		want[n] = true
-	}
-	model, err := quality.New(cfg, store, logger)
-	if err != nil {
-		printErr(stderr, err)
-		return 1
-	}
-	code := 0
-	for _, c := range cfg.Collectors {
-		if c.Disabled || (len(want) > 0 && !want[c.Name]) {
-			continue
-		}
-		src, err := collectors.Build(c, collectors.Env{Logger: logger})
-		if err != nil {
-			printErr(stderr, err)
-			code = 1
-			continue
-		}
-		cursor, err := model.Cursor(c.Name)
-		if err != nil {
-			printErr(stderr, err)
-			return 1
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.Timeout.D())
-		b := &collectors.Batch{Now: time.Now()}
-		next, err := src.Collect(ctx, cursor, b)
-		cancel()
-		if cl, ok := src.(io.Closer); ok {
-			cl.Close()
-		}
-		printBatch(stdout, c.Name, b, err)
-		if err != nil {
-			code = 1
-			continue
-		}
-		if commit {
-			if _, err := model.Commit(c.Name, b, next); err != nil {
-				printErr(stderr, err)
-				code = 1
-			}
-		}
-	}
-	return code
-}

@@ -64,8 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	checkCmd := a.Command("check", "Validate a config and print every problem as file:line: message.")
 	checkFile := checkCmd.Arg("file", "Config file (defaults to --config.file).").String()
 
-	collectCmd := a.Command("collect", "Run collectors and print what they produce.")
-	once := collectCmd.Flag("once", "Run each collector once (required; continuous runs are `servq run`).").Required().Bool()
+	collectCmd := a.Command("collect", "Run each collector once and print its records, rejections and what they change in the metrics, as JSON lines (a dry run unless --commit).")
+	once := collectCmd.Flag("once", "Run each collector once (the default and only mode; continuous runs are `servq run`).").Bool()
 	collectStorage := collectCmd.Flag("storage.path", "State store to read cursors from (default as for run).").String()
 	commit := collectCmd.Flag("commit", "Commit the results to the store instead of a dry run.").Bool()
 	only := collectCmd.Flag("collector", "Run only this collector (repeatable).").Strings()

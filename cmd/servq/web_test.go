@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"github.com/servq/servq/collectors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,15 +197,42 @@ func TestCollectOnce(t *testing.T) {
 			t.Fatalf("collect --once = %d: %s", code, errb.String())
 		}
 		o := out.String()
-		if !strings.Contains(o, `"collector":"f"`) || !strings.Contains(o, `"ID":"7"`) || !strings.Contains(o, `"reason":"bad_time","position":"`+csv+`:3"`) {
+		if !strings.Contains(o, `"collector":"f"`) || !strings.Contains(o, `"id":"7"`) || !strings.Contains(o, `"reason":"bad_time","position":"`+csv+`:3"`) {
 			t.Fatalf("output:\n%s", o)
+		}
+		// The documented schema: snake_case, RFC 3339 times, unknown
+		// times absent (not 0001-01-01), what the batch does to the
+		// metrics, and a dry run says it committed nothing.
+		var line map[string]any
+		if err := json.Unmarshal(out.Bytes(), &line); err != nil {
+			t.Fatal(err)
+		}
+		ticket := line["tickets"].([]any)[0].(map[string]any)
+		if ticket["created_at"] != "2026-11-02T09:00:00Z" || ticket["first_reply_at"] != nil || line["committed"] != false {
+			t.Errorf("ticket %v, committed %v", ticket, line["committed"])
+		}
+		if strings.Contains(o, "0001-01-01") || regexp.MustCompile(`"[A-Z][A-Za-z]+":`).MatchString(o) {
+			t.Errorf("zero times or PascalCase keys in:\n%s", o)
+		}
+		found := false
+		for _, e := range line["effect"].([]any) {
+			e := e.(map[string]any)
+			if strings.HasPrefix(e["series"].(string), "servq_tickets_created_total{") && e["increase"] == 1.0 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("effect lacks servq_tickets_created_total +1: %v", line["effect"])
 		}
 	}
 	var out, errb bytes.Buffer
 	run([]string{"--config.file=" + cfg, "collect", "--once", "--commit", "--storage.path=" + store}, &out, &errb)
+	if !strings.Contains(out.String(), `"committed":true`) {
+		t.Errorf("--commit output does not say committed:\n%s", out.String())
+	}
 	out.Reset()
-	run([]string{"--config.file=" + cfg, "collect", "--once", "--storage.path=" + store}, &out, &errb)
-	if strings.Contains(out.String(), `"ID":"7"`) {
+	run([]string{"--config.file=" + cfg, "collect", "--storage.path=" + store}, &out, &errb) // --once is the default
+	if strings.Contains(out.String(), `"id":"7"`) {
 		t.Errorf("after --commit the next run must start after the committed cursor:\n%s", out.String())
 	}
 }
