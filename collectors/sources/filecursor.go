@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/servq/servq/collectors/record"
 )
 
 // Export files (ticket exports, survey downloads) are either appended to or
@@ -480,10 +482,11 @@ func parseFinite(s string) (float64, error) {
 	return x, err
 }
 
-// maxRecordSeconds bounds a duration read from input: beyond ten years a
-// duration is a broken value, not a ticket's or a call's (and
-// time.Duration overflows at 292 years).
-const maxRecordSeconds = 10 * 365 * 24 * 3600
+// maxRecordSeconds bounds any number of seconds read from input (ten
+// years, record.MaxTicketDuration): beyond it a value is broken, and near
+// 292 years time.Duration overflows. Call durations have the tighter
+// record.MaxCallDuration.
+const maxRecordSeconds = int64(record.MaxTicketDuration / time.Second)
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

@@ -30,6 +30,8 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // checkBatch fails t when a record of b breaks an invariant; scales are
 // the answer scales of the collector (its defaults unless configured).
+// Durations are held to record's bounds; times only to being set where
+// required (the quality model screens their range, record.CheckTime).
 func checkBatch(t *testing.T, b *collectors.Batch, scales map[record.SurveyKind][2]float64) {
 	t.Helper()
 	for _, tk := range b.Tickets {
@@ -40,18 +42,17 @@ func checkBatch(t *testing.T, b *collectors.Batch, scales map[record.SurveyKind]
 			t.Errorf("ticket %s without created time", tk.ID)
 		case tk.Reopens < 0 || tk.AgentReplies < 0:
 			t.Errorf("ticket %s: negative count (reopens %d, replies %d)", tk.ID, tk.Reopens, tk.AgentReplies)
-		case tk.FirstReplyBusiness < 0 || tk.ResolutionBusiness < 0:
-			t.Errorf("ticket %s: negative business time (%s, %s)", tk.ID, tk.FirstReplyBusiness, tk.ResolutionBusiness)
+		case record.CheckDuration(tk.FirstReplyBusiness, record.MaxTicketDuration) != nil || record.CheckDuration(tk.ResolutionBusiness, record.MaxTicketDuration) != nil:
+			t.Errorf("ticket %s: business time out of bounds (%s, %s)", tk.ID, tk.FirstReplyBusiness, tk.ResolutionBusiness)
 		}
 	}
 	for _, c := range b.Calls {
 		switch {
 		case c.ID == "" || c.Queue == "":
 			t.Errorf("call without id or queue: %+v", c)
-		case c.Wait < 0 || c.Talk < 0 || c.Hold < 0 || c.Wrap < 0:
-			t.Errorf("call %s: negative duration (wait %s, talk %s, hold %s, wrap %s)", c.ID, c.Wait, c.Talk, c.Hold, c.Wrap)
-		case c.Handle() < 0:
-			t.Errorf("call %s: handle time overflows: %s", c.ID, c.Handle())
+		case record.CheckDuration(c.Wait, record.MaxCallDuration) != nil || record.CheckDuration(c.Talk, record.MaxCallDuration) != nil ||
+			record.CheckDuration(c.Hold, record.MaxCallDuration) != nil || record.CheckDuration(c.Wrap, record.MaxCallDuration) != nil:
+			t.Errorf("call %s: duration out of bounds (wait %s, talk %s, hold %s, wrap %s)", c.ID, c.Wait, c.Talk, c.Hold, c.Wrap)
 		case c.EnqueuedAt.IsZero() && c.EndedAt.IsZero():
 			t.Errorf("call %s without any time", c.ID)
 		case !c.Outcome.Answered() && !c.AnsweredAt.IsZero():
@@ -450,7 +451,8 @@ func FuzzTwilioTaskRouterPage(f *testing.F) {
 	cumulative := `{"task_queue_sid": "WQ1", "reservations_accepted": 3, "tasks_canceled": 2, "tasks_entered": 5, "avg_task_acceptance_time": 10, "wait_duration_until_accepted": {"avg": 10, "min": 2, "max": 25, "total": 30}, "wait_duration_until_canceled": {"avg": 40, "min": 30, "max": 50, "total": 80}, "split_by_wait_time": {"5": {"above": {"tasks_canceled": 2, "reservations_accepted": 2}, "below": {"tasks_canceled": 0, "reservations_accepted": 1}}, "20": {"above": {"tasks_canceled": 2, "reservations_accepted": 1}, "below": {"tasks_canceled": 0, "reservations_accepted": 2}}}}`
 	list := `{"meta": {"page": 0, "page_size": 50, "next_page_url": null, "key": "task_queues"}, "task_queues": [{"sid": "WQ1", "friendly_name": "Support"}]}`
 	seeds(f, []string{realTime, cumulative, list},
-		[]string{strings.ReplaceAll(realTime, "95", "-95"), strings.ReplaceAll(strings.ReplaceAll(cumulative, `"tasks_canceled": 2,`, `"tasks_canceled": "NaN",`), `"max": 25`, `"max": 1e300`), list})
+		[]string{strings.ReplaceAll(realTime, "95", "-95"), strings.ReplaceAll(strings.ReplaceAll(cumulative, `"tasks_canceled": 2,`, `"tasks_canceled": "NaN",`), `"max": 25`, `"max": 1e300`), list},
+		[]string{realTime, strings.ReplaceAll(strings.ReplaceAll(cumulative, `"max": 50`, `"max": 1e9`), `"total": 80`, `"total": 1e9`), list})
 	f.Fuzz(func(t *testing.T, input []byte) {
 		api.run(t, "collectors:\n  - name: tr\n    type: twilio_taskrouter\n    schedule: \"@every 1m\"\n    base_url: BASE\n    account_sid: AC00000000000000000000000000000000\n    auth_token: t\n    workspace_sid: WS00000000000000000000000000000000\n    split_by_wait_time: [5, 20]\n    since: 2h\n",
 			input, func(s collectors.Source) *apiClient { return s.(*twilioTaskRouter).client })

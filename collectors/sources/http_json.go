@@ -830,11 +830,16 @@ func (f *fieldReader) seconds(field string) (time.Duration, bool) {
 		return 0, false
 	}
 	x, err := parseFinite(v)
-	if err != nil || x < 0 || x > maxRecordSeconds {
-		f.bad("bad_number", field, "%q is not a number of seconds from 0 to %d", v, maxRecordSeconds)
+	if err != nil {
+		f.bad("bad_number", field, "%q is not a number of seconds", v)
 		return 0, false
 	}
-	return time.Duration(x * float64(time.Second)), true
+	d, err := record.Seconds(x, record.MaxCallDuration)
+	if err != nil {
+		f.bad("bad_number", field, "%v", err)
+		return 0, false
+	}
+	return d, true
 }
 
 func (m *hjMapper) call(get func(string) (string, bool), pos string, b *collectors.Batch) (record.Call, bool) {
@@ -871,6 +876,10 @@ func (m *hjMapper) call(get func(string) (string, bool), pos string, b *collecto
 		c.Wait = max(c.AnsweredAt.Sub(c.EnqueuedAt), 0)
 	case !c.EndedAt.IsZero() && !c.Outcome.Answered():
 		c.Wait = max(c.EndedAt.Sub(c.EnqueuedAt), 0)
+	}
+	if err := record.CheckDuration(c.Wait, record.MaxCallDuration); err != nil {
+		f.bad("bad_time", "enqueued_at", "the wait its times give: %v", err)
+		return c, false
 	}
 	return c, true
 }

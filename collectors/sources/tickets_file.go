@@ -234,8 +234,8 @@ func (t *ticketsFile) ticket(r row, b *collectors.Batch) (record.Ticket, bool) {
 	}
 	tk.UpdatedAt, tk.FirstReplyAt, tk.SolvedAt = tm("updated_at"), tm("first_reply_at"), tm("solved_at")
 	tk.Reopens, tk.AgentReplies = int(num("reopens", maxTicketCount)), int(num("agent_replies", maxTicketCount))
-	tk.FirstReplyBusiness = time.Duration(num("first_reply_business_seconds", maxRecordSeconds) * float64(time.Second))
-	tk.ResolutionBusiness = time.Duration(num("resolution_business_seconds", maxRecordSeconds) * float64(time.Second))
+	tk.FirstReplyBusiness = time.Duration(num("first_reply_business_seconds", float64(maxRecordSeconds)) * float64(time.Second))
+	tk.ResolutionBusiness = time.Duration(num("resolution_business_seconds", float64(maxRecordSeconds)) * float64(time.Second))
 	tk.Satisfaction = strings.ToLower(str("satisfaction"))
 	switch tk.Satisfaction {
 	case "", "good", "bad", "offered", "unoffered":

@@ -232,7 +232,7 @@ func (n *trCount) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	v, err := parseFinite(s)
-	if err != nil || math.Abs(v) > maxRecordSeconds {
+	if err != nil || math.Abs(v) > float64(maxRecordSeconds) {
 		// NaN or a huge value would convert to an arbitrary int64.
 		return fmt.Errorf("%s is not a number up to %d", b, maxRecordSeconds)
 	}
@@ -499,6 +499,12 @@ func (s *twilioTaskRouter) emit(b *collectors.Batch, q trQueue, from, to time.Ti
 	} {
 		if o.n < 0 || o.n > maxTwilioCalls {
 			b.Reject("bad_number", path, fmt.Errorf("%s count %d is not 0 to %d", o.out, o.n, maxTwilioCalls))
+			continue
+		}
+		// The waits are spread from the total and bounded by the max: both
+		// must be what calls can wait, or every call would carry the excess.
+		if limit := record.MaxCallDuration.Seconds(); !(o.m >= 0 && o.m <= limit && o.total >= 0 && o.total <= float64(o.n)*limit) {
+			b.Reject("bad_number", path, fmt.Errorf("%s waits (max %gs, total %gs over %d calls) are outside [0, %s] per call", o.out, o.m, o.total, o.n, record.MaxCallDuration))
 			continue
 		}
 		groups := s.groups(int(o.n), below, o.count, o.m)

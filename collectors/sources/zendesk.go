@@ -569,7 +569,7 @@ func (ms *zendeskMetricSet) check() error {
 	}{{"reply_time_in_minutes", ms.ReplyMinutes, 60}, {"reply_time_in_seconds", ms.ReplySeconds, 1},
 		{"first_resolution_time_in_minutes", ms.FirstResolutionMins, 60}, {"full_resolution_time_in_minutes", ms.FullResolutionMins, 60}} {
 		for _, v := range []*float64{d.m.Calendar, d.m.Business} {
-			if v != nil && *v*d.unit > maxRecordSeconds {
+			if v != nil && *v*d.unit > float64(maxRecordSeconds) {
 				return fmt.Errorf("metric_set.%s: %g is beyond ten years", d.name, *v)
 			}
 		}
