@@ -219,3 +219,15 @@ func (r Rejection) MarshalJSON() ([]byte, error) {
 		Error    string `json:"error"`
 	}{r.Reason, r.Position, msg})
 }
+
+// BackoffError is returned by a source whose vendor asked it to wait
+// (HTTP 429 or 503 with Retry-After) longer than a run waits. The run
+// fails and commits nothing; the runner remembers Wait in the store and
+// skips the collector's runs until then, across restarts.
+type BackoffError struct {
+	Wait time.Duration
+	Err  error
+}
+
+func (e *BackoffError) Error() string { return e.Err.Error() }
+func (e *BackoffError) Unwrap() error { return e.Err }

@@ -6,6 +6,8 @@
 package quality
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -46,6 +48,11 @@ type Model struct {
 	// clock: a demo or a replay may run on simulated time while Prometheus
 	// scrapes in real time.
 	Clock func() time.Time
+
+	// BeforeCommit, when set, runs inside every commit's transaction just
+	// before it is committed, with the commit's context. Tests use it to
+	// hold a commit open (a slow disk, a huge batch) and stop servq then.
+	BeforeCommit func(ctx context.Context, collector string)
 
 	mu   sync.RWMutex // guards family series maps and cols
 	cols map[string]*colState
@@ -232,6 +239,34 @@ type run struct {
 // one transaction. Only after the transaction is durable do the in-memory
 // values (what /metrics serves) change. On error nothing changes.
 func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Result, error) {
+	return m.CommitContext(context.Background(), collector, b, cursor)
+}
+
+// ErrCommitCancelled is wrapped by the error of a commit whose context
+// ended before its transaction was committed: the transaction was rolled
+// back, the store and the served values are as before the run.
+var ErrCommitCancelled = errors.New("commit cancelled before it was written; the store is unchanged and the next run collects this data again")
+
+// commitCheckEvery is how many records a commit applies between two looks
+// at its context: often enough to stop within milliseconds, rarely enough
+// to cost nothing.
+const commitCheckEvery = 256
+
+// CommitContext is Commit bounded by ctx (the run's timeout and servq's
+// shutdown): when ctx ends while the batch is being applied, the bbolt
+// transaction is rolled back instead of committed and the error wraps
+// ErrCommitCancelled and context.Cause(ctx). Only the final write and fsync
+// of the transaction, once started, is not interruptible.
+func (m *Model) CommitContext(ctx context.Context, collector string, b *collectors.Batch, cursor []byte) (Result, error) {
+	cancelled := func() error {
+		if ctx.Err() == nil {
+			return nil
+		}
+		return fmt.Errorf("%w (%w)", ErrCommitCancelled, context.Cause(ctx))
+	}
+	if err := cancelled(); err != nil {
+		return Result{}, fmt.Errorf("commit of collector %s: %w", collector, err)
+	}
 	cs := m.col(collector)
 	cs.commit.Lock()
 	defer cs.commit.Unlock()
@@ -264,9 +299,17 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 	err := m.store.Update(collector, func(tx *state.Tx) error {
 		r.tx = tx
 		for i := range b.Tickets {
+			if i%commitCheckEvery == commitCheckEvery-1 {
+				if err := cancelled(); err != nil {
+					return err
+				}
+			}
 			if err := r.ticket(&b.Tickets[i]); err != nil {
 				return err
 			}
+		}
+		if err := cancelled(); err != nil {
+			return err
 		}
 		if err := r.expireDeadlines(); err != nil {
 			return err
@@ -274,7 +317,15 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 		if err := r.calls(b.Calls); err != nil {
 			return err
 		}
+		if err := cancelled(); err != nil {
+			return err
+		}
 		for i := range b.Surveys {
+			if i%commitCheckEvery == commitCheckEvery-1 {
+				if err := cancelled(); err != nil {
+					return err
+				}
+			}
 			if err := r.survey(&b.Surveys[i]); err != nil {
 				return err
 			}
@@ -303,7 +354,15 @@ func (m *Model) Commit(collector string, b *collectors.Batch, cursor []byte) (Re
 				return err
 			}
 		}
-		return tx.SetCursor(cursor)
+		if err := tx.SetCursor(cursor); err != nil {
+			return err
+		}
+		if m.BeforeCommit != nil {
+			m.BeforeCommit(ctx, collector)
+		}
+		// The last look: returning an error here rolls the whole
+		// transaction back, cursor included.
+		return cancelled()
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("commit of collector %s: %w", collector, err)
@@ -608,4 +667,22 @@ func (m *Model) Collect(ch chan<- prometheus.Metric) {
 			ch <- f.metric(s.servedAt(now))
 		}
 	}
+}
+
+// Backoff is when the collector may next ask its vendor (a remembered
+// Retry-After), zero when no wait is pending.
+func (m *Model) Backoff(collector string) (time.Time, error) {
+	var at time.Time
+	err := m.store.View(collector, func(tx *state.Tx) error {
+		at = tx.BackoffUntil()
+		return nil
+	})
+	return at, err
+}
+
+// SetBackoff stores when the collector may next ask its vendor; the zero
+// time forgets it. It is written on its own: the run that learned it
+// commits nothing else.
+func (m *Model) SetBackoff(collector string, until time.Time) error {
+	return m.store.Update(collector, func(tx *state.Tx) error { return tx.SetBackoffUntil(until) })
 }

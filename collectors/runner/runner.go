@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,9 +35,13 @@ type Runner struct {
 	byN   map[string]*job
 	now   func() time.Time
 
-	ctx    context.Context // cancelled by Stop when running jobs must give up
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx    context.Context // cancelled by Stop: running jobs give up
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup // runs in progress
+
+	stopMu    sync.Mutex
+	stopped   bool // no run starts once Stop has begun
+	closeOnce sync.Once
 }
 
 type job struct {
@@ -48,6 +53,9 @@ type job struct {
 
 	mu     sync.Mutex
 	status Status
+	// backoff is until when the vendor asked this collector to wait (a
+	// Retry-After longer than a run waits); kept in the store too.
+	backoff time.Time
 }
 
 // Status is what the landing page shows of a collector.
@@ -63,6 +71,9 @@ type Status struct {
 	Records     int       `json:"last_records"`
 	Rejected    int       `json:"last_rejected"`
 	Next        time.Time `json:"next_run,omitempty"`
+	// BackoffUntil: the vendor asked to wait (Retry-After); runs are
+	// skipped until then.
+	BackoffUntil time.Time `json:"backoff_until,omitzero"`
 }
 
 // Options tune a Runner.
@@ -119,6 +130,17 @@ func New(cfg *config.Config, model *quality.Model, self *SelfMetrics, opt Option
 			j.timeout = opt.Timeout
 		}
 		j.status = Status{Name: c.Name, Type: c.Type, Schedule: c.Schedule}
+		// A wait the vendor asked for before a reload or restart still
+		// holds: the store remembers it.
+		if until, err := model.Backoff(c.Name); err != nil {
+			log.Warn("reading the collector's remembered Retry-After", "collector", c.Name, "err", err)
+		} else if until.After(r.now()) {
+			j.backoff = until
+			j.status.BackoffUntil = until
+		}
+		if self != nil {
+			self.backoff.WithLabelValues(c.Name).Set(unixSeconds(j.backoff))
+		}
 		if _, err := r.cron.AddFunc(c.Schedule, func() { r.Run(j.name) }); err != nil {
 			errs = append(errs, &config.Error{File: cfg.File, Path: c.Name, Msg: err.Error()})
 			continue
@@ -134,8 +156,18 @@ func New(cfg *config.Config, model *quality.Model, self *SelfMetrics, opt Option
 		self.lag.set(r.newest)
 		self.setDelay(cfg.Global.SeriesDelay())
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.ctx, r.cancel = context.WithCancelCause(context.Background())
 	return r, nil
+}
+
+// errStopping is the cause of the cancellation of runs by Stop.
+var errStopping = errors.New("servq is stopping or reloading")
+
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
 }
 
 func (r *Runner) newest() map[string]time.Time {
@@ -163,35 +195,59 @@ func (r *Runner) Start() {
 		if r.self != nil {
 			r.self.up.WithLabelValues(j.name, j.typ).Set(0)
 		}
-		name := j.name
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.Run(name)
-		}()
+		go r.Run(j.name)
 	}
 	r.cron.Start()
 }
 
-// Stop stops scheduling and waits for running collections to finish. When
-// ctx ends first, the running collections are cancelled (their runs commit
-// nothing) and Stop waits for them to return.
-func (r *Runner) Stop(ctx context.Context) {
-	cronDone := r.cron.Stop()
+// Stop stops scheduling, cancels the running collections at once (a
+// cancelled run commits nothing, its commit included: the next run
+// collects the same data again from the committed cursor) and waits for
+// them to return until ctx ends. Waiting first would let a run that is
+// slow or waits on a vendor hold a shutdown or a reload for as long as it
+// likes. A run still going when ctx ends (a source that ignores
+// cancellation) can no longer commit; Stop returns an error naming it.
+// Stop may be called more than once.
+func (r *Runner) Stop(ctx context.Context) error {
+	r.stopMu.Lock()
+	r.stopped = true
+	r.stopMu.Unlock()
+	r.cancel(errStopping)
+	r.cron.Stop() // its jobs are runs, tracked by wg: no need to wait on cron
 	done := make(chan struct{})
 	go func() {
-		<-cronDone.Done()
 		r.wg.Wait()
 		close(done)
 	}()
+	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
-		r.cancel()
-		<-done
+		err = fmt.Errorf("collectors still running after being cancelled: %s (they can no longer commit)", strings.Join(r.running(), ", "))
 	}
-	r.cancel()
-	r.closeSources()
+	r.closeOnce.Do(r.closeSources)
+	return err
+}
+
+func (r *Runner) running() []string {
+	var out []string
+	for _, j := range r.jobs {
+		if j.running.Load() {
+			out = append(out, j.name)
+		}
+	}
+	return out
+}
+
+// begin registers a run with Stop; false once Stop has begun.
+func (r *Runner) begin() bool {
+	r.stopMu.Lock()
+	defer r.stopMu.Unlock()
+	if r.stopped {
+		return false
+	}
+	r.wg.Add(1)
+	return true
 }
 
 // Handler returns the webhook handler of the named collector, or nil when
@@ -233,21 +289,42 @@ func (r *Runner) Forget(names []string) {
 // finished: runs of one collector never overlap.
 var ErrRunning = errors.New("previous run still in progress")
 
+// ErrStopped is returned by Run once Stop has begun.
+var ErrStopped = errors.New("collector runner stopped")
+
+// ErrBackoff is wrapped by Run's error when the run was skipped because
+// the vendor asked the collector to wait (Retry-After). A skipped run is
+// not a failure of the source: up, last success and the status error keep
+// what the last real run left.
+var ErrBackoff = errors.New("run skipped: the vendor asked to wait")
+
 // Run runs one collection of the named collector now and waits for it.
 func (r *Runner) Run(name string) error {
 	j := r.byN[name]
 	if j == nil {
 		return fmt.Errorf("no collector %q", name)
 	}
+	if !r.begin() {
+		return ErrStopped
+	}
+	defer r.wg.Done()
 	if !j.running.CompareAndSwap(false, true) {
 		r.count(j, "skipped")
 		r.log.Warn("collector run skipped: previous run still in progress", "collector", name)
 		return ErrRunning
 	}
 	defer j.running.Store(false)
+	j.mu.Lock()
+	until := j.backoff
+	j.mu.Unlock()
+	if now := r.now(); now.Before(until) {
+		r.log.Debug("collector run skipped: the vendor asked to wait", "collector", name, "until", until)
+		return fmt.Errorf("%w until %s", ErrBackoff, until.Format(time.RFC3339))
+	}
 	start := time.Now()
 	err := r.collect(j)
 	dur := time.Since(start)
+	r.backoff(j, err)
 
 	j.mu.Lock()
 	j.status.LastRun = start
@@ -277,6 +354,33 @@ func (r *Runner) Run(name string) error {
 // command's stderr tail is 4 KiB).
 const maxStatusError = 4608
 
+// backoff remembers (in memory, in the store and in the gauge) a wait the
+// vendor asked for, or forgets a past one after a run that got through.
+func (r *Runner) backoff(j *job, err error) {
+	var until time.Time
+	var be *collectors.BackoffError
+	if errors.As(err, &be) {
+		until = r.now().Add(be.Wait)
+	}
+	j.mu.Lock()
+	prev := j.backoff
+	j.backoff, j.status.BackoffUntil = until, until
+	j.mu.Unlock()
+	if until.IsZero() && prev.IsZero() {
+		return
+	}
+	if err := r.model.SetBackoff(j.name, until); err != nil {
+		// Memory still holds it: this process honours the wait.
+		r.log.Warn("storing the collector's Retry-After", "collector", j.name, "err", err)
+	}
+	if r.self != nil {
+		r.self.backoff.WithLabelValues(j.name).Set(unixSeconds(until))
+	}
+	if !until.IsZero() {
+		r.log.Info("the vendor asked to wait: the collector's runs are skipped until then", "collector", j.name, "until", until, "wait", be.Wait)
+	}
+}
+
 func (r *Runner) count(j *job, result string) {
 	if r.self != nil {
 		r.self.runs.add(1, j.name, result)
@@ -297,7 +401,7 @@ func (r *Runner) collect(j *job) (err error) {
 	ctx := r.ctx
 	if j.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, j.timeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, j.timeout, fmt.Errorf("collector timeout %s reached", j.timeout))
 		defer cancel()
 	}
 	cursor, err := r.model.Cursor(j.name)
@@ -310,12 +414,15 @@ func (r *Runner) collect(j *job) (err error) {
 	if err == nil {
 		err = ctx.Err() // a source that ignored cancellation still commits nothing
 	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("run cancelled (%v): %w", context.Cause(ctx), err)
+	}
 	if err != nil {
 		r.count(j, "error")
 		r.log.Error("collection failed; nothing of this run is committed", "collector", j.name, "err", err)
 		return err
 	}
-	res, err := r.model.Commit(j.name, b, next)
+	res, err := r.model.CommitContext(ctx, j.name, b, next)
 	if err != nil {
 		r.count(j, "error")
 		r.log.Error("commit failed", "collector", j.name, "err", err)
@@ -365,6 +472,9 @@ func (r *Runner) Statuses() []Status {
 		s := j.status
 		j.mu.Unlock()
 		s.Running = j.running.Load()
+		if !s.BackoffUntil.After(r.now()) {
+			s.BackoffUntil = time.Time{} // over: the next run asks again
+		}
 		if i < len(entries) {
 			s.Next = next[i]
 		}

@@ -59,6 +59,8 @@ type fixture struct {
 	r     *Runner
 	model *quality.Model
 	reg   *prometheus.Registry
+	cfg   *config.Config
+	store *state.Store
 	self  *SelfMetrics
 }
 
@@ -87,7 +89,7 @@ func setup(t *testing.T, name, schedule string, src *scripted, opt Options) *fix
 		t.Fatal(err)
 	}
 	reg.MustRegister(m)
-	return &fixture{r: r, model: m, reg: reg, self: self}
+	return &fixture{r: r, model: m, reg: reg, cfg: cfg, store: st, self: self}
 }
 
 func (f *fixture) value(t *testing.T, name string, labels ...string) float64 {

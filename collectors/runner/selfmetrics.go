@@ -18,6 +18,9 @@ type SelfMetrics struct {
 	records     *counterVec
 	rejected    *counterVec
 	lag         *lagCollector
+	// backoff: until when the vendor asked the collector to wait (0 when
+	// it did not): its runs are skipped until then.
+	backoff *prometheus.GaugeVec
 }
 
 // NewSelfMetrics creates the collector self metrics and registers them.
@@ -38,8 +41,10 @@ func NewSelfMetrics(reg prometheus.Registerer) *SelfMetrics {
 			"Input the collector could not use, by reason (malformed line, bad time, bad number, ...).", "collector", "reason"),
 		lag: &lagCollector{desc: prometheus.NewDesc(ns+"collector_lag_seconds",
 			"Seconds since the newest record the collector delivered.", []string{"collector"}, nil)},
+		backoff: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "collector_backoff_until_timestamp_seconds",
+			Help: "Unix time until which the collector's runs are skipped because its vendor answered Retry-After (0: none)."}, []string{"collector"}),
 	}
-	reg.MustRegister(s.up, s.lastSuccess, s.runs, s.duration, s.records, s.rejected, s.lag)
+	reg.MustRegister(s.up, s.lastSuccess, s.runs, s.duration, s.records, s.rejected, s.lag, s.backoff)
 	return s
 }
 
@@ -52,6 +57,7 @@ func (s *SelfMetrics) forget(collector string) {
 	s.duration.DeletePartialMatch(l)
 	s.records.forget(collector)
 	s.rejected.forget(collector)
+	s.backoff.DeletePartialMatch(l)
 }
 
 // SetClock sets the clock that decides when a new series shows its value

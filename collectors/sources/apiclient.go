@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/internal/redact"
 )
@@ -40,7 +41,8 @@ const (
 	defaultRetries        = 4
 	defaultSince          = 30 * 24 * time.Hour
 	// maxRetryAfter is the longest Retry-After a run waits for; a longer
-	// one ends the run (nothing committed) and the next run tries again.
+	// one ends the run (nothing committed) with a collectors.BackoffError:
+	// the runner remembers the wait in the store and skips runs until then.
 	maxRetryAfter = 5 * time.Minute
 )
 
@@ -155,6 +157,7 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body []byte, 
 	}
 	path := u.Path
 	var last error
+	var lastRA time.Duration // Retry-After of the last answer, if any
 	for attempt := 0; attempt <= c.retries; attempt++ {
 		if c.budget > 0 && c.used >= c.budget {
 			return nil, errBudget
@@ -182,6 +185,7 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body []byte, 
 		}
 		resp, err := c.http.Do(req)
 		var wait time.Duration
+		lastRA = 0
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
@@ -211,12 +215,17 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body []byte, 
 			last = e
 			if ra, ok := retryAfter(resp.Header, time.Now()); ok {
 				if ra > maxRetryAfter {
-					return nil, fmt.Errorf("%w; the vendor asks to wait %s, longer than a run waits: the next run tries again", e, ra.Round(time.Second))
+					return nil, &collectors.BackoffError{Wait: ra, Err: fmt.Errorf("%w; the vendor asks to wait %s, longer than a run waits: runs are skipped until then", e, ra.Round(time.Second))}
 				}
-				wait = ra
+				wait, lastRA = ra, ra
 			}
 		}
 		if attempt == c.retries {
+			if lastRA > 0 {
+				// Out of retries while the vendor still asks to wait:
+				// the next runs honour that wait too.
+				return nil, &collectors.BackoffError{Wait: lastRA, Err: last}
+			}
 			break
 		}
 		if wait == 0 {

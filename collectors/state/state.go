@@ -251,3 +251,29 @@ func (t *Tx) SetCursor(c []byte) error {
 	}
 	return t.Put(SpaceMeta, cursorKey, c)
 }
+
+var backoffKey = []byte("backoff_until")
+
+// BackoffUntil is when the vendor allows the collector's next request
+// (a remembered Retry-After); zero when it set none.
+func (t *Tx) BackoffUntil() time.Time {
+	v := t.Get(SpaceMeta, backoffKey)
+	if v == nil {
+		return time.Time{}
+	}
+	at, err := time.Parse(time.RFC3339Nano, string(v))
+	if err != nil {
+		return time.Time{} // unreadable: better one early request than none ever
+	}
+	return at
+}
+
+// SetBackoffUntil remembers (or, with the zero time, forgets) when the
+// collector may ask its vendor again. It lives next to the cursor so that
+// a restart honours it too.
+func (t *Tx) SetBackoffUntil(at time.Time) error {
+	if at.IsZero() {
+		return t.Delete(SpaceMeta, backoffKey)
+	}
+	return t.Put(SpaceMeta, backoffKey, []byte(at.UTC().Format(time.RFC3339Nano)))
+}
