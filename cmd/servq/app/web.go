@@ -124,7 +124,7 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.ok{color:#1a7f37}
 <h2>Collectors</h2>
 <table><tr><th>name</th><th>type</th><th>schedule</th><th>status</th><th>last run</th><th>last success</th><th>duration</th><th>records</th><th>rejected</th><th>next run</th></tr>
 {{range .Collectors}}<tr><td>{{.Name}}</td><td>{{.Type}}</td><td><code>{{.Schedule}}</code></td>
-<td>{{if .Running}}running{{else if .Error}}<span class="err">error: {{.Error}}</span>{{else if .LastRun.IsZero}}pending{{else}}<span class="ok">ok</span>{{end}}</td>
+<td>{{if .Running}}running{{else if .Error}}<span class="err">error: {{.Error}}</span>{{else if .LastRun.IsZero}}pending{{else}}<span class="ok">ok</span>{{end}}{{if not .BackoffUntil.IsZero}}<br>the vendor asked to wait (Retry-After): runs skipped until {{.BackoffUntil.Format "2006-01-02 15:04:05 MST"}}{{end}}</td>
 <td>{{ago $.Now .LastRun}}</td><td>{{ago $.Now .LastSuccess}}</td><td>{{printf "%.3fs" .Duration}}</td><td>{{.Records}}</td><td>{{.Rejected}}</td>
 <td>{{if not .Next.IsZero}}{{.Next.Format "2006-01-02 15:04:05 MST"}}{{end}}</td></tr>
 {{end}}</table>
