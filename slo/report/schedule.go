@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -111,8 +112,10 @@ type Scheduler struct {
 	log     *slog.Logger
 	cron    *cron.Cron
 	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cancel  context.CancelCauseFunc
+	wg      sync.WaitGroup // reports in progress
+	stopMu  sync.Mutex
+	stopped bool // no report starts once Stop has begun
 	// Retries are the waits between attempts of a failed report.
 	Retries []time.Duration
 	now     func() time.Time
@@ -120,7 +123,7 @@ type Scheduler struct {
 
 // NewScheduler prepares the reports of cfg; Start runs them.
 func NewScheduler(cfg *config.Config, m *Metrics, log *slog.Logger) (*Scheduler, error) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Scheduler{cfg: cfg, metrics: m, log: log, cron: cron.New(cron.WithParser(config.CronParser)),
 		ctx: ctx, cancel: cancel, Retries: []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute}, now: time.Now}
 	for _, rep := range cfg.Reports {
@@ -161,10 +164,21 @@ func JobFor(rep *config.Report, now time.Time) (Job, error) {
 		Formats: rep.Formats, Directory: rep.Directory, Webhook: hook}, nil
 }
 
+// errStopping is the cause of the cancellation of reports by Stop.
+var errStopping = errors.New("servq is stopping or reloading")
+
 // Run produces one report now, retrying on failure; every attempt is
-// logged and counted, so a report is never lost silently.
+// logged and counted, so a report is never lost silently. A report
+// interrupted by Stop (a shutdown or a reload) is counted failed and
+// logged as cancelled; it is produced again at its next schedule.
 func (s *Scheduler) Run(rep *config.Report) {
+	s.stopMu.Lock()
+	if s.stopped {
+		s.stopMu.Unlock()
+		return
+	}
 	s.wg.Add(1)
+	s.stopMu.Unlock()
 	defer s.wg.Done()
 	now := s.now()
 	for attempt := 0; ; attempt++ {
@@ -179,7 +193,11 @@ func (s *Scheduler) Run(rep *config.Report) {
 			s.log.Info("report written", "report", rep.Name, "period", job.Period.Name, "files", files)
 			return
 		}
-		if attempt >= len(s.Retries) || s.ctx.Err() != nil {
+		if s.ctx.Err() != nil {
+			s.cancelled(rep, attempt)
+			return
+		}
+		if attempt >= len(s.Retries) {
 			s.metrics.runs.WithLabelValues(rep.Name, "failed").Inc()
 			s.log.Error("report failed; giving up until its next schedule", "report", rep.Name, "attempts", attempt+1, "err", err)
 			return
@@ -188,19 +206,42 @@ func (s *Scheduler) Run(rep *config.Report) {
 		s.log.Warn("report failed; retrying", "report", rep.Name, "in", s.Retries[attempt], "err", err)
 		select {
 		case <-s.ctx.Done():
-			s.metrics.runs.WithLabelValues(rep.Name, "failed").Inc()
+			s.cancelled(rep, attempt+1)
 			return
 		case <-time.After(s.Retries[attempt]):
 		}
 	}
 }
 
+func (s *Scheduler) cancelled(rep *config.Report, attempts int) {
+	s.metrics.runs.WithLabelValues(rep.Name, "failed").Inc()
+	s.log.Warn("report cancelled: servq is stopping or reloading; it is produced again at its next schedule",
+		"report", rep.Name, "attempts", attempts)
+}
+
 // Start begins the schedules.
 func (s *Scheduler) Start() { s.cron.Start() }
 
-// Stop ends the schedules and cancels running reports.
-func (s *Scheduler) Stop() {
-	<-s.cron.Stop().Done()
-	s.cancel()
-	s.wg.Wait()
+// Stop ends the schedules, cancels the running reports at once (their
+// Prometheus queries, webhook posts and retry waits) and waits for them
+// until ctx ends. Waiting before cancelling let a report in its retry
+// backoff (1+5+15 minutes) hold a shutdown or a reload that long. Stop
+// may be called more than once.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.stopMu.Lock()
+	s.stopped = true
+	s.stopMu.Unlock()
+	s.cancel(errStopping)
+	s.cron.Stop() // cron's jobs are Runs, tracked by wg
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("reports still running after being cancelled: %w", context.Cause(ctx))
+	}
 }

@@ -32,8 +32,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// Now is the clock handed to collectors (tests); time.Now by default.
 	Now func() time.Time
-	// StopTimeout bounds how long a reload or shutdown waits for running
-	// collections before cancelling them.
+	// StopTimeout bounds how long a reload waits for the collections and
+	// reports it cancelled to return (30s by default). Shutdown is bounded
+	// by its context instead (--shutdown-timeout).
 	StopTimeout time.Duration
 }
 
@@ -234,10 +235,19 @@ func (s *Service) reload() error {
 	s.mu.RLock()
 	oldRunner, oldCfg, started, oldReports := s.runner, s.cfg, s.started, s.reports
 	s.mu.RUnlock()
+	// Cancel first, then wait with a bound: a collection waiting on its
+	// vendor or a report in its retry backoff must not hold the reload.
+	// What is cancelled commits nothing and runs again under the new
+	// config.
 	ctx, cancel := context.WithTimeout(context.Background(), s.opt.StopTimeout)
-	oldRunner.Stop(ctx)
+	rerr := oldRunner.Stop(ctx)
+	if err := oldReports.Stop(ctx); err != nil {
+		rerr = errors.Join(rerr, err)
+	}
 	cancel()
-	oldReports.Stop()
+	if rerr != nil {
+		s.log.Warn("reload: work still running after being cancelled; going on without it", "err", rerr)
+	}
 	if err := s.install(cfg); err != nil {
 		// The new config validated but could not be installed (e.g. the
 		// store failed): bring the old one back rather than run nothing.
@@ -263,22 +273,56 @@ func (s *Service) reload() error {
 	return nil
 }
 
-// Shutdown stops collecting (running collections finish, or are cancelled
-// when ctx ends) and closes the store.
+// Shutdown cancels everything at once (collections, their commits,
+// reports, the push loop, the SLO sampler), waits for them until ctx ends
+// and closes the store. A collection or commit cancelled here commits
+// nothing (one bbolt transaction per run: the store holds each run
+// entirely or not at all); the next start collects it again. A report
+// cancelled here is counted failed and produced at its next schedule.
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	r, reports := s.runner, s.reports
-	s.stopPush()
+	r, reports, push := s.runner, s.reports, s.push
+	s.push = nil
 	stop, done := s.stopSLOs, s.slosDone
 	s.stopSLOs = nil
 	s.mu.Unlock()
-	r.Stop(ctx)
-	reports.Stop()
+	if push != nil {
+		push.cancel()
+	}
 	if stop != nil {
 		close(stop)
-		<-done
 	}
-	return s.store.Close()
+	// Both stop in parallel: each cancels first, the bound is shared.
+	var runErr, repErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); runErr = r.Stop(ctx) }()
+	go func() { defer wg.Done(); repErr = reports.Stop(ctx) }()
+	wg.Wait()
+	errs := []error{runErr, repErr}
+	for _, ch := range []<-chan struct{}{waitGroupDone(push), done} {
+		if ch == nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("push or SLO sampling still running: %w", context.Cause(ctx)))
+		}
+	}
+	errs = append(errs, s.store.Close())
+	return errors.Join(errs...)
+}
+
+// waitGroupDone is closed once the pusher's loop has returned (nil when
+// there is no pusher).
+func waitGroupDone(p *pusher) <-chan struct{} {
+	if p == nil {
+		return nil
+	}
+	ch := make(chan struct{})
+	go func() { p.wg.Wait(); close(ch) }()
+	return ch
 }
 
 // Registry is the registry /metrics serves.
