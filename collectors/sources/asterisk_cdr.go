@@ -222,13 +222,21 @@ func (s *asteriskCDR) call(rec []string, pos string, b *collectors.Batch) (recor
 			b.Reject("bad_time", pos, fmt.Errorf("column %d (%s) %q is not a time like 2006-01-02 15:04:05", col+1, []string{"start", "answer", "end"}[i], v))
 			return record.Call{}, false
 		}
+		// A PBX clock never set (1970) or far ahead: the row is
+		// rejected, as asterisk_queue_log rejects such lines.
+		if err := record.CheckTime(t, b.Now); err != nil {
+			b.Reject("bad_time", pos, fmt.Errorf("column %d (%s): %w", col+1, []string{"start", "answer", "end"}[i], err))
+			return record.Call{}, false
+		}
 		times[i] = t
 	}
 	var secs [2]int64
 	for i, col := range []int{cdrDuration, cdrBillsec} {
 		v, err := strconv.ParseInt(strings.TrimSpace(rec[col]), 10, 64)
-		if err != nil || v < 0 {
-			b.Reject("bad_number", pos, fmt.Errorf("column %d (%s) %q is not a number of seconds", col+1, []string{"duration", "billsec"}[i], rec[col]))
+		if err != nil || v < 0 || v > cdrMaxSeconds {
+			// Above the bound a call is a garbled number, and near
+			// 292 years it would overflow time.Duration.
+			b.Reject("bad_number", pos, fmt.Errorf("column %d (%s) %q is not a number of seconds from 0 to %d", col+1, []string{"duration", "billsec"}[i], rec[col], cdrMaxSeconds))
 			return record.Call{}, false
 		}
 		secs[i] = v
@@ -262,6 +270,9 @@ func (s *asteriskCDR) call(rec []string, pos string, b *collectors.Batch) (recor
 	}
 	return c, true
 }
+
+// cdrMaxSeconds bounds duration and billsec (record.MaxCallDuration).
+const cdrMaxSeconds = int64(record.MaxCallDuration / time.Second)
 
 // cdrID is the row's uniqueid, or a hash of the whole row when cdr_csv does
 // not log it (the same row read twice gets the same ID).

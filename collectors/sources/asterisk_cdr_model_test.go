@@ -3,6 +3,7 @@ package sources
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +53,57 @@ func TestAsteriskCDRThroughTheQualityModel(t *testing.T) {
 		"servq_call_wait_seconds_sum{channel=phone,collector=cdr,outcome=answered,queue=support}":          17,
 		"servq_call_wait_seconds_bucket{channel=phone,collector=cdr,outcome=answered,queue=support,le=20}": 2,
 		"servq_call_handle_seconds_sum{" + q + "}":                                                         133,
+	})
+}
+
+// Rows with numbers or times out of bounds are rejected with their column,
+// never counted (run clock 2026-11-02 10:05 UTC = 11:05 Berlin):
+//
+//	1: ANSWERED, duration 20, billsec 14     -> answered, wait 6s
+//	2: NO ANSWER, duration 99999999999999999 -> bad_number (would overflow
+//	   Duration to about -2.5e9s, a short abandon)
+//	3: ANSWERED, duration 604801 (7d+1s)     -> bad_number
+//	4: start 1970-01-01                      -> bad_time (clock never set)
+//	5: start 2027-01-01                      -> bad_time (far ahead)
+//	6: NO ANSWER after 9s, ends 11:30 Berlin (25 min ahead, within 1h)
+//	   -> abandoned, wait 9s (not short)
+//
+// offered 2, answered 1 (wait 6), abandoned 1 (none short).
+func TestAsteriskCDRNumbersOutOfBoundsThroughTheQualityModel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Master.csv")
+	row := func(start, answer, end, duration, billsec, disp, dstch, id string) string {
+		return `"","5551001","600","from-queue","c","SIP/trunk-1","` + dstch + `","Queue","support","` + start + `",` + answer + `,"` + end + `",` +
+			duration + "," + billsec + `,"` + disp + `","DOCUMENTATION","` + id + `",""` + "\n"
+	}
+	rows := row("2026-11-02 11:00:00", `"2026-11-02 11:00:06"`, "2026-11-02 11:00:20", "20", "14", "ANSWERED", "SIP/100-2", "u1") +
+		row("2026-11-02 11:01:00", "", "2026-11-02 11:01:30", "99999999999999999", "0", "NO ANSWER", "", "u2") +
+		row("2026-11-02 11:02:00", `"2026-11-02 11:02:05"`, "2026-11-02 11:02:30", "604801", "25", "ANSWERED", "SIP/100-3", "u3") +
+		row("1970-01-01 01:00:00", "", "1970-01-01 01:00:09", "9", "0", "NO ANSWER", "", "u4") +
+		row("2027-01-01 00:00:00", "", "2027-01-01 00:00:09", "9", "0", "NO ANSWER", "", "u5") +
+		row("2026-11-02 11:29:51", "", "2026-11-02 11:30:00", "9", "0", "NO ANSWER", "", "u6")
+	if err := os.WriteFile(path, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, "collectors:\n  - {name: cdr, type: asterisk_cdr, schedule: \"@every 1m\", path: "+path+", time_zone: Europe/Berlin}\n")
+	src := buildCollector(t, cfg, collectors.Env{})
+	m := testModel(t, cfg)
+	b, cursor := collectOnce(t, src, nil, time.Date(2026, 11, 2, 10, 5, 0, 0, time.UTC))
+	got := strings.Join(cdrRejections(b), ", ")
+	want := "bad_number Master.csv:2, bad_number Master.csv:3, bad_time Master.csv:4, bad_time Master.csv:5"
+	if got != want {
+		t.Errorf("rejections %s, want %s", got, want)
+	}
+	commitRun(t, m, "cdr", b, cursor)
+	if len(b.Rejected) != 4 {
+		t.Errorf("the model rejected more: %v", cdrRejections(b))
+	}
+	q := "channel=phone,collector=cdr,queue=support"
+	expectValues(t, seriesValues(t, m), map[string]float64{
+		"servq_calls_offered_total{" + q + "}":                                                     2,
+		"servq_calls_answered_total{" + q + "}":                                                    1,
+		"servq_calls_abandoned_total{" + q + "}":                                                   1,
+		"servq_calls_abandoned_short_total{" + q + "}":                                             0,
+		"servq_call_wait_seconds_sum{channel=phone,collector=cdr,outcome=answered,queue=support}":  6,
+		"servq_call_wait_seconds_sum{channel=phone,collector=cdr,outcome=abandoned,queue=support}": 9,
 	})
 }
