@@ -214,3 +214,27 @@ func TestQueueLogCursorWithoutFingerprintContinues(t *testing.T) {
 		t.Error("the next cursor has no fingerprint")
 	}
 }
+
+// checkBounds fails t when a record of b would be refused by the quality
+// model: a source must reject out-of-bound input itself, naming its line
+// and field, rather than leave it to the model's anonymous refusal.
+func checkBounds(t *testing.T, b *collectors.Batch) {
+	t.Helper()
+	for _, c := range b.Calls {
+		for _, tm := range []time.Time{c.EnqueuedAt, c.AnsweredAt, c.EndedAt} {
+			if err := record.CheckTime(tm, b.Now); err != nil {
+				t.Errorf("call %s: %v", c.ID, err)
+			}
+		}
+		for _, d := range []time.Duration{c.Wait, c.Talk, c.Hold, c.Wrap} {
+			if err := record.CheckDuration(d, record.MaxCallDuration); err != nil {
+				t.Errorf("call %s: %v", c.ID, err)
+			}
+		}
+	}
+	for _, s := range b.Snapshots {
+		if err := record.CheckDuration(s.LongestWait, record.MaxCallDuration); err != nil {
+			t.Errorf("snapshot %s: %v", s.Queue, err)
+		}
+	}
+}

@@ -325,12 +325,36 @@ func FuzzQueueLogInvariants(f *testing.F) {
 		f.Add(tdata)
 	}
 	f.Add([]byte("10|a|q|NONE|ENTERQUEUE||1|1\n20|a|q|x|CONNECT|50|a.2|1\n9|b|q|x|CONNECT|0\n"))
+	f.Add([]byte("1999999000|a|q|NONE|ENTERQUEUE||1|1\n1999999010|a|q|NONE|ABANDON|1|1|99999999999999999\n" +
+		"1999999020|b|q|x|COMPLETECALLER|604800|604800|1\n2000003601|c|q|NONE|ENTERQUEUE||1|1\n946684799|d|q|NONE|ENTERQUEUE||1|1\n" +
+		"1999999030|e|q|NONE|EXITWITHKEY|1|1\n1999999040|f|q|x|RINGNOANSWER|604800001\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "queue_log")
 		os.WriteFile(path, data, 0o644)
 		s := queueLogSource(t, path, "")
 		clock := int64(2_000_000_000)
 		b, raw := collectOnce(t, s, nil, at(clock))
+		checkBounds(t, b)
+		// A line is rejected at most once, and every line whose epoch
+		// is out of bounds is rejected as bad_time.
+		rejected := map[string]string{}
+		for _, r := range b.Rejected {
+			if prev, dup := rejected[r.Position]; dup {
+				t.Fatalf("%s rejected twice: %s and %s", r.Position, prev, r.Reason)
+			}
+			rejected[r.Position] = r.Reason
+		}
+		for i, l := range bytes.SplitAfter(data, []byte{'\n'}) {
+			fields := bytes.Split(bytes.TrimSuffix(bytes.TrimSuffix(l, []byte{'\n'}), []byte{'\r'}), []byte{'|'})
+			if !bytes.HasSuffix(l, []byte{'\n'}) || len(fields) < 5 || len(l) > 1<<20 {
+				continue
+			}
+			if e, ok := atoi(fields[0]); ok && (e < qlMinEpoch || e > clock+3600) {
+				if pos := fmt.Sprintf("%s:%d", path, i+1); rejected[pos] != "bad_time" {
+					t.Fatalf("line %d with epoch %d out of bounds: %q, want bad_time", i+1, e, rejected[pos])
+				}
+			}
+		}
 		cur := qlCursorOf(t, raw)
 		end := int64(bytes.LastIndexByte(data, '\n') + 1)
 		if cur.Offset != end || cur.Line != int64(bytes.Count(data, []byte{'\n'})) {
@@ -344,6 +368,7 @@ func FuzzQueueLogInvariants(f *testing.F) {
 		late := clock + int64(qlDefaultStaleAfter/time.Second) + 1
 		appendFile(t, path, fmt.Sprintf("\n%d|NONE|NONE|NONE|QUEUESTART|\n", late))
 		b2, raw := collectOnce(t, s, raw, at(late))
+		checkBounds(t, b2)
 		for _, c := range append(b.Calls, b2.Calls...) {
 			if c.Wait < 0 || c.Talk < 0 {
 				t.Fatalf("negative duration: %+v", c)

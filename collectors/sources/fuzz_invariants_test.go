@@ -284,6 +284,7 @@ func FuzzAsteriskCDR(f *testing.F) {
 			t.Fatal(err)
 		}
 		checkBatch(t, b, surveyScales)
+		checkBounds(t, b)
 		// A row yields a call, a rejection or nothing (another call than
 		// a queue's), never more than one.
 		whole := data[:bytes.LastIndexByte(data, '\n')+1]

@@ -820,6 +820,12 @@ func (f *fieldReader) time(field string, required bool) time.Time {
 	t, err := f.m.times.parse(v)
 	if err != nil {
 		f.bad("bad_time", field, "%q is not a time in format %s", v, f.m.times.format)
+		return t
+	}
+	// The bounds the quality model enforces, checked here to name the
+	// line and field.
+	if err := record.CheckTime(t, f.b.Now); err != nil {
+		f.bad("bad_time", field, "%v", err)
 	}
 	return t
 }

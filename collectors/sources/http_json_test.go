@@ -607,17 +607,18 @@ func TestHTTPJSONAuthFailureIsClearAndSecretFree(t *testing.T) {
 
 // The request budget ends a run after its complete pages; the next run
 // continues the same pass (same since) where it stopped, and the watermark
-// moves only once the pass is complete.
+// moves only once the pass is complete. The tickets are dated before the
+// run's clock (a record more than an hour ahead is rejected).
 func TestHTTPJSONBudgetCommitsCompletePagesAndContinues(t *testing.T) {
 	var pages []map[string]any
 	for i := 1; i <= 5; i++ {
-		pages = append(pages, hjTk(fmt.Sprint("T", i), fmt.Sprintf("2026-11-2%dT08:00:00Z", i-1), fmt.Sprintf("2026-11-2%dT09:00:00Z", i-1), "", "", 0))
+		pages = append(pages, hjTk(fmt.Sprint("T", i), fmt.Sprintf("2026-11-1%dT08:00:00Z", i-1), fmt.Sprintf("2026-11-1%dT09:00:00Z", i-1), "", "", 0))
 	}
 	a := &hjTicketAPI{pages: map[string][][]map[string]any{"2026-10-24T10:00:00Z": {}}}
 	for _, p := range pages {
 		a.pages["2026-10-24T10:00:00Z"] = append(a.pages["2026-10-24T10:00:00Z"], []map[string]any{p})
 	}
-	a.pages["2026-11-24T09:00:00Z"] = nil
+	a.pages["2026-11-14T09:00:00Z"] = nil
 	api := a.serve(t)
 	s, _ := hjSource(t, strings.ReplaceAll(hjTicketSpec, "SECRETFILE", hjSecretFile(t, "x"))+"    max_requests_per_run: 2\n", api.URL)
 	var cursor []byte
@@ -634,7 +635,7 @@ func TestHTTPJSONBudgetCommitsCompletePagesAndContinues(t *testing.T) {
 				t.Errorf("run %d: cursor %s, want a pass in progress and no watermark yet", run, next)
 			}
 		case 2:
-			if c.Round != nil || c.Watermark != "2026-11-24T09:00:00Z" {
+			if c.Round != nil || c.Watermark != "2026-11-14T09:00:00Z" {
 				t.Errorf("run %d: cursor %s, want the pass complete", run, next)
 			}
 		}
@@ -644,7 +645,7 @@ func TestHTTPJSONBudgetCommitsCompletePagesAndContinues(t *testing.T) {
 		t.Errorf("tickets per run %v, want %v", got, want)
 	}
 	reqs := api.requests()
-	if len(reqs) != 6 || reqs[2] != "GET /v1/tickets?cursor=p2&updated_since=2026-10-24T10%3A00%3A00Z" || !strings.Contains(reqs[5], "updated_since=2026-11-24T09") {
+	if len(reqs) != 6 || reqs[2] != "GET /v1/tickets?cursor=p2&updated_since=2026-10-24T10%3A00%3A00Z" || !strings.Contains(reqs[5], "updated_since=2026-11-14T09") {
 		t.Errorf("requests %q", reqs)
 	}
 }

@@ -763,8 +763,10 @@ func (s *sqlSource) call(r *sqlRow, b *collectors.Batch) (record.Call, bool) {
 			continue
 		}
 		x, err := strconv.ParseFloat(txt, 64)
-		if err != nil || x < 0 || math.IsInf(x, 0) || math.IsNaN(x) {
-			b.Reject("bad_number", r.pos, fmt.Errorf("column %q (%s): %q is not a non-negative number of seconds", s.spec.Mapping[f.name], f.name, txt))
+		if err != nil || !(x >= 0 && x <= record.MaxCallDuration.Seconds()) {
+			// NaN fails both comparisons; above the bound a call time is
+			// garbage (and would overflow time.Duration).
+			b.Reject("bad_number", r.pos, fmt.Errorf("column %q (%s): %q is not a number of seconds from 0 to %.0f", s.spec.Mapping[f.name], f.name, txt, record.MaxCallDuration.Seconds()))
 			return c, false
 		}
 		*f.to = time.Duration(x * float64(time.Second))

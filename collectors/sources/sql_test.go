@@ -758,6 +758,23 @@ func sqlTestCalls(t *testing.T, s *sqlServer) {
 	if b = h.run(sqlNow.Add(time.Minute)); !b.Watermark.Equal(sqlNow.Add(time.Minute)) {
 		t.Errorf("complete run: watermark %s, want its start", b.Watermark)
 	}
+	// Seconds out of bounds: 7 days and 1 s, one that would overflow
+	// time.Duration (to about -2.5e9 s), NaN. Each row is rejected, none
+	// is counted.
+	s.exec(t,
+		`INSERT INTO calls VALUES (6,'1730540000.6','support','2026-11-02 09:12:00','2026-11-02 09:12:05','2026-11-02 09:13:05',5,'604801','ANSWERED')`,
+		`INSERT INTO calls VALUES (7,'1730540000.7','support','2026-11-02 09:14:00','2026-11-02 09:14:05','2026-11-02 09:15:05',5,'99999999999999999','ANSWERED')`,
+		`INSERT INTO calls VALUES (8,'1730540000.8','support','2026-11-02 09:16:00','2026-11-02 09:16:05','2026-11-02 09:17:05',5,'NaN','ANSWERED')`,
+	)
+	b = h.run(sqlNow.Add(2 * time.Minute))
+	if len(b.Calls) != 0 || len(b.Rejected) != 3 {
+		t.Errorf("out of bounds: calls %+v, rejected %+v", b.Calls, b.Rejected)
+	}
+	for _, r := range b.Rejected {
+		if r.Reason != "bad_number" || !strings.Contains(r.Err.Error(), "from 0 to 604800") {
+			t.Errorf("rejection %s %v, want bad_number naming the bound", r.Reason, r.Err)
+		}
+	}
 }
 
 // A wrong password: the error names the failure, never the password or

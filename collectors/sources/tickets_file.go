@@ -199,6 +199,11 @@ func (t *ticketsFile) ticket(r row, b *collectors.Batch) (record.Ticket, bool) {
 		x, err := t.times.parse(v)
 		if err != nil {
 			bad("bad_time", field, "%q is not a time in format %s", v, t.times.format)
+			return x
+		}
+		// The quality model's bounds, checked here to name row and column.
+		if err := record.CheckTime(x, b.Now); err != nil {
+			bad("bad_time", field, "%v", err)
 		}
 		return x
 	}
