@@ -336,7 +336,7 @@ func newFuzzAPI(f *testing.F, routes ...string) *fuzzAPI {
 // request budget so that a page pointing at itself ends), runs it once
 // against input and checks the invariants of what it delivered. A run may
 // fail on a hostile input; then it delivers nothing.
-func (a *fuzzAPI) run(t *testing.T, yml string, input []byte, client func(collectors.Source) *apiClient) {
+func (a *fuzzAPI) run(t *testing.T, yml string, input []byte, client func(collectors.Source) *apiClient) *collectors.Batch {
 	a.mu.Lock()
 	a.parts = bytes.Split(input, []byte(fuzzPartSep))
 	a.mu.Unlock()
@@ -344,9 +344,10 @@ func (a *fuzzAPI) run(t *testing.T, yml string, input []byte, client func(collec
 	recordWaits(client(s))
 	b, _, err := tryCollect(s, nil, fuzzNow)
 	if err != nil {
-		return
+		return nil
 	}
 	checkBatch(t, b, surveyScales)
+	return b
 }
 
 // jsonSeed is the JSON of a fixture file, or of the value at key in it.
@@ -439,9 +440,21 @@ func FuzzHTTPJSONPage(f *testing.F) {
 		"    url: BASE/s\n    auth_value: Bearer x\n    record: survey\n    survey: s\n    kind: csat\n    items: responses\n    mapping: {id: id, kind: kind, score: score, submitted_at: at, servqual: items, weights: weights}\n",
 	}
 	f.Fuzz(func(t *testing.T, input []byte) {
-		for _, spec := range specs {
-			api.run(t, "collectors:\n  - name: api\n    type: http_json\n    schedule: \"@every 5m\"\n"+spec,
+		for i, spec := range specs {
+			b := api.run(t, "collectors:\n  - name: api\n    type: http_json\n    schedule: \"@every 5m\"\n"+spec,
 				input, func(s collectors.Source) *apiClient { return s.(*httpJSON).client })
+			if b == nil || i == 0 {
+				continue // the ticket spec pages through the same answer
+			}
+			// One page: each item of the list is one record or one
+			// rejection.
+			var doc map[string]json.RawMessage
+			var items []json.RawMessage
+			json.Unmarshal(bytes.Split(input, []byte(fuzzPartSep))[0], &doc)
+			json.Unmarshal(doc[[]string{"", "calls", "responses"}[i]], &items)
+			if got := len(b.Calls) + len(b.Surveys) + len(b.Rejected); got != len(items) {
+				t.Errorf("%d items gave %d records and rejections: %+v", len(items), got, b)
+			}
 		}
 	})
 }
