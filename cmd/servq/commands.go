@@ -103,7 +103,7 @@ func check(file string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func serve(configFile, storage, telemetry string, webOpts webserver.Options, logger *slog.Logger, stderr io.Writer) int {
+func serve(configFile, storage, telemetry string, webOpts webserver.Options, shutdownTimeout time.Duration, logger *slog.Logger, stderr io.Writer) int {
 	svc, err := app.New(app.Options{ConfigFile: configFile, StoragePath: storage, Logger: logger})
 	if err != nil {
 		printErr(stderr, err)
@@ -137,7 +137,7 @@ loop:
 				_ = svc.Reload() // logged; the old config keeps running
 				continue
 			}
-			logger.Info("shutting down", "signal", s.String())
+			logger.Info("shutting down", "signal", s.String(), "timeout", shutdownTimeout)
 			break loop
 		case err := <-errc:
 			if !errors.Is(err, http.ErrServerClosed) {
@@ -147,14 +147,50 @@ loop:
 			break loop
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
-	if err := svc.Shutdown(ctx); err != nil {
-		logger.Error("shutdown", "err", err)
+	if shutdown(srv, svc, shutdownTimeout, logger) != 0 {
 		code = 1
 	}
 	return code
+}
+
+// closeGrace is how long servq waits past --shutdown-timeout for the
+// store to close before it exits anyway.
+const closeGrace = 5 * time.Second
+
+// shutdown stops the web server and the service together. The web server
+// stops accepting connections and waits for requests in flight; the
+// service cancels collections (their commits included), reports and the
+// push loop at once and waits for them; both wait at most timeout. servq
+// returns (and exits) closeGrace after timeout even if something still
+// hangs: every run is committed in one bbolt transaction, so the store
+// holds each run entirely or not at all whenever the process ends.
+func shutdown(srv, svc interface{ Shutdown(context.Context) error }, timeout time.Duration, logger *slog.Logger) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		web := make(chan error, 1)
+		go func() { web <- srv.Shutdown(ctx) }()
+		code := 0
+		if err := svc.Shutdown(ctx); err != nil {
+			logger.Error("shutdown", "err", err)
+			code = 1
+		}
+		if err := <-web; err != nil {
+			// Connections still open end with the process.
+			logger.Warn("web server: requests still running at the shutdown timeout", "err", err)
+		}
+		done <- code
+	}()
+	t := time.NewTimer(timeout + closeGrace)
+	defer t.Stop()
+	select {
+	case code := <-done:
+		return code
+	case <-t.C:
+		logger.Error("shutdown did not finish within --shutdown-timeout; exiting anyway (the store is consistent: each run is committed entirely or not at all)", "timeout", timeout)
+		return 1
+	}
 }
 
 func printErr(w io.Writer, err error) {

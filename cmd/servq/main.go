@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	runCmd := a.Command("run", "Schedule collectors and serve /metrics (default).").Default()
 	storage := runCmd.Flag("storage.path", "Directory of the state store (default: ./data, or a cache directory for the demo).").String()
 	telemetry := runCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	shutdownTimeout := runCmd.Flag("shutdown-timeout", "On SIGTERM or SIGINT, how long servq waits for the work it cancelled (collections, commits, reports, HTTP requests) before it exits anyway.").Default("30s").Duration()
 	webFlags := kingpinflag.AddFlags(runCmd, ":9817")
 	webOpts := webserver.Options{}
 	runCmd.Flag("web.read-timeout", "Longest time to read a request, body included (a slow body is cut off after it).").Default(webserver.DefaultReadTimeout.String()).DurationVar(&webOpts.ReadTimeout)
@@ -126,7 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		webOpts.ListenAddresses, webOpts.SystemdSocket, webOpts.ConfigFile = *webFlags.WebListenAddresses, *webFlags.WebSystemdSocket, *webFlags.WebConfigFile
 		webOpts.MaxRequestBody = int64(*maxBody)
-		return serve(*configFile, storagePath(*configFile, *storage), *telemetry, webOpts, logger, stderr)
+		return serve(*configFile, storagePath(*configFile, *storage), *telemetry, webOpts, *shutdownTimeout, logger, stderr)
 	}
 }
 
