@@ -67,3 +67,26 @@ func TestReloadAndShutdownDoNotWaitForARetryingReport(t *testing.T) {
 		t.Fatal("shutdown waited for the report's retry backoff")
 	}
 }
+
+// A vendor's long Retry-After shows on the landing page and in
+// /api/v1/collectors while the collector's runs are skipped.
+func TestVendorsWaitIsShown(t *testing.T) {
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer vendor.Close()
+	_, srv, _ := startService(t, fmt.Sprintf(`collectors:
+  - {name: fd, type: freshdesk, schedule: "@every 1h", url: %s, api_key: k}
+`, vendor.URL))
+	testenv.Eventually(t, stuck, "the backoff in /api/v1/collectors", func() bool {
+		_, api := get(t, srv.URL+"/api/v1/collectors")
+		return strings.Contains(api, `"backoff_until":"`)
+	})
+	if _, landing := get(t, srv.URL+"/"); !strings.Contains(landing, "the vendor asked to wait (Retry-After): runs skipped until") {
+		t.Error("the landing page does not show the vendor's wait")
+	}
+	if _, m := get(t, srv.URL+"/metrics"); !strings.Contains(m, `servq_collector_backoff_until_timestamp_seconds{collector="fd"} 1.`) {
+		t.Error("no backoff gauge")
+	}
+}
