@@ -116,6 +116,10 @@ type Scheduler struct {
 	wg      sync.WaitGroup // reports in progress
 	stopMu  sync.Mutex
 	stopped bool // no report starts once Stop has begun
+	// running: reports in progress, by name. A report still retrying
+	// when its schedule fires again is not started twice (two retry
+	// loops, two webhook posts of one period).
+	running map[string]bool
 	// Retries are the waits between attempts of a failed report.
 	Retries []time.Duration
 	now     func() time.Time
@@ -177,9 +181,23 @@ func (s *Scheduler) Run(rep *config.Report) {
 		s.stopMu.Unlock()
 		return
 	}
+	if s.running[rep.Name] {
+		s.stopMu.Unlock()
+		s.log.Warn("report skipped: its previous run is still going (retrying)", "report", rep.Name)
+		return
+	}
+	if s.running == nil {
+		s.running = map[string]bool{}
+	}
+	s.running[rep.Name] = true
 	s.wg.Add(1)
 	s.stopMu.Unlock()
-	defer s.wg.Done()
+	defer func() {
+		s.stopMu.Lock()
+		delete(s.running, rep.Name)
+		s.stopMu.Unlock()
+		s.wg.Done()
+	}()
 	now := s.now()
 	for attempt := 0; ; attempt++ {
 		job, err := JobFor(rep, now)

@@ -121,3 +121,38 @@ func TestStopCancelsRetryingAndHangingReports(t *testing.T) {
 		})
 	}
 }
+
+// A report still retrying when its schedule fires again is not started a
+// second time.
+func TestReportRunsDoNotOverlap(t *testing.T) {
+	var queries atomic.Int32
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		queries.Add(1)
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	}))
+	defer prom.Close()
+	cfg, err := config.Parse([]byte(reportConfig), "t.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Reports = []*config.Report{{Name: "r", Schedule: "@every 1h", Period: "month",
+		PrometheusURL: prom.URL, Formats: []string{"json"}, Directory: t.TempDir(), TimeZone: "UTC"}}
+	reg := prometheus.NewRegistry()
+	s, err := NewScheduler(cfg, NewMetrics(reg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Retries = []time.Duration{time.Hour}
+	go s.Run(cfg.Reports[0])
+	for deadline := time.Now().Add(stuck); runsOf(t, reg, "r", "error") < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the report never failed its first attempt")
+		}
+	}
+	n := queries.Load()
+	s.Run(cfg.Reports[0]) // returns at once: the first is in its backoff
+	if queries.Load() != n {
+		t.Error("a second run of a report still retrying started")
+	}
+	s.Stop(context.Background())
+}
