@@ -180,6 +180,30 @@ func activePairs(s *config.SLO) []alertPair {
 	return out
 }
 
+// BurnPair is one multi-window burn-rate alert of an SLO as the generated
+// rules define it, for views that evaluate the same pairs on their own
+// counts (the status page).
+type BurnPair struct {
+	Long, Short time.Duration
+	Factor      float64
+	Severity    string
+	// Threshold is the error ratio above which both windows must be for
+	// the pair to fire (Factor × budget, or the cap).
+	Threshold float64
+}
+
+// BurnPairs are the enabled alert pairs of an SLO, with the thresholds the
+// generated alerts use.
+func BurnPairs(s *config.SLO) []BurnPair {
+	budget := (100 - s.Objective) / 100
+	var out []BurnPair
+	for _, p := range activePairs(s) {
+		t, _ := p.Threshold(budget)
+		out = append(out, BurnPair{Long: p.Long, Short: p.Short, Factor: p.Factor, Severity: p.Severity, Threshold: t})
+	}
+	return out
+}
+
 // slothDashboardWindows are the SLI windows Sloth's dashboards offer.
 var slothDashboardWindows = []time.Duration{5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 24 * time.Hour, 72 * time.Hour, 30 * 24 * time.Hour}
 

@@ -16,8 +16,23 @@ import (
 
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/slo/rules"
 	"github.com/servq/servq/slo/sli"
 )
+
+// When servq has seen less than MinCoverage of an SLO's window, or fewer
+// than MinEvents events in it, the budget figures extrapolate from too
+// little: a demo two minutes into a 28d window with one late call is not
+// "exhausted". The state is then "collecting" and the page says how much
+// of the window servq has seen.
+const (
+	MinCoverage = 0.1
+	MinEvents   = 10
+)
+
+// BurnWindows are the windows the status reports burn rates over, those
+// of the generated alerts.
+var BurnWindows = []time.Duration{time.Hour, 6 * time.Hour, 24 * time.Hour, 72 * time.Hour}
 
 // Namespace of the samples in the state store. A colon cannot be part of a
 // collector name, so it never meets a collector's namespace.
@@ -206,8 +221,60 @@ type SLO struct {
 	// hour and over the window.
 	BurnRate1h     float64 `json:"burn_rate_1h"`
 	BurnRateWindow float64 `json:"burn_rate_window"`
-	// State: ok, burning (1h burn above 1), exhausted, no_data.
+	// Coverage is CoveredSeconds as a fraction of the window (0 to 1).
+	Coverage float64 `json:"coverage"`
+	// BurnRates over the alert windows no longer than the SLO window.
+	BurnRates []Burn `json:"burn_rates,omitempty"`
+	// Alerts: each burn-rate alert pair of the generated rules evaluated
+	// on servq's own counts.
+	Alerts []Alert `json:"alerts,omitempty"`
+	// State: ok, burning (1h burn above 1), exhausted, collecting (less
+	// than MinCoverage of the window seen or fewer than MinEvents
+	// events), no_data.
 	State string `json:"state"`
+}
+
+// Burn is the burn rate over one window.
+type Burn struct {
+	Window string `json:"window"`
+	// Covered is false when the samples do not reach back over the whole
+	// window: the rate is then over what they cover.
+	Covered  bool    `json:"covered"`
+	BurnRate float64 `json:"burn_rate"`
+	Bad      float64 `json:"bad"`
+	Total    float64 `json:"total"`
+}
+
+// Alert is one burn-rate alert pair: it fires when the error ratios over
+// both windows exceed Threshold, as the generated rule does (minus its
+// min_bad_events guard, applied here too).
+type Alert struct {
+	Severity  string  `json:"severity"`
+	Long      string  `json:"long"`
+	Short     string  `json:"short"`
+	Factor    float64 `json:"factor"`
+	Threshold float64 `json:"threshold"`
+	// LongRatio, ShortRatio: error ratios (0 to 1) over the windows.
+	LongRatio  float64 `json:"long_error_ratio"`
+	ShortRatio float64 `json:"short_error_ratio"`
+	Firing     bool    `json:"firing"`
+}
+
+// Point is one sample of an SLO's cumulative counts.
+type Point struct {
+	At time.Time
+	Counts
+}
+
+// Samples are the samples of an SLO kept for its window, oldest first.
+func (t *Tracker) Samples(name string) []Point {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []Point
+	for _, p := range t.points[name] {
+		out = append(out, Point{p.at, p.c})
+	}
+	return out
 }
 
 // Status computes every SLO's state at now. current, when not nil, holds
@@ -243,9 +310,35 @@ func (t *Tracker) Status(cfg *config.Config, now time.Time, current map[string]C
 		if b, tot := delta(at(ps, now.Add(-time.Hour)).c, last.c); tot > 0 {
 			st.BurnRate1h = b / tot / budget
 		}
+		st.Coverage = st.CoveredSeconds / s.Window.D().Seconds()
+		ratio := func(w time.Duration) (bad, total, r float64, covered bool) {
+			from := at(ps, now.Add(-w))
+			bad, total = delta(from.c, last.c)
+			if total > 0 {
+				r = bad / total
+			}
+			return bad, total, r, !from.at.After(now.Add(-w))
+		}
+		for _, w := range BurnWindows {
+			if w > s.Window.D() {
+				break
+			}
+			b, tot, r, cov := ratio(w)
+			st.BurnRates = append(st.BurnRates, Burn{Window: sli.Window(w), Covered: cov, BurnRate: r / budget, Bad: b, Total: tot})
+		}
+		for _, p := range rules.BurnPairs(s) {
+			lb, _, lr, _ := ratio(p.Long)
+			_, _, sr, _ := ratio(p.Short)
+			a := Alert{Severity: p.Severity, Long: sli.Window(p.Long), Short: sli.Window(p.Short), Factor: p.Factor, Threshold: p.Threshold,
+				LongRatio: lr, ShortRatio: sr}
+			a.Firing = lr > p.Threshold && sr > p.Threshold && (s.Alerting.MinBadEvents <= 1 || lb >= float64(s.Alerting.MinBadEvents))
+			st.Alerts = append(st.Alerts, a)
+		}
 		switch {
 		case st.Total == 0:
 			st.State = "no_data"
+		case st.Coverage < MinCoverage || st.Total < MinEvents:
+			st.State = "collecting"
 		case st.BudgetRemaining <= 0:
 			st.State = "exhausted"
 		case st.BurnRate1h > 1:

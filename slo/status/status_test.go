@@ -1,6 +1,7 @@
 package status
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -101,13 +102,31 @@ func TestStatusFromServqsOwnCounts(t *testing.T) {
 		// The t0 sample (taken after day 1 was committed) is the last one
 		// at or before the window's start: the window counts day 2 only,
 		// and the samples cover all of it.
-		if sl.CoveredSeconds != 86400 {
-			t.Errorf("sl covers %vs, want the whole window", sl.CoveredSeconds)
+		if sl.CoveredSeconds != 86400 || sl.Coverage != 1 {
+			t.Errorf("sl covers %vs (%v), want the whole window", sl.CoveredSeconds, sl.Coverage)
+		}
+		// Burn rates over the alert windows up to the 1d window: all of
+		// day 2 is within the last 2h, so each is 2x.
+		if len(sl.BurnRates) != 3 || sl.BurnRates[1].Window != "6h" || sl.BurnRates[1].BurnRate != 2 || !sl.BurnRates[2].Covered {
+			t.Errorf("sl burn rates = %+v", sl.BurnRates)
+		}
+		// The alert pairs of the generated rules on these counts: 40 %
+		// errors is above the 1d/2h ticket's 1.2 x 20 % = 24 % but under
+		// the pages' cap of 60 %.
+		var firing []string
+		for _, a := range sl.Alerts {
+			if a.Firing {
+				firing = append(firing, a.Severity+" "+a.Long+"/"+a.Short)
+			}
+		}
+		if len(sl.Alerts) != 3 || strings.Join(firing, ",") != "ticket 1d/2h" || sl.Alerts[2].Threshold != 0.24 {
+			t.Errorf("sl alerts = %+v, firing %v", sl.Alerts, firing)
 		}
 		// Abandonment: 3 abandoned of which 1 short: (3 - 1) of (10 - 1),
-		// budget 10 %: burn 2.22, exhausted.
+		// budget 10 %: burn 2.22, but fewer than MinEvents events: too
+		// few to call the budget exhausted.
 		ab := got["abandon"]
-		if ab.Bad != 2 || ab.Total != 9 || ab.State != "exhausted" || ab.BurnRateWindow < 2.2222 || ab.BurnRateWindow > 2.2223 {
+		if ab.Bad != 2 || ab.Total != 9 || ab.State != "collecting" || ab.BurnRateWindow < 2.2222 || ab.BurnRateWindow > 2.2223 {
 			t.Errorf("abandon = %+v", ab)
 		}
 		if api := got["api"]; api.Computed || api.State != "no_data" {
@@ -135,7 +154,7 @@ func TestStatusFromServqsOwnCounts(t *testing.T) {
 	if n := len(tr3.points["sl"]); n != 2 {
 		t.Errorf("%d samples stored, want 2", n)
 	}
-	if s := tr3.Status(cfg, later, nil)[0]; s.Bad != 0 || s.Total != 1 || s.State != "ok" {
+	if s := tr3.Status(cfg, later, nil)[0]; s.Bad != 0 || s.Total != 1 || s.State != "collecting" {
 		t.Errorf("sl a day later = %+v", s)
 	}
 	// Between samples the status is live: 10s later, one late call more.
@@ -204,8 +223,23 @@ func TestCountsBeforeTheFirstSampleAreTheBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := tr.Status(cfg, now, measure())[0]
-	// 1 bad of 10, budget 20 %: burn 0.5x over the hour and the window.
-	if s.Bad != 1 || s.Total != 10 || s.BurnRate1h != 0.5 || s.BurnRateWindow != 0.5 || s.BudgetRemaining != 0.5 || s.State != "ok" {
+	// 1 bad of 10, budget 20 %: burn 0.5x over the hour and the window;
+	// 84s of a 1d window seen: collecting, whatever the burn.
+	if s.Bad != 1 || s.Total != 10 || s.BurnRate1h != 0.5 || s.BurnRateWindow != 0.5 || s.BudgetRemaining != 0.5 || s.State != "collecting" {
 		t.Errorf("status = %+v, want 1 bad of 10 at burn 0.5", s)
+	}
+	// Early in the window even a budget spent twice over is not called
+	// exhausted: 30 late calls more.
+	commit(now, calls("late", 0, 30, 0, 0))
+	if s := tr.Status(cfg, now.Add(time.Second), measure())[0]; s.BudgetRemaining > 0 || s.State != "collecting" || s.Coverage >= MinCoverage {
+		t.Errorf("early exhausted budget = %+v, want collecting", s)
+	}
+	// Past MinCoverage of the window it is.
+	later := t0.Add(3 * time.Hour)
+	if err := tr.Observe(cfg, later, measure()); err != nil {
+		t.Fatal(err)
+	}
+	if s := tr.Status(cfg, later, measure())[0]; s.State != "exhausted" || s.Coverage < MinCoverage {
+		t.Errorf("3h into the window = %+v, want exhausted", s)
 	}
 }
