@@ -70,7 +70,11 @@ type Status struct {
 	Error       string    `json:"error,omitempty"`
 	Records     int       `json:"last_records"`
 	Rejected    int       `json:"last_rejected"`
-	Next        time.Time `json:"next_run,omitempty"`
+	// TotalRecords and TotalRejected count every committed run since
+	// servq started (the last run alone hides a rejection burst).
+	TotalRecords  int       `json:"total_records"`
+	TotalRejected int       `json:"total_rejected"`
+	Next          time.Time `json:"next_run,omitempty"`
 	// BackoffUntil: the vendor asked to wait (Retry-After); runs are
 	// skipped until then.
 	BackoffUntil time.Time `json:"backoff_until,omitzero"`
@@ -437,6 +441,8 @@ func (r *Runner) report(j *job, b *collectors.Batch, res quality.Result) {
 	j.mu.Lock()
 	j.status.Records = b.Len()
 	j.status.Rejected = len(b.Rejected)
+	j.status.TotalRecords += b.Len()
+	j.status.TotalRejected += len(b.Rejected)
 	j.mu.Unlock()
 	if r.self != nil {
 		for k, n := range res.Accepted {

@@ -215,3 +215,48 @@ func svgBudget(r *Report, s SLO) template.HTML {
 	fmt.Fprintf(&b, `<text x="%g" y="%g" class="label">error budget remaining</text></svg>`, p.left, p.top-6)
 	return template.HTML(b.String())
 }
+
+// Chart is a line chart drawn with the report's axes, for other pages
+// (servq's status page): values over [From, To], a dashed reference line
+// at Ref, value labels in percent of Scale (100 for percentages, 1 for
+// ratios shown as percentages).
+type Chart struct {
+	Label, Title, RefLabel string
+	From, To               time.Time
+	At                     []time.Time
+	Values                 []float64
+	Lo, Hi, Ref, Scale     float64
+	// Class is the CSS class of the line: "sli" or "budget" (ChartCSS).
+	Class string
+}
+
+// maxChartPoints bounds the points of a line: a 28d window sampled every
+// minute has 40320, more than a 640-unit wide chart can show.
+const maxChartPoints = 320
+
+// LineChart draws c as inline SVG.
+func LineChart(c Chart) template.HTML {
+	p := plot{w: 640, h: 200, left: 60, right: 12, top: 18, bottom: 26, from: c.From, to: c.To, lo: c.Lo, hi: c.Hi}
+	ticks, dec := niceTicks(p.lo*100/c.Scale, p.hi*100/c.Scale, 4)
+	for i := range ticks {
+		ticks[i] *= c.Scale / 100
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg viewBox="0 0 %g %g" role="img" aria-label="%s">`, p.w, p.h, template.HTMLEscapeString(c.Label))
+	p.frame(&b, ticks, func(v float64) string { return percentLabel(dec)(v * 100 / c.Scale) })
+	fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%.1f" y2="%.1f" class="objective"/><text x="%g" y="%.1f" class="label" text-anchor="end">%s</text>`,
+		p.left, p.w-p.right, p.y(c.Ref), p.y(c.Ref), p.w-p.right-4, p.y(c.Ref)-4, template.HTMLEscapeString(c.RefLabel))
+	step := max(1, (len(c.At)+maxChartPoints-1)/maxChartPoints)
+	var px, py []float64
+	for i := 0; i < len(c.At); i += step {
+		if i+step >= len(c.At) {
+			i = len(c.At) - 1 // always end at the last value
+		}
+		px, py = append(px, p.x(c.At[i])), append(py, p.y(c.Values[i]))
+	}
+	if len(px) > 0 {
+		path(&b, px, py, c.Class)
+	}
+	fmt.Fprintf(&b, `<text x="%g" y="%g" class="label">%s</text></svg>`, p.left, p.top-6, template.HTMLEscapeString(c.Title))
+	return template.HTML(b.String())
+}

@@ -177,10 +177,16 @@ func svgGaps(gs []Gap) template.HTML {
 	return template.HTML(fmt.Sprintf(`<svg viewBox="0 0 %g %g" role="img" aria-label="SERVQUAL gap per dimension"><line x1="%g" x2="%g" y1="4" y2="%g" class="zero"/>%s</svg>`, w, h, mid, mid, h-4, b.String()))
 }
 
+// ChartCSS styles the charts of the report and of LineChart.
+const ChartCSS = `svg{width:100%;height:auto;max-width:640px;display:block;margin:.4em 0}.objective{stroke:#c62828;stroke-width:1.2;stroke-dasharray:5 3}.zero{stroke:#888;stroke-dasharray:4 3}
+.plot{fill:#fafafa;stroke:#bbb}.grid{stroke:#e2e2e2}.axis{stroke:#888}.tick{font-size:10px;fill:#444}
+.sli{fill:none;stroke:#1565c0;stroke-width:2.5}.sli-dot{fill:#1565c0}.budget{fill:none;stroke:#6a1b9a;stroke-width:2.5}.budget-dot{fill:#6a1b9a}.label{font-size:11px;fill:#555}`
+
 var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": pct, "signed": signed, "ratioPct": ratioPct, "num": num, "kpi": kpiValue,
 	"svgLine": svgLine, "svgBudget": svgBudget, "svgGaps": svgGaps, "burn": burnText, "exactNote": exactNote, "volumeRows": volumeRows,
-	"date": func(t interface{ Format(string) string }) string { return t.Format("2006-01-02 15:04 MST") },
+	"chartCSS": func() template.CSS { return ChartCSS },
+	"date":     func(t interface{ Format(string) string }) string { return t.Format("2006-01-02 15:04 MST") },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>SLO report {{.Period.Name}} — {{.Service}}</title>
 <style>
@@ -189,9 +195,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bo
 table{border-collapse:collapse;width:100%;margin:.6em 0}td,th{border:1px solid #ccc;padding:.3em .5em;text-align:left}
 th{background:#f3f3f3}.met{color:#1a7f37;font-weight:600}.missed{color:#c62828;font-weight:600}.no_data{color:#666}
 .muted{color:#666}.risk{color:#c62828}.policy{border-left:4px solid #c62828;padding:.3em .8em;background:#fdecea}
-svg{width:100%;height:auto;max-width:640px;display:block;margin:.4em 0}.objective{stroke:#c62828;stroke-width:1.2;stroke-dasharray:5 3}.zero{stroke:#888;stroke-dasharray:4 3}
-.plot{fill:#fafafa;stroke:#bbb}.grid{stroke:#e2e2e2}.axis{stroke:#888}.tick{font-size:10px;fill:#444}
-.sli{fill:none;stroke:#1565c0;stroke-width:2.5}.sli-dot{fill:#1565c0}.budget{fill:none;stroke:#6a1b9a;stroke-width:2.5}.budget-dot{fill:#6a1b9a}.label{font-size:11px;fill:#555}
+{{chartCSS}}
 .gap-neg{fill:#e57373}.gap-pos{fill:#81c784}section.slo{page-break-inside:avoid}
 @media print{body{margin:0;max-width:none}h2{page-break-after:avoid}}
 </style></head>

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
-	"image/png"
 	"math"
 	"os"
 	"os/exec"
@@ -314,7 +313,6 @@ func checkRenders(t *testing.T, r *Report) {
 // ($SERVQ_ARTIFACTS, default a temporary directory).
 func checkBrowserRendering(t *testing.T, r *Report, wants ...string) {
 	t.Helper()
-	chromium := testenv.Binary(t, "chromium")
 	dir := t.TempDir()
 	html := filepath.Join(dir, "report.html")
 	b, err := Render(r, "html")
@@ -328,60 +326,17 @@ func checkBrowserRendering(t *testing.T, r *Report, wants ...string) {
 	}
 	os.MkdirAll(artifacts, 0o755)
 	shot := filepath.Join(artifacts, fmt.Sprintf("slo-report-%s-%s.png", r.Period.Name, strings.ReplaceAll(r.Period.Start.Location().String(), "/", "-")))
-	common := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-		"--user-data-dir=" + filepath.Join(dir, "profile"), "--enable-logging=stderr", "--v=0"}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	dom, err := exec.CommandContext(ctx, chromium, append(common, "--dump-dom", "file://"+html)...).Output()
-	if err != nil {
-		t.Fatalf("chromium --dump-dom: %v", err)
-	}
+	dom := testenv.Browse(t, "file://"+html, shot, 1200, 2400)
 	for _, want := range append([]string{"<svg"}, wants...) {
-		if !strings.Contains(string(dom), want) {
+		if !strings.Contains(dom, want) {
 			t.Errorf("the DOM Chromium built lacks %q", want)
 		}
 	}
-	out, err := exec.CommandContext(ctx, chromium, append(common, "--screenshot="+shot, "--window-size=1200,2400", "file://"+html)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		// Console errors and page load failures of the document itself.
-		if strings.Contains(line, "CONSOLE") && strings.Contains(line, "report.html") ||
-			strings.Contains(line, "ERR_FILE_NOT_FOUND") || strings.Contains(line, "Uncaught") {
-			t.Errorf("Chromium reports: %s", line)
-		}
-	}
-	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
-		t.Errorf("screenshot %s missing or empty: %v", shot, err)
-		return
-	}
-	t.Logf("screenshot: %s", shot)
 	// The SLI line and the budget line are drawn where a reader sees
 	// them: the screenshot has pixels of their colours (.sli #1565c0,
 	// .budget #6a1b9a), a line's worth of each.
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	colours := map[string][3]int{"SLI line": {0x15, 0x65, 0xc0}, "budget line": {0x6a, 0x1b, 0x9a}}
-	seen := map[string]int{}
-	bounds := img.Bounds()
-	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
-		for x := bounds.Min.X; x < bounds.Max.X; x++ {
-			r, g, b, _ := img.At(x, y).RGBA()
-			for name, c := range colours {
-				if abs(int(r>>8)-c[0]) < 24 && abs(int(g>>8)-c[1]) < 24 && abs(int(b>>8)-c[2]) < 24 {
-					seen[name]++
-				}
-			}
-		}
-	}
+	seen := testenv.CountColours(t, shot, colours)
 	for name := range colours {
 		if seen[name] < 400 {
 			t.Errorf("the screenshot shows %d pixels of the %s: not visible", seen[name], name)
