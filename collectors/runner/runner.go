@@ -78,6 +78,9 @@ type Status struct {
 	// BackoffUntil: the vendor asked to wait (Retry-After); runs are
 	// skipped until then.
 	BackoffUntil time.Time `json:"backoff_until,omitzero"`
+	// Watermark is the time of the newest record the collector delivered
+	// (what the metrics are current to).
+	Watermark time.Time `json:"watermark,omitzero"`
 }
 
 // Options tune a Runner.
@@ -478,6 +481,9 @@ func (r *Runner) Statuses() []Status {
 		s := j.status
 		j.mu.Unlock()
 		s.Running = j.running.Load()
+		if r.model != nil {
+			s.Watermark = r.model.Newest(j.name)
+		}
 		if !s.BackoffUntil.After(r.now()) {
 			s.BackoffUntil = time.Time{} // over: the next run asks again
 		}

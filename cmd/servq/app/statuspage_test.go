@@ -154,6 +154,12 @@ func TestStatusPageInChromium(t *testing.T) {
 	if c.TotalRecords <= c.Records || !strings.Contains(dom, fmt.Sprintf("<td>%d / %d</td>", c.Records, c.TotalRecords)) {
 		t.Errorf("collector totals %d (last %d) not on the page", c.TotalRecords, c.Records)
 	}
+	// Its watermark (newest record, from the demo's fake clock) too, in
+	// the page's zone.
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	if c.Watermark.IsZero() || !strings.Contains(dom, `<td class="watermark">`+c.Watermark.In(berlin).Format("2006-01-02 15:04:05 MST")+`</td>`) {
+		t.Errorf("watermark %v not on the page", c.Watermark)
+	}
 	colours := map[string][3]int{"SLI line": {0x15, 0x65, 0xc0}, "budget line": {0x6a, 0x1b, 0x9a}}
 	// The lines' pixels are counted on a desktop-wide screenshot, where
 	// the charts are drawn at their full 640 units.

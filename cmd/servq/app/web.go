@@ -176,10 +176,10 @@ All times in <strong>{{.Zone}}</strong> (global.time_zone); page built {{at .Now
 {{range .Targets}}<tr><th scope="row">{{.Name}}</th><td>{{.KPI}}{{if .Description}}<br><span class="muted">{{.Description}}</span>{{end}}</td><td>{{.Bound}}</td><td>{{.Window}}</td><td>Prometheus</td></tr>
 {{end}}</table></div>{{else}}<p>No KPI targets configured (<code>targets:</code>).</p>{{end}}
 <h2>Collectors</h2>
-<div class="scroll"><table><tr><th scope="col">name</th><th scope="col">type</th><th scope="col">schedule</th><th scope="col">status</th><th scope="col">last run</th><th scope="col">last success</th><th scope="col">records (last / since start)</th><th scope="col">rejected (last / since start)</th><th scope="col">next run</th></tr>
+<div class="scroll"><table><tr><th scope="col">name</th><th scope="col">type</th><th scope="col">schedule</th><th scope="col">status</th><th scope="col">last run</th><th scope="col">last success</th><th scope="col">newest record</th><th scope="col">records (last / since start)</th><th scope="col">rejected (last / since start)</th><th scope="col">next run</th></tr>
 {{range .Collectors}}<tr><th scope="row">{{.Name}}</th><td>{{.Type}}</td><td><code>{{.Schedule}}</code></td>
 <td>{{if .Running}}running{{else if .Error}}<span class="err">error: {{.Error}}</span>{{else if .LastRun.IsZero}}pending{{else}}<span class="ok">ok</span>{{end}}{{if not .BackoffUntil.IsZero}}<br>the vendor asked to wait (Retry-After): runs skipped until {{at .BackoffUntil}}{{end}}</td>
-<td>{{at .LastRun}}</td><td>{{at .LastSuccess}}</td><td>{{.Records}} / {{.TotalRecords}}</td><td>{{if .TotalRejected}}<span class="warn">{{.Rejected}} / {{.TotalRejected}}</span>{{else}}0 / 0{{end}}</td>
+<td>{{at .LastRun}}</td><td>{{at .LastSuccess}}</td><td class="watermark">{{at .Watermark}}</td><td>{{.Records}} / {{.TotalRecords}}</td><td>{{if .TotalRejected}}<span class="warn">{{.Rejected}} / {{.TotalRejected}}</span>{{else}}0 / 0{{end}}</td>
 <td>{{if not .Next.IsZero}}{{at .Next}}{{end}}</td></tr>
 {{end}}</table></div>
 </main></body></html>
@@ -211,7 +211,7 @@ func (s *Service) landing(w http.ResponseWriter, metricsPath string) {
 	d := landingData{Version: Version(), Config: s.configName(), MetricsPath: metricsPath[1:], Zone: loc.String(),
 		Now: now, MinCoverage: status.MinCoverage, MinEvents: status.MinEvents}
 	for _, c := range s.Runner().Statuses() {
-		c.LastRun, c.LastSuccess, c.Next, c.BackoffUntil = inZone(c.LastRun, loc), inZone(c.LastSuccess, loc), inZone(c.Next, loc), inZone(c.BackoffUntil, loc)
+		c.LastRun, c.LastSuccess, c.Next, c.BackoffUntil, c.Watermark = inZone(c.LastRun, loc), inZone(c.LastSuccess, loc), inZone(c.Next, loc), inZone(c.BackoffUntil, loc), inZone(c.Watermark, loc)
 		d.Collectors = append(d.Collectors, c)
 	}
 	if err := s.LastReloadError(); err != nil {
