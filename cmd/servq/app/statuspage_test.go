@@ -89,6 +89,7 @@ slos:
   - {name: reply, indicator: ticket_first_reply, threshold: 4h, objective: 90, window: 1d}
 targets:
   - {name: nps, kpi: nps, min: 30, description: NPS of the last 7 days}
+  - {name: backlog, kpi: open_tickets, max: 100000}
 `
 
 // The status page, opened in a real headless Chromium, shows each SLO's
@@ -125,7 +126,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		`<td class="counts">` + fmt.Sprintf("%.0f / %.0f", d.Good, d.Total) + `</td>`,
 		`<td class="budget-value">` + fmt.Sprintf("%.1f%%", 100*d.BudgetRemaining) + `</td>`,
 		`<th scope="row">6h</th><td>` + fmt.Sprintf("%.2f×", d.BurnRates[1].BurnRate) + `</td>`,
-		`<th scope="row">nps</th>`, `computed by Prometheus`,
+		`<th scope="row">nps</th>`, `computed by Prometheus`, `<th scope="row">backlog</th>`,
 		`<th scope="col">rejected (last / since start)</th>`,
 	}
 	for _, a := range d.Alerts {
@@ -159,6 +160,20 @@ func TestStatusPageInChromium(t *testing.T) {
 	berlin, _ := time.LoadLocation("Europe/Berlin")
 	if c.Watermark.IsZero() || !strings.Contains(dom, `<td class="watermark">`+c.Watermark.In(berlin).Format("2006-01-02 15:04:05 MST")+`</td>`) {
 		t.Errorf("watermark %v not on the page", c.Watermark)
+	}
+	// The backlog target's value is the sum of servq_tickets_open on
+	// /metrics.
+	_, metrics := get(t, url+"/metrics")
+	var open float64
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "servq_tickets_open{") {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v)
+			open += v
+		}
+	}
+	if want := fmt.Sprintf(`<span class="kpi-value ok">%g tickets</span> (met)`, open); open == 0 || !strings.Contains(dom, want) {
+		t.Errorf("the page lacks %q", want)
 	}
 	colours := map[string][3]int{"SLI line": {0x15, 0x65, 0xc0}, "budget line": {0x6a, 0x1b, 0x9a}}
 	// The lines' pixels are counted on a desktop-wide screenshot, where

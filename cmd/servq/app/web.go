@@ -94,6 +94,9 @@ type landingSLO struct {
 
 type landingTarget struct {
 	Name, Description, KPI, Bound, Window string
+	// Value: the current value when servq can compute it (gauge KPIs).
+	Value    string
+	Met, Has bool
 }
 
 type landingData struct {
@@ -171,9 +174,9 @@ All times in <strong>{{.Zone}}</strong> (global.time_zone); page built {{at .Now
 </section>
 {{end}}
 <h2>KPI targets</h2>
-{{if .Targets}}<p class="muted">Targets are computed by Prometheus from servq's metrics (the generated <code>servq:target:value</code> recording rule and its alerts); servq does not keep their windows itself.</p>
-<div class="scroll"><table><tr><th scope="col">target</th><th scope="col">KPI</th><th scope="col">bound</th><th scope="col">window</th><th scope="col">computed by</th></tr>
-{{range .Targets}}<tr><th scope="row">{{.Name}}</th><td>{{.KPI}}{{if .Description}}<br><span class="muted">{{.Description}}</span>{{end}}</td><td>{{.Bound}}</td><td>{{.Window}}</td><td>Prometheus</td></tr>
+{{if .Targets}}<p class="muted">Queue and backlog KPIs (open tickets, calls waiting, longest wait, oldest open ticket) are read from servq's own metrics now; KPIs over a window (NPS, CSAT, CES, SERVQUAL) and targets split by labels are computed by Prometheus (the generated <code>servq:target:value</code> recording rule and its alerts), as servq does not keep their windows.</p>
+<div class="scroll"><table><tr><th scope="col">target</th><th scope="col">KPI</th><th scope="col">bound</th><th scope="col">window</th><th scope="col">current value</th></tr>
+{{range .Targets}}<tr><th scope="row">{{.Name}}</th><td>{{.KPI}}{{if .Description}}<br><span class="muted">{{.Description}}</span>{{end}}</td><td>{{.Bound}}</td><td>{{.Window}}</td><td>{{if .Has}}<span class="kpi-value {{if .Met}}ok{{else}}err{{end}}">{{.Value}}</span> ({{if .Met}}met{{else}}missed{{end}}){{else}}computed by Prometheus{{end}}</td></tr>
 {{end}}</table></div>{{else}}<p>No KPI targets configured (<code>targets:</code>).</p>{{end}}
 <h2>Collectors</h2>
 <div class="scroll"><table><tr><th scope="col">name</th><th scope="col">type</th><th scope="col">schedule</th><th scope="col">status</th><th scope="col">last run</th><th scope="col">last success</th><th scope="col">newest record</th><th scope="col">records (last / since start)</th><th scope="col">rejected (last / since start)</th><th scope="col">next run</th></tr>
@@ -232,8 +235,10 @@ func (s *Service) landing(w http.ResponseWriter, metricsPath string) {
 		}
 		d.SLOs = append(d.SLOs, l)
 	}
+	fams, _ := s.reg.Gather()
 	for _, t := range cfg.Targets {
 		lt := landingTarget{Name: t.Name, Description: t.Description, KPI: t.KPI, Window: t.Window.String()}
+		lt.Value, lt.Met, lt.Has = kpiNow(t, fams, now)
 		switch {
 		case t.Min != nil && t.Max != nil:
 			lt.Bound = fmt.Sprintf("%g to %g", *t.Min, *t.Max)
