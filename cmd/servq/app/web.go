@@ -239,6 +239,9 @@ func (s *Service) landing(w http.ResponseWriter, metricsPath string) {
 	for _, t := range cfg.Targets {
 		lt := landingTarget{Name: t.Name, Description: t.Description, KPI: t.KPI, Window: t.Window.String()}
 		lt.Value, lt.Met, lt.Has = kpiNow(t, fams, now)
+		if t.Window == 0 {
+			lt.Window = "–" // a KPI of this moment has no window
+		}
 		switch {
 		case t.Min != nil && t.Max != nil:
 			lt.Bound = fmt.Sprintf("%g to %g", *t.Min, *t.Max)
@@ -275,15 +278,21 @@ func sloCharts(name string, objective float64, window time.Duration, now time.Ti
 		}
 	}
 	budget := (100 - objective) / 100
-	var at []time.Time
+	var at, bat []time.Time
 	var slis, rem []float64
 	add := func(t time.Time, bad, total float64) {
-		if total <= 0 || st.Total <= 0 {
+		if st.Total <= 0 {
 			return
 		}
-		at = append(at, t.In(now.Location()))
-		slis = append(slis, 100*(1-bad/total))
-		rem = append(rem, 1-bad/(budget*st.Total))
+		// The budget starts whole at the baseline; the SLI has no value
+		// before the first event.
+		bat, rem = append(bat, t.In(now.Location())), append(rem, 1-bad/(budget*st.Total))
+		if total > 0 {
+			at, slis = append(at, t.In(now.Location())), append(slis, 100*(1-bad/total))
+		}
+	}
+	if b := ps[base]; b.At.After(from) {
+		add(b.At, 0, 0) // servq started within the window
 	}
 	for _, p := range ps[base+1:] {
 		bad, total := p.Bad-ps[base].Bad, p.Total-ps[base].Total
@@ -299,15 +308,18 @@ func sloCharts(name string, objective float64, window time.Duration, now time.Ti
 		return `<p class="muted">No events in the window yet: no chart.</p>`, ""
 	}
 	lo, rlo := objective, 0.0
-	for i := range at {
-		lo, rlo = min(lo, slis[i]), min(rlo, rem[i])
+	for _, v := range slis {
+		lo = min(lo, v)
+	}
+	for _, v := range rem {
+		rlo = min(rlo, v)
 	}
 	span := max(100-lo, 0.1)
 	sliChart = report.LineChart(report.Chart{Label: "SLI of " + name + " over its window, against its objective",
 		Title: "SLI since the window's start", From: from, To: now, At: at, Values: slis,
 		Lo: max(0, 100-span*1.15), Hi: 100, Ref: objective, RefLabel: fmt.Sprintf("objective %g%%", objective), Scale: 100, Class: "sli"})
 	budgetChart = report.LineChart(report.Chart{Label: "Error budget remaining of " + name + " over its window",
-		Title: "error budget remaining", From: from, To: now, At: at, Values: rem,
+		Title: "error budget remaining", From: from, To: now, At: bat, Values: rem,
 		Lo: rlo - 0.05*(1-rlo), Hi: 1.05, Ref: 0, RefLabel: "budget exhausted", Scale: 1, Class: "budget"})
 	return sliChart, budgetChart
 }
