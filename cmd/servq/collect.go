@@ -111,14 +111,20 @@ func collectOnce(cfg *config.Config, store *state.Store, only []string, commit b
 		if cl, ok := src.(io.Closer); ok {
 			cl.Close()
 		}
-		line := newCollectLine(c.Name, b)
+		var line collectLine
 		if err != nil {
+			line = newCollectLine(c.Name, b)
 			line.Error = redact.Text(err.Error(), 0)
 			code = 1
 		} else {
+			// The line is built after the commit: the model screens the
+			// batch, moving records it refuses to the rejections, so the
+			// output shows what was counted and what was refused.
 			before, _ := reg.Gather()
-			if _, err := model.Commit(c.Name, b, next); err != nil {
-				line.Error = redact.Text(err.Error(), 0)
+			_, cerr := model.Commit(c.Name, b, next)
+			line = newCollectLine(c.Name, b)
+			if cerr != nil {
+				line.Error = redact.Text(cerr.Error(), 0)
 				code = 1
 			} else {
 				after, _ := reg.Gather()
