@@ -215,7 +215,9 @@ func TestTimeoutCancelsTheRun(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Run = %v, want deadline exceeded", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	// The source never returns by itself: only the 50 ms timeout ends
+	// it. 20 s is "stuck", not a speed target, on a loaded machine.
+	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("timeout took %s", d)
 	}
 	if c, _ := f.model.Cursor("hung"); c != nil {
