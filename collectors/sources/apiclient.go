@@ -81,6 +81,9 @@ type apiClient struct {
 	base    time.Duration // first backoff
 	// sleep waits d or until ctx ends (tests replace it).
 	sleep func(ctx context.Context, d time.Duration) error
+	// now reads the clock for reset headers that name an instant (tests
+	// replace it).
+	now func() time.Time
 	// Header is sent with every request (Accept, User-Agent).
 	Header http.Header
 }
@@ -100,7 +103,7 @@ func newAPIClient(p politeSpec, auth func(*http.Request)) *apiClient {
 	}
 	return &apiClient{
 		http: &http.Client{Timeout: timeout}, auth: auth, retries: retries, budget: budget,
-		base: time.Second, sleep: sleepCtx,
+		base: time.Second, sleep: sleepCtx, now: time.Now,
 		Header: http.Header{"Accept": {"application/json"}, "User-Agent": {"servq"}},
 	}
 }
@@ -213,7 +216,7 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body []byte, 
 				return nil, e // 4xx other than 429: retrying changes nothing
 			}
 			last = e
-			if ra, ok := retryAfter(resp.Header, time.Now()); ok {
+			if ra, ok := retryAfter(resp.Header, c.now()); ok {
 				if ra > maxRetryAfter {
 					return nil, &collectors.BackoffError{Wait: ra, Err: fmt.Errorf("%w; the vendor asks to wait %s, longer than a run waits: runs are skipped until then", e, ra.Round(time.Second))}
 				}
@@ -258,11 +261,22 @@ func (c *apiClient) getJSON(ctx context.Context, rawURL string, out any) (http.H
 	return r.Header, nil
 }
 
-// retryAfter reads Retry-After (seconds or an HTTP date), or the
-// rate-limit reset headers some vendors send instead.
+// retryAfter reads how long a vendor asks to wait, in the forms they
+// document:
+//
+//   - Retry-After: delay-seconds or an HTTP date (RFC 9110; Zendesk,
+//     Freshdesk, Jira and Twilio send seconds);
+//   - X-RateLimit-Reset: Jira Cloud sends the ISO 8601 instant the limit
+//     resets at, to the minute ("2026-11-23T10:02Z"); other APIs send a
+//     unix time or seconds from now;
+//   - RateLimit-Reset (the IETF RateLimit fields, Zendesk's
+//     ratelimit-reset): seconds from now.
+//
+// Retry-After wins when both are present: it is the vendor's own answer
+// to this request, the reset headers describe a quota window.
 func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	if v := h.Get("Retry-After"); v != "" {
-		if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs >= 0 {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
 			return time.Duration(secs) * time.Second, true
 		}
 		if t, err := http.ParseTime(v); err == nil {
@@ -270,18 +284,36 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		}
 	}
 	for _, k := range []string{"X-RateLimit-Reset", "Ratelimit-Reset"} {
-		if v := h.Get(k); v != "" {
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil || n < 0 {
-				continue
-			}
+		v := strings.TrimSpace(h.Get(k))
+		if v == "" {
+			continue
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
 			if n > 1e9 { // a unix time
 				return max(time.Unix(n, 0).Sub(now), 0), true
 			}
 			return time.Duration(n) * time.Second, true
 		}
+		if t, ok := parseISOInstant(v); ok {
+			return max(t.Sub(now), 0), true
+		}
 	}
 	return 0, false
+}
+
+// isoResetLayouts are the ISO 8601 forms of a reset instant: Jira's
+// documented yyyy-MM-ddTHH:mmZ, and full RFC 3339 with seconds and
+// fractions (time.Parse accepts fractions after the seconds).
+var isoResetLayouts = []string{"2006-01-02T15:04Z07:00", "2006-01-02T15:04Z0700", time.RFC3339, "2006-01-02T15:04:05Z0700"}
+
+// parseISOInstant parses an ISO 8601 instant with a zone (Z or an offset).
+func parseISOInstant(v string) (time.Time, bool) {
+	for _, l := range isoResetLayouts {
+		if t, err := time.Parse(l, v); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // vendorMessage extracts the error text of common JSON error bodies

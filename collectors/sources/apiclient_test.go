@@ -96,6 +96,11 @@ func TestRetryAfterForms(t *testing.T) {
 		{"Retry-After", "Mon, 23 Nov 2026 10:00:30 GMT"}: 30 * time.Second,
 		{"X-RateLimit-Reset", "1795428060"}:              time.Unix(1795428060, 0).Sub(now),
 		{"Ratelimit-Reset", "15"}:                        15 * time.Second,
+		// Jira Cloud: the ISO 8601 reset instant, to the minute.
+		{"X-RateLimit-Reset", "2026-11-23T10:02Z"}:      2 * time.Minute,
+		{"X-RateLimit-Reset", "2026-11-23T11:01+01:00"}: time.Minute,
+		{"X-RateLimit-Reset", "2026-11-23T10:00:45.5Z"}: 45500 * time.Millisecond,
+		{"X-RateLimit-Reset", "2026-11-23T09:59Z"}:      0, // already past: no wait
 	} {
 		hdr := http.Header{}
 		hdr.Set(h[0], h[1])
