@@ -509,6 +509,7 @@ func (c *Config) validate(errs *Errors) {
 	if c.Rules.Interval < 0 {
 		c.errorAt(errs, "rules.interval", "must not be negative")
 	}
+	c.validateGrafanaInterval(errs)
 	for _, k := range sortedKeys(c.Rules.Labels) {
 		if !labelNameRE.MatchString(k) {
 			c.errorAt(errs, "rules.labels."+k, "%q is not a valid label name", k)
@@ -665,6 +666,23 @@ func (c *Config) validateSLO(errs *Errors, p string, s *SLO, hours map[string]bo
 func (c *Config) oneSecret(errs *Errors, p, key string, value Secret, file string) {
 	if value != "" && file != "" {
 		c.errorAt(errs, p+"."+key+"_file", "set either %s or %s_file, not both", key, key)
+	}
+}
+
+// validateGrafanaInterval: Grafana refuses (400) a rule group whose
+// interval is not a multiple of its 10s base interval, and servq would only
+// learn it after creating the rules; say it here instead, at the key that
+// sets the interval of the Grafana-managed rules.
+func (c *Config) validateGrafanaInterval(errs *Errors) {
+	base := Duration(GrafanaBaseInterval)
+	up := func(d Duration) Duration { return (d + base - 1) / base * base }
+	switch gi, iv := c.Rules.GrafanaInterval, c.Rules.Interval; {
+	case gi < 0:
+		c.errorAt(errs, "rules.grafana_interval", "must not be negative")
+	case gi > 0 && gi%base != 0:
+		c.errorAt(errs, "rules.grafana_interval", "%s is not a multiple of 10s: Grafana evaluates rule groups in steps of 10s and refuses other intervals; use %s", gi, up(gi))
+	case gi == 0 && iv > 0 && iv%base != 0:
+		c.errorAt(errs, "rules.interval", "%s is not a multiple of 10s, which Grafana-managed alert rules (servq dashboards) need: set rules.grafana_interval to one for them (e.g. %s), or make rules.interval one", iv, up(iv))
 	}
 }
 

@@ -355,6 +355,11 @@ type Rules struct {
 	// Interval sets the rule groups' evaluation interval (default: the
 	// Prometheus global one).
 	Interval Duration `yaml:"interval"`
+	// GrafanaInterval is the evaluation interval of the Grafana-managed
+	// alert rules of `servq dashboards` (default: Interval, else 1m).
+	// Grafana evaluates rule groups in steps of its base interval (10s),
+	// so it must be a multiple of 10s.
+	GrafanaInterval Duration `yaml:"grafana_interval"`
 	// Labels are added to every generated alert (team, routing keys).
 	Labels map[string]string `yaml:"labels"`
 	// Operational turns the collector and servq health alerts off when
@@ -362,6 +367,23 @@ type Rules struct {
 	Operational *bool `yaml:"operational"`
 	// RunbookURL is the base of runbook links of the operational alerts.
 	RunbookURL string `yaml:"runbook_url"`
+}
+
+// GrafanaBaseInterval is Grafana's base evaluation interval ([unified_alerting]
+// base_interval, 10s and not meant to be changed): Grafana refuses a rule
+// group whose interval is not a multiple of it.
+const GrafanaBaseInterval = 10 * time.Second
+
+// GrafanaRuleInterval is the evaluation interval of the Grafana-managed
+// alert rules: grafana_interval, else interval, else 1m.
+func (r Rules) GrafanaRuleInterval() time.Duration {
+	switch {
+	case r.GrafanaInterval > 0:
+		return r.GrafanaInterval.D()
+	case r.Interval > 0:
+		return r.Interval.D()
+	}
+	return time.Minute
 }
 
 // Report is an SLO report built on a schedule inside `servq run`.

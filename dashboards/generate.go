@@ -105,7 +105,7 @@ func WriteFiles(cfg *config.Config, dir string, o FileOptions) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	af, err := alertFile(rules, o, cfg.Rules.Interval.String())
+	af, err := alertFile(rules, o, config.Duration(cfg.Rules.GrafanaRuleInterval()).String())
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 type dashboardsOptions struct {
 	out, url, tokenFile                   string
 	folderUID, folderTitle, datasourceUID string
+	ruleGroup                             string
 	dashboardsPath                        string
 }
 

@@ -70,3 +70,21 @@ func TestReportCommandErrors(t *testing.T) {
 		t.Errorf("unreachable API: exit %d, %s", code, errb.String())
 	}
 }
+
+// servq check refuses an interval Grafana would refuse for the
+// Grafana-managed rules, at its line, with the key that fixes it.
+func TestCheckRefusesGrafanaIntervalNotMultipleOf10s(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "servq.yml")
+	os.WriteFile(file, []byte("rules:\n  interval: 15s\n"), 0o644)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", file}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), file+":2: rules.interval: 15s is not a multiple of 10s") ||
+		!strings.Contains(errb.String(), "rules.grafana_interval") {
+		t.Errorf("exit %d: %s", code, errb.String())
+	}
+	os.WriteFile(file, []byte("rules:\n  interval: 15s\n  grafana_interval: 20s\n"), 0o644)
+	errb.Reset()
+	if code := run([]string{"check", file}, &out, &errb); code != 0 {
+		t.Errorf("with grafana_interval 20s: exit %d: %s", code, errb.String())
+	}
+}

@@ -28,7 +28,7 @@ func provisionGrafana(cfg *config.Config, o dashboardsOptions, stdout, stderr io
 		return 1
 	}
 	if token == "" {
-		fmt.Fprintln(stderr, "servq dashboards: no Grafana token: set $GRAFANA_TOKEN or --grafana.token-file (a service-account token with the Editor role)")
+		fmt.Fprintln(stderr, "servq dashboards: no Grafana token: set $GRAFANA_TOKEN or --grafana.token-file (a service-account token; which role it needs depends on the Grafana version, see dashboards/README.md)")
 		return 2
 	}
 	boards, err := dashboards.Render(cfg)
@@ -44,15 +44,11 @@ func provisionGrafana(cfg *config.Config, o dashboardsOptions, stdout, stderr io
 	if err == nil {
 		var api []grafana.AlertRule
 		if api, err = dashboards.APIRules(rs); err == nil {
-			interval := cfg.Rules.Interval.D()
-			if interval == 0 {
-				interval = time.Minute
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			var res grafana.Result
 			res, err = grafana.Provision(ctx, grafana.Options{URL: o.url, Token: token, FolderUID: o.folderUID,
-				FolderTitle: o.folderTitle, RuleGroup: "servq", Interval: interval}, ds, api)
+				FolderTitle: o.folderTitle, RuleGroup: o.ruleGroup, Interval: cfg.Rules.GrafanaRuleInterval()}, ds, api)
 			if err == nil {
 				printResult(stdout, res)
 				return 0

@@ -81,10 +81,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dashCmd := a.Command("dashboards", "Write Grafana dashboards, file-provisioning YAML and Grafana-managed alert rules, or provision them through Grafana's HTTP API.")
 	dashOpts := dashboardsOptions{}
 	dashCmd.Flag("output", "Directory to write dashboards/ and provisioning/ into (file provisioning).").Short('o').StringVar(&dashOpts.out)
-	dashCmd.Flag("grafana.url", "Provision through this Grafana's HTTP API instead of writing files (token from $GRAFANA_TOKEN or --grafana.token-file).").StringVar(&dashOpts.url)
+	dashCmd.Flag("grafana.url", "Provision through this Grafana's HTTP API (Grafana 10.0 or later) instead of writing files; token from $GRAFANA_TOKEN or --grafana.token-file, of a service account with the Admin role on Grafana 10.x, Editor from 11.0.").StringVar(&dashOpts.url)
 	dashCmd.Flag("grafana.token-file", "File holding the Grafana service-account token.").StringVar(&dashOpts.tokenFile)
 	dashCmd.Flag("grafana.folder-uid", "Grafana folder uid of the dashboards and alert rules.").Default("servq").StringVar(&dashOpts.folderUID)
 	dashCmd.Flag("grafana.folder-title", "Grafana folder title.").Default("servq").StringVar(&dashOpts.folderTitle)
+	dashCmd.Flag("grafana.rule-group", "Alert rule group of servq's rules in the folder; it must hold servq's rules only (servq moves its rules into it).").Default("servq").StringVar(&dashOpts.ruleGroup)
 	dashCmd.Flag("grafana.datasource-uid", "uid of the Prometheus data source the alert rules query.").Default("prometheus").StringVar(&dashOpts.datasourceUID)
 	dashCmd.Flag("grafana.dashboards-path", "Where Grafana reads the dashboard files (the provider's path) in file provisioning.").Default("/var/lib/grafana/dashboards/servq").StringVar(&dashOpts.dashboardsPath)
 
