@@ -393,3 +393,23 @@ func apiBaseURL(raw, example string) (*url.URL, error) {
 	}
 	return u, nil
 }
+
+// settleLag resolves the settle_lag key of a source whose search or
+// export is not immediately consistent: a change becomes visible there
+// some time after the update time it carries. The source delivers only
+// changes at least this old, so that one which shows up late is still
+// ahead of its watermark when it appears; without it, the watermark moves
+// past the late change's time and the change is skipped for good unless
+// the record changes again. def is the source's default.
+func settleLag(c *config.Collector, v *config.Duration, def time.Duration) (time.Duration, error) {
+	if v == nil {
+		return def, nil
+	}
+	if *v < 0 {
+		return 0, c.Errorf("settle_lag", "must not be negative")
+	}
+	if v.D() > 24*time.Hour {
+		return 0, c.Errorf("settle_lag", "%s is more than a day: every record would be reported that late", v.D())
+	}
+	return v.D(), nil
+}

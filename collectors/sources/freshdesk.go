@@ -38,6 +38,7 @@ type freshdesk struct {
 	statuses map[int]string
 	reserve  int
 	since    time.Duration
+	settle   time.Duration
 	perPage  int
 }
 
@@ -52,6 +53,11 @@ type freshdeskSpec struct {
 	// X-RateLimit-Remaining falls below it, leaving the rest of the
 	// account's per-minute quota to agents and other integrations.
 	RateLimitReserve int `yaml:"rate_limit_reserve"`
+	// SettleLag: only tickets updated at least this long ago are
+	// delivered (default 1m). Freshdesk's list is served from a search
+	// index (a ticket's change can show there after a newer change of
+	// another), and without a lag the watermark would pass a late one.
+	SettleLag *config.Duration `yaml:"settle_lag"`
 }
 
 // Freshdesk's documented codes (ticket properties: status, priority,
@@ -65,8 +71,9 @@ var (
 )
 
 const (
-	freshdeskPerPage = 100 // the documented maximum of per_page
-	freshdeskMaxPage = 300 // "a maximum of 300 pages will be returned"
+	freshdeskSettleLag = time.Minute
+	freshdeskPerPage   = 100 // the documented maximum of per_page
+	freshdeskMaxPage   = 300 // "a maximum of 300 pages will be returned"
 )
 
 func init() {
@@ -100,6 +107,10 @@ func init() {
 		if spec.RateLimitReserve < 0 {
 			return nil, c.Errorf("rate_limit_reserve", "must not be negative")
 		}
+		settle, err := settleLag(c, spec.SettleLag, freshdeskSettleLag)
+		if err != nil {
+			return nil, err
+		}
 		statuses := map[int]string{}
 		for k, v := range freshdeskStatus {
 			statuses[k] = v
@@ -111,7 +122,7 @@ func init() {
 		auth := redact.BasicAuth(key.Reveal(), "X")
 		client := newAPIClient(spec.politeSpec, func(r *http.Request) { r.Header.Set("Authorization", auth) })
 		return &freshdesk{base: base, client: client, groups: spec.Groups, statuses: statuses,
-			reserve: spec.RateLimitReserve, since: spec.politeSpec.since(), perPage: freshdeskPerPage}, nil
+			reserve: spec.RateLimitReserve, since: spec.politeSpec.since(), settle: settle, perPage: freshdeskPerPage}, nil
 	})
 }
 
@@ -176,7 +187,7 @@ type fdTicket struct {
 	GroupID     *int64   `json:"group_id"`
 	Tags        []string `json:"tags"`
 	FrEscalated bool     `json:"fr_escalated"`
-	IsEscalated bool     `json:"is_escalated"`
+	NrEscalated bool     `json:"nr_escalated"`
 	Spam        bool     `json:"spam"`
 	Deleted     bool     `json:"deleted"`
 	CreatedAt   string   `json:"created_at"`
@@ -197,12 +208,16 @@ func (f *freshdesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 	}
 	page := max(wm.Page, 1)
 	wm.Page = 0
-	// The completeness watermark: a run that reads to the last page has
-	// every change made before its first query (b.Now): a ticket changed
-	// earlier is listed at its last update, which the restarting queries
-	// reach. A run that stops early (budget, rate-limit reserve) has every
-	// change before the last updated_at it delivered, by the ascending
-	// order; tickets of that very second may still follow.
+	// Only changes made before cutoff are delivered: later ones may not
+	// all be listed yet (settle_lag).
+	cutoff := b.Now.Add(-f.settle)
+	// The completeness watermark: a run that reads to the last page, or
+	// to the first ticket updated after cutoff, has every change made
+	// before cutoff: a ticket changed earlier is listed at its last
+	// update, which the restarting queries reach. A run that stops early
+	// (budget, rate-limit reserve) has every change before the last
+	// updated_at it delivered, by the ascending order; tickets of that
+	// very second may still follow.
 	partial := func() []byte {
 		b.Watermark = wm.At
 		return wm.resume(page)
@@ -234,11 +249,17 @@ func (f *freshdesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 		before := wm.At
 		pos := fmt.Sprintf("%s?updated_since=%s&page=%d", u.Path, q.Get("updated_since"), page)
 		for i, it := range items {
+			if at, ok := fdUpdatedAt(it); ok && at.After(cutoff) {
+				// Not settled: this ticket and all after it (the list
+				// is ascending) are read by a later run.
+				b.Watermark = cutoff
+				return wm.encode(), nil
+			}
 			f.ticket(it, fmt.Sprintf("%s #%d", pos, i), &wm, b)
 		}
 		more := len(items) >= f.perPage || strings.Contains(hdr.Get("Link"), `rel="next"`)
 		if len(items) == 0 || !more {
-			b.Watermark = b.Now
+			b.Watermark = cutoff
 			return wm.encode(), nil
 		}
 		if wm.At.After(before) {
@@ -257,6 +278,18 @@ func (f *freshdesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 			}
 		}
 	}
+}
+
+// fdUpdatedAt reads a listed ticket's updated_at, if it is readable.
+func fdUpdatedAt(raw json.RawMessage) (time.Time, bool) {
+	var t struct {
+		UpdatedAt string `json:"updated_at"`
+	}
+	if json.Unmarshal(raw, &t) != nil {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339, t.UpdatedAt)
+	return at, err == nil
 }
 
 // ticket maps one listed ticket; a bad one is rejected, never the run.
@@ -347,11 +380,18 @@ func (f *freshdesk) ticket(raw json.RawMessage, pos string, wm *watermark, b *co
 			return
 		}
 	}
+	// Only the escalation flags whose meaning Freshdesk documents are
+	// breaches: fr_escalated (first response time breached) and
+	// nr_escalated (next response time breached). is_escalated means
+	// "escalated for any reason" (a manual escalation, a rule, a
+	// breach of either kind) and says nothing about resolution time, so
+	// it is not read: Freshdesk has no field that tells a resolution
+	// breach.
 	if t.FrEscalated {
 		tk.SLABreaches = append(tk.SLABreaches, "first_reply")
 	}
-	if t.IsEscalated {
-		tk.SLABreaches = append(tk.SLABreaches, "resolution")
+	if t.NrEscalated {
+		tk.SLABreaches = append(tk.SLABreaches, "next_reply")
 	}
 	b.Tickets = append(b.Tickets, tk)
 	wm.advance(id, updated)

@@ -37,7 +37,11 @@ type fdFake struct {
 	// hook runs before each answer; it may answer itself (returning
 	// true), e.g. with a fault. n counts requests from 1.
 	hook func(n int, w http.ResponseWriter, r *http.Request) bool
-	srv  *httptest.Server
+	// now and visibleAt reproduce a list served from a search index:
+	// a ticket with a visibleAt is listed only once now reaches it.
+	now       time.Time
+	visibleAt map[string]time.Time
+	srv       *httptest.Server
 }
 
 func newFDFake(t *testing.T) *fdFake {
@@ -153,6 +157,9 @@ func (f *fdFake) serve(w http.ResponseWriter, r *http.Request) {
 	keys := map[string]fdSortKey{}
 	for id, tk := range f.tickets {
 		k := fdKey(f.t, tk)
+		if v, ok := f.visibleAt[id]; ok && f.now.Before(v) {
+			continue // not in the index yet
+		}
 		if !k.at.Before(since) {
 			list = append(list, tk)
 			keys[id] = k
@@ -236,7 +243,7 @@ func TestFreshdeskMapping(t *testing.T) {
 			SolvedAt: mustRFC3339("2026-11-02T08:50:00Z"), SLABreaches: []string{"first_reply"}},
 		"3": {ID: "3", Channel: "chat", Priority: "medium", Status: "closed", Tags: []string{},
 			CreatedAt: mustRFC3339("2026-11-02T08:10:00Z"), UpdatedAt: mustRFC3339("2026-11-02T09:00:00Z"), FirstReplyAt: mustRFC3339("2026-11-02T08:15:00Z"),
-			SolvedAt: mustRFC3339("2026-11-02T08:55:00Z"), Reopens: 1, SLABreaches: []string{"resolution"}},
+			SolvedAt: mustRFC3339("2026-11-02T08:55:00Z"), Reopens: 1, SLABreaches: []string{"next_reply"}},
 		"4": {ID: "4", Queue: "Billing", Channel: "feedback_widget", Priority: "urgent", Status: "hold", Tags: []string{},
 			CreatedAt: mustRFC3339("2026-11-02T08:20:00Z"), UpdatedAt: mustRFC3339("2026-11-02T09:10:00Z")},
 		"5": {ID: "5", Channel: "portal", Priority: "low", Status: "deleted", Deleted: true, Tags: []string{},
@@ -275,9 +282,10 @@ func TestFreshdeskPaginationAndIncrementalRun(t *testing.T) {
 	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "1,2,3,4,5,8" || len(b.Rejected) != 2 {
 		t.Fatalf("tickets %v, rejected %v", got, b.Rejected)
 	}
-	// Every page read: complete up to the run's start.
-	if !b.Watermark.Equal(fdNow) {
-		t.Errorf("complete run: watermark %s, want %s", b.Watermark, fdNow)
+	// Every page read: complete up to the run's start less the settle
+	// lag (1m by default).
+	if w := fdNow.Add(-time.Minute); !b.Watermark.Equal(w) {
+		t.Errorf("complete run: watermark %s, want %s", b.Watermark, w)
 	}
 	var asked []string
 	for _, q := range f.queries {
@@ -299,8 +307,8 @@ func TestFreshdeskPaginationAndIncrementalRun(t *testing.T) {
 	if got := recordTicketIDs(b2.Tickets); strings.Join(got, ",") != "10,1" || len(b2.Rejected) != 0 {
 		t.Errorf("second run: tickets %v rejected %v, want 10,1 only", got, b2.Rejected)
 	}
-	if !b2.Watermark.Equal(fdNow.Add(time.Hour)) {
-		t.Errorf("second run: watermark %s, want %s", b2.Watermark, fdNow.Add(time.Hour))
+	if w := fdNow.Add(time.Hour - time.Minute); !b2.Watermark.Equal(w) {
+		t.Errorf("second run: watermark %s, want %s", b2.Watermark, w)
 	}
 	// 8,10 | (from 10:15) 10,1 | (from 10:30) 1.
 	if len(f.queries) != 3 || f.queries[0].Get("updated_since") != "2026-11-02T09:49:59Z" {
@@ -313,6 +321,38 @@ func TestFreshdeskPaginationAndIncrementalRun(t *testing.T) {
 	b3, cur3 := collectOnce(t, s, cur2, fdNow.Add(2*time.Hour))
 	if len(b3.Tickets) != 0 || string(cur3) != string(cur2) {
 		t.Errorf("idle run: %v, cursor %s", recordTicketIDs(b3.Tickets), cur3)
+	}
+}
+
+// A ticket whose change reaches the list 40 seconds late, after a newer
+// change of another ticket: without a settle lag the first run delivers
+// the newer one, its watermark passes the late ticket's updated_at and
+// the late ticket is never read; with the default lag (1m) both arrive.
+func TestFreshdeskSettleLagKeepsLateTickets(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  []string // ticket ids of run 1, run 2
+	}{
+		{"    settle_lag: 0s", []string{"21", ""}}, // ticket 20 lost for good
+		{"", []string{"", "20,21"}},
+	} {
+		f := newFDFake(t)
+		f.tickets = map[string]json.RawMessage{}
+		f.update("20", map[string]any{"id": 20, "status": 2, "priority": 1, "source": 1, "created_at": "2026-11-02T10:00:00Z", "updated_at": "2026-11-02T10:00:00Z", "stats": map[string]any{}})
+		f.update("21", map[string]any{"id": 21, "status": 2, "priority": 1, "source": 1, "created_at": "2026-11-02T10:00:10Z", "updated_at": "2026-11-02T10:00:10Z", "stats": map[string]any{}})
+		f.visibleAt = map[string]time.Time{"20": mustRFC3339("2026-11-02T10:00:40Z")}
+		s, _ := fdSource(t, f.config(tc.extra), 100)
+		var cur []byte
+		var got []string
+		for _, now := range []time.Time{mustRFC3339("2026-11-02T10:00:30Z"), mustRFC3339("2026-11-02T10:02:00Z")} {
+			f.now = now
+			var b *collectors.Batch
+			b, cur = collectOnce(t, s, cur, now)
+			got = append(got, strings.Join(recordTicketIDs(b.Tickets), ","))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%q: tickets per run %q, want %q", tc.extra, got, tc.want)
+		}
 	}
 }
 
@@ -342,7 +382,8 @@ func TestFreshdeskUpdateWhilePaging(t *testing.T) {
 // is first seen deleted: it counts nowhere, as in Freshdesk's reports); solved 2 (resolved 08:50) and 3 (closed
 // 08:55); first replies of 1, 2, 3 after 30, 15 and 5 minutes; resolution
 // of 2 and 3 after 45 minutes each; the reopen of 3; breaches: first_reply
-// of 2, resolution of 3; open: 1, 4 (hold) and 8.
+// of 2, next_reply of 3 (ticket 4 is escalated for another reason: no
+// breach); open: 1, 4 (hold) and 8.
 var fdTotals = map[string]float64{
 	"servq_tickets_created_total":              5,
 	"servq_tickets_solved_total":               2,
@@ -493,8 +534,8 @@ func TestFreshdeskBudgetContinuesNextRun(t *testing.T) {
 		t.Errorf("over the runs: %v, %d rejected; want each ticket once and the 2 rejections", all, rejected)
 	}
 	// Runs: 1,2 | page 2 of 09:00 is the one request | 3,4 | 5 | (6) | (7)
-	// | 8 | the last page: complete at fdNow.
-	if want := "09:00 09:00 09:10 09:20 09:30 09:40 09:50 12:00"; strings.Join(marks, " ") != want {
+	// | 8 | the last page: complete at fdNow less the settle lag.
+	if want := "09:00 09:00 09:10 09:20 09:30 09:40 09:50 11:59"; strings.Join(marks, " ") != want {
 		t.Errorf("watermarks of the runs: %s, want %s", strings.Join(marks, " "), want)
 	}
 
@@ -525,6 +566,7 @@ func TestFreshdeskConfigErrors(t *testing.T) {
 		"    url: https://acme.freshdesk.com\n    api_key: k\n    api_key_file: " + keyFile + "\n": "test.yml:7: collectors[0].api_key_file: set either the value or the _file variant, not both",
 		"    url: https://acme.freshdesk.com\n    api_key: k\n    statuses: {6: frozen}\n":         `test.yml:7: collectors[0].statuses: status 6: "frozen" is not one of new, open`,
 		"    url: https://acme.freshdesk.com\n    api_key: k\n    retries: 11\n":                   "test.yml:7: collectors[0].retries: must be between 0 and 10",
+		"    url: https://acme.freshdesk.com\n    api_key: k\n    settle_lag: 2d\n":                "test.yml:7: collectors[0].settle_lag: 48h0m0s is more than a day",
 		"    url: https://acme.freshdesk.com\n    api_key: k\n    api_token: x\n":                  "api_token",
 		"    url: https://acme.freshdesk.com\n    api_key: k\n    groups: {billing: 1}\n":          "groups",
 	} {
