@@ -35,14 +35,22 @@ import (
 // delivered (milliseconds) and the issues delivered at exactly that time,
 // plus the query and page token of the page being read when a run ended
 // on its request budget (SLA requests count). JQL compares minutes in the
-// API user's time zone (time_zone), so each query starts at the
-// watermark's minute and the issues before the watermark are skipped.
+// API user's time zone, which every run reads from the account's profile
+// (GET /rest/api/3/myself, timeZone): each query starts at the
+// watermark's minute in that zone and the issues before the watermark are
+// skipped. A bound written in another zone would start the query hours
+// late (west of it) and skip every update in between.
+//
+// The search is eventually consistent (Atlassian: seconds, minutes after
+// bulk edits), so only issues updated settle_lag before the run are
+// delivered; a newer one ends the run and is read by a later one.
 type jsm struct {
 	base        *url.URL
 	client      *apiClient
 	project     string
 	filter      string
-	zone        *time.Location
+	zone        *time.Location // time_zone, if set: must match the profile's
+	settle      time.Duration
 	firstSLA    string
 	resolveSLA  string
 	statuses    map[string]string
@@ -63,7 +71,17 @@ type jsmSpec struct {
 	FirstResponseSLA string            `yaml:"first_response_sla"`
 	ResolutionSLA    string            `yaml:"resolution_sla"`
 	Statuses         map[string]string `yaml:"statuses"`
+	SettleLag        *config.Duration  `yaml:"settle_lag"`
 }
+
+// jsmSettleLag is the default settle_lag: Atlassian documents that most
+// changes reach search within seconds and bulk edits take longer.
+const jsmSettleLag = 2 * time.Minute
+
+// jsmScopedPrefix is the path of the API gateway form of the base URL,
+// https://api.atlassian.com/ex/jira/{cloudId}, which scoped API tokens
+// require (the site URL answers them 401).
+const jsmScopedPrefix = "/ex/jira/"
 
 var jiraProjectKey = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,254}$`)
 
@@ -83,6 +101,9 @@ func init() {
 		if err != nil {
 			return nil, c.Errorf("url", "%v", err)
 		}
+		if p := strings.TrimRight(base.Path, "/"); p != "" && !(strings.HasPrefix(p, jsmScopedPrefix) && !strings.Contains(p[len(jsmScopedPrefix):], "/") && len(p) > len(jsmScopedPrefix)) {
+			return nil, c.Errorf("url", "must be the site URL (https://acme.atlassian.net, classic API tokens) or https://api.atlassian.com/ex/jira/{cloudId} (scoped API tokens), not a path %q", p)
+		}
 		if spec.Email == "" {
 			return nil, c.Errorf("email", "is required: the Atlassian account email of the API token's owner")
 		}
@@ -96,7 +117,7 @@ func init() {
 		if !jiraProjectKey.MatchString(spec.Project) {
 			return nil, c.Errorf("project", "%q is not a Jira project key (upper-case letters, digits, _; e.g. SUP)", spec.Project)
 		}
-		zone := time.UTC
+		var zone *time.Location
 		if spec.TimeZone != "" {
 			if zone, err = time.LoadLocation(spec.TimeZone); err != nil {
 				return nil, c.Errorf("time_zone", "%v", err)
@@ -105,8 +126,12 @@ func init() {
 		if strings.Contains(strings.ToLower(spec.JQLFilter), "order by") {
 			return nil, c.Errorf("jql_filter", "must not contain ORDER BY: servq orders by updated itself")
 		}
-		if spec.politeSpec.MaxRequests == 1 {
-			return nil, c.Errorf("max_requests_per_run", "must be at least 2: each changed request needs a search and an SLA request")
+		if m := spec.politeSpec.MaxRequests; m > 0 && m < 3 {
+			return nil, c.Errorf("max_requests_per_run", "must be at least 3: each run reads the account's time zone, and each changed request needs a search and an SLA request")
+		}
+		settle, err := settleLag(c, spec.SettleLag, jsmSettleLag)
+		if err != nil {
+			return nil, err
 		}
 		if spec.FirstResponseSLA == "" || spec.ResolutionSLA == "" {
 			return nil, c.Errorf("first_response_sla", "first_response_sla and resolution_sla must not be empty")
@@ -120,7 +145,7 @@ func init() {
 		}
 		auth := redact.BasicAuth(spec.Email, token.Reveal())
 		client := newAPIClient(spec.politeSpec, func(r *http.Request) { r.Header.Set("Authorization", auth) })
-		return &jsm{base: base, client: client, project: spec.Project, filter: spec.JQLFilter, zone: zone,
+		return &jsm{base: base, client: client, project: spec.Project, filter: spec.JQLFilter, zone: zone, settle: settle,
 			firstSLA: spec.FirstResponseSLA, resolveSLA: spec.ResolutionSLA, statuses: statuses,
 			since: spec.politeSpec.since(), maxResults: 100, slaPageSize: 50}, nil
 	})
@@ -131,6 +156,21 @@ type jsmCursor struct {
 	watermark
 	From  string `json:"from,omitempty"`  // JQL lower bound of the query being read
 	Token string `json:"token,omitempty"` // nextPageToken of the page being read ("" = first)
+	Zone  string `json:"zone,omitempty"`  // the zone From is written in
+}
+
+// jsmUpdated reads an issue's `updated`, if it is readable.
+func jsmUpdated(raw json.RawMessage) (time.Time, bool) {
+	var is struct {
+		Fields struct {
+			Updated string `json:"updated"`
+		} `json:"fields"`
+	}
+	if json.Unmarshal(raw, &is) != nil {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(jiraTime, is.Fields.Updated)
+	return at, err == nil
 }
 
 type jiraIssue struct {
@@ -197,11 +237,54 @@ func (j *jsm) jql(from string) string {
 
 // floorMinute is the JQL bound of a watermark: its minute in the API
 // user's zone.
-func (j *jsm) floorMinute(t time.Time) string {
-	return t.In(j.zone).Format("2006/01/02 15:04")
+func floorMinute(t time.Time, zone *time.Location) string {
+	return t.In(zone).Format("2006/01/02 15:04")
+}
+
+// profileZone reads the time zone JQL dates are compared in: the API
+// account's profile zone (the site's default when the profile has none),
+// as /rest/api/3/myself reports it. A configured time_zone that differs
+// fails the run rather than skipping updates.
+func (j *jsm) profileZone(ctx context.Context) (*time.Location, error) {
+	u := *j.base
+	u.Path += "/rest/api/3/myself"
+	var me struct {
+		TimeZone string `json:"timeZone"`
+	}
+	if _, err := j.client.getJSON(ctx, u.String(), &me); err != nil {
+		return nil, err
+	}
+	if me.TimeZone == "" {
+		return nil, fmt.Errorf("GET %s: the answer has no timeZone: servq cannot tell the zone JQL dates are read in", u.Path)
+	}
+	zone, err := time.LoadLocation(me.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: the account's time zone %q is unknown here: %v", u.Path, me.TimeZone, err)
+	}
+	if j.zone != nil && j.zone.String() != zone.String() {
+		return nil, fmt.Errorf("time_zone is %s but the Jira profile of the API account is in %s, in which JQL compares dates: remove time_zone or set it to %s", j.zone, zone, zone)
+	}
+	return zone, nil
+}
+
+// authHint completes a 401 with the URL form the token needs.
+func (j *jsm) authHint(err error) error {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		return err
+	}
+	if strings.HasPrefix(j.base.Path, jsmScopedPrefix) {
+		return fmt.Errorf("%w; through api.atlassian.com/ex/jira/{cloudId} only scoped API tokens (and OAuth) work: a classic token needs the site URL (https://<site>.atlassian.net); a scoped token needs the scopes read:jira-work, read:jira-user and read:servicedesk-request", err)
+	}
+	return fmt.Errorf("%w; a scoped API token is refused at the site URL: use url: https://api.atlassian.com/ex/jira/{cloudId} (the cloudId is at https://<site>.atlassian.net/_edge/tenant_info); classic tokens work at the site URL", err)
 }
 
 func (j *jsm) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
+	out, err := j.collect(ctx, raw, b)
+	return out, j.authHint(err)
+}
+
+func (j *jsm) collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
 	j.client.startRun()
 	var cur jsmCursor
 	if len(raw) == 0 {
@@ -209,24 +292,39 @@ func (j *jsm) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]b
 	} else if err := json.Unmarshal(raw, &cur); err != nil || cur.At.IsZero() {
 		return nil, fmt.Errorf("unreadable cursor %q: %v", raw, err)
 	}
+	// The run's first request: the budget (at least 3) cannot end it.
+	zone, err := j.profileZone(ctx)
+	if err != nil {
+		return nil, err
+	}
 	from, token := cur.From, cur.Token
+	if cur.Zone != "" && cur.Zone != zone.String() {
+		from, token = "", "" // the bound was written in the old zone
+	}
 	if from == "" {
-		from, token = j.floorMinute(cur.At), ""
+		from, token = floorMinute(cur.At, zone), ""
 	}
 	wm := cur.watermark
-	// The completeness watermark: a run that reads the last page has every
-	// change made before its first search (b.Now), as each changed issue
-	// is listed at its last update. A run the request budget ends has
-	// every change before the last `updated` it delivered (the search is
-	// ascending; issues of that very millisecond may still follow).
+	cutoff := b.Now.Add(-j.settle)
+	// The completeness watermark: a run that reads the last page, or up
+	// to the first issue updated after cutoff, has every change made
+	// before cutoff, as each changed issue is listed at its last update.
+	// A run the request budget ends has every change before the last
+	// `updated` it delivered (the search is ascending; issues of that
+	// very millisecond may still follow).
 	stop := func() []byte { // the cursor of a run ending before the page (from, token) is done
 		b.Watermark = wm.At
-		c := jsmCursor{watermark: wm, From: from, Token: token}
-		if token == "" && from == j.floorMinute(wm.At) {
-			c.From = "" // derivable
+		c := jsmCursor{watermark: wm, From: from, Token: token, Zone: zone.String()}
+		if token == "" && from == floorMinute(wm.At, zone) {
+			c.From, c.Zone = "", "" // derivable
 		}
 		out, _ := json.Marshal(c)
 		return out
+	}
+	done := func() ([]byte, error) {
+		b.Watermark = cutoff
+		out, _ := json.Marshal(jsmCursor{watermark: wm})
+		return out, nil
 	}
 	for {
 		q := url.Values{
@@ -256,6 +354,11 @@ func (j *jsm) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]b
 			return nil, err
 		}
 		for i, it := range page.Issues {
+			if at, ok := jsmUpdated(it); ok && at.After(cutoff) {
+				// Not settled: this issue and all after it (ascending)
+				// are read by a later run.
+				return done()
+			}
 			pos := fmt.Sprintf("%s?jql=updated>=%q page %q #%d", u.Path, from, token, i)
 			if err := j.issue(ctx, it, pos, &wm, b); err != nil {
 				if errors.Is(err, errBudget) {
@@ -266,11 +369,9 @@ func (j *jsm) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]b
 		}
 		last := page.NextPageToken == "" || (page.IsLast != nil && *page.IsLast) || len(page.Issues) == 0
 		if last {
-			b.Watermark = b.Now
-			out, _ := json.Marshal(jsmCursor{watermark: wm})
-			return out, nil
+			return done()
 		}
-		if next := j.floorMinute(wm.At); next != from {
+		if next := floorMinute(wm.At, zone); next != from {
 			from, token = next, "" // a new minute: a fresh query from there
 		} else {
 			token = page.NextPageToken

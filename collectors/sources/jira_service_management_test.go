@@ -26,11 +26,20 @@ import (
 // a bad token) and GET /rest/servicedeskapi/request/{id}/sla (start,
 // limit; PagedDTO {size, start, limit, isLastPage, values}; 404 with
 // {"errorMessage", "i18nErrorMessage"} for an issue that is no request).
-// Basic auth is email:token; JQL dates are in the API user's zone.
+// Basic auth is email:token; JQL dates are in the API user's zone, which
+// GET /rest/api/3/myself reports as timeZone. The site answers a scoped
+// token 401; the API gateway form /ex/jira/{cloudId}/… accepts only
+// scoped tokens. now and visibleAt reproduce the eventually consistent
+// search: an issue with a visibleAt is listed only once now reaches it.
 type jsmFake struct {
 	t            *testing.T
 	email, token string
+	scoped       bool   // the token is a scoped API token
+	cloudID      string // of the gateway form
 	zone         *time.Location
+	now          time.Time
+	visibleAt    map[string]time.Time
+	myself       int // /myself requests (not in log)
 	mu           sync.Mutex
 	issues       map[string]json.RawMessage
 	slas         map[string][]json.RawMessage
@@ -56,7 +65,8 @@ func newJSMFake(t *testing.T) *jsmFake {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &jsmFake{t: t, email: "agent@acme.example", token: "s3cret-token", zone: berlin, issues: map[string]json.RawMessage{}, slas: fx.SLAs}
+	f := &jsmFake{t: t, email: "agent@acme.example", token: "s3cret-token", zone: berlin, cloudID: "11223344-a1b2-3b33-c444-def123456789",
+		issues: map[string]json.RawMessage{}, slas: fx.SLAs}
 	for _, is := range fx.Issues {
 		var k struct{ ID string }
 		json.Unmarshal(is, &k)
@@ -104,7 +114,11 @@ func (f *jsmFake) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	if r.Header.Get("Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte(f.email+":"+f.token)) {
+	gateway := strings.HasPrefix(r.URL.Path, "/ex/jira/"+f.cloudID+"/")
+	if gateway {
+		r.URL.Path = strings.TrimPrefix(r.URL.Path, "/ex/jira/"+f.cloudID)
+	}
+	if r.Header.Get("Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte(f.email+":"+f.token)) || gateway != f.scoped {
 		logf("unauthorized")
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusUnauthorized)
@@ -113,6 +127,12 @@ func (f *jsmFake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	switch {
+	case r.URL.Path == "/rest/api/3/myself":
+		f.mu.Lock()
+		f.myself++
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"accountId": "5b10ac8d82e05b22cc7d4ef5", "accountType": "atlassian",
+			"emailAddress": f.email, "displayName": "servq", "active": true, "timeZone": f.zone.String(), "locale": "en_US"})
 	case r.URL.Path == "/rest/api/3/search/jql":
 		m := fakeJQL.FindStringSubmatch(q.Get("jql"))
 		if m == nil || m[1] != "SUP" {
@@ -144,7 +164,10 @@ func (f *jsmFake) serve(w http.ResponseWriter, r *http.Request) {
 		logf("search %s %d", m[2], offset)
 		f.mu.Lock()
 		var list []json.RawMessage
-		for _, is := range f.issues {
+		for id, is := range f.issues {
+			if v, ok := f.visibleAt[id]; ok && f.now.Before(v) {
+				continue // not in the search index yet
+			}
 			if !f.keyOf(is).updated.Before(from) {
 				list = append(list, is)
 			}
@@ -279,8 +302,9 @@ func TestJSMPaginationAndIncrementalRun(t *testing.T) {
 		t.Fatalf("tickets %v, rejected %v", got, b.Rejected)
 	}
 	// Every page read: complete up to the run's start.
-	if !b.Watermark.Equal(fdNow) {
-		t.Errorf("complete run: watermark %s, want %s", b.Watermark, fdNow)
+	// Complete up to the run's start less the settle lag (2m).
+	if w := fdNow.Add(-2 * time.Minute); !b.Watermark.Equal(w) {
+		t.Errorf("complete run: watermark %s, want %s", b.Watermark, w)
 	}
 	var searches []string
 	for _, l := range f.log {
@@ -307,8 +331,8 @@ func TestJSMPaginationAndIncrementalRun(t *testing.T) {
 	if got := recordTicketIDs(b2.Tickets); strings.Join(got, ",") != "10007,10001" {
 		t.Errorf("second run: %v, want 10007,10001", got)
 	}
-	if !b2.Watermark.Equal(fdNow.Add(time.Hour)) {
-		t.Errorf("second run: watermark %s, want %s", b2.Watermark, fdNow.Add(time.Hour))
+	if w := fdNow.Add(time.Hour - 2*time.Minute); !b2.Watermark.Equal(w) {
+		t.Errorf("second run: watermark %s, want %s", b2.Watermark, w)
 	}
 	if tk := b2.Tickets[1]; tk.SolvedAt != time.Date(2026, 11, 2, 11, 0, 0, 0, time.UTC) || tk.ResolutionBusiness != 2*time.Hour || tk.Status != "solved" {
 		t.Errorf("resolved SUP-1: %+v", tk)
@@ -342,7 +366,7 @@ var jsmTotals = map[string]float64{
 
 func TestJSMFaultAndRerunGiveExactTotals(t *testing.T) {
 	f := newJSMFake(t)
-	yml := f.config("    max_requests_per_run: 3\n")
+	yml := f.config("    max_requests_per_run: 4\n")
 	m := testModel(t, testConfig(t, yml))
 	s, _ := jsmSource(t, yml, 2)
 	b, cur := collectOnce(t, s, nil, fdNow)
@@ -360,7 +384,7 @@ func TestJSMFaultAndRerunGiveExactTotals(t *testing.T) {
 	}
 	var got []string
 	c := cur
-	for range 10 { // runs of 3 requests until the failure
+	for range 10 { // runs of 4 requests (/myself first) until the failure
 		failed, next, err := tryCollect(s, c, fdNow)
 		if err != nil {
 			if !strings.Contains(err.Error(), "GET /rest/servicedeskapi/request/10005/sla: 503 Service Unavailable") {
@@ -422,20 +446,20 @@ func TestJSMAuthFailureIsClearAndSecretFree(t *testing.T) {
 	}
 	msg := err.Error()
 	enc := base64.StdEncoding.EncodeToString([]byte(f.email + ":wr0ng-t0ken"))
-	if !strings.Contains(msg, "GET /rest/api/3/search/jql: 401 Unauthorized: Client must be authenticated") ||
+	if !strings.Contains(msg, "GET /rest/api/3/myself: 401 Unauthorized: Client must be authenticated") ||
 		strings.Contains(msg, "wr0ng-t0ken") || strings.Contains(msg, enc) || len(*waits) != 0 {
 		t.Errorf("error %q (waits %v)", msg, *waits)
 	}
 }
 
-// Budget 2 is a search and one SLA request: every run delivers at least
+// Budget 3 is /myself, a search and one SLA request: every run delivers at least
 // one request, resumes inside a page with its token, and over the runs
 // each request comes once. An expired token restarts the query. A run the
 // budget ends is complete up to the last `updated` it delivered, the runs
 // that read the last page up to their start.
 func TestJSMBudgetContinuesNextRun(t *testing.T) {
 	f := newJSMFake(t)
-	s, _ := jsmSource(t, f.config("    max_requests_per_run: 2\n"), 2)
+	s, _ := jsmSource(t, f.config("    max_requests_per_run: 3\n"), 2)
 	var cur []byte
 	var all, marks []string
 	tokens := 0
@@ -458,7 +482,7 @@ func TestJSMBudgetContinuesNextRun(t *testing.T) {
 	// the search from its minute is over | that search, page 2 is over |
 	// SUP-3 (09:50), SUP-4 rejected (09:55), the next search is over |
 	// SUP-5 (10:05), the last page | nothing new, the last page.
-	if want := "09:45 09:45 09:45 09:55 12:00 12:00"; strings.Join(marks, " ") != want {
+	if want := "09:45 09:45 09:45 09:55 11:58 11:58"; strings.Join(marks, " ") != want {
 		t.Errorf("watermarks of the runs: %s, want %s", strings.Join(marks, " "), want)
 	}
 	s2, _ := jsmSource(t, f.config(""), 2)
@@ -476,16 +500,21 @@ func TestJSMConfigErrors(t *testing.T) {
 		"    url: https://acme.atlassian.net\n    project: SUP\n": "collectors[0].email: is required",
 		ok:                          `collectors[0].project: "" is not a Jira project key`,
 		ok + "    project: sup-1\n": `test.yml:8: collectors[0].project: "sup-1" is not a Jira project key`,
-		ok + "    project: SUP\n    time_zone: Mars/Olympus\n":      "test.yml:9: collectors[0].time_zone: unknown time zone Mars/Olympus",
-		ok + "    project: SUP\n    jql_filter: a = b ORDER BY c\n": "test.yml:9: collectors[0].jql_filter: must not contain ORDER BY",
-		ok + "    project: SUP\n    max_requests_per_run: 1\n":      "test.yml:9: collectors[0].max_requests_per_run: must be at least 2",
-		ok + "    project: SUP\n    statuses: {Done: finished}\n":   `test.yml:9: collectors[0].statuses: status "Done": "finished" is not one of`,
-		ok + "    project: SUP\n    token: x\n":                     `unknown field "token"`,
+		ok + "    project: SUP\n    time_zone: Mars/Olympus\n":                                               "test.yml:9: collectors[0].time_zone: unknown time zone Mars/Olympus",
+		ok + "    project: SUP\n    jql_filter: a = b ORDER BY c\n":                                          "test.yml:9: collectors[0].jql_filter: must not contain ORDER BY",
+		ok + "    project: SUP\n    max_requests_per_run: 1\n":                                               "test.yml:9: collectors[0].max_requests_per_run: must be at least 3",
+		ok + "    project: SUP\n    statuses: {Done: finished}\n":                                            `test.yml:9: collectors[0].statuses: status "Done": "finished" is not one of`,
+		ok + "    project: SUP\n    token: x\n":                                                              `unknown field "token"`,
+		"    url: https://acme.atlassian.net/jira\n    email: a@b.c\n    api_token: t0k\n    project: SUP\n": `collectors[0].url: must be the site URL (https://acme.atlassian.net, classic API tokens) or https://api.atlassian.com/ex/jira/{cloudId}`,
+		ok + "    project: SUP\n    settle_lag: 25h\n":                                                       "test.yml:9: collectors[0].settle_lag: 25h0m0s is more than a day",
 	} {
 		expectConfigError(t, base, spec, want, "t0k")
 	}
 	if _, err := buildSourceErr(base + ok + "    project: SUP\n    jql_filter: type = \"Service Request\"\n"); err != nil {
 		t.Error(err)
+	}
+	if _, err := buildSourceErr(base + strings.Replace(ok, "https://acme.atlassian.net", "https://api.atlassian.com/ex/jira/11223344-a1b2-3b33-c444-def123456789", 1) + "    project: SUP\n"); err != nil {
+		t.Errorf("the gateway form: %v", err)
 	}
 }
 
@@ -511,5 +540,117 @@ func TestJSMExampleConfig(t *testing.T) {
 	}
 	if j := s.(*jsm); j.project != "SUP" || j.statuses["waiting for customer"] != "pending" || j.zone.String() != "Europe/Berlin" {
 		t.Errorf("%+v", j)
+	}
+}
+
+// Jira Cloud may answer 429 with only X-RateLimit-Reset, the ISO 8601
+// instant the limit resets at, to the minute: the run waits until then
+// (12:00:30 → 12:02) and goes on.
+func TestJSMWaitsForTheISOResetTime(t *testing.T) {
+	f := newJSMFake(t)
+	f.hook = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/rest/servicedeskapi/request/10002/sla" && !strings.Contains(strings.Join(f.log, ";"), "hooked") {
+			w.Header().Set("X-RateLimit-Reset", "2026-11-02T12:02Z")
+			w.Header().Set("RateLimit-Reason", "jira-burst-based")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	}
+	s, waits := jsmSource(t, f.config(""), 100)
+	s.client.now = func() time.Time { return time.Date(2026, 11, 2, 12, 0, 30, 0, time.UTC) }
+	b, _ := collectOnce(t, s, nil, fdNow)
+	if len(b.Tickets) != 4 || len(*waits) != 1 || (*waits)[0] != 90*time.Second {
+		t.Errorf("%d tickets after waits %v, want 4 after one 90s wait", len(b.Tickets), *waits)
+	}
+}
+
+// jsmIssue adds an issue created and updated at `at` (UTC) with no SLA.
+func (f *jsmFake) issueAt(id, key, at string) {
+	u := mustRFC3339(at).Format(jiraTime)
+	f.update(id, key, map[string]any{"created": u, "updated": u,
+		"status": map[string]any{"name": "Open", "statusCategory": map[string]any{"key": "new"}}}, []json.RawMessage{})
+}
+
+// Search is eventually consistent: SUP-20 (updated 10:00:00) appears 40s
+// late, after SUP-21 (10:00:10). Without a settle lag the first run
+// delivers SUP-21, its watermark passes SUP-20, and SUP-20 is skipped for
+// good; with the default lag (2m) both arrive in the second run.
+func TestJSMSettleLagKeepsLateIssues(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  []string
+	}{
+		{"    settle_lag: 0s\n", []string{"21", ""}},
+		{"", []string{"", "20,21"}},
+	} {
+		f := newJSMFake(t)
+		f.issues = map[string]json.RawMessage{}
+		f.issueAt("20", "SUP-20", "2026-11-02T10:00:00Z")
+		f.issueAt("21", "SUP-21", "2026-11-02T10:00:10Z")
+		f.visibleAt = map[string]time.Time{"20": mustRFC3339("2026-11-02T10:00:40Z")}
+		s, _ := jsmSource(t, f.config(tc.extra), 100)
+		var cur []byte
+		var got []string
+		for _, now := range []time.Time{mustRFC3339("2026-11-02T10:00:30Z"), mustRFC3339("2026-11-02T10:03:00Z")} {
+			f.now = now
+			var b *collectors.Batch
+			b, cur = collectOnce(t, s, cur, now)
+			got = append(got, strings.Join(recordTicketIDs(b.Tickets), ","))
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%q: issues per run %q, want %q", tc.extra, got, tc.want)
+		}
+	}
+}
+
+// An account whose Jira profile is in Los Angeles (UTC-8 in November):
+// JQL reads "updated >= …" there. The bound of a 10:30 UTC watermark must
+// be 02:30, not 10:30 (18:30 UTC, which would skip SUP-30 at 11:00 UTC).
+// A time_zone that disagrees with the profile fails the run.
+func TestJSMWestOfUTCAccount(t *testing.T) {
+	f := newJSMFake(t)
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.zone = la
+	f.issues = map[string]json.RawMessage{}
+	f.issueAt("30", "SUP-30", "2026-11-02T11:00:00Z")
+	cur := []byte(`{"at":"2026-11-02T10:30:00Z","ids":["29"]}`)
+	yml := strings.Replace(f.config(""), "    time_zone: Europe/Berlin\n", "", 1)
+	s, _ := jsmSource(t, yml, 100)
+	b, _ := collectOnce(t, s, cur, fdNow)
+	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "30" || f.log[0] != "search 2026/11/02 02:30 0" || f.myself != 1 {
+		t.Errorf("issues %v, requests %v, /myself %d: want SUP-30 from a search at 02:30", got, f.log, f.myself)
+	}
+	s2, _ := jsmSource(t, strings.Replace(f.config(""), "time_zone: Europe/Berlin", "time_zone: UTC", 1), 100)
+	if _, _, err := tryCollect(s2, cur, fdNow); err == nil || !strings.Contains(err.Error(), "time_zone is UTC but the Jira profile of the API account is in America/Los_Angeles") {
+		t.Errorf("a mismatched time_zone: %v", err)
+	}
+}
+
+// A scoped API token works only through the gateway form
+// https://api.atlassian.com/ex/jira/{cloudId}; the site answers 401, and
+// servq's error says which URL to use. A classic token at the gateway gets
+// the reverse advice.
+func TestJSMScopedTokenURLForms(t *testing.T) {
+	f := newJSMFake(t)
+	f.scoped = true
+	s, _ := jsmSource(t, f.config(""), 100)
+	_, _, err := tryCollect(s, nil, fdNow)
+	if err == nil || !strings.Contains(err.Error(), "401 Unauthorized") || !strings.Contains(err.Error(), "use url: https://api.atlassian.com/ex/jira/{cloudId}") {
+		t.Errorf("scoped token at the site: %v", err)
+	}
+	gw := strings.Replace(f.config(""), "url: "+f.srv.URL, "url: "+f.srv.URL+"/ex/jira/"+f.cloudID, 1)
+	s, _ = jsmSource(t, gw, 100)
+	b, _ := collectOnce(t, s, nil, fdNow)
+	if got := recordTicketIDs(b.Tickets); strings.Join(got, ",") != "10001,10002,10003,10005" {
+		t.Errorf("scoped token at the gateway: %v", got)
+	}
+	f.scoped = false
+	s, _ = jsmSource(t, gw, 100)
+	if _, _, err := tryCollect(s, nil, fdNow); err == nil || !strings.Contains(err.Error(), "a classic token needs the site URL") {
+		t.Errorf("classic token at the gateway: %v", err)
 	}
 }
