@@ -27,9 +27,13 @@ import (
 //     (GET /api/v2/incremental/tickets/cursor.json), with each ticket's
 //     metric set (reply and resolution times, replies, reopens) and its
 //     group sideloaded (include=metric_sets,groups);
-//   - SLA breaches from the time-based incremental ticket metric event
-//     export (GET /api/v2/incremental/ticket_metric_events.json), events of
-//     type "breach". A breach is merged into the ticket record of the same
+//   - SLA breaches from the incremental ticket metric event export
+//     (GET /api/v2/incremental/ticket_metric_events.json), events of type
+//     "breach", paged with cursor pagination (page[size], page[after],
+//     meta.has_more). Its time-based form (end_time, next_page) cannot get
+//     past a page of events that all share one second: the next page
+//     starts at that second again and returns the same events, so a
+//     second with more events than a page stalled the export for good. A breach is merged into the ticket record of the same
 //     run; a breached ticket the ticket export did not list in this run is
 //     read with GET /api/v2/tickets/show_many.json (100 ids a request), so
 //     that every breach travels on a complete ticket record.
@@ -84,6 +88,11 @@ type zendeskCursor struct {
 	// next page starts with them again).
 	EventsStart int64   `json:"events_start,omitempty"`
 	EventsSeen  []int64 `json:"events_seen,omitempty"`
+	// EventsAfter is the page[after] cursor of a metric event query from
+	// EventsFrom that a run's budget cut short: the next run continues it
+	// (or, should Zendesk refuse the cursor, starts again at EventsStart).
+	EventsAfter string `json:"events_after,omitempty"`
+	EventsFrom  int64  `json:"events_from,omitempty"`
 	// Pending are breaches (by ticket id) read from the metric events
 	// whose ticket record is still to be read.
 	Pending map[string][]string `json:"pending,omitempty"`
@@ -99,9 +108,9 @@ const (
 	zendeskShowManyPath = "/api/v2/tickets/show_many.json"
 	// zendeskShowManyMax is the most ids show_many accepts in one request.
 	zendeskShowManyMax = 100
-	// zendeskEventsPageMax is the page size of time-based exports; a page
-	// with fewer items is the last one when end_of_stream is absent.
-	zendeskEventsPageMax = 1000
+	// zendeskEventsPageSize is the page[size] of the metric event export,
+	// the most cursor pagination returns.
+	zendeskEventsPageSize = 100
 	// zendeskMinAge: incremental exports refuse a start_time within the
 	// last minute.
 	zendeskMinAge = 60
@@ -584,12 +593,14 @@ func zendeskDur(v float64, unit time.Duration) time.Duration {
 	return time.Duration(v * float64(unit))
 }
 
-// zendeskEventsPage is one page of the time-based metric event export.
+// zendeskEventsPage is one page of the metric event export with cursor
+// pagination.
 type zendeskEventsPage struct {
-	Events      []json.RawMessage `json:"ticket_metric_events"`
-	EndTime     int64             `json:"end_time"`
-	Count       *int              `json:"count"`
-	EndOfStream *bool             `json:"end_of_stream"`
+	Events []json.RawMessage `json:"ticket_metric_events"`
+	Meta   struct {
+		HasMore     bool   `json:"has_more"`
+		AfterCursor string `json:"after_cursor"`
+	} `json:"meta"`
 }
 
 type zendeskEvent struct {
@@ -603,27 +614,52 @@ type zendeskEvent struct {
 }
 
 // events reads the metric event export from its start_time, keeping the
-// breaches. Time-based pages overlap by their end second: the breaches of
-// that second are remembered in the cursor and skipped when read again.
+// breaches, page by page with the page[after] cursor until has_more is
+// false. The cursor's start_time moves to the second of the last event
+// read; the next run's query starts at that second again (events of a
+// second may still be added), so the breaches of that second are
+// remembered and skipped when read again.
 func (r *zendeskRun) events(ctx context.Context) error {
+	from, after := r.cur.EventsStart, ""
+	if r.cur.EventsAfter != "" && r.cur.EventsFrom != 0 {
+		from, after = r.cur.EventsFrom, r.cur.EventsAfter
+	}
+	r.cur.EventsAfter, r.cur.EventsFrom = "", 0
+	if from > r.b.Now.Unix()-zendeskMinAge {
+		return nil // too recent for the export; the next run asks
+	}
 	for page := 1; ; page++ {
-		start := r.cur.EventsStart
-		if start > r.b.Now.Unix()-zendeskMinAge {
-			return nil // too recent for the export; the next run asks
+		u := r.z.base + zendeskEventsPath + "?start_time=" + strconv.FormatInt(from, 10) + "&page[size]=" + strconv.Itoa(zendeskEventsPageSize)
+		if after != "" {
+			u += "&page[after]=" + url.QueryEscape(after)
 		}
-		u := r.z.base + zendeskEventsPath + "?start_time=" + strconv.FormatInt(start, 10)
 		var p zendeskEventsPage
-		if _, err := r.z.client.getJSON(ctx, u, &p); err != nil {
+		_, err := r.z.client.getJSON(ctx, u, &p)
+		var ae *apiError
+		if after != "" && errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+			// A cursor Zendesk no longer accepts: start again at the
+			// second of the last event read; seen breaches are skipped.
+			from, after = r.cur.EventsStart, ""
+			continue
+		}
+		if errors.Is(err, errBudget) && after != "" {
+			r.cur.EventsAfter, r.cur.EventsFrom = after, from
+		}
+		if err != nil {
 			return err
 		}
 		where := fmt.Sprintf("%s page %d", zendeskEventsPath, page)
-		type read struct{ id, at int64 }
-		var breaches []read
 		for i, raw := range p.Events {
 			var e zendeskEvent
 			if err := json.Unmarshal(raw, &e); err != nil {
 				r.b.Reject("bad_json", fmt.Sprintf("%s ticket_metric_events[%d]", where, i), err)
 				continue
+			}
+			at, terr := time.Parse(time.RFC3339Nano, e.Time)
+			if terr == nil && at.Unix() > r.cur.EventsStart {
+				// A later second: the breaches remembered were of an
+				// earlier one, which no query from here returns.
+				r.cur.EventsStart, r.cur.EventsSeen = at.Unix(), nil
 			}
 			if e.Type != "breach" || e.Deleted { // deleted: the breach no longer holds
 				continue
@@ -632,36 +668,18 @@ func (r *zendeskRun) events(ctx context.Context) error {
 				r.b.Reject("missing_field", fmt.Sprintf("%s ticket_metric_events[%d] (event %d)", where, i, e.ID), errors.New("breach without ticket_id or metric"))
 				continue
 			}
-			at, err := time.Parse(time.RFC3339Nano, e.Time)
-			if err != nil {
-				at = time.Unix(0, 0) // only needed to recognise the overlap
-			}
-			breaches = append(breaches, read{e.ID, at.Unix()})
 			if e.ID != 0 && slices.Contains(r.cur.EventsSeen, e.ID) {
 				continue
 			}
+			if e.ID != 0 && terr == nil && at.Unix() == r.cur.EventsStart {
+				r.cur.EventsSeen = append(r.cur.EventsSeen, e.ID)
+			}
 			r.breach(strconv.FormatInt(e.TicketID, 10), zendeskBreachName(e.Metric, e.InstanceID))
 		}
-		next := max(p.EndTime, start)
-		var seen []int64
-		if next == start {
-			seen = r.cur.EventsSeen
-		}
-		for _, e := range breaches {
-			if e.at >= next && e.id != 0 && !slices.Contains(seen, e.id) {
-				seen = append(seen, e.id)
-			}
-		}
-		r.cur.EventsStart, r.cur.EventsSeen = next, seen
-		last := len(p.Events) == 0 || p.EndTime <= start
-		if p.EndOfStream != nil {
-			last = last || *p.EndOfStream
-		} else if p.Count != nil {
-			last = last || *p.Count < zendeskEventsPageMax
-		}
-		if last {
+		if !p.Meta.HasMore || p.Meta.AfterCursor == "" || len(p.Events) == 0 {
 			return nil
 		}
+		after = p.Meta.AfterCursor
 	}
 }
 

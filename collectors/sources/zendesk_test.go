@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,10 +36,13 @@ const (
 // zdFake is a Zendesk Support API on 127.0.0.1 that serves the fixture
 // the way the documented endpoints do: the cursor-based incremental ticket
 // export (after_cursor, after_url, end_of_stream; include=metric_sets,groups
-// embeds metric_set in each ticket and sideloads groups), the time-based
-// metric event export (start_time, end_time, next_page, count,
-// end_of_stream; pages overlap by their end second as documented) and
-// show_many (up to 100 ids, metric_sets sideloaded as a top-level list).
+// embeds metric_set in each ticket and sideloads groups), the metric
+// event export with cursor pagination (start_time with page[size] up to
+// 100 and page[after]; meta.has_more, meta.after_cursor, links.next) and,
+// without page[size], in its time-based form (end_time, next_page, count,
+// end_of_stream; pages overlap by their end second, so a second with more
+// events than a page comes back as the same page), and show_many (up to
+// 100 ids, metric_sets sideloaded as a top-level list).
 // Pages are small so that the fixture spans several.
 type zdFake struct {
 	t   *testing.T
@@ -119,6 +123,16 @@ func zdCursor(pos int) string {
 	return base64.StdEncoding.EncodeToString([]byte("pos:" + strconv.Itoa(pos)))
 }
 
+// zdEvents is the URI of a metric event page: the query from start, at
+// the fake's cursor for position pos (0: the first page).
+func zdEvents(start int64, pos int) string {
+	u := "/api/v2/incremental/ticket_metric_events.json?start_time=" + strconv.FormatInt(start, 10) + "&page[size]=100"
+	if pos > 0 {
+		u += "&page[after]=" + url.QueryEscape(base64.StdEncoding.EncodeToString([]byte("ev:"+strconv.Itoa(pos))))
+	}
+	return u
+}
+
 func zdWrite(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
@@ -185,6 +199,35 @@ func (f *zdFake) serve(w http.ResponseWriter, r *http.Request) {
 		i := 0
 		for i < len(f.events) && zdUnix(f.events[i]["time"]) < start {
 			i++
+		}
+		if size := q.Get("page[size]"); size != "" {
+			n, err := strconv.Atoi(size)
+			if err != nil || n < 1 || n > 100 {
+				zdWrite(w, http.StatusBadRequest, map[string]any{"error": "InvalidPaginationParameter", "description": "page[size] must be 1 to 100"})
+				return
+			}
+			if a := q.Get("page[after]"); a != "" {
+				b, err := base64.StdEncoding.DecodeString(a)
+				pos, perr := strconv.Atoi(strings.TrimPrefix(string(b), "ev:"))
+				if err != nil || !strings.HasPrefix(string(b), "ev:") || perr != nil {
+					zdWrite(w, http.StatusBadRequest, map[string]any{"error": "InvalidPaginationParameter", "description": "page[after] is invalid"})
+					return
+				}
+				i = pos
+			}
+			end := min(i+min(n, f.eventsN), len(f.events))
+			after := base64.StdEncoding.EncodeToString([]byte("ev:" + strconv.Itoa(end)))
+			more := end < len(f.events)
+			next := any(nil)
+			if more {
+				next = f.srv.URL + r.URL.Path + "?start_time=" + q.Get("start_time") + "&page[size]=" + size + "&page[after]=" + url.QueryEscape(after)
+			}
+			zdWrite(w, http.StatusOK, map[string]any{
+				"ticket_metric_events": f.events[i:end],
+				"meta":                 map[string]any{"has_more": more, "after_cursor": after, "before_cursor": nil},
+				"links":                map[string]any{"next": next, "prev": nil},
+			})
+			return
 		}
 		end := min(i+f.eventsN, len(f.events))
 		page := f.events[i:end]
@@ -365,7 +408,7 @@ func TestZendeskMapping(t *testing.T) {
 	wantRej := []string{
 		"bad_time /api/v2/incremental/tickets/cursor.json page 3 tickets[1] (ticket 106)",
 		"missing_field /api/v2/incremental/tickets/cursor.json page 4 tickets[0]",
-		"bad_json /api/v2/incremental/ticket_metric_events.json page 4 ticket_metric_events[1]",
+		"bad_json /api/v2/incremental/ticket_metric_events.json page 3 ticket_metric_events[1]",
 	}
 	if !reflect.DeepEqual(rej, wantRej) {
 		t.Errorf("rejections:\n%s\nwant\n%s", strings.Join(rej, "\n"), strings.Join(wantRej, "\n"))
@@ -374,18 +417,17 @@ func TestZendeskMapping(t *testing.T) {
 		t.Error("only tickets expected")
 	}
 
-	// The requests: four export pages from since (30d), four metric event
-	// pages from since, one show_many.
+	// The requests: four export pages from since (30d), three metric event
+	// pages of one query from since (cursor pagination), one show_many.
 	start := strconv.FormatInt(zdNow1.Add(-30*24*time.Hour).Unix(), 10)
 	wantReq := []string{
 		"/api/v2/incremental/tickets/cursor.json?include=metric_sets%2Cgroups&start_time=" + start,
 		"/api/v2/incremental/tickets/cursor.json?cursor=" + url.QueryEscape(zdCursor(3)) + "&include=metric_sets%2Cgroups",
 		"/api/v2/incremental/tickets/cursor.json?cursor=" + url.QueryEscape(zdCursor(5)) + "&include=metric_sets%2Cgroups",
 		"/api/v2/incremental/tickets/cursor.json?cursor=" + url.QueryEscape(zdCursor(7)) + "&include=metric_sets%2Cgroups",
-		"/api/v2/incremental/ticket_metric_events.json?start_time=" + start,
-		"/api/v2/incremental/ticket_metric_events.json?start_time=" + strconv.FormatInt(zdUnix("2026-11-20T11:00:00Z"), 10),
-		"/api/v2/incremental/ticket_metric_events.json?start_time=" + strconv.FormatInt(zdUnix("2026-11-21T13:00:00Z"), 10),
-		"/api/v2/incremental/ticket_metric_events.json?start_time=" + strconv.FormatInt(zdUnix("2026-11-21T15:00:00Z"), 10),
+		zdEvents(zdNow1.Add(-30*24*time.Hour).Unix(), 0),
+		zdEvents(zdNow1.Add(-30*24*time.Hour).Unix(), 3),
+		zdEvents(zdNow1.Add(-30*24*time.Hour).Unix(), 6),
 		"/api/v2/tickets/show_many.json?ids=99&include=metric_sets%2Cgroups",
 	}
 	if got := f.takeRequests(); !reflect.DeepEqual(got, wantReq) {
@@ -456,8 +498,8 @@ func TestZendeskIncremental(t *testing.T) {
 	want := []string{
 		"/api/v2/incremental/tickets/cursor.json?cursor=" + url.QueryEscape(zdCursor(8)) + "&include=metric_sets%2Cgroups",
 		"/api/v2/incremental/tickets/cursor.json?cursor=" + url.QueryEscape(zdCursor(10)) + "&include=metric_sets%2Cgroups",
-		"/api/v2/incremental/ticket_metric_events.json?start_time=" + strconv.FormatInt(zdUnix("2026-11-22T08:00:00Z"), 10),
-		"/api/v2/incremental/ticket_metric_events.json?start_time=" + strconv.FormatInt(zdUnix("2026-11-22T12:00:00Z"), 10),
+		zdEvents(zdUnix("2026-11-22T08:00:00Z"), 0),
+		zdEvents(zdUnix("2026-11-22T08:00:00Z"), 11),
 		"/api/v2/tickets/show_many.json?ids=101&include=metric_sets%2Cgroups",
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -571,7 +613,7 @@ func TestZendeskFaultsLoseAndDoubleNothing(t *testing.T) {
 			return false
 		},
 		"metric event page 2 is cut off": func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path == "/api/v2/incremental/ticket_metric_events.json" && r.URL.Query().Get("start_time") == strconv.FormatInt(zdUnix("2026-11-22T12:00:00Z"), 10) {
+			if r.URL.Path == "/api/v2/incremental/ticket_metric_events.json" && r.URL.Query().Get("page[after]") != "" {
 				w.Write([]byte(`{"ticket_metric_events": [{"id": 1, "ticket_id"`))
 				return true
 			}
@@ -803,5 +845,120 @@ func TestZendeskExampleConfig(t *testing.T) {
 	z := s.(*zendesk)
 	if z.base != "https://acme.zendesk.com" || z.queues["360007654321"] != "billing" || !z.complaint["escalated"] || !z.breaches || z.since != 30*24*time.Hour {
 		t.Errorf("example decoded to %+v", z)
+	}
+}
+
+// 250 breach events in one second (a bulk SLA change), then one a minute
+// later. The time-based export cannot get past them (a full page whose
+// end_time is its start_time comes back again, as the fake shows); with
+// cursor pagination every breach arrives once: the show_many requests ask
+// for tickets 1000-1249 and 2000 (100 + 100 + 51 ids), and a later run
+// reads none of them again. With a budget that ends a run inside the
+// second, the next run continues at the stored page[after] cursor.
+func TestZendeskManyEventsInOneSecond(t *testing.T) {
+	second := "2026-11-22T08:00:00Z"
+	events := func() []map[string]any {
+		var evs []map[string]any
+		for i := range 250 {
+			evs = append(evs, map[string]any{"id": 5000 + i, "ticket_id": 1000 + i, "metric": "reply_time", "instance_id": 1, "type": "breach", "time": second})
+		}
+		return append(evs, map[string]any{"id": 6000, "ticket_id": 2000, "metric": "resolution_time", "instance_id": 0, "type": "breach", "time": "2026-11-22T08:01:00Z"})
+	}
+	asked := func(reqs []string) (ids []string, events []string) {
+		for _, r := range reqs {
+			u, _ := url.Parse(r)
+			switch u.Path {
+			case zendeskShowManyPath:
+				ids = append(ids, strings.Split(u.Query().Get("ids"), ",")...)
+			case zendeskEventsPath:
+				events = append(events, r)
+			}
+		}
+		return ids, events
+	}
+
+	// The fake's time-based form stalls: the same 100 events again.
+	f := newZDFake(t)
+	f.eventsN = 100
+	f.events = events()
+	var p1, p2 struct {
+		Events  []map[string]any `json:"ticket_metric_events"`
+		EndTime int64            `json:"end_time"`
+	}
+	zdGet(t, f, "/api/v2/incremental/ticket_metric_events.json?start_time="+strconv.FormatInt(zdUnix(second), 10), &p1)
+	zdGet(t, f, "/api/v2/incremental/ticket_metric_events.json?start_time="+strconv.FormatInt(p1.EndTime, 10), &p2)
+	if p1.EndTime != zdUnix(second) || fmt.Sprint(p1.Events) != fmt.Sprint(p2.Events) {
+		t.Fatalf("the time-based fake should return the same page again: end_time %d", p1.EndTime)
+	}
+	f.takeRequests()
+
+	s, _, _ := zdBuild(t, zdConfig(f.srv.URL, ""))
+	_, cur, err := tryCollect(s, nil, zdNow1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, evReqs := asked(f.takeRequests())
+	var want []string
+	for i := range 250 {
+		want = append(want, strconv.Itoa(1000+i))
+	}
+	want = append(want, "2000")
+	slices.SortFunc(ids, func(a, b string) int { x, _ := strconv.Atoi(a); y, _ := strconv.Atoi(b); return x - y })
+	if !slices.Equal(ids, want) || len(evReqs) != 3 {
+		t.Errorf("show_many asked for %d tickets (want the 251 breached), metric event requests %v", len(ids), evReqs)
+	}
+	var c zendeskCursor
+	json.Unmarshal(cur, &c)
+	if c.EventsStart != zdUnix("2026-11-22T08:01:00Z") || !slices.Equal(c.EventsSeen, []int64{6000}) || c.EventsAfter != "" {
+		t.Errorf("cursor %s", cur)
+	}
+	if _, _, err := tryCollect(s, cur, zdNow1.Add(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := asked(f.takeRequests()); len(ids) != 0 {
+		t.Errorf("a later run read breaches again: %v", ids)
+	}
+
+	// Budget 3: the ticket export and two event pages, then the budget
+	// ends the run inside the second; the next run goes on at page[after].
+	f2 := newZDFake(t)
+	f2.eventsN = 100
+	f2.events = events()
+	s2, _, _ := zdBuild(t, zdConfig(f2.srv.URL, "    max_requests_per_run: 3\n"))
+	var all []string
+	cur = nil
+	for run := 0; run < 6; run++ {
+		_, next, err := tryCollect(s2, cur, zdNow1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, evReqs := asked(f2.takeRequests())
+		all = append(all, ids...)
+		if run == 1 && (len(evReqs) == 0 || !strings.Contains(evReqs[0], "page[after]=")) {
+			t.Errorf("run 2 should continue at the stored cursor: %v (cursor %s)", evReqs, cur)
+		}
+		if string(next) == string(cur) {
+			break
+		}
+		cur = next
+	}
+	slices.SortFunc(all, func(a, b string) int { x, _ := strconv.Atoi(a); y, _ := strconv.Atoi(b); return x - y })
+	if !slices.Equal(all, want) {
+		t.Errorf("over budget-cut runs show_many asked for %d tickets, want the 251 breached once each", len(all))
+	}
+}
+
+// zdGet GETs a URI of the fake with the right credentials.
+func zdGet(t *testing.T, f *zdFake, uri string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+uri, nil)
+	req.Header.Set("Authorization", f.auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
 	}
 }
