@@ -25,18 +25,34 @@ import (
 //
 //   - RealTimeStatistics of each TaskQueue become a record.Snapshot: calls
 //     waiting = tasks pending + reserved (not yet accepted), longest wait =
-//     longest_task_waiting_age, agents by state = activity_statistics
-//     (activity friendly names, lower-cased).
+//     longest_relative_task_age_in_queue (the time the oldest caller has
+//     waited in this queue; longest_task_waiting_age counts from the
+//     task's creation, so a transferred call would show its whole life),
+//     agents by state = activity_statistics (activity friendly names,
+//     lower-cased).
 //   - CumulativeStatistics over the minutes since the last run become
-//     synthetic record.Calls: reservations_accepted answered calls and
-//     tasks_canceled abandoned calls per interval. Their waits are spread
-//     over the split_by_wait_time buckets (the count in each bucket is
-//     Twilio's) and scaled so that their sum is wait_duration_until_*.total:
-//     offered, answered, abandoned, the wait buckets at every configured
-//     threshold, short abandons (5s is a default threshold) and ASA are
-//     exact; a wait between two thresholds is an estimate. Handle time is
-//     not in the statistics: the calls are marked HandleUnknown and stay out
-//     of the handle-time histogram.
+//     synthetic record.Calls: reservations_accepted answered calls,
+//     tasks_canceled abandoned calls and tasks_moved timed-out calls (the
+//     workflow moved them on to another queue) per interval. The waits of
+//     answered and abandoned calls are spread over the split_by_wait_time
+//     buckets (the count in each bucket is Twilio's) and scaled so that
+//     their sum is the interval's total wait. Waits are in-queue waits:
+//     wait_duration_in_queue_until_accepted, which counts from the moment
+//     the task entered this queue, not wait_duration_until_accepted, which
+//     counts a transferred task from its creation (its time in other
+//     queues and with other agents); mixing the two would push transferred
+//     calls' earlier life into this queue's buckets. Tasks the split does
+//     not cover (its above + below count short of the total) are a group
+//     of their own, bounded only by the interval's longest wait, instead
+//     of being put above the last threshold. Handle time is not in the
+//     statistics: the calls are marked HandleUnknown.
+//   - TaskRouter computes the statistics from at most 10,000 tasks or
+//     reservations per threshold: an interval with that many accepted or
+//     canceled tasks has truncated buckets. Such an interval is asked for
+//     again in halves, down to one minute, and the step the queue needs is
+//     kept in the cursor (it grows back while intervals stay small); a
+//     one-minute interval still at the cap is counted and reported as the
+//     rejection stats_truncated.
 //
 // The cursor holds, per TaskQueue, the EndDate of the last interval counted;
 // the next interval starts there, so none is counted twice or skipped.
@@ -206,7 +222,15 @@ func twilioThresholds(in []int) ([]int, error) {
 // interval whose statistics were turned into calls.
 type trCursor struct {
 	Ends map[string]time.Time `json:"ends"`
+	// Steps is, per TaskQueue, the interval in minutes its statistics are
+	// asked for in when the configured interval would reach TaskRouter's
+	// 10,000-task limit (absent: the configured interval).
+	Steps map[string]int `json:"steps,omitempty"`
 }
+
+// twilioStatsCap is TaskRouter's documented limit: statistics are computed
+// for up to 10,000 Tasks/Reservations for any given threshold.
+const twilioStatsCap = 10_000
 
 type trQueue struct {
 	SID          string `json:"sid"`
@@ -242,6 +266,7 @@ func (n *trCount) UnmarshalJSON(b []byte) error {
 
 type trRealTime struct {
 	LongestTaskWaitingAge trCount            `json:"longest_task_waiting_age"`
+	LongestRelativeAge    *trCount           `json:"longest_relative_task_age_in_queue"`
 	TasksByStatus         map[string]trCount `json:"tasks_by_status"`
 	TotalAvailableWorkers trCount            `json:"total_available_workers"`
 	ActivityStatistics    []struct {
@@ -264,10 +289,14 @@ type trSplit struct {
 type trCumulative struct {
 	ReservationsAccepted      trCount     `json:"reservations_accepted"`
 	TasksCanceled             trCount     `json:"tasks_canceled"`
+	TasksMoved                trCount     `json:"tasks_moved"`
 	AvgTaskAcceptanceTime     trCount     `json:"avg_task_acceptance_time"`
 	WaitDurationUntilAccepted *trDuration `json:"wait_duration_until_accepted"`
 	WaitDurationUntilCanceled *trDuration `json:"wait_duration_until_canceled"`
-	SplitByWaitTime           map[string]struct {
+	// WaitDurationInQueueUntilAccepted counts from the moment the task
+	// entered this queue (Twilio: "relative wait duration").
+	WaitDurationInQueueUntilAccepted *trDuration `json:"wait_duration_in_queue_until_accepted"`
+	SplitByWaitTime                  map[string]struct {
 		Above trSplit `json:"above"`
 		Below trSplit `json:"below"`
 	} `json:"split_by_wait_time"`
@@ -282,6 +311,9 @@ func (s *twilioTaskRouter) Collect(ctx context.Context, raw []byte, b *collector
 	}
 	if cur.Ends == nil {
 		cur.Ends = map[string]time.Time{}
+	}
+	if cur.Steps == nil {
+		cur.Steps = map[string]int{}
 	}
 	s.client.startRun()
 	queues, err := s.listQueues(ctx, b)
@@ -312,6 +344,7 @@ func (s *twilioTaskRouter) Collect(ctx context.Context, raw []byte, b *collector
 	for sid := range cur.Ends {
 		if !known[sid] {
 			delete(cur.Ends, sid) // a deleted (or unselected) queue
+			delete(cur.Steps, sid)
 		}
 	}
 	return json.Marshal(cur)
@@ -404,9 +437,19 @@ func (s *twilioTaskRouter) realTime(ctx context.Context, q trQueue, b *collector
 		b.Reject("bad_number", s.queuePath(q.SID, "/RealTimeStatistics"), fmt.Errorf("longest_task_waiting_age %d or total_available_workers %d is negative", rt.LongestTaskWaitingAge, rt.TotalAvailableWorkers))
 		return nil
 	}
+	// The in-queue age is what the caller feels in this queue; the age
+	// from creation includes a transferred call's earlier queues.
+	longest := rt.LongestTaskWaitingAge
+	if rt.LongestRelativeAge != nil {
+		if *rt.LongestRelativeAge < 0 {
+			b.Reject("bad_number", s.queuePath(q.SID, "/RealTimeStatistics"), fmt.Errorf("longest_relative_task_age_in_queue %d is negative", *rt.LongestRelativeAge))
+			return nil
+		}
+		longest = *rt.LongestRelativeAge
+	}
 	snap := record.Snapshot{Queue: q.FriendlyName, At: b.Now, HasWait: true,
 		CallsWaiting: int(rt.TasksByStatus["pending"] + rt.TasksByStatus["reserved"]),
-		LongestWait:  time.Duration(rt.LongestTaskWaitingAge) * time.Second,
+		LongestWait:  time.Duration(longest) * time.Second,
 		Agents:       map[string]int{}}
 	for _, a := range rt.ActivityStatistics {
 		if a.Workers < 0 {
@@ -434,8 +477,12 @@ func (s *twilioTaskRouter) cumulative(ctx context.Context, q trQueue, end time.T
 		b.Reject("history_lost", q.FriendlyName, fmt.Errorf("statistics from %s to %s are older than TaskRouter keeps (30 days) and were not counted", start.Format(time.RFC3339), oldest.Format(time.RFC3339)))
 		start = oldest
 	}
+	step := s.interval
+	if m := cur.Steps[q.SID]; m > 0 && time.Duration(m)*time.Minute < step {
+		step = time.Duration(m) * time.Minute
+	}
 	for start.Before(end) {
-		to := start.Add(s.interval)
+		to := start.Add(step)
 		if to.After(end) {
 			to = end
 		}
@@ -452,9 +499,29 @@ func (s *twilioTaskRouter) cumulative(ctx context.Context, q trQueue, end time.T
 		if _, err := s.client.getJSON(ctx, s.url(path, qv), &st); err != nil {
 			return err
 		}
+		n := max(st.ReservationsAccepted, st.TasksCanceled)
+		if n >= twilioStatsCap && to.Sub(start) > time.Minute {
+			// Truncated buckets: ask again for the first half (whole
+			// minutes), and keep the shorter step for this queue.
+			step = max((to.Sub(start) / 2).Truncate(time.Minute), time.Minute)
+			cur.Steps[q.SID] = int(step / time.Minute)
+			continue
+		}
+		if n >= twilioStatsCap {
+			b.Reject("stats_truncated", fmt.Sprintf("%s %s..%s", path, qv.Get("StartDate"), qv.Get("EndDate")),
+				fmt.Errorf("%d tasks in one minute reach TaskRouter's limit of %d per threshold: the wait buckets of this minute are incomplete", n, twilioStatsCap))
+		}
 		s.emit(b, q, start, to, &st, path)
 		cur.Ends[q.SID] = to
 		start = to
+		if n < twilioStatsCap/4 && step < s.interval {
+			// Quiet again: grow the step back towards the interval.
+			step = min(2*step, s.interval)
+			cur.Steps[q.SID] = int(step / time.Minute)
+		}
+		if step >= s.interval {
+			delete(cur.Steps, q.SID)
+		}
 	}
 	return nil
 }
@@ -468,19 +535,24 @@ type trGroup struct {
 // emit adds the answered and abandoned calls of one interval. IDs derive
 // from queue, interval and position, so a re-read interval dedups.
 func (s *twilioTaskRouter) emit(b *collectors.Batch, q trQueue, from, to time.Time, st *trCumulative, path string) {
-	below := map[int]trSplit{}
+	splits := map[int][2]trSplit{} // threshold -> below, above
 	for k, v := range st.SplitByWaitTime {
 		t, err := strconv.Atoi(k)
 		if err != nil || t <= 0 {
 			b.Reject("bad_number", path+" split_by_wait_time", fmt.Errorf("threshold %q is not a positive number of seconds", k))
 			continue
 		}
-		below[t] = v.Below
+		splits[t] = [2]trSplit{v.Below, v.Above}
 	}
 	id := fmt.Sprintf("tr:%s:%d-%d:", q.SID, from.Unix(), to.Unix())
+	// In-queue waits (see the type's comment): the relative duration,
+	// else the one from creation (identical for tasks never transferred),
+	// else the average from creation.
 	acceptTotal := float64(st.AvgTaskAcceptanceTime) * float64(st.ReservationsAccepted)
 	acceptMax := 0.0
-	if d := st.WaitDurationUntilAccepted; d != nil {
+	if d := st.WaitDurationInQueueUntilAccepted; d != nil {
+		acceptTotal, acceptMax = d.Total, d.Max
+	} else if d := st.WaitDurationUntilAccepted; d != nil {
 		acceptTotal, acceptMax = d.Total, d.Max
 	}
 	cancelTotal, cancelMax := 0.0, 0.0
@@ -507,7 +579,7 @@ func (s *twilioTaskRouter) emit(b *collectors.Batch, q trQueue, from, to time.Ti
 			b.Reject("bad_number", path, fmt.Errorf("%s waits (max %gs, total %gs over %d calls) are outside [0, %s] per call", o.out, o.m, o.total, o.n, record.MaxCallDuration))
 			continue
 		}
-		groups := s.groups(int(o.n), below, o.count, o.m)
+		groups := s.groups(int(o.n), splits, o.count, o.m)
 		n := 0
 		for _, w := range spread(groups, o.total) {
 			c := record.Call{ID: id + o.tag + strconv.Itoa(n), Queue: q.FriendlyName, Channel: s.channel,
@@ -519,20 +591,42 @@ func (s *twilioTaskRouter) emit(b *collectors.Batch, q trQueue, from, to time.Ti
 			n++
 		}
 	}
+	// Tasks the workflow moved on to another queue left this one
+	// unanswered: timed-out calls here, counted again where they end.
+	// TaskRouter reports no wait for them; they carry 0 seconds.
+	if st.TasksMoved < 0 || st.TasksMoved > maxTwilioCalls {
+		b.Reject("bad_number", path, fmt.Errorf("tasks_moved %d is not 0 to %d", st.TasksMoved, maxTwilioCalls))
+		return
+	}
+	for i := range int(st.TasksMoved) {
+		b.Calls = append(b.Calls, record.Call{ID: id + "m" + strconv.Itoa(i), Queue: q.FriendlyName, Channel: s.channel,
+			EnqueuedAt: to, EndedAt: to, Outcome: record.OutcomeTimeout, HandleUnknown: true})
+	}
 }
 
 // groups splits n calls by the "below" counts of the configured thresholds
 // that Twilio answered: (0, t1], [t1+1, t2], …, [tk+1, max]. Waits are
-// whole seconds, so a call above t waited at least t+1.
-func (s *twilioTaskRouter) groups(n int, below map[int]trSplit, count func(trSplit) trCount, maxWait float64) []trGroup {
+// whole seconds, so a call above t waited at least t+1. When a threshold's
+// below + above falls short of n, the split left tasks out (TaskRouter's
+// 10,000 limit, tasks it keeps out of the split): those are a group of
+// their own between 0 and the longest wait, not calls above the last
+// threshold.
+func (s *twilioTaskRouter) groups(n int, splits map[int][2]trSplit, count func(trSplit) trCount, maxWait float64) []trGroup {
+	covered := n
+	for _, t := range s.split {
+		if v, ok := splits[t]; ok {
+			covered = min(covered, int(count(v[0])+count(v[1])))
+		}
+	}
+	covered = max(covered, 0)
 	var out []trGroup
 	prevT, prevN := 0, 0
 	for _, t := range s.split {
-		v, ok := below[t]
+		v, ok := splits[t]
 		if !ok {
 			continue
 		}
-		c := min(max(int(count(v)), prevN), n) // cumulative, never beyond n
+		c := min(max(int(count(v[0])), prevN), covered) // cumulative, never beyond the covered
 		lo := float64(prevT)
 		if prevT > 0 {
 			lo++
@@ -544,7 +638,10 @@ func (s *twilioTaskRouter) groups(n int, below map[int]trSplit, count func(trSpl
 	if prevT > 0 {
 		lo++
 	}
-	out = append(out, trGroup{n: n - prevN, lo: lo, hi: max(maxWait, lo)})
+	out = append(out, trGroup{n: covered - prevN, lo: lo, hi: max(maxWait, lo)})
+	if n > covered {
+		out = append(out, trGroup{n: n - covered, lo: 0, hi: maxWait})
+	}
 	return out
 }
 

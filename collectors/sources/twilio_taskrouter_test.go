@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"sort"
 	"strconv"
@@ -39,13 +40,17 @@ var (
 	trT0        = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 )
 
-// trTask is one task leaving a queue in the fake: accepted (answered) or
-// canceled (the caller hung up) after wait seconds.
+// trTask is one task leaving a queue in the fake: accepted (answered),
+// canceled (the caller hung up) or moved on to another queue by the
+// workflow after wait seconds in this queue. before is the time since the
+// task's creation when it entered this queue (a transferred task).
 type trTask struct {
 	queue    string
 	at       time.Time
 	wait     int
 	canceled bool
+	moved    bool
+	before   int
 }
 
 // The workload, hand-checked in the tests below (times from 10:00 UTC):
@@ -55,16 +60,16 @@ type trTask struct {
 //	Sales:   accepted after 4s @10:15, 100s @11:30; canceled after 50s @11:45
 //	Billing: nothing
 var trTasks = []trTask{
-	{trSupport, trT0.Add(10 * time.Minute), 8, false},
-	{trSupport, trT0.Add(20 * time.Minute), 15, false},
-	{trSupport, trT0.Add(30 * time.Minute), 25, false},
-	{trSupport, trT0.Add(65 * time.Minute), 70, false},
-	{trSupport, trT0.Add(130 * time.Minute), 12, false},
-	{trSupport, trT0.Add(40 * time.Minute), 3, true},
-	{trSupport, trT0.Add(70 * time.Minute), 40, true},
-	{trSales, trT0.Add(15 * time.Minute), 4, false},
-	{trSales, trT0.Add(90 * time.Minute), 100, false},
-	{trSales, trT0.Add(105 * time.Minute), 50, true},
+	{queue: trSupport, at: trT0.Add(10 * time.Minute), wait: 8, canceled: false},
+	{queue: trSupport, at: trT0.Add(20 * time.Minute), wait: 15, canceled: false},
+	{queue: trSupport, at: trT0.Add(30 * time.Minute), wait: 25, canceled: false},
+	{queue: trSupport, at: trT0.Add(65 * time.Minute), wait: 70, canceled: false},
+	{queue: trSupport, at: trT0.Add(130 * time.Minute), wait: 12, canceled: false},
+	{queue: trSupport, at: trT0.Add(40 * time.Minute), wait: 3, canceled: true},
+	{queue: trSupport, at: trT0.Add(70 * time.Minute), wait: 40, canceled: true},
+	{queue: trSales, at: trT0.Add(15 * time.Minute), wait: 4, canceled: false},
+	{queue: trSales, at: trT0.Add(90 * time.Minute), wait: 100, canceled: false},
+	{queue: trSales, at: trT0.Add(105 * time.Minute), wait: 50, canceled: true},
 }
 
 type fakeTwilio struct {
@@ -74,10 +79,12 @@ type fakeTwilio struct {
 	log []string // "path?decoded query" of every authorised request
 	// hook may answer a request itself (fault injection); true = answered.
 	hook func(w http.ResponseWriter, r *http.Request) bool
+	// tasks is the workload (default trTasks).
+	tasks []trTask
 }
 
 func newFakeTwilio(t *testing.T) *fakeTwilio {
-	f := &fakeTwilio{t: t}
+	f := &fakeTwilio{t: t, tasks: trTasks}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -173,7 +180,12 @@ type trDur struct {
 }
 
 // cumulative aggregates the tasks that left the queue in [StartDate,
-// EndDate). "below" counts waits up to and including the threshold.
+// EndDate). "below" counts waits up to and including the threshold; the
+// split counts only the first 10,000 accepted and canceled tasks, as
+// TaskRouter computes "up to 10,000 Tasks/Reservations for any given
+// threshold". wait_duration_until_accepted counts from the task's
+// creation, wait_duration_in_queue_until_accepted from its entering this
+// queue; the split is by the wait in this queue.
 func (f *fakeTwilio) cumulative(w http.ResponseWriter, r *http.Request, sid string) {
 	qv := r.URL.Query()
 	from, err1 := time.Parse(time.RFC3339, qv.Get("StartDate"))
@@ -194,7 +206,7 @@ func (f *fakeTwilio) cumulative(w http.ResponseWriter, r *http.Request, sid stri
 		}
 		thresholds = append(thresholds, n)
 	}
-	acc, can := trDur{}, trDur{}
+	acc, can, accInQueue := trDur{}, trDur{}, trDur{}
 	type side struct {
 		TasksCanceled        int `json:"tasks_canceled"`
 		ReservationsAccepted int `json:"reservations_accepted"`
@@ -203,21 +215,35 @@ func (f *fakeTwilio) cumulative(w http.ResponseWriter, r *http.Request, sid stri
 	for _, t := range thresholds {
 		split[strconv.Itoa(t)] = map[string]*side{"above": {}, "below": {}}
 	}
-	nAcc, nCan := 0, 0
-	for _, tk := range trTasks {
+	nAcc, nCan, nMoved := 0, 0, 0
+	add := func(d *trDur, v float64) {
+		d.Total += v
+		d.Max = max(d.Max, v)
+		if d.Min == 0 || v < d.Min {
+			d.Min = v
+		}
+	}
+	for _, tk := range f.tasks {
 		if tk.queue != sid || tk.at.Before(from) || !tk.at.Before(to) {
 			continue
 		}
-		d := &acc
+		if tk.moved {
+			nMoved++
+			continue
+		}
 		if tk.canceled {
-			d, nCan = &can, nCan+1
+			nCan++
+			add(&can, float64(tk.before+tk.wait))
+			if nCan > 10_000 {
+				continue
+			}
 		} else {
 			nAcc++
-		}
-		d.Total += float64(tk.wait)
-		d.Max = max(d.Max, float64(tk.wait))
-		if d.Min == 0 || float64(tk.wait) < d.Min {
-			d.Min = float64(tk.wait)
+			add(&acc, float64(tk.before+tk.wait))
+			add(&accInQueue, float64(tk.wait))
+			if nAcc > 10_000 {
+				continue
+			}
 		}
 		for _, t := range thresholds {
 			s := split[strconv.Itoa(t)]["above"]
@@ -234,6 +260,7 @@ func (f *fakeTwilio) cumulative(w http.ResponseWriter, r *http.Request, sid stri
 	avgAcc := 0
 	if nAcc > 0 {
 		acc.Avg = acc.Total / float64(nAcc)
+		accInQueue.Avg = accInQueue.Total / float64(nAcc)
 		avgAcc = int(acc.Avg)
 	}
 	if nCan > 0 {
@@ -244,9 +271,9 @@ func (f *fakeTwilio) cumulative(w http.ResponseWriter, r *http.Request, sid stri
 		"start_time": from.Format(time.RFC3339), "end_time": to.Format(time.RFC3339),
 		"reservations_created": nAcc, "reservations_accepted": nAcc, "reservations_rejected": 0,
 		"reservations_timed_out": 0, "reservations_canceled": 0, "reservations_rescinded": 0,
-		"tasks_entered": nAcc + nCan, "tasks_canceled": nCan, "tasks_completed": nAcc, "tasks_deleted": 0, "tasks_moved": 0,
+		"tasks_entered": nAcc + nCan + nMoved, "tasks_canceled": nCan, "tasks_completed": nAcc, "tasks_deleted": 0, "tasks_moved": nMoved,
 		"avg_task_acceptance_time": avgAcc, "wait_duration_until_accepted": acc, "wait_duration_until_canceled": can,
-		"wait_duration_in_queue_until_accepted": acc, "split_by_wait_time": split, "url": "x",
+		"wait_duration_in_queue_until_accepted": accInQueue, "split_by_wait_time": split, "url": "x",
 	}
 	json.NewEncoder(w).Encode(body)
 }
@@ -398,7 +425,9 @@ func TestTwilioTaskRouterMappingPagingAndIncrementalRun(t *testing.T) {
 
 	wantSnaps := []record.Snapshot{
 		// pending 2 + reserved 1 waiting; activities lower-cased.
-		{Queue: "Support", At: trNow1, HasWait: true, CallsWaiting: 3, LongestWait: 95 * time.Second,
+		// longest_relative_task_age_in_queue (80 s in this queue), not
+		// longest_task_waiting_age (95 s since the task was created).
+		{Queue: "Support", At: trNow1, HasWait: true, CallsWaiting: 3, LongestWait: 80 * time.Second,
 			Agents: map[string]int{"idle": 2, "busy": 4, "offline": 1, "reserved": 1}},
 		// numeric strings; no activity statistics -> total_available_workers.
 		{Queue: "Sales", At: trNow1, HasWait: true, CallsWaiting: 1, LongestWait: 12 * time.Second, Agents: map[string]int{"available": 3}},
@@ -431,7 +460,7 @@ func TestTwilioTaskRouterMappingPagingAndIncrementalRun(t *testing.T) {
 	trExpect(t, got, trWantFirst())
 	trExpect(t, got, map[string]float64{
 		"servq_queue_calls_waiting{collector=tr,queue=Support}":        3,
-		"servq_queue_longest_wait_seconds{collector=tr,queue=Support}": 95,
+		"servq_queue_longest_wait_seconds{collector=tr,queue=Support}": 80,
 		"servq_queue_agents{collector=tr,queue=Support,state=busy}":    4,
 		"servq_queue_agents{collector=tr,queue=Sales,state=available}": 3,
 		"servq_queue_longest_wait_seconds{collector=tr,queue=Billing}": 0,
@@ -586,8 +615,11 @@ func TestTwilioTaskRouterSpread(t *testing.T) {
 	// Thresholds 5, 20, 60; 8, 15 and 25 s: groups (0,5]:0, [6,20]:2,
 	// [21,60]:1, [61,61]:0. Sum 48 lies between 33 and 100.
 	s := &twilioTaskRouter{split: []int{5, 20, 60}}
-	below := map[int]trSplit{5: {}, 20: {ReservationsAccepted: 2}, 60: {ReservationsAccepted: 3}}
-	w := spread(s.groups(3, below, func(x trSplit) trCount { return x.ReservationsAccepted }, 25), 48)
+	acc := func(below, above trCount) [2]trSplit {
+		return [2]trSplit{{ReservationsAccepted: below}, {ReservationsAccepted: above}}
+	}
+	splits := map[int][2]trSplit{5: acc(0, 3), 20: acc(2, 1), 60: acc(3, 0)}
+	w := spread(s.groups(3, splits, func(x trSplit) trCount { return x.ReservationsAccepted }, 25), 48)
 	sum := 0.0
 	for _, d := range w {
 		sum += d.Seconds()
@@ -599,5 +631,99 @@ func TestTwilioTaskRouterSpread(t *testing.T) {
 	w = spread((&twilioTaskRouter{}).groups(4, nil, func(x trSplit) trCount { return 0 }, 30), 60)
 	if len(w) != 4 || w[0] != 15*time.Second {
 		t.Errorf("without split: %v, want 4 x 15s", w)
+	}
+	// The split covers 3 of 5 answered calls (4, 8, 25 s; above + below is
+	// 3 at every threshold): the 2 it left out are a group of their own
+	// within [0, max 70], not calls above 60 s.
+	splits = map[int][2]trSplit{5: acc(1, 2), 20: acc(2, 1), 60: acc(3, 0)}
+	gs := s.groups(5, splits, func(x trSplit) trCount { return x.ReservationsAccepted }, 70)
+	if want := []trGroup{{1, 0, 5}, {1, 6, 20}, {1, 21, 60}, {0, 61, 70}, {2, 0, 70}}; !reflect.DeepEqual(gs, want) {
+		t.Errorf("groups %v, want %v", gs, want)
+	}
+}
+
+// A transferred task (300 s of earlier life, then 15 s in Support) and one
+// that is moved on to another queue after 30 s, beside a plain 10 s call.
+// Waits are in-queue waits: ASA (10 + 15) / 2, both within 20 s; counting
+// from creation would put 325 s on two calls of the 6-20 s bucket. The
+// moved task is a timed-out call of its own: offered 3, answered 2.
+func TestTwilioTaskRouterTransferredAndMovedTasks(t *testing.T) {
+	f := newFakeTwilio(t)
+	f.tasks = []trTask{
+		{queue: trSupport, at: trT0.Add(10 * time.Minute), wait: 10},
+		{queue: trSupport, at: trT0.Add(20 * time.Minute), wait: 15, before: 300},
+		{queue: trSupport, at: trT0.Add(30 * time.Minute), wait: 30, moved: true},
+	}
+	h := newTRHarness(t, f, "")
+	h.mustRun(trNow1)
+	trExpect(t, seriesValues(t, h.model), map[string]float64{
+		"servq_calls_offered_total{" + trQ + "Support}":                             3,
+		"servq_calls_answered_total{" + trQ + "Support}":                            2,
+		"servq_calls_abandoned_total{" + trQ + "Support}":                           0,
+		"servq_call_wait_seconds_count{" + trQO("Support", "answered") + "}":        2,
+		"servq_call_wait_seconds_sum{" + trQO("Support", "answered") + "}":          25,
+		"servq_call_wait_seconds_bucket{" + trQO("Support", "answered") + ",le=5}":  0,
+		"servq_call_wait_seconds_bucket{" + trQO("Support", "answered") + ",le=20}": 2,
+		"servq_call_wait_seconds_count{" + trQO("Support", "timeout") + "}":         1,
+	})
+}
+
+// 12,000 calls answered within 4 s, evenly from 10:00 to 11:00. An hour
+// reaches TaskRouter's 10,000-task limit (the fake's split then counts
+// only 10,000 of them below 5 s): the source asks again in half hours
+// (5,800 and 6,000 calls), grows the step back once a half hour is quiet,
+// and counts all 12,000 within 5 s. 10,500 calls in one minute cannot be
+// split further: they are counted, the 500 the split left out bounded only
+// by the longest wait, and the minute is reported as stats_truncated.
+func TestTwilioTaskRouterStatisticsCap(t *testing.T) {
+	f := newFakeTwilio(t)
+	f.tasks = nil
+	for i := range 12_000 {
+		f.tasks = append(f.tasks, trTask{queue: trSupport, at: trT0.Add(time.Duration(i) * 300 * time.Millisecond), wait: 4})
+	}
+	h := newTRHarness(t, f, "")
+	b := h.mustRun(trNow1)
+	var cums []string
+	for _, r := range f.requests() {
+		if strings.Contains(r, trSupport+"/CumulativeStatistics") {
+			q, _ := url.ParseQuery(r[strings.Index(r, "?")+1:])
+			cums = append(cums, q.Get("StartDate")[11:16]+"-"+q.Get("EndDate")[11:16])
+		}
+	}
+	if want := "09:59-10:59 09:59-10:29 10:29-10:59 10:59-11:29 11:29-11:59"; strings.Join(cums, " ") != want {
+		t.Errorf("Support intervals asked: %s, want %s", strings.Join(cums, " "), want)
+	}
+	trExpect(t, seriesValues(t, h.model), map[string]float64{
+		"servq_calls_answered_total{" + trQ + "Support}":                           12_000,
+		"servq_call_wait_seconds_bucket{" + trQO("Support", "answered") + ",le=5}": 12_000,
+		"servq_call_wait_seconds_sum{" + trQO("Support", "answered") + "}":         48_000,
+	})
+	if len(b.Rejected) != 1 { // the queue without sid only
+		t.Errorf("rejections %+v", b.Rejected)
+	}
+	if strings.Contains(string(h.cursor), `"steps"`) {
+		t.Errorf("the step should have grown back to the interval: %s", h.cursor)
+	}
+
+	f2 := newFakeTwilio(t)
+	f2.tasks = nil
+	for i := range 10_500 {
+		f2.tasks = append(f2.tasks, trTask{queue: trSupport, at: trT0.Add(time.Duration(i) * 5 * time.Millisecond), wait: 4})
+	}
+	h2 := newTRHarness(t, f2, "")
+	b2 := h2.mustRun(trNow1)
+	var truncated []string
+	for _, r := range b2.Rejected {
+		if r.Reason == "stats_truncated" {
+			truncated = append(truncated, r.Position)
+		}
+	}
+	if len(truncated) != 1 || !strings.Contains(truncated[0], "2026-11-02T10:00:00Z..2026-11-02T10:01:00Z") {
+		t.Errorf("stats_truncated rejections %v, want the minute 10:00", truncated)
+	}
+	got := seriesValues(t, h2.model)
+	trExpect(t, got, map[string]float64{"servq_calls_answered_total{" + trQ + "Support}": 10_500})
+	if sum := got["servq_call_wait_seconds_sum{"+trQO("Support", "answered")+"}"]; math.Abs(sum-42_000) > 1e-3 {
+		t.Errorf("wait sum %g, want 42000 (ASA exact)", sum)
 	}
 }
