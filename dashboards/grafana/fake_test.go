@@ -4,21 +4,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// fakeGrafana follows Grafana 10's documented HTTP API for the endpoints
-// servq uses: folders, dashboards by uid, alert-rule provisioning.
+// fakeGrafana follows Grafana's HTTP API for the endpoints servq uses
+// (folders, dashboards by uid, alert-rule provisioning, the signed-in
+// identity's permissions, health) and the UI's rule-group API, with the
+// behaviour of one Grafana version (grafanaVersion): who may use the
+// provisioning API, how dashboard titles clash, provenance of rules and
+// dashboards, and Grafana's own validation of intervals.
 type fakeGrafana struct {
-	t     *testing.T
-	srv   *httptest.Server
-	token string
+	t       *testing.T
+	srv     *httptest.Server
+	token   string
+	version grafanaVersion
+	// role is the basic role of the token's service account: Viewer,
+	// Editor or Admin (Grafana's default permissions of each).
+	role string
 
 	mu      sync.Mutex
 	nextID  int64
@@ -35,6 +45,61 @@ type fakeGrafana struct {
 	hook func(w http.ResponseWriter, r *http.Request, body []byte) bool
 }
 
+// grafanaVersion is what differs between the Grafana versions servq
+// supports, as far as servq's requests are concerned.
+type grafanaVersion struct {
+	Version string
+	// EditorProvisions: from 11.0 (grafana/grafana#77007, #85022) the
+	// alert-rule provisioning API accepts alert.rules:* together with
+	// alert.provisioning.provenance:write, both granted to Editor, and
+	// alert.rules.provisioning:read/write. Before, it needs
+	// alert.provisioning:read/write, which only Admin has.
+	EditorProvisions bool
+	// UniqueSlugs: up to 11.2 a dashboard's title is unique in its folder
+	// by slug (412 name-exists, or a takeover with overwrite); 11.3
+	// dropped the constraint (grafana/grafana#90687).
+	UniqueSlugs bool
+}
+
+var (
+	grafana10   = grafanaVersion{Version: "10.2.3", EditorProvisions: false, UniqueSlugs: true}
+	grafana11   = grafanaVersion{Version: "11.2.0", EditorProvisions: true, UniqueSlugs: true}
+	grafana12   = grafanaVersion{Version: "12.1.1", EditorProvisions: true, UniqueSlugs: false}
+	allVersions = []grafanaVersion{grafana10, grafana11, grafana12}
+)
+
+// rolePermissions are the permissions (action → scopes) Grafana grants a
+// basic role by default, limited to the actions servq's requests need.
+func rolePermissions(v grafanaVersion, role string) map[string][]string {
+	p := map[string][]string{
+		"folders:read":     {"folders:*"},
+		"dashboards:read":  {"folders:*", "dashboards:*"},
+		"alert.rules:read": {"folders:*"},
+	}
+	if role == "Viewer" {
+		return p
+	}
+	for _, a := range []string{"folders:write", "dashboards:create", "dashboards:write", "dashboards:delete",
+		"alert.rules:create", "alert.rules:write", "alert.rules:delete"} {
+		p[a] = []string{"folders:*"}
+	}
+	p["folders:create"] = []string{""}
+	if v.EditorProvisions {
+		p["alert.provisioning.provenance:write"] = []string{""}
+	}
+	if role == "Editor" {
+		return p
+	}
+	for _, a := range []string{"alert.provisioning:read", "alert.provisioning:write", "alert.provisioning.secrets:read"} {
+		p[a] = []string{""}
+	}
+	if v.EditorProvisions {
+		p["alert.rules.provisioning:read"], p["alert.rules.provisioning:write"] = []string{""}, []string{""}
+	}
+	p["datasources:read"] = []string{"datasources:*"}
+	return p
+}
+
 type fakeFolder struct {
 	ID         int64
 	UID, Title string
@@ -46,6 +111,9 @@ type fakeDash struct {
 	Model     map[string]any
 	Version   int64
 	FolderUID string
+	// Provisioned is the file a file provider loaded it from; Grafana
+	// then refuses to save it through the API.
+	Provisioned string
 }
 
 type fakeRequest struct {
@@ -54,15 +122,22 @@ type fakeRequest struct {
 	Body         []byte
 }
 
+// newFake is a Grafana 11.2 and a token with the Admin role.
 func newFake(t *testing.T, token string) *fakeGrafana {
+	return newFakeVersion(t, token, grafana11, "Admin")
+}
+
+func newFakeVersion(t *testing.T, token string, v grafanaVersion, role string) *fakeGrafana {
 	f := &fakeGrafana{
-		t: t, token: token, nextID: 1,
+		t: t, token: token, nextID: 1, version: v, role: role,
 		folders: map[string]*fakeFolder{}, dashes: map[string]*fakeDash{},
 		rules:       map[string]map[string]any{},
 		groups:      map[[2]string]int64{},
 		datasources: map[string]string{"prometheus": "prometheus", "prom": "prometheus"},
 	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/access-control/user/permissions", f.getPermissions)
+	mux.HandleFunc("POST /api/ruler/grafana/api/v1/rules/{folder}", f.postRulerGroup)
 	mux.HandleFunc("GET /api/folders/{uid}", f.getFolder)
 	mux.HandleFunc("GET /api/datasources/uid/{uid}", f.getDatasource)
 	mux.HandleFunc("POST /api/folders", f.postFolder)
@@ -88,6 +163,10 @@ func newFake(t *testing.T, token string) *fakeGrafana {
 		hook := f.hook
 		f.mu.Unlock()
 		if hook != nil && hook(w, r, body) {
+			return
+		}
+		if r.Method == http.MethodGet && r.URL.Path == "/api/health" { // no authentication
+			writeJSON(w, http.StatusOK, map[string]any{"commit": "0123abc", "database": "ok", "version": f.version.Version})
 			return
 		}
 		if r.Header.Get("Authorization") != "Bearer "+f.token {
@@ -147,6 +226,63 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func (f *fakeGrafana) id() int64 { f.nextID++; return f.nextID }
 
+// Permissions.
+
+func (f *fakeGrafana) perms() map[string][]string { return rolePermissions(f.version, f.role) }
+
+func (f *fakeGrafana) has(actions ...string) bool {
+	p := f.perms()
+	for _, a := range actions {
+		if _, ok := p[a]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// denied answers 403 as Grafana's access-control middleware does.
+func denied(w http.ResponseWriter, needed string) {
+	writeJSON(w, http.StatusForbidden, map[string]any{"accessErrorId": "ACE0123456789", "title": "Access denied",
+		"message": "You'll need additional permissions to perform this action. Permissions needed: " + needed})
+}
+
+// allow writes a 403 unless the token has every action.
+func (f *fakeGrafana) allow(w http.ResponseWriter, actions ...string) bool {
+	if f.has(actions...) {
+		return true
+	}
+	denied(w, strings.Join(actions, ", "))
+	return false
+}
+
+// allowRules applies the provisioning API's authorization of the version.
+func (f *fakeGrafana) allowRules(w http.ResponseWriter, write bool) bool {
+	v := f.version
+	switch {
+	case !write && (f.has("alert.provisioning:read") || f.has("alert.provisioning.secrets:read")):
+		return true
+	case write && f.has("alert.provisioning:write"):
+		return true
+	case v.EditorProvisions && !write && (f.has("alert.rules.provisioning:read") || f.has("alert.rules:read")):
+		return true
+	case v.EditorProvisions && write && (f.has("alert.rules.provisioning:write") ||
+		f.has("alert.rules:create", "alert.rules:write", "alert.rules:delete", "alert.provisioning.provenance:write")):
+		return true
+	}
+	if write {
+		denied(w, "alert.provisioning:write")
+	} else {
+		denied(w, "alert.provisioning:read")
+	}
+	return false
+}
+
+// getPermissions answers GET /api/access-control/user/permissions: the
+// signed-in identity's actions with their scopes.
+func (f *fakeGrafana) getPermissions(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, f.perms())
+}
+
 // Folders.
 
 func (f *fakeGrafana) folderJSON(fo *fakeFolder) map[string]any {
@@ -157,8 +293,8 @@ func (f *fakeGrafana) folderJSON(fo *fakeFolder) map[string]any {
 
 // getDatasource answers as Grafana's GET /api/datasources/uid/:uid.
 func (f *fakeGrafana) getDatasource(w http.ResponseWriter, r *http.Request) {
-	if f.datasources == nil {
-		msg(w, http.StatusForbidden, "You'll need additional permissions to perform this action. Permissions needed: datasources:read")
+	if f.datasources == nil || !f.has("datasources:read") {
+		denied(w, "datasources:read")
 		return
 	}
 	uid := r.PathValue("uid")
@@ -171,6 +307,9 @@ func (f *fakeGrafana) getDatasource(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeGrafana) getFolder(w http.ResponseWriter, r *http.Request) {
+	if !f.allow(w, "folders:read") {
+		return
+	}
 	fo, ok := f.folders[r.PathValue("uid")]
 	if !ok {
 		msg(w, http.StatusNotFound, "folder not found")
@@ -180,6 +319,9 @@ func (f *fakeGrafana) getFolder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeGrafana) postFolder(w http.ResponseWriter, r *http.Request) {
+	if !f.allow(w, "folders:create") {
+		return
+	}
 	var in struct{ UID, Title string }
 	if !decodeBody(w, r, &in) {
 		return
@@ -198,6 +340,9 @@ func (f *fakeGrafana) postFolder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeGrafana) putFolder(w http.ResponseWriter, r *http.Request) {
+	if !f.allow(w, "folders:write") {
+		return
+	}
 	fo, ok := f.folders[r.PathValue("uid")]
 	if !ok {
 		msg(w, http.StatusNotFound, "folder not found")
@@ -222,14 +367,37 @@ func (f *fakeGrafana) putFolder(w http.ResponseWriter, r *http.Request) {
 
 // Dashboards.
 
+// slugify is Grafana's dashboard slug: lower case, runs of anything but
+// a-z and 0-9 made one "-", none at either end.
+func slugify(title string) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(title) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(c)
+			continue
+		}
+		dash = true
+	}
+	return b.String()
+}
+
 func (f *fakeGrafana) getDash(w http.ResponseWriter, r *http.Request) {
+	if !f.allow(w, "dashboards:read") {
+		return
+	}
 	d, ok := f.dashes[r.PathValue("uid")]
 	if !ok {
 		msg(w, http.StatusNotFound, "Dashboard not found")
 		return
 	}
-	meta := map[string]any{"type": "db", "canSave": true, "canEdit": true, "slug": "x", "url": "/d/" + r.PathValue("uid") + "/x",
-		"version": d.Version, "folderUid": d.FolderUID, "provisioned": false}
+	title, _ := d.Model["title"].(string)
+	meta := map[string]any{"type": "db", "canSave": true, "canEdit": true, "slug": slugify(title), "url": "/d/" + r.PathValue("uid") + "/" + slugify(title),
+		"version": d.Version, "folderUid": d.FolderUID, "provisioned": d.Provisioned != "", "provisionedExternalId": d.Provisioned}
 	if fo, ok := f.folders[d.FolderUID]; ok {
 		meta["folderId"], meta["folderTitle"] = fo.ID, fo.Title
 	}
@@ -246,10 +414,9 @@ func (f *fakeGrafana) postDash(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	if in.Overwrite {
-		// Grafana would then take another dashboard of the same title
-		// over; servq never asks for it, so the fake does not model it.
-		msg(w, http.StatusBadRequest, "fake: overwrite=true is not modelled")
+	uid, _ := in.Dashboard["uid"].(string)
+	d, exists := f.dashes[uid]
+	if (!exists && !f.allow(w, "dashboards:create")) || (exists && !f.allow(w, "dashboards:write")) {
 		return
 	}
 	if in.FolderUID != "" {
@@ -258,25 +425,33 @@ func (f *fakeGrafana) postDash(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	uid, _ := in.Dashboard["uid"].(string)
 	title, _ := in.Dashboard["title"].(string)
 	if title == "" {
 		msg(w, http.StatusBadRequest, "Dashboard title cannot be empty")
 		return
 	}
-	for ouid, o := range f.dashes {
-		if ouid != uid && o.FolderUID == in.FolderUID && o.Model["title"] == title {
-			writeJSON(w, http.StatusPreconditionFailed, map[string]any{"status": "name-exists",
-				"message": "A dashboard with the same name in the folder already exists"})
-			return
+	if exists && d.Provisioned != "" {
+		msg(w, http.StatusBadRequest, "Cannot save provisioned dashboard")
+		return
+	}
+	if f.version.UniqueSlugs {
+		for ouid, o := range f.dashes {
+			if ouid == uid || o.FolderUID != in.FolderUID || slugify(o.Model["title"].(string)) != slugify(title) {
+				continue
+			}
+			if !in.Overwrite {
+				writeJSON(w, http.StatusPreconditionFailed, map[string]any{"status": "name-exists",
+					"message": "A dashboard with the same name in the folder already exists"})
+				return
+			}
+			delete(f.dashes, ouid) // taken over
 		}
 	}
-	d, exists := f.dashes[uid]
 	var posted int64
 	if v, ok := in.Dashboard["version"].(json.Number); ok {
 		posted, _ = v.Int64()
 	}
-	if exists && posted != d.Version {
+	if exists && posted != d.Version && !in.Overwrite {
 		writeJSON(w, http.StatusPreconditionFailed, map[string]any{"status": "version-mismatch",
 			"message": "The dashboard has been changed by someone else"})
 		return
@@ -293,8 +468,8 @@ func (f *fakeGrafana) postDash(w http.ResponseWriter, r *http.Request) {
 	d.FolderUID = in.FolderUID
 	d.Model = in.Dashboard
 	d.Model["id"], d.Model["version"] = d.ID, d.Version
-	writeJSON(w, http.StatusOK, map[string]any{"id": d.ID, "uid": uid, "url": "/d/" + uid + "/x",
-		"status": "success", "version": d.Version, "slug": "x"})
+	writeJSON(w, http.StatusOK, map[string]any{"id": d.ID, "uid": uid, "url": "/d/" + uid + "/" + slugify(title),
+		"status": "success", "version": d.Version, "slug": slugify(title)})
 }
 
 // Alert rules.
@@ -315,16 +490,32 @@ func (f *fakeGrafana) validRule(w http.ResponseWriter, rule map[string]any) bool
 	return true
 }
 
-func (f *fakeGrafana) storeRule(r *http.Request, rule map[string]any, id any) {
+// provenance is what a provisioning API write stamps: "api", or none
+// with X-Disable-Provenance.
+func provenance(r *http.Request) string {
+	if r.Header.Get("X-Disable-Provenance") != "" {
+		return ""
+	}
+	return "api"
+}
+
+// provenanceChange refuses what Grafana refuses: a rule with a provenance
+// can only be written with the same one (a rule without can take any).
+// Grafana 10 and 11 answer 500.
+func provenanceChange(w http.ResponseWriter, stored, requested string) bool {
+	if stored == requested || stored == "" {
+		return true
+	}
+	msg(w, http.StatusInternalServerError, fmt.Sprintf("cannot change provenance from '%s' to '%s'", stored, requested))
+	return false
+}
+
+func (f *fakeGrafana) storeRule(rule map[string]any, id any, prov string) {
 	uid := rule["uid"].(string)
 	rule["id"] = id
 	rule["orgID"] = json.Number("1")
 	rule["updated"] = time.Now().UTC().Format(time.RFC3339)
 	rule["notification_settings"] = nil
-	prov := "api"
-	if r.Header.Get("X-Disable-Provenance") != "" {
-		prov = ""
-	}
 	rule["provenance"] = prov
 	f.rules[uid] = rule
 	key := [2]string{rule["folderUID"].(string), rule["ruleGroup"].(string)}
@@ -332,6 +523,16 @@ func (f *fakeGrafana) storeRule(r *http.Request, rule map[string]any, id any) {
 		f.groups[key] = 60 // Grafana's default interval for a new group
 	}
 	f.dropEmptyGroups()
+}
+
+// addUserRule stores a rule as a user creates it in the UI: no
+// provenance.
+func (f *fakeGrafana) addUserRule(uid, folder, group string, interval int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules[uid] = map[string]any{"uid": uid, "folderUID": folder, "ruleGroup": group, "title": "mine " + uid,
+		"condition": "A", "data": []any{}, "noDataState": "OK", "execErrState": "OK", "for": "0s", "provenance": ""}
+	f.groups[[2]string{folder, group}] = interval
 }
 
 func (f *fakeGrafana) dropEmptyGroups() {
@@ -349,19 +550,27 @@ func (f *fakeGrafana) groupRules(key [2]string) []map[string]any {
 			out = append(out, r)
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i]["uid"].(string) < out[j]["uid"].(string) })
 	return out
 }
 
+// getRule: Grafana answers a missing rule with 404 and an empty body.
 func (f *fakeGrafana) getRule(w http.ResponseWriter, r *http.Request) {
+	if !f.allowRules(w, false) {
+		return
+	}
 	rule, ok := f.rules[r.PathValue("uid")]
 	if !ok {
-		msg(w, http.StatusNotFound, "rule not found")
+		w.WriteHeader(http.StatusNotFound)
 		return
 	}
 	writeJSON(w, http.StatusOK, rule)
 }
 
 func (f *fakeGrafana) postRule(w http.ResponseWriter, r *http.Request) {
+	if !f.allowRules(w, true) {
+		return
+	}
 	var rule map[string]any
 	if !decodeBody(w, r, &rule) || !f.validRule(w, rule) {
 		return
@@ -371,36 +580,49 @@ func (f *fakeGrafana) postRule(w http.ResponseWriter, r *http.Request) {
 		msg(w, http.StatusConflict, "a rule with this uid already exists")
 		return
 	}
-	f.storeRule(r, rule, f.id())
+	f.storeRule(rule, f.id(), provenance(r))
 	writeJSON(w, http.StatusCreated, rule)
 }
 
 func (f *fakeGrafana) putRule(w http.ResponseWriter, r *http.Request) {
+	if !f.allowRules(w, true) {
+		return
+	}
 	old, ok := f.rules[r.PathValue("uid")]
 	if !ok {
 		msg(w, http.StatusNotFound, "rule not found")
 		return
 	}
 	var rule map[string]any
-	if !decodeBody(w, r, &rule) || !f.validRule(w, rule) {
+	if !decodeBody(w, r, &rule) || !f.validRule(w, rule) || !provenanceChange(w, provOf(old), provenance(r)) {
 		return
 	}
 	rule["uid"] = r.PathValue("uid")
-	f.storeRule(r, rule, old["id"])
+	f.storeRule(rule, old["id"], provenance(r))
 	writeJSON(w, http.StatusOK, rule)
 }
 
+// deleteRule: deleting a rule that does not exist is a success (204).
 func (f *fakeGrafana) deleteRule(w http.ResponseWriter, r *http.Request) {
-	if _, ok := f.rules[r.PathValue("uid")]; !ok {
-		msg(w, http.StatusNotFound, "rule not found")
+	if !f.allowRules(w, true) {
 		return
 	}
-	delete(f.rules, r.PathValue("uid"))
-	f.dropEmptyGroups()
+	if old, ok := f.rules[r.PathValue("uid")]; ok {
+		if stored := provOf(old); stored != "" && stored != provenance(r) {
+			writeJSON(w, http.StatusConflict, map[string]any{"messageId": "alerting.provenanceMismatch",
+				"message": fmt.Sprintf("cannot delete with provided provenance '%s', needs '%s'", provenance(r), stored)})
+			return
+		}
+		delete(f.rules, r.PathValue("uid"))
+		f.dropEmptyGroups()
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (f *fakeGrafana) getGroup(w http.ResponseWriter, r *http.Request) {
+	if !f.allowRules(w, false) {
+		return
+	}
 	key := [2]string{r.PathValue("folder"), r.PathValue("group")}
 	interval, ok := f.groups[key]
 	if !ok {
@@ -410,9 +632,29 @@ func (f *fakeGrafana) getGroup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"title": key[1], "folderUid": key[0], "interval": interval, "rules": f.groupRules(key)})
 }
 
-// putGroup replaces the group: its interval, and its rules with the ones
-// in the body (rules left out are deleted), as Grafana 10+ does.
+// ruleChanged: the fields a user or servq sets differ (Grafana's
+// bookkeeping aside).
+func ruleChanged(old, in map[string]any) bool {
+	clean := func(m map[string]any) string {
+		c := maps.Clone(m)
+		for _, k := range []string{"id", "orgID", "updated", "provenance", "notification_settings"} {
+			delete(c, k)
+		}
+		b, _ := json.Marshal(c)
+		return string(b)
+	}
+	return clean(old) != clean(in)
+}
+
+// putGroup replaces the group as Grafana does: its interval (a positive
+// multiple of the 10s base interval), and its rules with the ones in the
+// body: rules left out are deleted, so an empty list deletes them all. A
+// changed rule (and every rule when the interval changes, the interval
+// being part of each rule) takes the request's provenance.
 func (f *fakeGrafana) putGroup(w http.ResponseWriter, r *http.Request) {
+	if !f.allowRules(w, true) {
+		return
+	}
 	key := [2]string{r.PathValue("folder"), r.PathValue("group")}
 	var in struct {
 		Title     string           `json:"title"`
@@ -424,20 +666,154 @@ func (f *fakeGrafana) putGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Interval <= 0 || in.Interval%10 != 0 {
-		msg(w, http.StatusBadRequest, fmt.Sprintf("invalid interval %d: must be a positive multiple of 10s", in.Interval))
+		msg(w, http.StatusBadRequest, fmt.Sprintf("invalid alert rule: interval (%s) should be non-zero and divided exactly by scheduler interval: 10",
+			time.Duration(in.Interval)*time.Second))
 		return
 	}
-	if len(in.Rules) == 0 {
-		msg(w, http.StatusBadRequest, "rule group has no rules")
-		return
+	prov := provenance(r)
+	intervalChanged := f.groups[key] != in.Interval
+	old := map[string]map[string]any{}
+	for _, o := range f.groupRules(key) {
+		old[o["uid"].(string)] = o
 	}
-	for _, old := range f.groupRules(key) {
-		delete(f.rules, old["uid"].(string))
+	type write struct {
+		rule map[string]any
+		prov string
 	}
+	var writes []write
 	for _, rule := range in.Rules {
 		rule["folderUID"], rule["ruleGroup"] = key[0], key[1]
-		f.storeRule(r, rule, rule["id"])
+		uid, _ := rule["uid"].(string)
+		o, ok := old[uid]
+		if !ok {
+			writes = append(writes, write{rule, prov})
+			continue
+		}
+		delete(old, uid)
+		stored := provOf(o)
+		if !intervalChanged && !ruleChanged(o, rule) {
+			writes = append(writes, write{rule, stored})
+			continue
+		}
+		if !provenanceChange(w, stored, prov) {
+			return
+		}
+		writes = append(writes, write{rule, prov})
 	}
-	f.groups[key] = in.Interval
+	for _, o := range old { // deleted by the PUT
+		if !provenanceChange(w, provOf(o), prov) {
+			return
+		}
+	}
+	for uid := range old {
+		delete(f.rules, uid)
+	}
+	for _, wr := range writes {
+		id := wr.rule["id"]
+		if id == nil {
+			id = f.id()
+		}
+		f.storeRule(wr.rule, id, wr.prov)
+	}
+	if len(in.Rules) > 0 {
+		f.groups[key] = in.Interval
+	}
+	f.dropEmptyGroups()
 	writeJSON(w, http.StatusOK, map[string]any{"title": key[1], "folderUid": key[0], "interval": in.Interval, "rules": f.groupRules(key)})
+}
+
+// postRulerGroup is the UI's way to save a rule group (the ruler API):
+// the body is the whole group, {"name", "interval", "rules":
+// [{"grafana_alert": {"uid", "title"}}]}. Grafana refuses it when the
+// group holds a rule with a provenance: the UI cannot edit a provisioned
+// group, nor any rule in it.
+func (f *fakeGrafana) postRulerGroup(w http.ResponseWriter, r *http.Request) {
+	if !f.allow(w, "alert.rules:write") {
+		return
+	}
+	var in struct {
+		Name     string `json:"name"`
+		Interval string `json:"interval"`
+		Rules    []struct {
+			GrafanaAlert struct {
+				UID   string `json:"uid"`
+				Title string `json:"title"`
+			} `json:"grafana_alert"`
+		} `json:"rules"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	key := [2]string{r.PathValue("folder"), in.Name}
+	for _, o := range f.groupRules(key) {
+		if o["provenance"] != "" {
+			msg(w, http.StatusBadRequest, fmt.Sprintf("failed to update rule group: request affects resources created via provisioning API: alert rule group [{orgID: 1, namespaceUID: %s, groupName: %s}]", key[0], key[1]))
+			return
+		}
+	}
+	iv, err := time.ParseDuration(in.Interval)
+	if err != nil || iv <= 0 || iv%(10*time.Second) != 0 {
+		msg(w, http.StatusBadRequest, "rule evaluation interval should be multiple of the base interval of 10 seconds")
+		return
+	}
+	keep := map[string]bool{}
+	for _, ru := range in.Rules {
+		o, ok := f.rules[ru.GrafanaAlert.UID]
+		if !ok || o["folderUID"] != key[0] || o["ruleGroup"] != key[1] {
+			msg(w, http.StatusNotFound, "failed to update rule with UID "+ru.GrafanaAlert.UID+" because alert rule not found")
+			return
+		}
+		keep[ru.GrafanaAlert.UID] = true
+		o["title"] = ru.GrafanaAlert.Title
+	}
+	for _, o := range f.groupRules(key) {
+		if !keep[o["uid"].(string)] {
+			delete(f.rules, o["uid"].(string))
+		}
+	}
+	f.groups[key] = int64(iv / time.Second)
+	f.dropEmptyGroups()
+	writeJSON(w, http.StatusAccepted, map[string]any{"message": "rule group updated successfully"})
+}
+
+// uiEditRule renames a rule through the UI's API, as a user would.
+func (f *fakeGrafana) uiEditRule(uid, title string) error {
+	f.mu.Lock()
+	rule := f.rules[uid]
+	f.mu.Unlock()
+	if rule == nil {
+		return fmt.Errorf("no rule %s", uid)
+	}
+	folder, group := rule["folderUID"].(string), rule["ruleGroup"].(string)
+	f.mu.Lock()
+	var rules []map[string]any
+	for _, o := range f.groupRules([2]string{folder, group}) {
+		t := o["title"]
+		if o["uid"] == uid {
+			t = title
+		}
+		rules = append(rules, map[string]any{"grafana_alert": map[string]any{"uid": o["uid"], "title": t}})
+	}
+	iv := f.groups[[2]string{folder, group}]
+	f.mu.Unlock()
+	body, _ := json.Marshal(map[string]any{"name": group, "interval": fmt.Sprintf("%ds", iv), "rules": rules})
+	req, _ := http.NewRequest(http.MethodPost, f.URL()+"/api/ruler/grafana/api/v1/rules/"+folder, strings.NewReader(string(body)))
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%d %s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+// provOf is a stored rule's provenance ("" for none).
+func provOf(rule map[string]any) string {
+	p, _ := rule["provenance"].(string)
+	return p
 }
