@@ -37,8 +37,8 @@ type APIError struct {
 	RetryAfter time.Duration
 }
 
-const authHint = "check the token and that the service account has the Editor role " +
-	"(or the folders:write, dashboards:write, alert.provisioning:write permissions)"
+const authHint = "check the token and the service account's role: Editor for the folder and dashboards; " +
+	"for the alert rules Admin on Grafana 10.x (alert.provisioning:read/write), Editor from Grafana 11.0 (see dashboards/README.md)"
 
 func (e *APIError) Error() string {
 	var b strings.Builder

@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/grafana-tools/sdk"
+
+	"github.com/servq/servq/config"
 )
 
 // commitMessage is the version message of every dashboard servq saves.
@@ -38,18 +41,35 @@ func Provision(ctx context.Context, opt Options, dashboards []Dashboard, rules [
 	if err != nil {
 		return res, err
 	}
+	// Everything is read and checked first, so that a token, a Grafana or
+	// a state servq cannot work with fails the run before it writes.
+	version := p.grafanaVersion(ctx)
+	if err := p.checkPermissions(ctx, version, len(rs) > 0); err != nil {
+		return res, err
+	}
 	if err := p.checkDatasources(ctx, rs); err != nil {
 		return res, err
 	}
-	if err := p.folder(ctx, &res); err != nil {
-		return res, err
-	}
-	for _, d := range ds {
-		if err := p.dashboard(ctx, d, &res); err != nil {
+	have := make([]dashboardState, len(ds))
+	for i, d := range ds {
+		if have[i], err = p.readDashboard(ctx, d); err != nil {
 			return res, err
 		}
 	}
-	if err := p.rules(ctx, rs, &res); err != nil {
+	st, err := p.readRules(ctx, rs)
+	if err != nil {
+		return res, err
+	}
+
+	if err := p.folder(ctx, &res); err != nil {
+		return res, err
+	}
+	for i, d := range ds {
+		if err := p.dashboard(ctx, d, have[i], &res); err != nil {
+			return res, err
+		}
+	}
+	if err := p.rules(ctx, rs, st, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -84,8 +104,11 @@ func newProvisioner(opt Options) (*provisioner, error) {
 	if opt.Interval == 0 {
 		opt.Interval = time.Minute
 	}
-	if opt.Interval < time.Second || opt.Interval%time.Second != 0 {
-		return nil, fmt.Errorf("grafana: rule group interval %s: want whole seconds", opt.Interval)
+	// Grafana refuses (400) a group interval that is not a multiple of its
+	// 10s base interval; refusing here keeps a run from creating the rules
+	// and then failing on the group.
+	if opt.Interval <= 0 || opt.Interval%config.GrafanaBaseInterval != 0 {
+		return nil, fmt.Errorf("grafana: rule group interval %s: Grafana evaluates rule groups in steps of 10s and refuses other intervals; use a multiple of 10s (rules.grafana_interval)", opt.Interval)
 	}
 
 	hc := &http.Client{}
@@ -186,6 +209,35 @@ func prepareDashboards(in []Dashboard) ([]preparedDashboard, error) {
 	return out, nil
 }
 
+// dashboardState is a dashboard as Grafana holds it.
+type dashboardState struct {
+	exists bool
+	got    struct {
+		Dashboard json.RawMessage `json:"dashboard"`
+		Meta      struct {
+			FolderUID             string `json:"folderUid"`
+			Version               int64  `json:"version"`
+			Provisioned           bool   `json:"provisioned"`
+			ProvisionedExternalID string `json:"provisionedExternalId"`
+		} `json:"meta"`
+	}
+}
+
+// readDashboard reads one dashboard, and refuses one that Grafana's file
+// provisioning holds (Grafana would refuse to save it).
+func (p *provisioner) readDashboard(ctx context.Context, d preparedDashboard) (dashboardState, error) {
+	var st dashboardState
+	err := p.c.do(ctx, http.MethodGet, "/api/dashboards/uid/"+d.uid, nil, &st.got)
+	st.exists = err == nil
+	if err != nil && !isStatus(err, http.StatusNotFound) {
+		return st, fmt.Errorf("grafana: reading dashboard %q (%s): %w", d.title, d.uid, err)
+	}
+	if st.exists && st.got.Meta.Provisioned {
+		return st, fileProvisionedDashboard(fmt.Sprintf("dashboard %q (%s)", d.title, d.uid), st.got.Meta.ProvisionedExternalID)
+	}
+	return st, nil
+}
+
 // dashboard creates or updates one dashboard when needed.
 //
 // Plain net/http, not the sdk: its BoardProperties lacks meta.folderUid
@@ -194,20 +246,9 @@ func prepareDashboards(in []Dashboard) ([]preparedDashboard, error) {
 // "Overwrite"); Grafana documents that an update without folderUid moves
 // the dashboard to the root. It also dereferences a missing "message" of
 // an error answer.
-func (p *provisioner) dashboard(ctx context.Context, d preparedDashboard, res *Result) error {
+func (p *provisioner) dashboard(ctx context.Context, d preparedDashboard, st dashboardState, res *Result) error {
 	what := fmt.Sprintf("dashboard %q (%s)", d.title, d.uid)
-	var got struct {
-		Dashboard json.RawMessage `json:"dashboard"`
-		Meta      struct {
-			FolderUID string `json:"folderUid"`
-			Version   int64  `json:"version"`
-		} `json:"meta"`
-	}
-	err := p.c.do(ctx, http.MethodGet, "/api/dashboards/uid/"+d.uid, nil, &got)
-	exists := err == nil
-	if err != nil && !isStatus(err, http.StatusNotFound) {
-		return fmt.Errorf("grafana: reading %s: %w", what, err)
-	}
+	exists, got := st.exists, st.got
 	if exists && got.Meta.FolderUID == p.opt.FolderUID && dashboardCovered(d.model, got.Dashboard) {
 		res.DashboardsUnchanged = append(res.DashboardsUnchanged, d.uid)
 		return nil
@@ -226,14 +267,15 @@ func (p *provisioner) dashboard(ctx context.Context, d preparedDashboard, res *R
 	body := map[string]any{
 		"dashboard": model,
 		"folderUid": p.opt.FolderUID,
-		// Never true: with it, Grafana takes over another dashboard of the
-		// folder that has the same title (and ignores a concurrent save).
+		// Never true: with it, Grafana up to 11.2 takes over another
+		// dashboard of the folder whose title has the same slug (and
+		// ignores a concurrent save).
 		"overwrite": false,
 		"message":   commitMessage,
 	}
-	err = p.c.do(ctx, http.MethodPost, "/api/dashboards/db", body, nil)
+	err := p.c.do(ctx, http.MethodPost, "/api/dashboards/db", body, nil)
 	if err != nil {
-		return fmt.Errorf("grafana: saving %s: %w%s", what, err, conflictHint(err))
+		return fmt.Errorf("grafana: saving %s: %w%s", what, err, writeHint(err))
 	}
 	if exists {
 		res.DashboardsUpdated = append(res.DashboardsUpdated, d.uid)
@@ -268,7 +310,9 @@ func conflictHint(err error) string {
 	case "version-mismatch":
 		return " (someone saved this dashboard while servq was updating it; run servq again)"
 	case "name-exists":
-		return " (another dashboard with this title or uid is in the way: rename, move or delete it)"
+		// Grafana 11.3 and later allow equal titles and never say this.
+		return " (up to Grafana 11.2 a title is unique in its folder by its slug, so \"servq Overview\" and \"servq-overview\" clash: " +
+			"another dashboard of the folder is in the way; rename, move or delete it)"
 	case "plugin-dashboard":
 		return " (a plugin owns this dashboard uid)"
 	}
@@ -320,44 +364,26 @@ type ruleGroup struct {
 const rulesPath = "/api/v1/provisioning/alert-rules"
 
 // rules creates, updates and deletes alert rules, then sets the group's
-// interval.
+// interval. st is what readRules found: the group holds no rule that servq
+// did not create (or servq has no rules).
 //
 // Plain net/http: the sdk has no alerting provisioning API. No
 // X-Disable-Provenance header is sent: servq owns these rules, so they keep
 // the "api" provenance and the UI shows them as provisioned, not editable.
-func (p *provisioner) rules(ctx context.Context, want []AlertRule, res *Result) error {
-	groupPath := "/api/v1/provisioning/folder/" + url.PathEscape(p.opt.FolderUID) +
-		"/rule-groups/" + url.PathEscape(p.opt.RuleGroup)
-	group, found, err := p.readGroup(ctx, groupPath)
-	if err != nil {
-		return err
-	}
-	inGroup := map[string]AlertRule{}
-	for _, raw := range group.Rules {
-		var r AlertRule
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return fmt.Errorf("grafana: GET %s: decoding a rule: %w", groupPath, err)
-		}
-		inGroup[r.UID] = r
-	}
-
+func (p *provisioner) rules(ctx context.Context, want []AlertRule, st *groupState, res *Result) error {
 	wrote := false
 	for _, r := range want {
 		path := rulesPath + "/" + r.UID
-		have, ok := inGroup[r.UID]
+		have, ok := st.rules[r.UID]
 		if !ok {
 			// Maybe elsewhere (another group or folder): the PUT moves it.
-			err := p.c.do(ctx, http.MethodGet, path, nil, &have)
-			switch {
-			case isStatus(err, http.StatusNotFound):
+			if have, ok = st.elsewhere[r.UID]; !ok {
 				if err := p.c.do(ctx, http.MethodPost, rulesPath, r, nil); err != nil {
 					return fmt.Errorf("grafana: creating alert rule %q (%s): %w", r.Title, r.UID, err)
 				}
 				res.RulesCreated = append(res.RulesCreated, r.UID)
 				wrote = true
 				continue
-			case err != nil:
-				return fmt.Errorf("grafana: reading alert rule %s: %w", r.UID, err)
 			}
 		}
 		if ruleCovered(r, have) {
@@ -368,7 +394,7 @@ func (p *provisioner) rules(ctx context.Context, want []AlertRule, res *Result) 
 			r.OrgID = have.OrgID
 		}
 		if err := p.c.do(ctx, http.MethodPut, path, r, nil); err != nil {
-			return fmt.Errorf("grafana: updating alert rule %q (%s): %w", r.Title, r.UID, err)
+			return fmt.Errorf("grafana: updating alert rule %q (%s): %w%s", r.Title, r.UID, err, writeHint(err))
 		}
 		res.RulesUpdated = append(res.RulesUpdated, r.UID)
 		wrote = true
@@ -378,25 +404,31 @@ func (p *provisioner) rules(ctx context.Context, want []AlertRule, res *Result) 
 	for _, r := range want {
 		keep[r.UID] = true
 	}
-	for _, raw := range group.Rules {
-		var r AlertRule
-		_ = json.Unmarshal(raw, &r) // decoded above
-		if keep[r.UID] || !strings.HasPrefix(r.UID, RulePrefix) {
-			continue
+	var stale []string
+	for uid := range st.rules {
+		// Only servq's own: a rule servq did not create is never touched.
+		if !keep[uid] && strings.HasPrefix(uid, RulePrefix) {
+			stale = append(stale, uid)
 		}
-		err := p.c.do(ctx, http.MethodDelete, rulesPath+"/"+r.UID, nil, nil)
+	}
+	sort.Strings(stale)
+	for _, uid := range stale {
+		// Grafana answers 204 for a rule that is already gone.
+		err := p.c.do(ctx, http.MethodDelete, rulesPath+"/"+uid, nil, nil)
 		if err != nil && !isStatus(err, http.StatusNotFound) {
-			return fmt.Errorf("grafana: deleting alert rule %q (%s), which servq no longer generates: %w", r.Title, r.UID, err)
+			return fmt.Errorf("grafana: deleting alert rule %q (%s), which servq no longer generates: %w", st.rules[uid].Title, uid, err)
 		}
-		res.RulesDeleted = append(res.RulesDeleted, r.UID)
+		res.RulesDeleted = append(res.RulesDeleted, uid)
 		wrote = true
 	}
 
 	if len(want) == 0 {
 		return nil // no group of servq's to set an interval on
 	}
-	if wrote || !found {
-		if group, _, err = p.readGroup(ctx, groupPath); err != nil {
+	group := st.group
+	if wrote || !st.found {
+		var err error
+		if group, _, err = p.readGroup(ctx, p.groupPath()); err != nil {
 			return err
 		}
 	}
@@ -404,11 +436,21 @@ func (p *provisioner) rules(ctx context.Context, want []AlertRule, res *Result) 
 	if group.Interval == interval {
 		return nil
 	}
+	// The PUT replaces the whole group and stamps every rule it changes
+	// (all of them: the interval is part of each rule) with provenance
+	// "api": it must carry servq's rules only. A rule someone added since
+	// readRules stops the run instead.
+	for _, raw := range group.Rules {
+		var r AlertRule
+		if err := json.Unmarshal(raw, &r); err != nil || !strings.HasPrefix(r.UID, RulePrefix) {
+			return fmt.Errorf("grafana: rule group %q gained rule %q, which servq did not create, during this run: not setting its interval, which would make that rule provisioned; run servq again", p.opt.RuleGroup, r.UID)
+		}
+	}
 	group.Title, group.FolderUID, group.Interval = p.opt.RuleGroup, p.opt.FolderUID, interval
 	if group.Rules == nil {
 		group.Rules = []json.RawMessage{}
 	}
-	if err := p.c.do(ctx, http.MethodPut, groupPath, group, nil); err != nil {
+	if err := p.c.do(ctx, http.MethodPut, p.groupPath(), group, nil); err != nil {
 		return fmt.Errorf("grafana: setting the interval of rule group %q to %s: %w", p.opt.RuleGroup, p.opt.Interval, err)
 	}
 	res.RuleGroupUpdated = true

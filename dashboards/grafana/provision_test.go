@@ -201,14 +201,10 @@ func TestChangesAreApplied(t *testing.T) {
 	if _, err := Provision(context.Background(), opt, ds, rs); err != nil {
 		t.Fatal(err)
 	}
-	// A user's rule in servq's group, and a folder renamed in the UI.
-	user := rule("user-own", "Mine", "3")
-	user.FolderUID, user.RuleGroup, user.NoDataState, user.ExecErrState = "servq", "servq", "OK", "OK"
-	raw, _ := json.Marshal(user)
-	var m map[string]any
-	json.Unmarshal(raw, &m)
+	// A user's rule in servq's folder (in a group of the user's), and a
+	// folder renamed in the UI.
+	f.addUserRule("user-own", "servq", "mine", 60)
 	f.mu.Lock()
-	f.rules["user-own"] = m
 	f.folders["servq"].Title = "renamed"
 	f.mu.Unlock()
 
@@ -243,8 +239,8 @@ func TestChangesAreApplied(t *testing.T) {
 	if _, ok := f.rules["servq-stale"]; ok {
 		t.Error("servq-stale not deleted")
 	}
-	if _, ok := f.rules["user-own"]; !ok {
-		t.Error("the user's rule was deleted (by the DELETE or by the group PUT)")
+	if u, ok := f.rules["user-own"]; !ok || u["provenance"] != "" || u["ruleGroup"] != "mine" {
+		t.Errorf("the user's rule was touched: %v", u)
 	}
 	got, _ := json.Marshal(f.rules["servq-waiting"]["data"])
 	if !strings.Contains(string(got), `"params":[20]`) {
@@ -252,6 +248,9 @@ func TestChangesAreApplied(t *testing.T) {
 	}
 	if !res.RuleGroupUpdated || f.groups[[2]string{"servq", "servq"}] != 30 || len(f.rules) != 3 {
 		t.Errorf("group: %+v, %v, %d rules", res, f.groups, len(f.rules))
+	}
+	if iv := f.groups[[2]string{"servq", "mine"}]; iv != 60 {
+		t.Errorf("the user's group interval became %d", iv)
 	}
 	// The dashboard update carried the version it replaced.
 	for _, r := range f.takeRequests() {
@@ -314,7 +313,7 @@ func TestWrongToken(t *testing.T) {
 		t.Fatal("no error")
 	}
 	s := err.Error()
-	for _, want := range []string{"GET /api/datasources/uid/prom", "401", "Invalid API key", "Editor role", "alert.provisioning:write"} {
+	for _, want := range []string{"GET /api/access-control/user/permissions", "401", "Invalid API key", "Editor for the folder", "Admin on Grafana 10.x"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("error %q lacks %q", s, want)
 		}
@@ -326,8 +325,9 @@ func TestWrongToken(t *testing.T) {
 	if !errors.As(err, &ae) || ae.StatusCode != 401 {
 		t.Errorf("not an APIError: %T", err)
 	}
-	// Only the first request was made: nothing is tried after a refusal.
-	if n := len(f.takeRequests()); n != 1 {
+	// The health check (unauthenticated) and the refused request: nothing
+	// is tried after a refusal.
+	if n := len(f.takeRequests()); n != 2 {
 		t.Errorf("%d requests after a 401", n)
 	}
 }
@@ -348,7 +348,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	})
 	_, err := Provision(context.Background(), testOptions(f), nil, nil)
 	if err == nil || strings.Contains(err.Error(), testToken) || !strings.Contains(err.Error(), "403") ||
-		!strings.Contains(err.Error(), "[redacted]") || !strings.Contains(err.Error(), "Editor role") {
+		!strings.Contains(err.Error(), "[redacted]") || !strings.Contains(err.Error(), "Editor for the folder") {
 		t.Errorf("echoed token: %v", err)
 	}
 
