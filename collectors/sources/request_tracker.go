@@ -35,6 +35,7 @@ type requestTracker struct {
 	statusMap map[string]string
 	channel   string
 	since     time.Duration
+	settle    time.Duration
 }
 
 type requestTrackerSpec struct {
@@ -52,7 +53,16 @@ type requestTrackerSpec struct {
 	PerPage      int               `yaml:"per_page"`
 	StatusMap    map[string]string `yaml:"status_map"`
 	Channel      string            `yaml:"channel"`
+	// SettleLag: only tickets whose LastUpdated is at least this old are
+	// delivered (default 1m). RT stamps LastUpdated when a transaction
+	// starts, and a long one (mail processing, scrips) commits later: a
+	// search in between lists newer tickets without it, and the cursor
+	// would pass it.
+	SettleLag *config.Duration `yaml:"settle_lag"`
 }
+
+// rtSettleLag is the default settle_lag of request_tracker.
+const rtSettleLag = time.Minute
 
 // rtMaxPerPage is REST2's largest page (RT::REST2 "Paging": default 20,
 // up to 100).
@@ -113,6 +123,10 @@ func init() {
 		if perPage == 0 {
 			perPage = rtMaxPerPage
 		}
+		settle, err := settleLag(c, spec.SettleLag, rtSettleLag)
+		if err != nil {
+			return nil, err
+		}
 		statuses := map[string]string{}
 		for k, v := range rtStatuses {
 			statuses[k] = v
@@ -135,6 +149,7 @@ func init() {
 			statusMap: statuses,
 			channel:   spec.Channel,
 			since:     spec.Polite.since(),
+			settle:    settle,
 		}, nil
 	})
 }
@@ -304,9 +319,12 @@ func (s *requestTracker) Collect(ctx context.Context, raw []byte, b *collectors.
 		sortIDs(cur.IDs)
 		return json.Marshal(cur)
 	}
-	// The completeness watermark: a run that reads the last page has every
-	// change made before its first search (b.Now), as each changed ticket
-	// is listed at its LastUpdated. A run the request budget ends has every
+	// Only changes made before cutoff are delivered (settle_lag).
+	cutoff := b.Now.Add(-s.settle)
+	// The completeness watermark: a run that reads the last page, or up
+	// to the first ticket updated after cutoff, has every change made
+	// before cutoff, as each changed ticket is listed at its
+	// LastUpdated. A run the request budget ends has every
 	// change before the newest LastUpdated it delivered (the search is
 	// ascending; tickets of that very second may still follow).
 	stopped := func() ([]byte, error) {
@@ -339,6 +357,12 @@ func (s *requestTracker) Collect(ctx context.Context, raw []byte, b *collectors.
 			if lu.Before(cur.Since) || (lu.Equal(cur.Since) && seen[id]) {
 				continue // read before (or the time_zone is set east of RT's)
 			}
+			if lu.After(cutoff) {
+				// Not settled: this ticket and all after it (the search
+				// is ascending) are read by a later run.
+				b.Watermark = cutoff
+				return done()
+			}
 			tks, err := s.ticket(ctx, it, lu, ipos, b)
 			if err != nil {
 				if errors.Is(err, errBudget) {
@@ -353,7 +377,7 @@ func (s *requestTracker) Collect(ctx context.Context, raw []byte, b *collectors.
 			seen[id] = true
 		}
 		if !p.more(s.perPage) {
-			b.Watermark = b.Now
+			b.Watermark = cutoff
 			return done()
 		}
 		// The search is ordered by LastUpdated: when the cursor moved,

@@ -42,6 +42,10 @@ type fakeRT struct {
 	// fail, when set, may answer a request instead of the fake.
 	fail func(w http.ResponseWriter, r *http.Request) bool
 	srv  *httptest.Server
+	// now and hidden reproduce a transaction that commits late: a
+	// ticket in hidden is not listed before now reaches its time.
+	now    time.Time
+	hidden map[int]time.Time
 }
 
 type fakeTicket struct {
@@ -164,6 +168,9 @@ func (f *fakeRT) serve(w http.ResponseWriter, r *http.Request) {
 		f.log = append(f.log, fmt.Sprintf("search %s p%d", m[2], page))
 		var tix []*fakeTicket
 		for _, tk := range f.tix {
+			if v, ok := f.hidden[tk.id]; ok && f.now.Before(v) {
+				continue // its transaction has not committed yet
+			}
 			if !tk.updated.Before(since) && (m[1] == "" || m[1] == "Queue = '"+tk.queue+"'") {
 				tix = append(tix, tk)
 			}
@@ -364,8 +371,8 @@ func TestRequestTrackerPagingAndIncremental(t *testing.T) {
 	b, next := collectOnce(t, s, nil, rtNow)
 	commitRun(t, m, "rt", b, next)
 	expectValues(t, familyTotals(t, m), rtSeedTotals)
-	if !b.Watermark.Equal(rtNow) {
-		t.Errorf("complete run: watermark %s, want its start %s", b.Watermark, rtNow)
+	if w := rtNow.Add(-time.Minute); !b.Watermark.Equal(w) {
+		t.Errorf("complete run: watermark %s, want its start less the settle lag, %s", b.Watermark, w)
 	}
 	if n := f.count("search"); n < 3 {
 		t.Errorf("%d searches for 4 tickets in pages of 2: %v", n, f.log)
@@ -515,7 +522,7 @@ func TestRequestTrackerBudget(t *testing.T) {
 	}
 	// Run 1: ticket 4 (10:00), 1 (11:00); the history of 2 is over budget.
 	// Run 2: 2 and 3, the last page. Run 3: nothing new, the last page.
-	if want := "11:00 12:00 12:00"; strings.Join(marks, " ") != want {
+	if want := "11:00 11:59 11:59"; strings.Join(marks, " ") != want {
 		t.Errorf("watermarks of the runs: %s, want %s", strings.Join(marks, " "), want)
 	}
 	expectValues(t, familyTotals(t, m), rtSeedTotals)
@@ -795,7 +802,9 @@ func TestRequestTrackerRealRT(t *testing.T) {
 	rt.status("resolved", a, b)
 	rt.status("open", b)
 
-	s, _ := rtSourceAt(t, rt.url, rt.token, "    per_page: 2\n    channel: email\n")
+	// A single RT process on SQLite: a ticket is listed once committed,
+	// and the test reads at once.
+	s, _ := rtSourceAt(t, rt.url, rt.token, "    per_page: 2\n    channel: email\n    settle_lag: 0s\n")
 	m := rtModel(t)
 	now := time.Now()
 	bt, next := collectOnce(t, s, nil, now)
@@ -848,9 +857,41 @@ func TestRequestTrackerRealRT(t *testing.T) {
 	// A budget of two requests: the search and the first ticket's
 	// history; the second history is over budget. The run is complete up
 	// to the LastUpdated RT listed for the ticket it delivered.
-	s2, _ := rtSourceAt(t, rt.url, rt.token, "    per_page: 2\n    max_requests_per_run: 2\n")
+	s2, _ := rtSourceAt(t, rt.url, rt.token, "    per_page: 2\n    max_requests_per_run: 2\n    settle_lag: 0s\n")
 	bt, _ = collectOnce(t, s2, nil, time.Now())
 	if len(bt.Tickets) != 1 || !bt.Watermark.Equal(bt.Tickets[0].UpdatedAt) {
 		t.Errorf("budget run: watermark %s, tickets %+v: want the one ticket's LastUpdated", bt.Watermark, bt.Tickets)
+	}
+}
+
+// RT stamps LastUpdated when a transaction starts: ticket 20's (10:00:00)
+// commits 40 s later, after ticket 21's (10:00:10). Without a settle lag
+// the first run delivers 21, its cursor passes 10:00:00, and 20 is never
+// read; with the default lag (1m) both arrive in the second run.
+func TestRequestTrackerSettleLagKeepsLateTickets(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  string
+	}{
+		{"    settle_lag: 0s\n", "21|"},
+		{"", "|20,21"},
+	} {
+		f := newFakeRT(t)
+		at := func(s string) time.Time { return mustRFC3339("2026-11-23T" + s + "Z") }
+		f.create(20, at("10:00:00"), "Support", "ann@example.com")
+		f.create(21, at("10:00:10"), "Support", "bob@example.com")
+		f.hidden = map[int]time.Time{20: at("10:00:40")}
+		s, _ := rtSource(t, f, tc.extra)
+		var cur []byte
+		var got []string
+		for _, now := range []time.Time{at("10:00:30"), at("10:02:00")} {
+			f.now = now
+			var b *collectors.Batch
+			b, cur = collectOnce(t, s, cur, now)
+			got = append(got, strings.Join(recordTicketIDs(b.Tickets), ","))
+		}
+		if strings.Join(got, "|") != tc.want {
+			t.Errorf("%q: tickets per run %q, want %q", tc.extra, strings.Join(got, "|"), tc.want)
+		}
 	}
 }
