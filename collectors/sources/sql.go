@@ -48,6 +48,7 @@ type sqlSource struct {
 	fields    map[string]bool
 	maxPages  int
 	timeout   time.Duration
+	settle    time.Duration  // settle_lag
 	afterPage func(page int) // test hook: called after each complete page
 }
 
@@ -70,6 +71,11 @@ type sqlSpec struct {
 	OutcomeMap    map[string]string `yaml:"outcome_map"`
 	Survey        string            `yaml:"survey"`
 	Kind          string            `yaml:"kind"`
+	// SettleLag: only rows whose (time) watermark is at least this old
+	// are read (default 0). A replica applies changes late, and a
+	// transaction that set updated_at before committing appears after
+	// rows with later values: the watermark would pass either for good.
+	SettleLag *config.Duration `yaml:"settle_lag"`
 }
 
 // sqlPlaceholder marks where the user's query compares with the watermark.
@@ -144,6 +150,12 @@ func newSQLSource(c *config.Collector, _ collectors.Env) (collectors.Source, err
 	case "integer":
 	default:
 		return nil, c.Errorf("watermark_type", "must be time or integer, not %q", sp.WatermarkType)
+	}
+	if s.settle, err = settleLag(c, sp.SettleLag, 0); err != nil {
+		return nil, err
+	}
+	if s.settle > 0 && !s.timeWM {
+		return nil, c.Errorf("settle_lag", "needs watermark_type: time (an integer watermark says nothing about age)")
 	}
 	for _, k := range sortedKeys(sp.Mapping) {
 		if !s.fields[k] {
@@ -310,6 +322,10 @@ type sqlState struct {
 	// holds a wall clock of time_zone): how far a run that stops early has
 	// delivered.
 	at time.Time
+	// cutoff is the newest instant a row may have to be read in this run
+	// (zero: no settle lag); unsettled is set at the first newer row.
+	cutoff    time.Time
+	unsettled bool
 }
 
 func (s *sqlSource) loadCursor(raw []byte, now time.Time) (*sqlState, error) {
@@ -443,6 +459,12 @@ func (s *sqlSource) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 	// very value may follow). An integer watermark says nothing about
 	// time, so such a run claims nothing.
 	b.Watermark = b.Now
+	if s.settle > 0 {
+		// Rows newer than cutoff wait for a later run (settle_lag); a
+		// run that reaches one, or the end, is complete up to cutoff.
+		st.cutoff = b.Now.Add(-s.settle)
+		b.Watermark = st.cutoff
+	}
 	for page := 1; ; page++ {
 		if page > s.maxPages {
 			// Budget reached: commit what was read, continue next run.
@@ -459,7 +481,7 @@ func (s *sqlSource) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 		if s.afterPage != nil {
 			s.afterPage(page)
 		}
-		if n < s.spec.BatchSize {
+		if n < s.spec.BatchSize || st.unsettled {
 			break
 		}
 	}
@@ -513,6 +535,12 @@ func (s *sqlSource) page(ctx context.Context, st *sqlState, page int, b *collect
 		if id != "" {
 			r.pos += " (id " + id + ")"
 		}
+		if !st.cutoff.IsZero() && s.instant(vals[wmIdx], types[wmIdx]).After(st.cutoff) {
+			// Not settled: this row and all after it (watermark order)
+			// are read by a later run.
+			st.unsettled = true
+			return n, nil
+		}
 		if err := s.advance(st, vals[wmIdx], types[wmIdx], id); err != nil {
 			return 0, err
 		}
@@ -522,6 +550,20 @@ func (s *sqlSource) page(ctx context.Context, st *sqlState, page int, b *collect
 		return 0, fmt.Errorf("sql query (page %d): %w", page, s.sanitize(err))
 	}
 	return n, nil
+}
+
+// instant is the time a time watermark value stands for (a column without
+// zone holds a wall clock of time_zone); zero when it is not a time, which
+// advance then reports.
+func (s *sqlSource) instant(v any, ct *sql.ColumnType) time.Time {
+	t, ok := v.(time.Time)
+	if !ok {
+		return time.Time{}
+	}
+	if s.zoneless[ct.DatabaseTypeName()] {
+		return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), s.loc)
+	}
+	return t
 }
 
 // advance moves the position to the row's watermark. Rows come in

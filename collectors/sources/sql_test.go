@@ -415,6 +415,44 @@ func sqlSuite(t *testing.T, s *sqlServer) {
 	sub("Calls", sqlTestCalls)
 	sub("Surveys", sqlTestSurveys)
 	sub("AuthFailure", sqlTestAuthFailure)
+	sub("SettleLag", sqlTestSettleLag)
+}
+
+// A replica (or a long transaction) makes L1 (updated 10:00:00 UTC)
+// visible after L2 (10:00:10). Without a settle lag the first run reads
+// L2, the watermark passes 10:00:00 and L1 is never read; with
+// settle_lag: 1m the first run reads nothing (complete up to 09:59:30)
+// and the second both.
+func sqlTestSettleLag(t *testing.T, s *sqlServer) {
+	row := func(id, updated string) string {
+		return `INSERT INTO tickets VALUES ('` + id + `','support','email','normal','open','2026-11-02 10:59:00',NULL,NULL,'2026-11-02 ` + updated + `','0',0,NULL)`
+	}
+	for _, tc := range []struct{ extra, want string }{
+		{"    settle_lag: 0s\n", "L2|"},
+		{"    settle_lag: 1m\n", "|L1,L2"},
+	} {
+		s.exec(t, "DROP TABLE IF EXISTS tickets", sqlTicketsDDL)
+		s.exec(t, row("L2", "11:00:10")) // Berlin wall clock: 10:00:10 UTC
+		h := newSQLHarness(t, sqlTicketsYAML(s, s.dsnFile(t, sqlPassword), tc.extra))
+		var got []string
+		for i, now := range []time.Time{time.Date(2026, 11, 2, 10, 0, 30, 0, time.UTC), time.Date(2026, 11, 2, 10, 2, 0, 0, time.UTC)} {
+			if i == 1 {
+				s.exec(t, row("L1", "11:00:00")) // visible late
+			}
+			b := h.run(now)
+			if i == 0 && tc.extra == "    settle_lag: 1m\n" && !b.Watermark.Equal(now.Add(-time.Minute)) {
+				t.Errorf("watermark %s, want %s", b.Watermark, now.Add(-time.Minute))
+			}
+			var ids []string
+			for _, tk := range b.Tickets {
+				ids = append(ids, tk.ID)
+			}
+			got = append(got, strings.Join(ids, ","))
+		}
+		if strings.Join(got, "|") != tc.want {
+			t.Errorf("%q: tickets per run %q, want %q", tc.extra, strings.Join(got, "|"), tc.want)
+		}
+	}
 }
 
 // Survey answers of several instruments in one table; the kind comes
@@ -818,6 +856,7 @@ func TestSQLSpecErrors(t *testing.T) {
 		{ok + "    query: x {{.watermark}}\n    time_zone: Mars/Olympus\n", `unknown time zone`},
 		{ok + "    query: x {{.watermark}}\n    outcome_map: {X: answered}\n", `outcome_map: is for record: call`},
 		{ok + "    query: x {{.watermark}}\n    password: x\n", `password`},
+		{ok + "    query: x {{.watermark}}\n    watermark_type: integer\n    settle_lag: 1m\n", `settle_lag: needs watermark_type: time`},
 	} {
 		expectConfigError(t, base, c.spec, c.want, "Hunter2")
 	}
