@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -86,5 +89,35 @@ func TestCheckRefusesGrafanaIntervalNotMultipleOf10s(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"check", file}, &out, &errb); code != 0 {
 		t.Errorf("with grafana_interval 20s: exit %d: %s", code, errb.String())
+	}
+}
+
+// --grafana.rule-group names the rule group servq writes (the demo config,
+// whose rules are evaluated every minute).
+func TestDashboardsCommandRuleGroup(t *testing.T) {
+	var paths []string
+	var groupBody string
+	var mu sync.Mutex
+	g := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/rule-groups/") {
+			groupBody = string(b)
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"type":"prometheus"}`)) // enough for every read servq makes
+	}))
+	defer g.Close()
+	t.Setenv("GRAFANA_TOKEN", "glsa_x")
+	var out, errb bytes.Buffer
+	if code := run([]string{"dashboards", "--grafana.url", g.URL, "--grafana.rule-group", "servq-alerts"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(paths, "PUT /api/v1/provisioning/folder/servq/rule-groups/servq-alerts") || !strings.Contains(groupBody, `"interval":60`) {
+		t.Errorf("requests %v, group body %s", paths, groupBody)
 	}
 }
