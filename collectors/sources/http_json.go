@@ -30,6 +30,7 @@ type httpJSON struct {
 	header  http.Header
 	urlPath string // the configured URL's path, for positions and errors
 	host    string // scheme://host of the configured URL: Link headers are followed there only
+	settle  time.Duration
 }
 
 type httpJSONSpec struct {
@@ -79,6 +80,12 @@ type httpJSONSpec struct {
 		// last watermark it delivered. servq cannot tell the order from
 		// the answers; without it only a complete pass claims anything.
 		Ascending bool `yaml:"ascending"`
+		// SettleLag holds back items whose watermark is less than this
+		// old at the start of a pass (default 0): an API served from a
+		// search index or replica lists a change late, and the cursor's
+		// watermark would pass it for good. They come again in a later
+		// pass, as since stays at or before them.
+		SettleLag *config.Duration `yaml:"settle_lag"`
 	} `yaml:"incremental"`
 }
 
@@ -296,6 +303,15 @@ func newHTTPJSON(c *config.Collector, _ collectors.Env) (collectors.Source, erro
 	if inc.Ascending && inc.Watermark == "" {
 		return nil, c.Errorf("incremental.ascending", "needs incremental.watermark: the order it states is that of the watermark")
 	}
+	if s.settle, err = settleLag(c, inc.SettleLag, 0); err != nil {
+		return nil, err
+	}
+	if s.settle > 0 && inc.Watermark == "" {
+		return nil, c.Errorf("incremental.settle_lag", "needs incremental.watermark: the lag is measured on it")
+	}
+	if s.settle > 0 && sp.Pagination.KeepCursor {
+		return nil, c.Errorf("incremental.settle_lag", "cannot be used with pagination.keep_cursor: a vendor stream cursor never returns an item held back")
+	}
 	return s, nil
 }
 
@@ -396,12 +412,12 @@ func (s *httpJSON) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 			break
 		}
 	}
-	// The pass is complete: it has every change made before it began (a
-	// pass from before servq recorded that claims nothing), and the
-	// cursor's watermark moves to the highest one seen.
+	// The pass is complete: it has every change made before it began,
+	// less the settle lag (a pass from before servq recorded that claims
+	// nothing), and the cursor's watermark moves to the highest one seen.
 	b.Watermark = time.Unix(0, 0)
 	if started, err := time.Parse(time.RFC3339Nano, r.Started); err == nil {
-		b.Watermark = started
+		b.Watermark = started.Add(-s.settle)
 	}
 	if r.Max != "" {
 		maxT, _ := time.Parse(time.RFC3339Nano, r.Max)
@@ -608,6 +624,11 @@ func (s *httpJSON) item(it any, pos string, curWM time.Time, cur *hjCursor, r *h
 		}
 		if !curWM.IsZero() && wm.Equal(curWM) && slices.Contains(cur.IDs, id) {
 			return
+		}
+		if s.settle > 0 {
+			if started, err := time.Parse(time.RFC3339Nano, r.Started); err == nil && wm.After(started.Add(-s.settle)) {
+				return // not settled: a later pass lists it again
+			}
 		}
 		switch {
 		case r.Max == "" || wm.After(maxT):

@@ -737,26 +737,28 @@ func TestHTTPJSONConfigErrors(t *testing.T) {
 	head := "collectors:\n  - name: api\n    type: http_json\n    schedule: \"@every 5m\"\n"
 	ok := "    url: https://api.example/v1/t\n    record: ticket\n    mapping: {id: id, created_at: c}\n"
 	for spec, want := range map[string]string{
-		"    record: ticket\n    mapping: {id: id, created_at: c}\n":                                                  "test.yml:2: collectors[0].url: is required",
-		"    url: ftp://x/y\n    record: ticket\n":                                                                    "test.yml:5: collectors[0].url: must be an absolute http(s) URL",
-		"    url: https://x/y?s={{.start}}\n    record: ticket\n":                                                     "test.yml:5: collectors[0].url: unknown placeholder",
-		"    url: https://x/y\n    record: chat\n":                                                                    "test.yml:6: collectors[0].record: must be ticket, call or survey",
-		"    url: https://x/y\n    record: ticket\n    mapping: {id: id}\n":                                           "test.yml:7: collectors[0].mapping: mapping.created_at is required for record ticket",
-		"    url: https://x/y\n    record: call\n    mapping: {id: id, duration: d}\n":                                `test.yml:7: collectors[0].mapping.duration: unknown call field "duration"`,
-		ok + "    headers: {Authorization: Bearer plain}\n":                                                           "test.yml:8: collectors[0].headers.Authorization: put credentials in auth_header and auth_value",
-		ok + "    auth_header: X-Key\n":                                                                               "test.yml:8: collectors[0].auth_header: needs auth_value or auth_value_file",
-		ok + "    auth_value: a\n    auth_value_file: /x\n":                                                           "collectors[0].auth_value_file: set either the value or the _file variant, not both",
-		ok + "    pagination: {type: offset}\n":                                                                       `test.yml:8: collectors[0].pagination.type: unknown type "offset" (none, cursor, link, page)`,
-		ok + "    pagination: {type: cursor, cursor_param: c}\n":                                                      "test.yml:8: collectors[0].pagination.next_cursor: is required for type cursor",
-		ok + "    pagination: {type: page}\n":                                                                         "collectors[0].pagination.page_param: is required for type page",
-		ok + "    pagination: {type: link, page_param: p}\n":                                                          "page_param, per_page_param, per_page, first_page and total_pages apply to type page only",
-		ok + "    incremental: {since_param: since}\n":                                                                "test.yml:8: collectors[0].incremental.watermark: is required to send a since value",
-		ok + "    incremental: {watermark: updated}\n":                                                                "collectors[0].incremental.since_param: is required with a watermark",
-		ok + "    incremental: {since_param: s, watermark: u, since_format: iso}\n":                                   "collectors[0].incremental.since_format: must be rfc3339, unix or unix_ms",
-		ok + "    incremental: {ascending: true}\n":                                                                   "collectors[0].incremental.ascending: needs incremental.watermark",
-		ok + "    method: DELETE\n":                                                                                   "test.yml:8: collectors[0].method: must be GET or POST",
-		ok + "    max_requests_per_run: -1\n":                                                                         "test.yml:8: collectors[0].max_requests_per_run: must not be negative",
-		ok + "    colour: red\n":                                                                                      `test.yml:8: collectors[0].colour: unknown field "colour"`,
+		"    record: ticket\n    mapping: {id: id, created_at: c}\n":                   "test.yml:2: collectors[0].url: is required",
+		"    url: ftp://x/y\n    record: ticket\n":                                     "test.yml:5: collectors[0].url: must be an absolute http(s) URL",
+		"    url: https://x/y?s={{.start}}\n    record: ticket\n":                      "test.yml:5: collectors[0].url: unknown placeholder",
+		"    url: https://x/y\n    record: chat\n":                                     "test.yml:6: collectors[0].record: must be ticket, call or survey",
+		"    url: https://x/y\n    record: ticket\n    mapping: {id: id}\n":            "test.yml:7: collectors[0].mapping: mapping.created_at is required for record ticket",
+		"    url: https://x/y\n    record: call\n    mapping: {id: id, duration: d}\n": `test.yml:7: collectors[0].mapping.duration: unknown call field "duration"`,
+		ok + "    headers: {Authorization: Bearer plain}\n":                            "test.yml:8: collectors[0].headers.Authorization: put credentials in auth_header and auth_value",
+		ok + "    auth_header: X-Key\n":                                                "test.yml:8: collectors[0].auth_header: needs auth_value or auth_value_file",
+		ok + "    auth_value: a\n    auth_value_file: /x\n":                            "collectors[0].auth_value_file: set either the value or the _file variant, not both",
+		ok + "    pagination: {type: offset}\n":                                        `test.yml:8: collectors[0].pagination.type: unknown type "offset" (none, cursor, link, page)`,
+		ok + "    pagination: {type: cursor, cursor_param: c}\n":                       "test.yml:8: collectors[0].pagination.next_cursor: is required for type cursor",
+		ok + "    pagination: {type: page}\n":                                          "collectors[0].pagination.page_param: is required for type page",
+		ok + "    pagination: {type: link, page_param: p}\n":                           "page_param, per_page_param, per_page, first_page and total_pages apply to type page only",
+		ok + "    incremental: {since_param: since}\n":                                 "test.yml:8: collectors[0].incremental.watermark: is required to send a since value",
+		ok + "    incremental: {watermark: updated}\n":                                 "collectors[0].incremental.since_param: is required with a watermark",
+		ok + "    incremental: {since_param: s, watermark: u, since_format: iso}\n":    "collectors[0].incremental.since_format: must be rfc3339, unix or unix_ms",
+		ok + "    incremental: {ascending: true}\n":                                    "collectors[0].incremental.ascending: needs incremental.watermark",
+		ok + "    incremental: {settle_lag: 1m}\n":                                     "collectors[0].incremental.settle_lag: needs incremental.watermark",
+		ok + "    pagination: {type: cursor, next_cursor: c, cursor_param: c, keep_cursor: true}\n    incremental: {since_param: s, watermark: u, settle_lag: 1m}\n": "collectors[0].incremental.settle_lag: cannot be used with pagination.keep_cursor",
+		ok + "    method: DELETE\n":           "test.yml:8: collectors[0].method: must be GET or POST",
+		ok + "    max_requests_per_run: -1\n": "test.yml:8: collectors[0].max_requests_per_run: must not be negative",
+		ok + "    colour: red\n":              `test.yml:8: collectors[0].colour: unknown field "colour"`,
 		"    url: https://x/y\n    record: survey\n    kind: csat\n    mapping: {id: i, submitted_at: s, score: x}\n": "collectors[0].survey: is required for record survey",
 	} {
 		expectConfigError(t, head, spec, want)
@@ -767,5 +769,63 @@ func TestHTTPJSONExampleBuilds(t *testing.T) {
 	t.Setenv("HELPSCOUT_TOKEN", "x")
 	if _, err := buildSourceErr(exampleYAML(t, "http_json")); err != nil {
 		t.Error(err)
+	}
+}
+
+// An API served from a search index lists T20 (updated 10:00:00) 40 s
+// late, after T21 (10:00:10). Without a settle lag the first pass delivers
+// T21, the cursor's watermark passes 10:00:00 and T20 is never asked for
+// again; with incremental.settle_lag: 1m the first pass holds T21 back
+// (complete up to 09:59:30) and the second delivers both.
+func TestHTTPJSONSettleLagKeepsLateItems(t *testing.T) {
+	at := func(s string) time.Time { return mustRFC3339("2026-11-23T" + s + "Z") }
+	for _, c := range []struct{ lag, want string }{
+		{"", "T21|"},
+		{"    incremental: {since_param: updated_since, watermark: updated, settle_lag: 1m}\n", "|T20,T21"},
+	} {
+		var mu sync.Mutex
+		var now time.Time
+		items := []map[string]any{hjTk("T20", "2026-11-23T09:00:00Z", "2026-11-23T10:00:00Z", "", "", 0), hjTk("T21", "2026-11-23T09:00:00Z", "2026-11-23T10:00:10Z", "", "", 0)}
+		visible := map[string]time.Time{"T20": at("10:00:40")}
+		api := newHJAPI(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+			since, err := time.Parse(time.RFC3339, r.URL.Query().Get("updated_since"))
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var out []any
+			for _, it := range items {
+				if v, ok := visible[it["id"].(string)]; ok && now.Before(v) {
+					continue
+				}
+				if !mustRFC3339(it["updated"].(string)).Before(since) {
+					out = append(out, it)
+				}
+			}
+			hjJSON(w, map[string]any{"data": map[string]any{"tickets": out}, "meta": map[string]any{}})
+		})
+		spec := strings.ReplaceAll(hjTicketSpec, "SECRETFILE", hjSecretFile(t, "x"))
+		if c.lag != "" {
+			spec = strings.Replace(spec, "    incremental: {since_param: updated_since, watermark: updated}\n", c.lag, 1)
+		}
+		s, _ := hjSource(t, spec, api.URL)
+		var cursor []byte
+		var got []string
+		for i, run := range []time.Time{at("10:00:30"), at("10:02:00")} {
+			mu.Lock()
+			now = run
+			mu.Unlock()
+			b, next := collectOnce(t, s, cursor, run)
+			if i == 0 && c.lag != "" && !b.Watermark.Equal(run.Add(-time.Minute)) {
+				t.Errorf("watermark %s, want %s", b.Watermark, run.Add(-time.Minute))
+			}
+			got = append(got, strings.Join(hjTicketIDs(b), ","))
+			cursor = next
+		}
+		if strings.Join(got, "|") != c.want {
+			t.Errorf("lag %q: tickets per run %q, want %q", c.lag, strings.Join(got, "|"), c.want)
+		}
 	}
 }
