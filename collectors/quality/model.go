@@ -56,6 +56,10 @@ type Model struct {
 
 	mu   sync.RWMutex // guards family series maps and cols
 	cols map[string]*colState
+
+	// cacheMu serializes scrapes filling the families' encoded chunks
+	// (see Exposition); taken before mu.
+	cacheMu sync.Mutex
 }
 
 // colState is per-collector bookkeeping kept in memory.
@@ -172,6 +176,7 @@ func (m *Model) load(collector string) error {
 				return fmt.Errorf("series %s: %w", name, err)
 			}
 			f.series[seriesKey(labels)] = s
+			f.invalidate(collector)
 			return nil
 		})
 	})
@@ -575,6 +580,7 @@ func (r *run) publish() {
 	}
 	held := r.cs.holdUntil.After(now)
 	for f, byKey := range r.deltas {
+		f.invalidate(r.name)
 		for key, d := range byKey {
 			if d.drop {
 				delete(f.series, key)
@@ -643,6 +649,7 @@ func (m *Model) Inherit(old *Model) {
 		for key, os := range of.series {
 			if ns := nf.series[key]; ns != nil && len(os.holds) > 0 {
 				ns.holds = os.pending(now)
+				nf.invalidate(ns.labels[0])
 			}
 		}
 	}

@@ -32,6 +32,14 @@ type family struct {
 	buckets []float64
 	desc    *prometheus.Desc
 	series  map[string]*series
+
+	// The encoded exposition (see expo.go): chunks by collector, guarded
+	// by Model.cacheMu with Model.mu read-locked, or by Model.mu alone
+	// write-locked (a commit's publish dropping chunks).
+	chunks map[string]*chunk
+	heads  familyHead
+	fresh  [numFormats]bool // every chunk is encoded in this format
+	until  time.Time        // earliest hold end among the chunks
 }
 
 const sep = "\xff"
@@ -91,7 +99,7 @@ func newFamily(name, help string, k kind, buckets []float64, labels ...string) *
 	return &family{
 		name: name, help: help, kind: k, labels: ls, buckets: buckets,
 		desc:   prometheus.NewDesc(name, help, ls, nil),
-		series: map[string]*series{},
+		series: map[string]*series{}, chunks: map[string]*chunk{},
 	}
 }
 

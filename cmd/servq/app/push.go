@@ -123,7 +123,7 @@ func pushOptions(p *config.Push) (*vm.PushOptions, error) {
 
 // writeText writes the gathered registry in the Prometheus text format.
 func (s *Service) writeText(w io.Writer) {
-	mfs, err := s.reg.Gather()
+	mfs, err := s.gatherAll()
 	if err != nil {
 		s.log.Warn("gathering metrics for push", "err", err)
 	}

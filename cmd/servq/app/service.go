@@ -43,19 +43,23 @@ type Service struct {
 	opt   Options
 	log   *slog.Logger
 	store *state.Store
-	reg   *prometheus.Registry
-	self  *runner.SelfMetrics
+	// reg holds servq's live metrics (Go, process, runner, reports, web
+	// server); the quality model is served from its own cache beside it
+	// (see metricsHandler) and gathered through modelReg.
+	reg  *prometheus.Registry
+	self *runner.SelfMetrics
 
 	reloadOK, reloadTime prometheus.Gauge
 	reloading            sync.Mutex // one reload at a time (SIGHUP and HTTP may race)
 
-	mu      sync.RWMutex // guards cfg, model, runner, lastErr, push
-	cfg     *config.Config
-	model   *quality.Model
-	runner  *runner.Runner
-	lastErr error
-	started bool
-	push    *pusher
+	mu       sync.RWMutex // guards cfg, model, runner, lastErr, push
+	cfg      *config.Config
+	model    *quality.Model
+	modelReg *prometheus.Registry // the model alone
+	runner   *runner.Runner
+	lastErr  error
+	started  bool
+	push     *pusher
 
 	slos     *status.Tracker
 	stopSLOs chan struct{}
@@ -137,14 +141,14 @@ func (s *Service) install(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	old := s.model
-	s.cfg, s.model, s.runner, s.reports = cfg, model, r, reports
-	s.mu.Unlock()
-	if old != nil {
-		s.reg.Unregister(old)
+	mreg := prometheus.NewRegistry()
+	if err := mreg.Register(model); err != nil {
+		return err
 	}
-	return s.reg.Register(model)
+	s.mu.Lock()
+	s.cfg, s.model, s.modelReg, s.runner, s.reports = cfg, model, mreg, r, reports
+	s.mu.Unlock()
+	return nil
 }
 
 // Start begins scheduling collectors and pushing metrics.
@@ -186,12 +190,8 @@ func (s *Service) now() time.Time {
 
 // ObserveSLOs samples the SLOs' cumulative counts now.
 func (s *Service) ObserveSLOs(now time.Time) {
-	fams, err := s.reg.Gather()
-	if err != nil && len(fams) == 0 {
-		s.log.Warn("gathering metrics for the SLO status", "err", err)
-		return
-	}
 	cfg := s.Config()
+	fams := s.gatherFor(cfg)
 	if err := s.slos.Observe(cfg, now, status.Measure(cfg, fams)); err != nil {
 		s.log.Warn("storing SLO status sample", "err", err)
 	}
@@ -200,8 +200,7 @@ func (s *Service) ObserveSLOs(now time.Time) {
 // SLOStatus is every SLO's state from servq's own view, up to now.
 func (s *Service) SLOStatus(now time.Time) []status.SLO {
 	cfg := s.Config()
-	fams, _ := s.reg.Gather()
-	return s.slos.Status(cfg, now, status.Measure(cfg, fams))
+	return s.slos.Status(cfg, now, status.Measure(cfg, s.gatherFor(cfg)))
 }
 
 // Reload reads the config file again. An invalid config, or one whose
@@ -325,7 +324,8 @@ func waitGroupDone(p *pusher) <-chan struct{} {
 	return ch
 }
 
-// Registry is the registry /metrics serves.
+// Registry is the registry of servq's live metrics, which /metrics serves
+// beside the quality model's (see metricsHandler).
 func (s *Service) Registry() *prometheus.Registry { return s.reg }
 
 // Config returns the config in force.

@@ -21,11 +21,7 @@ import (
 // metricsPath, /-/healthy, /-/ready, /-/reload and /api/v1/collectors.
 func (s *Service) Handler(metricsPath string) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(s.reg, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
-		EnableOpenMetrics: true,
-		ErrorLog:          slogAdapter{s},
-		ErrorHandling:     promhttp.ContinueOnError,
-	})))
+	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(s.reg, s.metricsHandler()))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		w.Write([]byte("servq is Healthy.\n"))
@@ -235,7 +231,7 @@ func (s *Service) landing(w http.ResponseWriter, metricsPath string) {
 		}
 		d.SLOs = append(d.SLOs, l)
 	}
-	fams, _ := s.reg.Gather()
+	fams := s.gatherFor(cfg)
 	for _, t := range cfg.Targets {
 		lt := landingTarget{Name: t.Name, Description: t.Description, KPI: t.KPI, Window: t.Window.String()}
 		lt.Value, lt.Met, lt.Has = kpiNow(t, fams, now)
