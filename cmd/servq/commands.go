@@ -103,8 +103,10 @@ func check(file string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func serve(configFile, storage, telemetry string, webOpts webserver.Options, shutdownTimeout time.Duration, logger *slog.Logger, stderr io.Writer) int {
-	svc, err := app.New(app.Options{ConfigFile: configFile, StoragePath: storage, Logger: logger})
+func serve(opt app.Options, telemetry string, webOpts webserver.Options, shutdownTimeout time.Duration, logger *slog.Logger, stderr io.Writer) int {
+	opt.Logger = logger
+	configFile, storage := opt.ConfigFile, opt.StoragePath
+	svc, err := app.New(opt)
 	if err != nil {
 		printErr(stderr, err)
 		return 1

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/servq/servq/cmd/servq/app"
 	"github.com/servq/servq/cmd/servq/webserver"
 	_ "github.com/servq/servq/collectors/sources" // every source plugin registers itself
 	"github.com/servq/servq/internal/redact"
@@ -60,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	runCmd.Flag("web.idle-timeout", "How long a keep-alive connection may wait for its next request.").Default(webserver.DefaultIdleTimeout.String()).DurationVar(&webOpts.IdleTimeout)
 	runCmd.Flag("web.max-connections", "Most open HTTP connections (0: the open-file limit less a quarter of it, at least 256, kept for collectors and the store).").Default("0").IntVar(&webOpts.MaxConnections)
 	maxBody := runCmd.Flag("web.max-request-body", "Largest request body (webhook deliveries included), e.g. 1MiB.").Default("1MiB").Bytes()
+	enablePprof := runCmd.Flag("web.enable-pprof", "Serve Go's profiler under /debug/pprof/ (behind the web config's TLS and basic auth), to profile a live servq.").Bool()
 	runCmd.Flag("web.webhooks-auth", "What authenticates /webhooks/ when the web config has basic_auth_users: signature (the delivery's signature only; vendors cannot send a password) or basic+signature (the password too).").Default(webserver.WebhooksSignature).EnumVar(&webOpts.WebhooksAuth, webserver.WebhooksSignature, webserver.WebhooksBasicAndSignature)
 
 	checkCmd := a.Command("check", "Validate a config and print every problem as file:line: message.")
@@ -128,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		webOpts.ListenAddresses, webOpts.SystemdSocket, webOpts.ConfigFile = *webFlags.WebListenAddresses, *webFlags.WebSystemdSocket, *webFlags.WebConfigFile
 		webOpts.MaxRequestBody = int64(*maxBody)
-		return serve(*configFile, storagePath(*configFile, *storage), *telemetry, webOpts, *shutdownTimeout, logger, stderr)
+		return serve(app.Options{ConfigFile: *configFile, StoragePath: storagePath(*configFile, *storage), EnablePprof: *enablePprof}, *telemetry, webOpts, *shutdownTimeout, logger, stderr)
 	}
 }
 

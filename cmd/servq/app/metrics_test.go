@@ -236,3 +236,23 @@ scrape_configs:
 		t.Errorf("Prometheus ingested other samples than servq serves:\n%s", d)
 	}
 }
+
+// The status page and /api/v1/slos read only the families of their SLOs
+// and KPI targets, not every series servq serves.
+func TestStatusGathersOnlyWhatItReads(t *testing.T) {
+	svc, _, _ := startService(t, staticConfig)
+	testenv.Eventually(t, 30*time.Second, "first collection", func() bool { return svc.Runner().Ready() })
+	all, err := svc.gatherAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range svc.gatherFor(svc.Config()) {
+		names = append(names, mf.GetName())
+	}
+	sort.Strings(names)
+	want := "servq_ticket_slo_events_total servq_tickets_open" // corrections: no series yet
+	if got := strings.Join(names, " "); got != want || len(all) < 50 {
+		t.Errorf("families read for the status: %s (of %d); want %s", got, len(all), want)
+	}
+}

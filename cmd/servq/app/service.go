@@ -36,6 +36,9 @@ type Options struct {
 	// reports it cancelled to return (30s by default). Shutdown is bounded
 	// by its context instead (--shutdown-timeout).
 	StopTimeout time.Duration
+	// EnablePprof serves net/http/pprof under /debug/pprof/ (off by
+	// default: profiles show code paths and can cost CPU on demand).
+	EnablePprof bool
 }
 
 // Service is one running servq.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,8 @@ import (
 )
 
 // Handler returns the HTTP handler of the exporter: the landing page,
-// metricsPath, /-/healthy, /-/ready, /-/reload and /api/v1/collectors.
+// metricsPath, /-/healthy, /-/ready, /-/reload, /api/v1/collectors and,
+// with Options.EnablePprof, /debug/pprof/.
 func (s *Service) Handler(metricsPath string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(s.reg, s.metricsHandler()))
@@ -65,6 +67,15 @@ func (s *Service) Handler(metricsPath string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": s.SLOStatus(s.now())})
 	})
+	if s.opt.EnablePprof {
+		// Behind the same listener, TLS and basic auth as every other
+		// path: the web server wraps this whole mux.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
