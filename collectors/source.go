@@ -84,6 +84,95 @@ type Batch struct {
 	Surveys   []record.SurveyResponse
 	Snapshots []record.Snapshot
 	Rejected  []Rejection
+
+	// The chunk hook (SetChunks); nil: records accumulate for one commit.
+	chunk     FlushFunc
+	chunkSize int
+	chunks    int // chunks handed over in this run
+}
+
+// Streaming commits. A run may gather far more records than fit in memory
+// (the first sync of years of history). A source that reads in order can
+// hand over what it has gathered so far together with the cursor that ends
+// it, and go on reading with an empty batch:
+//
+//	for page := range pages {
+//		... append the page's records to b ...
+//		if b.Full() {
+//			if err := b.Flush(ctx, cursorAfter(page)); err != nil {
+//				return nil, err
+//			}
+//		}
+//	}
+//	return cursorAfterAll, nil
+//
+// The cursor must let a run started from it continue exactly after the
+// records flushed (as Collect's returned cursor does for the whole run):
+// the runner commits the records and the cursor in one transaction, so a
+// run that fails or is killed later resumes from its last chunk. Flush
+// only at such points (a page or line boundary), never inside a record
+// that spans pages.
+//
+// Intermediate chunks judge no ticket deadline: verdicts made as "no reply
+// by the deadline as far as the source can tell" wait for the run's last
+// commit, which carries b.Watermark (see quality.Model.CommitChunk). A
+// source therefore sets Watermark as before, for the whole run.
+//
+// Without a hook (unit tests, `servq collect`) Full is false and Flush does
+// nothing: the records accumulate and the run commits once, as before.
+
+// FlushFunc commits the batch's records with cursor; it is set by the
+// runner. On success the batch is emptied (records and rejections).
+type FlushFunc func(ctx context.Context, b *Batch, cursor []byte) error
+
+// DefaultChunkSize is how many records (and rejections) a chunk holds
+// before Full reports true.
+const DefaultChunkSize = 10000
+
+// SetChunks makes Flush hand chunks of about size records to fn (size <= 0:
+// DefaultChunkSize).
+func (b *Batch) SetChunks(size int, fn FlushFunc) {
+	if size <= 0 {
+		size = DefaultChunkSize
+	}
+	b.chunk, b.chunkSize = fn, size
+}
+
+// Full reports whether the batch holds a chunk's worth of records or
+// rejections and a hook takes chunks: the source should Flush at its next
+// resumable point.
+func (b *Batch) Full() bool {
+	return b.chunk != nil && b.Len()+len(b.Rejected) >= b.chunkSize
+}
+
+// Flush commits the records gathered so far with cursor (see above) and
+// empties the batch. Without a hook it does nothing. An error ends the
+// run: the source returns it.
+func (b *Batch) Flush(ctx context.Context, cursor []byte) error {
+	if b.chunk == nil {
+		return nil
+	}
+	if err := b.chunk(ctx, b, cursor); err != nil {
+		return err
+	}
+	b.chunks++
+	b.Reset()
+	return nil
+}
+
+// Chunks is the number of chunks flushed so far in this run.
+func (b *Batch) Chunks() int { return b.chunks }
+
+// Reset empties the records and rejections, keeping the clock, the
+// watermark and the hook. The slices' memory is kept for the next chunk;
+// their elements are cleared so the strings they held can be freed.
+func (b *Batch) Reset() {
+	clear(b.Tickets)
+	clear(b.Calls)
+	clear(b.Surveys)
+	clear(b.Snapshots)
+	clear(b.Rejected)
+	b.Tickets, b.Calls, b.Surveys, b.Snapshots, b.Rejected = b.Tickets[:0], b.Calls[:0], b.Surveys[:0], b.Snapshots[:0], b.Rejected[:0]
 }
 
 // Rejection is input a source could not turn into a record. Rejections never

@@ -1,6 +1,8 @@
 package quality
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,4 +204,47 @@ func TestSourceReportedSLABreachesCountOnce(t *testing.T) {
 		"servq_ticket_sla_breaches_total{channel=email,collector=zd,metric=first_reply,priority=normal,queue=q}": 1,
 		"servq_ticket_sla_breaches_total{channel=email,collector=zd,metric=resolution,priority=normal,queue=q}":  1,
 	})
+}
+
+// TestChunksMakeNoPrematureDeadlineVerdicts commits one run in chunks
+// (collectors.Batch.Flush): the first chunk brings a ticket whose reply
+// deadline passed long ago with no reply, a later chunk its next version
+// with a reply in time. Meanwhile a ticket indexed by an earlier run is
+// past its deadline too, and its reply comes in the last chunk. A chunk
+// that judged deadlines (by the run's watermark or by the clock minus
+// watermark_wait) would count both bad first and correct them later; the
+// run committed at once counts both good and nothing bad. The chunked run
+// must count exactly that. A ticket that really had no reply is judged
+// bad by the run's last commit.
+func TestChunksMakeNoPrematureDeadlineVerdicts(t *testing.T) {
+	m, st := newModel(t, t.TempDir(), deadlineConfig)
+	defer st.Close()
+	base := record.Ticket{Queue: "q", Channel: "email", Priority: "normal", Status: "open", CreatedAt: mon(10, 0)}
+	old, fresh, never := base, base, base
+	old.ID, fresh.ID, never.ID = "old", "fresh", "never"
+	// An earlier run at 11:00 indexes old's 14:00 deadline.
+	commitAt(t, m, mon(11, 0), old)
+	now := time.Date(2026, 11, 9, 12, 0, 0, 0, time.UTC) // a week later: every deadline passed
+	chunk := func(cursor string, tickets ...record.Ticket) {
+		t.Helper()
+		if _, err := m.CommitChunk(context.Background(), "zd", &collectors.Batch{Now: now, Tickets: tickets}, []byte(cursor)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chunk("c1", fresh, never)
+	chunk("c2")
+	if v := values(t, m); v[sloEvent("reply-4h", "bad")] != 0 || v[sloEvent("reply-4h", "good")] != 0 {
+		t.Fatalf("intermediate chunks judged deadlines: %v", v)
+	}
+	replied := func(tk record.Ticket) record.Ticket { tk.FirstReplyAt = mon(11, 0); return tk }
+	commitAt(t, m, now, replied(fresh), replied(old))
+	expect(t, values(t, m), map[string]float64{
+		sloEvent("reply-4h", "good"): 2, // fresh and old, replied at 11:00
+		sloEvent("reply-4h", "bad"):  1, // never: judged by the run's last commit
+	})
+	for k, v := range values(t, m) {
+		if strings.HasPrefix(k, "servq_ticket_slo_corrections_total") && v != 0 {
+			t.Errorf("%s = %v: a chunk made a verdict that had to be corrected", k, v)
+		}
+	}
 }

@@ -263,6 +263,32 @@ const commitCheckEvery = 256
 // ErrCommitCancelled and context.Cause(ctx). Only the final write and fsync
 // of the transaction, once started, is not interruptible.
 func (m *Model) CommitContext(ctx context.Context, collector string, b *collectors.Batch, cursor []byte) (Result, error) {
+	return m.commit(ctx, collector, b, cursor, true)
+}
+
+// CommitChunk commits an intermediate chunk of a run (collectors.Batch.Flush)
+// like CommitContext, with one difference: it judges no ticket deadline.
+//
+// The rule: a chunk may only make verdicts that the whole run, committed
+// at once, would make too. The run's watermark vouches for what the source
+// delivers by the run's end; when a chunk is committed, the rest of the
+// run (a ticket's later version with its reply, in a later chunk) is still
+// to come. Judging "no reply by the deadline" then, by the run's watermark
+// or by the clock minus watermark_wait, would count a breach that the
+// whole run, seeing the reply first, would count as met (or only
+// provisionally). So a chunk's judgeBy is the zero time: tickets due by
+// then are put in the deadline index instead, and expireDeadlines does not
+// run; the watermark gauge keeps its value. The run's last commit
+// (CommitContext) judges them all with the run's watermark, exactly as a
+// single commit would. A run that fails after some chunks leaves the
+// verdicts to the next run's last commit. Events with their time known
+// (a late reply) are counted in the chunk that brings them: they do not
+// depend on the watermark.
+func (m *Model) CommitChunk(ctx context.Context, collector string, b *collectors.Batch, cursor []byte) (Result, error) {
+	return m.commit(ctx, collector, b, cursor, false)
+}
+
+func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batch, cursor []byte, final bool) (Result, error) {
 	cancelled := func() error {
 		if ctx.Err() == nil {
 			return nil
@@ -293,7 +319,9 @@ func (m *Model) CommitContext(ctx context.Context, collector string, b *collecto
 	// is counted (the runner counts b.Rejected after the commit).
 	screen(b, r.now)
 	prune := r.now.Sub(cs.lastPrune) > time.Hour
-	r.judgeWatermark, r.judgeBy = m.judgeBy(collector, r.now, b.Watermark)
+	if final {
+		r.judgeWatermark, r.judgeBy = m.judgeBy(collector, r.now, b.Watermark)
+	}
 	newest := cs.newest
 	if record.CheckTime(newest, r.now) != nil {
 		// Committed by a version that did not screen times (a garbled
@@ -316,8 +344,10 @@ func (m *Model) CommitContext(ctx context.Context, collector string, b *collecto
 		if err := cancelled(); err != nil {
 			return err
 		}
-		if err := r.expireDeadlines(); err != nil {
-			return err
+		if final {
+			if err := r.expireDeadlines(); err != nil {
+				return err
+			}
 		}
 		if err := r.calls(b.Calls); err != nil {
 			return err
@@ -350,7 +380,9 @@ func (m *Model) CommitContext(ctx context.Context, collector string, b *collecto
 			}
 		}
 		r.oldestOpen()
-		r.set(m.cat.watermark, float64(r.judgeWatermark.UnixMilli())/1e3)
+		if final {
+			r.set(m.cat.watermark, float64(r.judgeWatermark.UnixMilli())/1e3)
+		}
 		if err := r.writeSeries(); err != nil {
 			return err
 		}

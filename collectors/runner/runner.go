@@ -35,6 +35,9 @@ type Runner struct {
 	byN   map[string]*job
 	now   func() time.Time
 
+	chunkSize  int
+	afterChunk func(ctx context.Context, collector string, chunk int)
+
 	ctx    context.Context // cancelled by Stop: running jobs give up
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup // runs in progress
@@ -89,6 +92,13 @@ type Options struct {
 	Env     collectors.Env
 	Now     func() time.Time // clock for batches; time.Now by default
 	Timeout time.Duration    // overrides every collector's timeout (tests)
+	// ChunkSize is how many records a source gathers before it commits a
+	// chunk (collectors.Batch.Flush); 0: collectors.DefaultChunkSize.
+	ChunkSize int
+	// AfterChunk, when set, runs after each intermediate chunk of a run is
+	// committed, with its number (1, 2, ...). Tests use it to stop at an
+	// exact point (kill -9 between chunks, a timeout mid-run).
+	AfterChunk func(ctx context.Context, collector string, chunk int)
 }
 
 // New builds the sources of every enabled collector of cfg. Nothing runs
@@ -107,6 +117,7 @@ func New(cfg *config.Config, model *quality.Model, self *SelfMetrics, opt Option
 		return nil, err
 	}
 	r := &Runner{model: model, self: self, log: log, byN: map[string]*job{}, now: opt.Now,
+		chunkSize: opt.ChunkSize, afterChunk: opt.AfterChunk,
 		cron: cron.New(cron.WithParser(config.CronParser), cron.WithLocation(loc))}
 	if r.now == nil {
 		r.now = time.Now
@@ -208,8 +219,9 @@ func (r *Runner) Start() {
 }
 
 // Stop stops scheduling, cancels the running collections at once (a
-// cancelled run commits nothing, its commit included: the next run
-// collects the same data again from the committed cursor) and waits for
+// cancelled run commits nothing more, its commit in progress included: the
+// chunks it committed stay, and the next run collects the rest again from
+// the last committed cursor) and waits for
 // them to return until ctx ends. Waiting first would let a run that is
 // slow or waits on a vendor hold a shutdown or a reload for as long as it
 // likes. A run still going when ctx ends (a source that ignores
@@ -398,13 +410,24 @@ func (r *Runner) count(j *job, result string) {
 const maxLoggedRejections = 10
 
 func (r *Runner) collect(j *job) (err error) {
+	var run runTally
 	defer func() {
 		if p := recover(); p != nil {
 			r.count(j, "panic")
-			r.log.Error("collector panicked; the run commits nothing", "collector", j.name, "panic", p, "stack", string(debug.Stack()))
+			r.log.Error("collector panicked; the run commits nothing more", "collector", j.name, "panic", p, "stack", string(debug.Stack()),
+				"chunks_committed", run.chunks)
 			err = fmt.Errorf("panic: %v", p)
 		}
+		if err == nil || run.chunks > 0 {
+			// What the run committed; a run that committed nothing
+			// leaves the last one's figures.
+			j.mu.Lock()
+			j.status.Records, j.status.Rejected = run.records, run.rejected
+			j.mu.Unlock()
+		}
 	}()
+	// The timeout bounds the whole run: fetching, every chunk's commit and
+	// the last commit.
 	ctx := r.ctx
 	if j.timeout > 0 {
 		var cancel context.CancelFunc
@@ -417,6 +440,23 @@ func (r *Runner) collect(j *job) (err error) {
 		return err
 	}
 	b := &collectors.Batch{Now: r.now()}
+	b.SetChunks(r.chunkSize, func(sctx context.Context, b *collectors.Batch, cursor []byte) error {
+		// The source's context may be narrower than the run's; either
+		// ending stops the run.
+		if err := sctx.Err(); err != nil {
+			return err
+		}
+		res, err := r.model.CommitChunk(ctx, j.name, b, cursor)
+		if err != nil {
+			return err
+		}
+		run.chunks++
+		r.report(j, b, res, &run)
+		if r.afterChunk != nil {
+			r.afterChunk(ctx, j.name, run.chunks)
+		}
+		return nil
+	})
 	next, err := j.src.Collect(ctx, cursor, b)
 	if err == nil {
 		err = ctx.Err() // a source that ignored cancellation still commits nothing
@@ -426,24 +466,39 @@ func (r *Runner) collect(j *job) (err error) {
 	}
 	if err != nil {
 		r.count(j, "error")
-		r.log.Error("collection failed; nothing of this run is committed", "collector", j.name, "err", err)
+		if run.chunks > 0 {
+			r.log.Error("collection failed; the run's committed chunks stay and the next run continues after them", "collector", j.name,
+				"chunks_committed", run.chunks, "err", err)
+		} else {
+			r.log.Error("collection failed; nothing of this run is committed", "collector", j.name, "err", err)
+		}
 		return err
 	}
 	res, err := r.model.CommitContext(ctx, j.name, b, next)
 	if err != nil {
 		r.count(j, "error")
-		r.log.Error("commit failed", "collector", j.name, "err", err)
+		r.log.Error("commit failed", "collector", j.name, "chunks_committed", run.chunks, "err", err)
 		return err
 	}
 	r.count(j, "success")
-	r.report(j, b, res)
+	r.report(j, b, res, &run)
+	r.log.Debug("collection committed", "collector", j.name, "records", run.records, "rejected", run.rejected, "chunks", run.chunks+1)
 	return nil
 }
 
-func (r *Runner) report(j *job, b *collectors.Batch, res quality.Result) {
+// runTally adds up the chunks of one run for its status and logs.
+type runTally struct {
+	chunks            int // intermediate chunks committed
+	records, rejected int
+	logged            int // rejections logged so far (maxLoggedRejections per run)
+}
+
+// report counts one committed chunk (or the run's last commit) in the self
+// metrics, the status totals and the log.
+func (r *Runner) report(j *job, b *collectors.Batch, res quality.Result, run *runTally) {
+	run.records += b.Len()
+	run.rejected += len(b.Rejected)
 	j.mu.Lock()
-	j.status.Records = b.Len()
-	j.status.Rejected = len(b.Rejected)
 	j.status.TotalRecords += b.Len()
 	j.status.TotalRejected += len(b.Rejected)
 	j.mu.Unlock()
@@ -458,14 +513,17 @@ func (r *Runner) report(j *job, b *collectors.Batch, res quality.Result) {
 			r.self.rejected.add(1, j.name, rj.Reason)
 		}
 	}
-	for i, rj := range b.Rejected {
-		if i == maxLoggedRejections {
-			r.log.Warn("more input rejected", "collector", j.name, "count", len(b.Rejected)-i)
+	for _, rj := range b.Rejected {
+		if run.logged == maxLoggedRejections {
 			break
 		}
+		run.logged++
 		r.log.Warn("input rejected", "collector", j.name, "reason", rj.Reason, "position", rj.Position, "err", rj.Err)
 	}
-	r.log.Debug("collection committed", "collector", j.name, "records", b.Len(), "rejected", len(b.Rejected))
+	if run.logged == maxLoggedRejections && run.rejected > run.logged {
+		// Said once per commit, with the count so far in this run.
+		r.log.Warn("more input rejected", "collector", j.name, "count", run.rejected-run.logged)
+	}
 }
 
 // Statuses returns the state of every collector, by name.

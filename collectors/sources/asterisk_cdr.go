@@ -123,13 +123,13 @@ func isTrue(b *bool) bool { return b != nil && *b }
 var cdrCompressed = []string{".gz", ".bz2", ".xz", ".zst", ".zip"}
 
 func (s *asteriskCDR) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
-	next, err := collectFiles(ctx, raw, s.path, func(path string, data []byte, start fileMark, _ *fileMark) error {
+	next, err := collectFiles(ctx, raw, s.path, b, func(path string, data []byte, start fileMark, next *fileMark) error {
 		for _, ext := range cdrCompressed {
 			if strings.HasSuffix(path, ext) {
 				return nil
 			}
 		}
-		return s.read(ctx, path, data, start, b)
+		return s.read(ctx, path, data, start, next, b)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("asterisk_cdr: %w", err)
@@ -139,9 +139,13 @@ func (s *asteriskCDR) Collect(ctx context.Context, raw []byte, b *collectors.Bat
 
 // read hands every row to call. A malformed row (a stray quote in a
 // userfield) costs only its own line: see eachCSVRecord.
-func (s *asteriskCDR) read(ctx context.Context, path string, data []byte, start fileMark, b *collectors.Batch) error {
+func (s *asteriskCDR) read(ctx context.Context, path string, data []byte, start fileMark, next *fileMark, b *collectors.Batch) error {
 	n := 0
-	return eachCSVRecord(data, ',', 0, func(rec []string, line int) error {
+	stopAt := 0
+	if next.more {
+		stopAt = next.stopAt
+	}
+	used, err := eachCSVRecordBefore(data, stopAt, next.full, ',', 0, func(rec []string, line int) error {
 		if n++; n%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -150,6 +154,8 @@ func (s *asteriskCDR) read(ctx context.Context, path string, data []byte, start 
 		}
 		return nil
 	}, func(line int, err error) { b.Reject("bad_row", fmt.Sprintf("%s:%d", path, start.Line+line), err) })
+	next.used = used
+	return err
 }
 
 // layoutOf returns the configured layout, or the one the number of columns

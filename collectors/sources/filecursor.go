@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
 )
 
@@ -42,6 +43,15 @@ type fileMark struct {
 	// last line was left for the next run (the writer was mid-write).
 	modTime time.Time
 	partial bool
+	// Of a segment (collectFiles): more segments of the file follow;
+	// records must start before stopAt in the segment; the reader sets
+	// used to how much of the segment it consumed.
+	more   bool
+	stopAt int
+	used   int
+	// full reports that the batch holds a chunk: a reader stops before
+	// its next record (and sets used) so that it can be flushed.
+	full func() bool
 }
 
 // fingerprintLen is how much of a file's start identifies its content.
@@ -79,45 +89,27 @@ func globFiles(pattern string) ([]string, error) {
 	return files, nil
 }
 
-// unread returns the complete lines of path not read yet, where they start
-// (offset and line number), and the mark to store once they are committed.
-// Only the fingerprinted head and the unread tail are read: an export that
-// grows by a few rows costs a few rows of I/O. A trailing line without
-// newline is left for the next run.
-func unread(path string, prev *fileMark) (data []byte, start fileMark, next *fileMark, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fileMark{}, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fileMark{}, nil, err
-	}
-	head := make([]byte, min(fi.Size(), fingerprintLen))
-	if _, err := io.ReadFull(f, head); err != nil {
-		return nil, fileMark{}, nil, err
-	}
-	if prev != nil && fi.Size() >= prev.Offset && fingerprint(head[:min(int64(len(head)), prev.Offset)]) == prev.Fingerprint {
-		start = *prev
-	}
-	tail := make([]byte, fi.Size()-start.Offset)
-	if _, err := f.ReadAt(tail, start.Offset); err != nil && err != io.EOF {
-		return nil, fileMark{}, nil, err
-	}
-	data = tail[:bytes.LastIndexByte(tail, '\n')+1]
-	end := start.Offset + int64(len(data))
-	// The fingerprint covers what was read, up to fingerprintLen bytes.
-	fpData := head[:min(int64(len(head)), end)]
-	next = &fileMark{Offset: end, Line: start.Line + bytes.Count(data, []byte{'\n'}), Fingerprint: fingerprint(fpData), Header: start.Header,
-		modTime: fi.ModTime(), partial: len(data) < len(tail)}
-	return data, start, next, nil
-}
+// fileSegmentSize is how much of a file is read at once: a first sync of
+// a multi-gigabyte export holds one segment and one chunk of records in
+// memory, not the file.
+var fileSegmentSize = 1 << 20 // a variable for tests
 
 // collectFiles reads every file matching pattern from where the cursor
-// left it, handing each file's unread complete lines to read, and returns
-// the cursor to commit once all files were read.
-func collectFiles(ctx context.Context, raw []byte, pattern string, read func(path string, data []byte, start fileMark, next *fileMark) error) ([]byte, error) {
+// left it and returns the cursor to commit once all files were read. Each
+// file's unread complete lines are handed to read in segments of about
+// fileSegmentSize; when b is full after a segment, the records so far are
+// flushed with the cursor that ends them (collectors.Batch.Flush), so that
+// an interrupted run resumes after the last chunk. Only the fingerprinted
+// head and the unread tail are read: an export that grows by a few rows
+// costs a few rows of I/O. A trailing line without newline is left for
+// the next run.
+//
+// read gets a segment's lines, where they start (offset and line number)
+// and the mark to store once they are committed. A segment that does not
+// end the file has next.more set: a reader whose records may span lines
+// (CSV) reads only records that start before next.stopAt and sets
+// next.used to where it stopped; the rest comes again in the next segment.
+func collectFiles(ctx context.Context, raw []byte, pattern string, b *collectors.Batch, read func(path string, data []byte, start fileMark, next *fileMark) error) ([]byte, error) {
 	cur, err := loadFilesCursor(raw)
 	if err != nil {
 		return nil, err
@@ -130,16 +122,98 @@ func collectFiles(ctx context.Context, raw []byte, pattern string, read func(pat
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, start, next, err := unread(path, cur.Files[path])
+		err := readSegments(path, cur.Files[path], b.Full, func(data []byte, start fileMark, next *fileMark) error {
+			return read(path, data, start, next)
+		}, func(next *fileMark) error {
+			cur.Files[path] = next
+			if b.Full() {
+				c, err := json.Marshal(cur)
+				if err != nil {
+					return err
+				}
+				return b.Flush(ctx, c)
+			}
+			return ctx.Err()
+		})
 		if err != nil {
 			return nil, err
 		}
-		if err := read(path, data, start, next); err != nil {
-			return nil, err
-		}
-		cur.Files[path] = next
 	}
 	return json.Marshal(cur)
+}
+
+// readSegments hands the complete lines of path not read yet to fn, in
+// segments, each with where it starts and the mark that will end it; done
+// gets each segment's finished mark.
+func readSegments(path string, prev *fileMark, full func() bool, fn func(data []byte, start fileMark, next *fileMark) error, done func(next *fileMark) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	head := make([]byte, min(fi.Size(), fingerprintLen))
+	if _, err := io.ReadFull(f, head); err != nil {
+		return err
+	}
+	var start fileMark
+	if prev != nil && fi.Size() >= prev.Offset && fingerprint(head[:min(int64(len(head)), prev.Offset)]) == prev.Fingerprint {
+		start = *prev
+	}
+	size := int64(fileSegmentSize)
+	var buf []byte
+	for {
+		want := min(size, fi.Size()-start.Offset)
+		if int64(cap(buf)) < want {
+			buf = make([]byte, want)
+		}
+		tail := buf[:want]
+		if _, err := f.ReadAt(tail, start.Offset); err != nil && err != io.EOF {
+			return err
+		}
+		last := start.Offset+want == fi.Size()
+		data := tail[:bytes.LastIndexByte(tail, '\n')+1]
+		next := &fileMark{Header: start.Header, modTime: fi.ModTime(), used: len(data), full: full}
+		if !last {
+			next.more = true
+			// A CSV record is at most csvMaxRecord: one that starts
+			// before stopAt ends inside data, or is broken either way.
+			next.stopAt = len(data) - csvMaxRecord - 1
+		} else {
+			next.partial = len(data) < len(tail)
+		}
+		if !last && next.stopAt <= 0 {
+			size *= 2 // a line or record longer than a segment: read more at once
+			continue
+		}
+		if err := fn(data, start, next); err != nil {
+			return err
+		}
+		if next.used <= 0 && !last {
+			size *= 2
+			continue
+		}
+		// A reader that stopped early (the batch is full) leaves the
+		// rest of the window for the next one.
+		last = last && next.used == len(data)
+		data = data[:next.used]
+		end := start.Offset + int64(len(data))
+		// The fingerprint covers what was read, up to fingerprintLen bytes.
+		next.Offset, next.Line = end, start.Line+bytes.Count(data, []byte{'\n'})
+		next.Fingerprint = fingerprint(head[:min(int64(len(head)), end)])
+		if err := done(next); err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+		start = *next
+		start.more, start.stopAt, start.used, start.full = false, 0, 0, nil
+		size = int64(fileSegmentSize)
+	}
 }
 
 // row is one input record with its position, whatever the file format.
@@ -170,7 +244,11 @@ func readCSV(path string, data []byte, start fileMark, next *fileMark, headerRow
 			return err
 		}
 	}
-	err := eachCSVRecord(data, delim, comment, func(rec []string, line int) error {
+	stopAt := 0
+	if next.more {
+		stopAt = next.stopAt
+	}
+	used, err := eachCSVRecordBefore(data, stopAt, next.full, delim, comment, func(rec []string, line int) error {
 		pos := fmt.Sprintf("%s:%d", path, start.Line+line)
 		if header == nil {
 			header = append([]string(nil), rec...)
@@ -198,7 +276,7 @@ func readCSV(path string, data []byte, start fileMark, next *fileMark, headerRow
 	if err != nil {
 		return err
 	}
-	next.Header = header
+	next.Header, next.used = header, used
 	return nil
 }
 
@@ -254,6 +332,17 @@ const csvMaxRecord = 64 << 10
 // and comment lines are skipped; every other line is part of a record
 // handed to fn or of a rejected one.
 func eachCSVRecord(data []byte, delim, comment rune, fn func(rec []string, line int) error, reject func(line int, err error)) error {
+	_, err := eachCSVRecordBefore(data, 0, nil, delim, comment, fn, reject)
+	return err
+}
+
+// eachCSVRecordBefore is eachCSVRecord for a segment of a longer input
+// (collectFiles): with stopAt > 0 it stops at the first record starting at
+// or after offset stopAt, and returns where that record starts (or
+// len(data)). A record starting before stopAt ends before len(data) when
+// stopAt leaves csvMaxRecord after it, so every record is read exactly as
+// in one pass over the whole input.
+func eachCSVRecordBefore(data []byte, stopAt int, full func() bool, delim, comment rune, fn func(rec []string, line int) error, reject func(line int, err error)) (int, error) {
 	base, baseLine := 0, 0 // where the current reader starts, and the lines before it
 	for base < len(data) {
 		r := csv.NewReader(bytes.NewReader(data[base:]))
@@ -265,9 +354,12 @@ func eachCSVRecord(data []byte, delim, comment rune, fn func(rec []string, line 
 		resume := 0 // the reader's line after which to restart, 0: at its end
 		for resume == 0 {
 			from := r.InputOffset()
+			if (stopAt > 0 && base+int(from) >= stopAt) || (full != nil && full()) {
+				return base + int(from), nil
+			}
 			rec, err := r.Read()
 			if err == io.EOF {
-				return nil
+				return len(data), nil
 			}
 			var perr *csv.ParseError
 			if errors.As(err, &perr) {
@@ -280,7 +372,7 @@ func eachCSVRecord(data []byte, delim, comment rune, fn func(rec []string, line 
 				continue
 			}
 			if err != nil {
-				return err // a bad delimiter: a configuration error
+				return 0, err // a bad delimiter: a configuration error
 			}
 			line, _ := r.FieldPos(0)
 			if r.InputOffset()-from > csvMaxRecord {
@@ -289,20 +381,20 @@ func eachCSVRecord(data []byte, delim, comment rune, fn func(rec []string, line 
 				continue
 			}
 			if err := fn(rec, baseLine+line); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		rest := data[base:]
 		for i := 0; i < resume; i++ {
 			nl := bytes.IndexByte(rest, '\n')
 			if nl < 0 {
-				return nil
+				return len(data), nil
 			}
 			rest = rest[nl+1:]
 		}
 		base, baseLine = len(data)-len(rest), baseLine+resume
 	}
-	return nil
+	return len(data), nil
 }
 
 // checkHeader fails when the header lacks a configured column: a
@@ -374,9 +466,13 @@ func editDistance(a, b string) int {
 
 // readJSONL calls fn for every object line; a key may be dotted to reach
 // into nested objects (metrics.reopens).
-func readJSONL(path string, data []byte, start fileMark, fn func(row) error, reject func(pos string, err error)) error {
+func readJSONL(path string, data []byte, start fileMark, next *fileMark, fn func(row) error, reject func(pos string, err error)) error {
 	line := start.Line
+	all := len(data)
 	for len(data) > 0 {
+		if next.full != nil && next.full() {
+			break
+		}
 		i := bytes.IndexByte(data, '\n')
 		text := data[:i]
 		data = data[i+1:]
@@ -396,6 +492,7 @@ func readJSONL(path string, data []byte, start fileMark, fn func(row) error, rej
 			return err
 		}
 	}
+	next.used = all - len(data)
 	return nil
 }
 

@@ -114,7 +114,7 @@ func isDimension(d string) bool {
 }
 
 func (s *surveyCSV) Collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]byte, error) {
-	return collectFiles(ctx, raw, s.spec.Path, func(path string, data []byte, start fileMark, next *fileMark) error {
+	return collectFiles(ctx, raw, s.spec.Path, b, func(path string, data []byte, start fileMark, next *fileMark) error {
 		return readCSV(path, data, start, next, s.spec.HeaderRows, ',', 0, s.columns(), func(r row) error {
 			if resp, ok := s.response(r, b); ok {
 				b.Surveys = append(b.Surveys, resp)

@@ -152,12 +152,12 @@ func (t *ticketsFile) Collect(ctx context.Context, raw []byte, b *collectors.Bat
 	// export caught mid-write vouches for nothing yet. A daily export thus
 	// holds deadline verdicts until the next one (up to watermark_wait).
 	var written time.Time
-	next, err := collectFiles(ctx, raw, t.path, func(path string, data []byte, start fileMark, next *fileMark) error {
-		if !next.partial && next.modTime.After(written) {
+	next, err := collectFiles(ctx, raw, t.path, b, func(path string, data []byte, start fileMark, next *fileMark) error {
+		if !next.more && !next.partial && next.modTime.After(written) {
 			written = next.modTime
 		}
 		if t.format == "jsonl" {
-			return readJSONL(path, data, start, each, reject)
+			return readJSONL(path, data, start, next, each, reject)
 		}
 		return readCSV(path, data, start, next, 1, t.delim, t.comment, columnFields(t.mapping), each, reject)
 	})
