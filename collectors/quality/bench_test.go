@@ -158,3 +158,34 @@ func BenchmarkScrape(b *testing.B) {
 type discardRecorder struct{ *httptest.ResponseRecorder }
 
 func (d discardRecorder) Write(p []byte) (int, error) { return io.Discard.Write(p) }
+
+// BenchmarkCommitLargeTx measures one transaction of many new tickets in
+// arrival order (ids unordered, as help desks number them by shard), the
+// shape of one chunk of a first sync, at 10k (the default chunk) and 50k
+// tickets: time per ticket must not grow with the transaction.
+func BenchmarkCommitLargeTx(b *testing.B) {
+	for _, size := range []int{10000, 50000} {
+		b.Run(fmt.Sprint("tickets=", size), func(b *testing.B) {
+			tickets := make([]record.Ticket, size)
+			for i := range tickets {
+				// A multiplicative hash spreads the ids over the key space.
+				id := uint32(i) * 2654435761
+				tickets[i] = record.Ticket{ID: fmt.Sprintf("%010d", id), Queue: "support", Channel: "email", Priority: "normal",
+					Status: "open", CreatedAt: t0.Add(-time.Hour)}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				m, st := newModel(b, b.TempDir(), testConfig)
+				b.StartTimer()
+				if _, err := m.Commit("zd", &collectors.Batch{Now: t0, Tickets: tickets}, []byte("c")); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				st.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "tickets/s")
+		})
+	}
+}

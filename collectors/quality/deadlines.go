@@ -164,15 +164,11 @@ func (r *run) sloEvents(t *record.Ticket, st *ticketState, solvedAt time.Time, q
 			r.add(r.m.cat.ticketSLOEvents, 1, s.name, "bad", q, ch, pr)
 			done = provisionalEntry(s.name, q, ch, pr)
 		default:
-			if err := r.tx.Put(state.SpaceDeadlines, key, encodeLabels(q, ch, pr)); err != nil {
-				return err
-			}
+			r.put(state.SpaceDeadlines, key, encodeLabels(q, ch, pr))
 			continue
 		}
 		st.done = append(st.done, done)
-		if err := r.tx.Delete(state.SpaceDeadlines, key); err != nil {
-			return err
-		}
+		r.del(state.SpaceDeadlines, key)
 	}
 	return nil
 }
@@ -201,10 +197,8 @@ func (r *run) expireDeadlines() error {
 		return err
 	}
 	for _, d := range dues {
-		if err := r.tx.Delete(state.SpaceDeadlines, d.key); err != nil {
-			return err
-		}
-		raw := r.tx.Get(state.SpaceTickets, []byte(d.ticket))
+		r.del(state.SpaceDeadlines, d.key)
+		raw := r.getTicket([]byte(d.ticket))
 		if raw == nil {
 			continue // pruned meanwhile
 		}
@@ -217,9 +211,7 @@ func (r *run) expireDeadlines() error {
 		}
 		r.add(r.m.cat.ticketSLOEvents, 1, d.slo, "bad", d.q, d.ch, d.pr)
 		st.done = append(st.done, provisionalEntry(d.slo, d.q, d.ch, d.pr))
-		if err := r.tx.Put(state.SpaceTickets, []byte(d.ticket), st.encode()); err != nil {
-			return err
-		}
+		r.putTicket(d.ticket, &st)
 	}
 	return nil
 }

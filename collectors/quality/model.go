@@ -66,7 +66,6 @@ type Model struct {
 type colState struct {
 	commit    sync.Mutex                 // one commit at a time per collector
 	admitted  map[string]map[string]bool // label -> admitted values (label caps)
-	lastPrune time.Time
 	newest    time.Time // newest record time seen (collector lag)
 	// holdUntil: the collector's commits are served from then on (a new
 	// series was born; see run.publish). Guarded by Model.mu.
@@ -234,6 +233,9 @@ type run struct {
 	keyBuf  []byte
 	// openQueues: queues whose open-ticket index changed in this run.
 	openQueues map[string]bool
+	// writes: this run's writes to ticket states and their indexes, by
+	// space and key, applied in key order (flushWrites).
+	writes map[string]map[string]write
 	// judgeBy: deadlines up to here are judged passed: the collector's
 	// watermark, or the run's clock minus the watermark wait when the
 	// watermark lags further behind (a stalled source).
@@ -318,7 +320,6 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 	// Records out of bounds leave the batch as rejections before anything
 	// is counted (the runner counts b.Rejected after the commit).
 	screen(b, r.now)
-	prune := r.now.Sub(cs.lastPrune) > time.Hour
 	if final {
 		r.judgeWatermark, r.judgeBy = m.judgeBy(collector, r.now, b.Watermark)
 	}
@@ -342,6 +343,10 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 			}
 		}
 		if err := cancelled(); err != nil {
+			return err
+		}
+		// The deadline index is read next: the tickets' writes first.
+		if err := r.flushWrites(); err != nil {
 			return err
 		}
 		if final {
@@ -368,10 +373,11 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 		for i := range b.Snapshots {
 			r.snapshot(&b.Snapshots[i])
 		}
-		if prune {
-			if err := r.prune(); err != nil {
-				return err
-			}
+		if err := r.flushWrites(); err != nil {
+			return err
+		}
+		if err := r.prune(); err != nil {
+			return err
 		}
 		newest = latest(newest, b)
 		if !newest.IsZero() {
@@ -407,9 +413,6 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 	r.publish()
 	m.mu.Lock()
 	cs.newest = newest
-	if prune {
-		cs.lastPrune = r.now
-	}
 	for label, vals := range r.admit {
 		if cs.admitted[label] == nil {
 			cs.admitted[label] = map[string]bool{}

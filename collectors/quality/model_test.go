@@ -395,3 +395,48 @@ func TestPruneBoundsTheStore(t *testing.T) {
 		"servq_calls_offered_total{channel=phone,collector=pbx,queue=q}": 2,
 	})
 }
+
+// TestPruneIsIncremental: pruning never walks the whole store in one
+// commit (the first commit after a start used to read every key of a
+// million-ticket store, making the whole file resident). Each commit
+// sweeps at most pruneBudget keys per space from where the last one
+// stopped, also across a restart, until the pass is done.
+func TestPruneIsIncremental(t *testing.T) {
+	dir := t.TempDir()
+	m, st := newModel(t, dir, testConfig) // retention 90d by default
+	const n = 2*pruneBudget + 100
+	tickets := make([]record.Ticket, n)
+	for i := range tickets {
+		tickets[i] = record.Ticket{ID: fmt.Sprintf("t%05d", i), Queue: "q", Status: "open", CreatedAt: t0}
+	}
+	commit(t, m, "pbx", &collectors.Batch{Now: t0, Tickets: tickets}, "1")
+	count := func(st *state.Store) (n int) {
+		st.View("pbx", func(tx *state.Tx) error { n = tx.Count(state.SpaceTickets); return nil })
+		return n
+	}
+	later := t0.Add(91 * 24 * time.Hour)
+	commit(t, m, "pbx", &collectors.Batch{Now: later}, "2")
+	if got := count(st); got != n-pruneBudget {
+		t.Fatalf("after one commit: %d tickets left, want %d (one budget pruned)", got, n-pruneBudget)
+	}
+	// A restart continues the pass where it stopped (the first commit's
+	// pass had visited the first budget of keys, unexpired then): the
+	// last 100 go, and the pass is done.
+	st.Close()
+	m, st = newModel(t, dir, testConfig)
+	defer st.Close()
+	commit(t, m, "pbx", &collectors.Batch{Now: later.Add(time.Minute)}, "3")
+	if got := count(st); got != pruneBudget {
+		t.Fatalf("after the restart's first commit: %d tickets left, want %d", got, pruneBudget)
+	}
+	// The next pass begins an hour after, not at each commit.
+	commit(t, m, "pbx", &collectors.Batch{Now: later.Add(59 * time.Minute)}, "4")
+	if got := count(st); got != pruneBudget {
+		t.Fatalf("a pass began within the hour: %d tickets left", got)
+	}
+	commit(t, m, "pbx", &collectors.Batch{Now: later.Add(2 * time.Hour)}, "5")
+	if got := count(st); got != 0 {
+		t.Fatalf("after the next pass: %d tickets left", got)
+	}
+	expect(t, values(t, m), map[string]float64{"servq_tickets_open{collector=pbx,queue=q,status=open}": 0})
+}

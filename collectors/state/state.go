@@ -223,6 +223,39 @@ func (t *Tx) DeleteIf(space string, drop func(k, v []byte) bool) error {
 	return nil
 }
 
+// Sweep visits at most budget keys of space in order, starting at the
+// first key >= from (nil: the first key), deletes those for which drop
+// returns true, and returns the key to continue at, or nil once the end of
+// the space was reached. A long walk is thus spread over many
+// transactions, each touching a bounded part of the file.
+func (t *Tx) Sweep(space string, from []byte, budget int, drop func(k, v []byte) bool) (next []byte, err error) {
+	b := t.space(space)
+	if b == nil {
+		return nil, nil
+	}
+	var doomed [][]byte
+	c := b.Cursor()
+	k, v := c.First()
+	if from != nil {
+		k, v = c.Seek(from)
+	}
+	for n := 0; k != nil && n < budget; n++ {
+		if drop(k, v) {
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+		k, v = c.Next()
+	}
+	if k != nil {
+		next = append([]byte(nil), k...)
+	}
+	for _, d := range doomed {
+		if err := b.Delete(d); err != nil {
+			return nil, err
+		}
+	}
+	return next, nil
+}
+
 // Count is the number of keys in space.
 func (t *Tx) Count(space string) int {
 	b := t.space(space)
