@@ -64,9 +64,9 @@ type Model struct {
 
 // colState is per-collector bookkeeping kept in memory.
 type colState struct {
-	commit    sync.Mutex                 // one commit at a time per collector
-	admitted  map[string]map[string]bool // label -> admitted values (label caps)
-	newest    time.Time // newest record time seen (collector lag)
+	commit   sync.Mutex                 // one commit at a time per collector
+	admitted map[string]map[string]bool // label -> admitted values (label caps)
+	newest   time.Time                  // newest record time seen (collector lag)
 	// holdUntil: the collector's commits are served from then on (a new
 	// series was born; see run.publish). Guarded by Model.mu.
 	holdUntil time.Time
