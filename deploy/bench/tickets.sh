@@ -1,0 +1,82 @@
+#!/bin/sh
+# Ticket export first sync, end to end (issue 13): generates an export of N
+# tickets (three versions each, deploy/bench/ticketgen), runs `servq run`
+# on it under /usr/bin/time -v until the first collection has committed,
+# stops it, and prints CPU seconds and peak RSS. Then restarts servq on the
+# same store and reports its steady-state RSS (anonymous and file-backed)
+# after a second run with nothing new.
+#
+#   deploy/bench/tickets.sh [tickets ...]      (default: 100000 1000000)
+#   SERVQ=/path/to/servq deploy/bench/tickets.sh 100000   (another build)
+#
+# Needs: go, curl, /usr/bin/time (Debian package "time").
+set -eu
+cd "$(dirname "$0")/../.."
+work=${WORK:-$(mktemp -d)}
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+if [ -z "${SERVQ:-}" ]; then
+	go build -o "$work/servq" ./cmd/servq
+	SERVQ=$work/servq
+fi
+go build -o "$work/ticketgen" ./deploy/bench/ticketgen
+port=${PORT:-19113}
+
+# wait_run: until the collector's first run since this start is over
+# (the status API; the run counters appear only after new_series_delay).
+wait_run() {
+	while :; do
+		body=$(curl -fsS "http://127.0.0.1:$port/api/v1/collectors" 2>/dev/null || true)
+		case $body in
+		*'"running":false'*) case $body in *'"last_run":"0001-'*) ;; *) break ;; esac ;;
+		esac
+		sleep 0.5
+	done
+	case $body in *'"error":"'*) echo "collector error: $body" >&2 ;; esac
+}
+
+for n in ${*:-100000 1000000}; do
+	d=$work/n$n
+	rm -rf "$d"
+	mkdir -p "$d"
+	"$work/ticketgen" -tickets "$n" -o "$d/tickets.csv"
+	cat >"$d/servq.yml" <<YML
+global:
+  retention: 3650d
+collectors:
+  - name: export
+    type: tickets_file
+    schedule: "@every 1000h"
+    timeout: 2h
+    path: $d/tickets.csv
+    mapping: {id: id, queue: queue, channel: channel, priority: priority, status: status,
+      created_at: created_at, first_reply_at: first_reply_at, solved_at: solved_at,
+      reopens: reopens, agent_replies: agent_replies}
+slos:
+  - {name: reply-4h, indicator: ticket_first_reply, threshold: 4h, objective: 90}
+  - {name: solve-2d, indicator: ticket_resolution, threshold: 48h, objective: 90}
+YML
+	/usr/bin/time -v -o "$d/time.txt" "$SERVQ" run --config.file="$d/servq.yml" --storage.path="$d/data" \
+		--web.listen-address=127.0.0.1:$port --log.level=warn 2>"$d/servq.log" &
+	pid=$!
+	wait_run
+	kill -TERM $(pgrep -P $pid servq) 2>/dev/null || kill -TERM $pid
+	wait $pid || true
+	cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.1f", u+s}' "$d/time.txt")
+	rss=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$d/time.txt")
+	wall=$(awk -F': ' '/Elapsed/ {print $2}' "$d/time.txt")
+	store=$(du -m "$d/data/servq.db" | cut -f1)
+
+	# Steady state: a restart on the full store, one run that finds
+	# nothing new, then the process's memory as the kernel counts it.
+	"$SERVQ" run --config.file="$d/servq.yml" --storage.path="$d/data" \
+		--web.listen-address=127.0.0.1:$port --log.level=warn 2>>"$d/servq.log" &
+	pid=$!
+	wait_run
+	sleep 1
+	anon=$(awk '/^RssAnon/ {printf "%.0f", $2/1024}' /proc/$pid/status)
+	file=$(awk '/^RssFile/ {printf "%.0f", $2/1024}' /proc/$pid/status)
+	total=$(awk '/^VmRSS/ {printf "%.0f", $2/1024}' /proc/$pid/status)
+	kill -TERM $pid
+	wait $pid || true
+	echo "tickets=$n rows=$((3 * n)) first_sync_cpu_s=$cpu wall=$wall peak_rss_mb=$rss store_mb=$store steady_rss_mb=$total (anon=$anon file=$file)"
+done
