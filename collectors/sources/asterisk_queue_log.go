@@ -115,6 +115,9 @@ type qlCall struct {
 	// cursor, no allocation) and a cursor of an older version, which has
 	// no such field, then reads as Connect − Enter.
 	Skew int64 `json:"s,omitempty"`
+	// id is the map key, kept to give the finished call its ID without
+	// another copy; empty for a call read from a cursor.
+	id string
 }
 
 // wait is the time the call waited until it was answered: CONNECT's
@@ -183,6 +186,7 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 		ahead = clock + int64(record.MaxClockSkew/time.Second)
 	}
 	q.dropPhantoms(&cur, b, ahead)
+	run := &qlRun{q: q, cur: &cur, b: b, clock: clock, ahead: ahead, names: map[string]string{}}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var read int64
 	for q.maxBytes == 0 || read < q.maxBytes {
@@ -209,7 +213,7 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 		cur.Line++
 		cur.Offset += int64(len(line))
 		read += int64(len(line))
-		q.line(&cur, line[:len(line)-1], b, clock, ahead)
+		run.line(line[:len(line)-1])
 		if cur.Line%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -295,7 +299,56 @@ func (q *queueLog) dropPhantoms(cur *qlCursor, b *collectors.Batch, ahead int64)
 	}
 }
 
-func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock, ahead int64) {
+// qlRun is the state of one Collect while it reads lines.
+type qlRun struct {
+	q            *queueLog
+	cur          *qlCursor
+	b            *collectors.Batch
+	clock, ahead int64
+	// names interns queue and agent names: a log repeats a few dozen
+	// of them millions of times, and a string per line was a fifth of
+	// the parse.
+	names map[string]string
+}
+
+// maxNames bounds the interned names: a log of garbage does not grow the
+// map without end (names past it are copied each time, as before).
+const maxNames = 4096
+
+func (r *qlRun) name(b []byte) string {
+	if s, ok := r.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(r.names) < maxNames {
+		r.names[s] = s
+	}
+	return s
+}
+
+// pos is the position of the current line, for rejections.
+func (r *qlRun) pos() string { return fmt.Sprintf("%s:%d", r.q.path, r.cur.Line) }
+
+// num reads data field i (named name) of event, a number from 0 to limit.
+func (r *qlRun) num(event []byte, data [][]byte, i int, name string, limit int64) (int64, bool) {
+	if i >= len(data) {
+		r.b.Reject("short_line", r.pos(), fmt.Errorf("%s needs data field %d (%s)", event, i+1, name))
+		return 0, false
+	}
+	v, ok := atoi(data[i])
+	if !ok {
+		r.b.Reject("bad_number", r.pos(), fmt.Errorf("%s data field %d (%s) %q is not a number", event, i+1, name, data[i]))
+		return 0, false
+	}
+	if v > limit {
+		r.b.Reject("bad_number", r.pos(), fmt.Errorf("%s data field %d (%s) %d is above the maximum %d", event, i+1, name, v, limit))
+		return 0, false
+	}
+	return v, true
+}
+
+func (r *qlRun) line(line []byte) {
+	q, cur, b := r.q, r.cur, r.b
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	var f [maxFields][]byte
 	n := 0
@@ -309,16 +362,15 @@ func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock, 
 	}
 	f[n] = line
 	n++
-	pos := func() string { return fmt.Sprintf("%s:%d", q.path, cur.Line) }
 	if n < 5 {
 		if len(bytes.TrimSpace(f[0])) > 0 {
-			b.Reject("short_line", pos(), fmt.Errorf("%d fields, want at least 5", n))
+			b.Reject("short_line", r.pos(), fmt.Errorf("%d fields, want at least 5", n))
 		}
 		return
 	}
 	epoch, ok := atoi(f[0])
 	if !ok {
-		b.Reject("bad_time", pos(), fmt.Errorf("epoch %q is not a number", f[0]))
+		b.Reject("bad_time", r.pos(), fmt.Errorf("epoch %q is not a number", f[0]))
 		return
 	}
 	// A line from before 2000 is a PBX clock never set; one from more
@@ -327,65 +379,49 @@ func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock, 
 	// it belongs to still counts from its other lines (an end line derives
 	// the entry; a call without its end line goes stale).
 	if epoch < qlMinEpoch {
-		b.Reject("bad_time", pos(), fmt.Errorf("epoch %d is before %s", epoch, record.MinTime.Format("2006-01-02")))
+		b.Reject("bad_time", r.pos(), fmt.Errorf("epoch %d is before %s", epoch, record.MinTime.Format("2006-01-02")))
 		return
 	}
-	if epoch > ahead {
-		b.Reject("bad_time", pos(), fmt.Errorf("epoch %d is %ds ahead of the run's clock (at most %s allowed)", epoch, epoch-clock, record.MaxClockSkew))
+	if epoch > r.ahead {
+		b.Reject("bad_time", r.pos(), fmt.Errorf("epoch %d is %ds ahead of the run's clock (at most %s allowed)", epoch, epoch-r.clock, record.MaxClockSkew))
 		return
 	}
-	cur.Newest = max(cur.Newest, min(epoch, clock))
+	cur.Newest = max(cur.Newest, min(epoch, r.clock))
 	callid, queue, agent, event := f[1], f[2], f[3], f[4]
 	data := f[5:n]
-	// num reads data field i (named name), a number from 0 to limit.
-	num := func(i int, name string, limit int64) (int64, bool) {
-		if i >= len(data) {
-			b.Reject("short_line", pos(), fmt.Errorf("%s needs data field %d (%s)", event, i+1, name))
-			return 0, false
-		}
-		v, ok := atoi(data[i])
-		if !ok {
-			b.Reject("bad_number", pos(), fmt.Errorf("%s data field %d (%s) %q is not a number", event, i+1, name, data[i]))
-			return 0, false
-		}
-		if v > limit {
-			b.Reject("bad_number", pos(), fmt.Errorf("%s data field %d (%s) %d is above the maximum %d", event, i+1, name, v, limit))
-			return 0, false
-		}
-		return v, true
-	}
 	switch string(event) {
 	case "ENTERQUEUE":
 		if q.queues != nil && !q.queues[string(queue)] {
 			return
 		}
-		cur.Pending[string(callid)] = &qlCall{Queue: string(queue), Enter: epoch}
+		id := string(callid)
+		cur.Pending[id] = &qlCall{Queue: r.name(queue), Enter: epoch, id: id}
 	case "CONNECT":
-		hold, ok := num(0, "holdtime", qlMaxSeconds)
+		hold, ok := r.num(event, data, 0, "holdtime", qlMaxSeconds)
 		if !ok {
 			return
 		}
-		p := q.pending(cur, callid, queue, epoch-hold)
+		p := r.pending(callid, queue, epoch-hold)
 		if p != nil {
-			p.Connect, p.Agent, p.Skew = epoch, string(agent), hold-(epoch-p.Enter)
+			p.Connect, p.Agent, p.Skew = epoch, r.name(agent), hold-(epoch-p.Enter)
 		}
 	case "COMPLETEAGENT", "COMPLETECALLER":
 		// holdtime|calltime|origposition
-		if hold, ok := num(0, "holdtime", qlMaxSeconds); ok {
-			if talk, ok := num(1, "calltime", qlMaxSeconds); ok {
-				q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeAnswered, hold, talk, pos)
+		if hold, ok := r.num(event, data, 0, "holdtime", qlMaxSeconds); ok {
+			if talk, ok := r.num(event, data, 1, "calltime", qlMaxSeconds); ok {
+				r.finish(callid, queue, agent, epoch, record.OutcomeAnswered, hold, talk)
 			}
 		}
 	case "BLINDTRANSFER", "ATTENDEDTRANSFER":
 		// extension|context|holdtime|calltime|origposition
-		if hold, ok := num(2, "holdtime", qlMaxSeconds); ok {
-			if talk, ok := num(3, "calltime", qlMaxSeconds); ok {
-				q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeTransferred, hold, talk, pos)
+		if hold, ok := r.num(event, data, 2, "holdtime", qlMaxSeconds); ok {
+			if talk, ok := r.num(event, data, 3, "calltime", qlMaxSeconds); ok {
+				r.finish(callid, queue, agent, epoch, record.OutcomeTransferred, hold, talk)
 			}
 		}
 	case "ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY":
 		// position|origposition|waittime
-		wait, ok := num(2, "waittime", qlMaxSeconds)
+		wait, ok := r.num(event, data, 2, "waittime", qlMaxSeconds)
 		if !ok {
 			return
 		}
@@ -393,20 +429,20 @@ func (q *queueLog) line(cur *qlCursor, line []byte, b *collectors.Batch, clock, 
 		if string(event) == "ABANDON" {
 			out = record.OutcomeAbandoned
 		}
-		q.finish(cur, b, callid, queue, agent, epoch, out, wait, 0, pos)
+		r.finish(callid, queue, agent, epoch, out, wait, 0)
 	case "EXITWITHKEY":
 		// key|position|origposition|waittime; old versions log key|position.
 		wait := int64(-1)
 		if len(data) >= 4 {
-			v, ok := num(3, "waittime", qlMaxSeconds)
+			v, ok := r.num(event, data, 3, "waittime", qlMaxSeconds)
 			if !ok {
 				return
 			}
 			wait = v
 		}
-		q.finish(cur, b, callid, queue, agent, epoch, record.OutcomeTimeout, wait, 0, pos)
+		r.finish(callid, queue, agent, epoch, record.OutcomeTimeout, wait, 0)
 	case "RINGNOANSWER":
-		num(0, "ringtime", qlMaxMillis) // milliseconds; validated, not a call outcome
+		r.num(event, data, 0, "ringtime", qlMaxMillis) // milliseconds; validated, not a call outcome
 	case "ADDMEMBER":
 		q.agents(cur, string(queue))[string(agent)] = false
 	case "REMOVEMEMBER":
@@ -435,32 +471,34 @@ func (q *queueLog) agents(cur *qlCursor, queue string) map[string]bool {
 
 // pending returns the waiting call, creating it when its ENTERQUEUE was
 // before the log's start (rotation) with the enter time derived from its end.
-func (q *queueLog) pending(cur *qlCursor, callid, queue []byte, enter int64) *qlCall {
-	if q.queues != nil && !q.queues[string(queue)] {
+func (r *qlRun) pending(callid, queue []byte, enter int64) *qlCall {
+	if r.q.queues != nil && !r.q.queues[string(queue)] {
 		return nil
 	}
-	p := cur.Pending[string(callid)]
+	p := r.cur.Pending[string(callid)]
 	if p == nil {
-		p = &qlCall{Queue: string(queue), Enter: enter}
-		cur.Pending[string(callid)] = p
+		id := string(callid)
+		p = &qlCall{Queue: r.name(queue), Enter: enter, id: id}
+		r.cur.Pending[id] = p
 	}
 	return p
 }
 
 // finish emits the call that left the queue at epoch. wait < 0 means the
 // event did not say: it is then derived from the ENTERQUEUE time.
-func (q *queueLog) finish(cur *qlCursor, b *collectors.Batch, callid, queue, agent []byte, epoch int64, out record.CallOutcome, wait, talk int64, pos func() string) {
+func (r *qlRun) finish(callid, queue, agent []byte, epoch int64, out record.CallOutcome, wait, talk int64) {
+	b := r.b
 	end := epoch
 	answered := out.Answered()
 	enterGuess := epoch - wait
 	if answered {
 		enterGuess = epoch - talk - wait
 	}
-	p := q.pending(cur, callid, queue, enterGuess)
+	p := r.pending(callid, queue, enterGuess)
 	if p == nil {
 		return
 	}
-	delete(cur.Pending, string(callid))
+	delete(r.cur.Pending, string(callid))
 	if answered && p.Connect != 0 {
 		// The wait until CONNECT, not the end line's holdtime: some
 		// builds log the two a second apart, and ASA and service level
@@ -472,11 +510,15 @@ func (q *queueLog) finish(cur *qlCursor, b *collectors.Batch, callid, queue, age
 		if wait > qlMaxSeconds {
 			// Derived from an ENTERQUEUE more than MaxCallDuration
 			// earlier: not a wait, a call id reused or a lost end.
-			b.Reject("bad_number", pos(), fmt.Errorf("%s waited %ds since its ENTERQUEUE, above the maximum %d", callid, wait, qlMaxSeconds))
+			b.Reject("bad_number", r.pos(), fmt.Errorf("%s waited %ds since its ENTERQUEUE, above the maximum %d", callid, wait, qlMaxSeconds))
 			return
 		}
 	}
-	c := record.Call{ID: string(callid), Queue: p.Queue, Channel: q.channel,
+	id := p.id
+	if id == "" {
+		id = string(callid)
+	}
+	c := record.Call{ID: id, Queue: p.Queue, Channel: r.q.channel,
 		EnqueuedAt: time.Unix(p.Enter, 0).UTC(), EndedAt: time.Unix(end, 0).UTC(),
 		Wait: time.Duration(wait) * time.Second, Talk: time.Duration(talk) * time.Second, Outcome: out}
 	if answered {
@@ -485,7 +527,7 @@ func (q *queueLog) finish(cur *qlCursor, b *collectors.Batch, callid, queue, age
 			at = epoch - talk
 		}
 		c.AnsweredAt = time.Unix(at, 0).UTC()
-		c.Agent = string(agent) // the agent who ended or transferred the call
+		c.Agent = r.name(agent) // the agent who ended or transferred the call
 		if c.Agent == "" || c.Agent == "NONE" {
 			c.Agent = p.Agent
 		}

@@ -202,6 +202,31 @@ func (t *Tx) First(space string, prefix []byte) []byte {
 	return append([]byte(nil), k...)
 }
 
+// Contains sets found[i] for each of keys (ascending, no duplicates) that
+// is in space. It walks the space once in key order and seeks only when a
+// stored key may lie between two asked ones: asking for a run of new keys
+// past the end of the space (a log's next calls) costs one seek, not one
+// lookup each.
+func (t *Tx) Contains(space string, keys [][]byte, found []bool) {
+	b := t.space(space)
+	if b == nil || len(keys) == 0 {
+		return
+	}
+	c := b.Cursor()
+	// next is the smallest stored key >= the key last sought; nil when
+	// there is none.
+	next, _ := c.Seek(keys[0])
+	for i, k := range keys {
+		if i > 0 && (next == nil || bytes.Compare(next, k) > 0) {
+			continue // keys[i-1] < k < next: k is not stored
+		}
+		if i > 0 && bytes.Compare(next, k) < 0 {
+			next, _ = c.Seek(k)
+		}
+		found[i] = next != nil && bytes.Equal(next, k)
+	}
+}
+
 // DeleteIf deletes every key of space for which drop returns true. bbolt
 // forbids deleting while iterating, so keys are collected first.
 func (t *Tx) DeleteIf(space string, drop func(k, v []byte) bool) error {
