@@ -484,6 +484,16 @@ func (s *sqlSource) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 		if n < s.spec.BatchSize || st.unsettled {
 			break
 		}
+		if b.Full() {
+			// A chunk ends at a page: the cursor after it resumes there.
+			c, err := s.encodeCursor(st)
+			if err != nil {
+				return nil, err
+			}
+			if err := b.Flush(ctx, c); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return s.encodeCursor(st)
 }

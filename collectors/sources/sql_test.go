@@ -416,6 +416,16 @@ func sqlSuite(t *testing.T, s *sqlServer) {
 	sub("Surveys", sqlTestSurveys)
 	sub("AuthFailure", sqlTestAuthFailure)
 	sub("SettleLag", sqlTestSettleLag)
+	sub("Chunks", sqlTestChunks)
+}
+
+// A run of several pages flushes a chunk at each page boundary once the
+// batch is full; resumed from any chunk it reads exactly the rest.
+func sqlTestChunks(t *testing.T, s *sqlServer) {
+	s.exec(t, sqlTicketsDDL)
+	s.exec(t, sqlTicketRows...)
+	h := newSQLHarness(t, sqlTicketsYAML(s, s.dsnFile(t, sqlPassword), ""))
+	checkChunks(t, h.src, sqlNow, 1, 2)
 }
 
 // A replica (or a long transaction) makes L1 (updated 10:00:00 UTC)
