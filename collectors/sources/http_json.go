@@ -411,6 +411,18 @@ func (s *httpJSON) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 		if done {
 			break
 		}
+		if b.Full() {
+			// A chunk ends at a page, with the round in progress as a
+			// budget-cut run leaves it: a resumed run continues there.
+			cur.Round = r
+			c, err := json.Marshal(cur)
+			if err != nil {
+				return nil, err
+			}
+			if err := b.Flush(ctx, c); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// The pass is complete: it has every change made before it began,
 	// less the settle lag (a pass from before servq recorded that claims

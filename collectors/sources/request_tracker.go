@@ -389,6 +389,18 @@ func (s *requestTracker) Collect(ctx context.Context, raw []byte, b *collectors.
 		} else {
 			page++
 		}
+		if b.Full() {
+			// A chunk ends at a page with the cursor a budget-cut run
+			// would commit: a resumed run searches again from Since,
+			// skipping the ids of that second it has seen.
+			c, err := done()
+			if err != nil {
+				return nil, err
+			}
+			if err := b.Flush(ctx, c); err != nil {
+				return nil, err
+			}
+		}
 	}
 }
 
