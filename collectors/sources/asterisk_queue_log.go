@@ -170,13 +170,13 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 		return nil, err
 	}
 	// Size the call slice once from the bytes to read (a call takes about
-	// 150 bytes of log): regrowing a slice of large records dominated the
-	// profile otherwise.
+	// 150 bytes of log), up to a chunk: the runner takes the calls in
+	// chunks (Batch.Flush), so a larger slice would only hold memory.
 	left := fi.Size() - cur.Offset
 	if q.maxBytes > 0 {
 		left = min(left, q.maxBytes)
 	}
-	b.Calls = slices.Grow(b.Calls, int(min(left/150, 1<<22)))
+	b.Calls = slices.Grow(b.Calls, int(min(left/150, qlChunkCap)))
 	// The log's clock never runs ahead of the run's: one line with a
 	// garbled future epoch must not make every call in flight stale, now
 	// and (through the cursor) in every later run.
@@ -189,7 +189,39 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 	run := &qlRun{q: q, cur: &cur, b: b, clock: clock, ahead: ahead, names: map[string]string{}}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var read int64
+	// fingerprinted sets cur.Fingerprint for the bytes read so far.
+	fingerprinted := func() error {
+		if n := min(cur.Offset, fingerprintLen); n > int64(len(head)) {
+			// The file grew while it was read: fingerprint what was read.
+			head = make([]byte, n)
+			if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
+		}
+		cur.Fingerprint = fingerprint(head[:min(int64(len(head)), cur.Offset)])
+		return nil
+	}
 	for q.maxBytes == 0 || read < q.maxBytes {
+		if b.Full() {
+			// A chunk ends at a line boundary with everything the
+			// cursor holds as of that line: the offset after it, the
+			// calls still in a queue and the agents' states. A run
+			// resumed from it (after a crash between chunks) reads
+			// the next line with the same state as this run would.
+			// Stale calls are only expired at the run's end, as
+			// without chunks, so where the chunks fall changes
+			// nothing counted.
+			if err := fingerprinted(); err != nil {
+				return nil, err
+			}
+			next, err := json.Marshal(cur)
+			if err != nil {
+				return nil, err
+			}
+			if err := b.Flush(ctx, next); err != nil {
+				return nil, err
+			}
+		}
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// A line longer than 1 MiB is not queue_log: skip it whole.
@@ -218,14 +250,9 @@ func (q *queueLog) Collect(ctx context.Context, raw []byte, b *collectors.Batch)
 			return nil, ctx.Err()
 		}
 	}
-	if n := min(cur.Offset, fingerprintLen); n > int64(len(head)) {
-		// The file grew while it was read: fingerprint what was read.
-		head = make([]byte, n)
-		if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
+	if err := fingerprinted(); err != nil {
+		return nil, err
 	}
-	cur.Fingerprint = fingerprint(head[:min(int64(len(head)), cur.Offset)])
 	q.expire(&cur, b)
 	if cur.Newest > 0 {
 		// Every line up to the newest one read is delivered; lines not
@@ -268,6 +295,10 @@ func (q *queueLog) expire(cur *qlCursor, b *collectors.Batch) {
 		b.Calls = append(b.Calls, c)
 	}
 }
+
+// qlChunkCap bounds the call slice sized up front: a little more than a
+// chunk of the runner (collectors.DefaultChunkSize records).
+const qlChunkCap = 16 << 10
 
 // maxFields is the most fields any event uses (5 fixed + 5 data).
 const maxFields = 10

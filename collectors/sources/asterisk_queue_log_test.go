@@ -3,6 +3,7 @@ package sources
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -413,4 +414,61 @@ func TestQueueLogReadmeExample(t *testing.T) {
 		}
 	}
 	buildSource(t, yml)
+}
+
+// TestQueueLogChunked reads a realistic log (calls overlapping, so that
+// every chunk ends with calls still in a queue) with rejected lines among
+// them, in chunks: the chunks together hold exactly the calls and
+// rejections of one unchunked run, the last cursor is the same, and a run
+// resumed from any chunk's cursor reads exactly the calls of the chunks
+// after it. A run killed after any chunk therefore loses and doubles
+// nothing.
+func TestQueueLogChunked(t *testing.T) {
+	var log bytes.Buffer
+	cnt, err := qlgen.Write(&log, qlgen.Options{Lines: 20_000, Start: qlBase, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bad lines among the good ones: rejections count towards a chunk.
+	lines := strings.SplitAfter(log.String(), "\n")
+	for i := 500; i < len(lines); i += 1500 {
+		lines[i] = "garbage|x\n" + lines[i] + fmt.Sprintf("%d|X|q|NONE|ABANDON|1|1|zz\n", qlBase+1)
+	}
+	path := filepath.Join(t.TempDir(), "queue_log")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := queueLogSource(t, path, "")
+	now := atq(int64(cnt.Lines) * 3)
+	whole, wholeCursor := collectOnce(t, s, nil, now)
+	if len(whole.Calls) != cnt.Calls {
+		t.Fatalf("one run read %d calls, the log has %d", len(whole.Calls), cnt.Calls)
+	}
+	chunks := collectChunks(t, s, nil, now, 400)
+	if len(chunks) < 10 {
+		t.Fatalf("only %d chunks", len(chunks))
+	}
+	all, rej := joined(chunks)
+	sameRecords(t, "chunks joined", all, *whole)
+	_, wantRej := joined([]chunkOut{{b: *whole}})
+	if strings.Join(rej, "\n") != strings.Join(wantRej, "\n") || len(rej) == 0 {
+		t.Fatalf("chunks rejected %v, one run %v", rej, wantRej)
+	}
+	if last := chunks[len(chunks)-1]; !bytes.Equal(last.cursor, wholeCursor) {
+		t.Fatalf("final cursor %s, one run's %s", last.cursor, wholeCursor)
+	}
+	inFlight := 0
+	for i := range chunks[:len(chunks)-1] {
+		var cur qlCursor
+		if err := json.Unmarshal(chunks[i].cursor, &cur); err != nil {
+			t.Fatal(err)
+		}
+		inFlight += len(cur.Pending)
+		rest, _ := collectOnce(t, s, chunks[i].cursor, now)
+		want, _ := joined(chunks[i+1:])
+		sameRecords(t, fmt.Sprintf("resumed after chunk %d", i+1), *rest, want)
+	}
+	if inFlight == 0 {
+		t.Fatal("no chunk ended with a call in a queue: the test proves nothing about the cursor")
+	}
 }
