@@ -1,5 +1,7 @@
 // Command qlgen writes a realistic Asterisk queue_log (see internal/qlgen)
-// for deploy/bench/queuelog.sh and prints its hand count to stderr.
+// for deploy/bench/queuelog.sh and prints its hand count to stderr. With
+// -split FILE it is the baseline instead: it reads FILE and cuts each line
+// at '|' (qlgen.Split), nothing else, and prints the lines and fields.
 package main
 
 import (
@@ -15,7 +17,22 @@ func main() {
 	start := flag.Int64("start", 1_790_000_000, "epoch of the first line")
 	seed := flag.Uint64("seed", 1, "random seed")
 	out := flag.String("o", "queue_log", "output file")
+	split := flag.String("split", "", "read this file with the minimal splitter instead")
 	flag.Parse()
+	if *split != "" {
+		f, err := os.Open(*split)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		lines, fields, err := qlgen.Split(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("lines=%d fields=%d\n", lines, fields)
+		return
+	}
 	f, err := os.Create(*out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
