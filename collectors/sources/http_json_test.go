@@ -381,7 +381,7 @@ func TestHTTPJSONAircallCallsPagesUntilEmpty(t *testing.T) {
 	}
 	if got := api.requests(); len(got) != 3 {
 		t.Errorf("requests %q: pages 1, 2 and the empty 3", got)
-	}	// In chunks of one record: a chunk ends at each page; a run resumed
+	} // In chunks of one record: a chunk ends at each page; a run resumed
 	// from one continues at the next page.
 	checkChunks(t, s, hjNow, 1, 3)
 }

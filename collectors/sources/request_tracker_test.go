@@ -408,7 +408,7 @@ func TestRequestTrackerPagingAndIncremental(t *testing.T) {
 	b, next2 := collectOnce(t, s, next, rtNow.Add(time.Hour))
 	if len(b.Tickets) != 0 || string(next2) != string(next) || f.count("history") != 0 {
 		t.Errorf("idle run: %d tickets, cursor %s, requests %v", len(b.Tickets), next2, f.log)
-	}	// From the start in chunks of one record: a chunk ends at each page
+	} // From the start in chunks of one record: a chunk ends at each page
 	// of two; a run resumed from one reads exactly the rest.
 	checkChunks(t, s, rtNow.Add(time.Hour), 1, 2)
 }
