@@ -410,6 +410,11 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 	if err != nil {
 		return Result{}, fmt.Errorf("commit of collector %s: %w", collector, err)
 	}
+	// What the commit touched of the store need not stay counted as
+	// servq's memory (see state.Store.ReleaseMapped).
+	if err := m.store.ReleaseMapped(); err != nil {
+		m.log.Debug("releasing the store's mapped pages", "err", err)
+	}
 	r.publish()
 	m.mu.Lock()
 	cs.newest = newest

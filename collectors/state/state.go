@@ -83,6 +83,21 @@ func (s *Store) Path() string { return s.path }
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// ReleaseMapped tells the kernel that the process no longer needs the
+// store's pages mapped. bbolt reads the file through a shared mmap, and
+// every page a commit or a read touched stays counted in the process's
+// resident memory (RssFile) although it is only page cache: a first sync
+// that rewrites pages all over a large store would show the whole file as
+// servq's memory. Dropped mappings cost nothing to restore (a minor fault
+// on the next access, no I/O while the page is cached). The mapping does
+// not move meanwhile: bbolt remaps only under its mmap lock, which a read
+// transaction holds shared.
+func (s *Store) ReleaseMapped() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return releaseMapped(s.db.Info().Data, tx.Size())
+	})
+}
+
 // Tx is a transaction on one collector's namespace.
 type Tx struct {
 	ns *bolt.Bucket
