@@ -103,8 +103,13 @@ func check(file string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// testAfterChunk is nil except in binaries built with the servqtest tag
+// (testhook_servqtest.go), whose crash tests stop servq between chunks.
+var testAfterChunk func(ctx context.Context, collector string, chunk int)
+
 func serve(opt app.Options, telemetry string, webOpts webserver.Options, shutdownTimeout time.Duration, logger *slog.Logger, stderr io.Writer) int {
 	opt.Logger = logger
+	opt.AfterChunk = testAfterChunk
 	configFile, storage := opt.ConfigFile, opt.StoragePath
 	svc, err := app.New(opt)
 	if err != nil {

@@ -39,6 +39,9 @@ type Options struct {
 	// EnablePprof serves net/http/pprof under /debug/pprof/ (off by
 	// default: profiles show code paths and can cost CPU on demand).
 	EnablePprof bool
+	// AfterChunk is handed to the runner (runner.Options.AfterChunk):
+	// crash tests hold servq after a chunk's commit.
+	AfterChunk func(ctx context.Context, collector string, chunk int)
 }
 
 // Service is one running servq.
@@ -135,7 +138,7 @@ func (s *Service) install(cfg *config.Config) error {
 	s.mu.RLock()
 	model.Inherit(s.model)
 	s.mu.RUnlock()
-	r, err := runner.New(cfg, model, s.self, runner.Options{Logger: s.log, Now: s.opt.Now,
+	r, err := runner.New(cfg, model, s.self, runner.Options{Logger: s.log, Now: s.opt.Now, AfterChunk: s.opt.AfterChunk,
 		Env: srccollectors.Env{Logger: s.log, DataDir: s.opt.StoragePath}})
 	if err != nil {
 		return err
