@@ -3,6 +3,7 @@ package quality
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
+	"github.com/servq/servq/collectors/state"
 )
 
 // sortKeys orders as a comparison sort by key then index would, on keys
@@ -98,4 +100,78 @@ func TestCallDedupInLargeBatches(t *testing.T) {
 	expect(t, values(t, m), map[string]float64{
 		"servq_calls_offered_total{channel=phone,collector=pbx,queue=q}": 1500 + 3750,
 	})
+}
+
+// Random commits of calls, new and repeated, in any order and with ids
+// before, among and after those stored: each id is counted once, as a
+// set would say, and the blocks stay ordered, disjoint and bounded.
+func TestCallDedupBlocksMatchASet(t *testing.T) {
+	m, st := newModel(t, t.TempDir(), testConfig)
+	defer st.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	counted := map[string]bool{}
+	for c := 0; c < 40; c++ {
+		var calls []record.Call
+		want := 0
+		batch := map[string]bool{}
+		for n := rng.IntN(1500); n > 0; n-- {
+			id := fmt.Sprintf("%d.%d", 1_790_000_000+rng.IntN(20_000), rng.IntN(3))
+			if c == 20 {
+				id = "0" + id // before every stored block
+			}
+			if !counted[id] && !batch[id] {
+				want++
+			}
+			batch[id] = true
+			calls = append(calls, record.Call{ID: id, Queue: "q", Outcome: record.OutcomeAbandoned})
+		}
+		res := commit(t, m, "pbx", &collectors.Batch{Calls: calls}, fmt.Sprint(c))
+		if res.Accepted["call"] != want || res.Duplicate["call"] != len(calls)-want {
+			t.Fatalf("commit %d: %+v, want %d accepted of %d", c, res, want, len(calls))
+		}
+		for id := range batch {
+			counted[id] = true
+		}
+	}
+	var prev []byte
+	keys := 0
+	st.View("pbx", func(tx *state.Tx) error {
+		return tx.ForEach(state.SpaceSeen, func(k, v []byte) error {
+			if k[0] != 0 {
+				t.Fatalf("a per-key entry %q: new keys go to blocks", k)
+			}
+			ks, err := decodeSeenBlock(v)
+			if err != nil || len(ks) == 0 || len(ks) > seenBlockMax || !bytes.Equal(ks[0], k[1:]) {
+				t.Fatalf("block %q: %d keys, %v", k, len(ks), err)
+			}
+			for _, x := range ks {
+				if prev != nil && bytes.Compare(prev, x) >= 0 {
+					t.Fatalf("key %q after %q: blocks out of order or overlapping", x, prev)
+				}
+				prev = x
+				keys++
+			}
+			return nil
+		})
+	})
+	if keys != len(counted) {
+		t.Fatalf("blocks hold %d keys, %d ids were counted", keys, len(counted))
+	}
+}
+
+// A store written by a version with one dedup entry per call still
+// counts those calls once.
+func TestCallDedupReadsPerKeyEntries(t *testing.T) {
+	m, st := newModel(t, t.TempDir(), testConfig)
+	defer st.Close()
+	err := st.Update("pbx", func(tx *state.Tx) error {
+		return tx.Put(state.SpaceSeen, []byte("c:old.1"), binary.AppendVarint(nil, t0.Unix()))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := commit(t, m, "pbx", &collectors.Batch{Now: t0, Calls: []record.Call{{ID: "old.1", Queue: "q"}, {ID: "new.1", Queue: "q"}}}, "1")
+	if res.Accepted["call"] != 1 || res.Duplicate["call"] != 1 {
+		t.Fatalf("%+v, want the old call a duplicate", res)
+	}
 }

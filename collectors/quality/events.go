@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -613,8 +614,11 @@ func (r *run) seenCalls(calls []record.Call) ([]bool, error) {
 		uniq = append(uniq, k.k)
 	}
 	found := make([]bool, len(uniq))
+	// Keys of older versions, one per call.
 	r.tx.Contains(state.SpaceSeen, uniq, found)
-	v := binary.AppendVarint(nil, r.now.Unix())
+	if err := r.seenBlocks(uniq, found); err != nil {
+		return nil, err
+	}
 	u := 0
 	for j, k := range keys {
 		if j > 0 && bytes.Equal(k.k, keys[j-1].k) {
@@ -622,12 +626,148 @@ func (r *run) seenCalls(calls []record.Call) ([]bool, error) {
 		}
 		if found[u] {
 			dup[k.i] = true
-		} else if err := r.tx.Put(state.SpaceSeen, k.k, v); err != nil {
-			return nil, err
 		}
 		u++
 	}
 	return dup, nil
+}
+
+// Call dedup keys are kept in blocks: one bbolt entry holds up to
+// seenBlockMax keys in key order, under its first key with a 0 byte in
+// front (which sorts before every per-key entry of the seen space), and
+// blocks never overlap: each owns the keys from its first up to the next
+// block's first. One bbolt put per key was most of a log backfill's commit
+// and most of its store (90 bytes a call). The value starts with the
+// block's last write time, as a per-key entry does, so pruning forgets a
+// block, and all its keys, once it was not written for the retention: a
+// key is kept at least that long.
+const seenBlockMax = 256
+
+// seenBlocks sets found[i] for the keys (ascending, unique) in a block and
+// adds the others to the blocks.
+func (r *run) seenBlocks(keys [][]byte, found []bool) error {
+	type block struct {
+		key  []byte   // bbolt key; nil: keys before the first block
+		keys [][]byte // stored keys, ascending
+		add  [][]byte // keys to add, ascending
+	}
+	var blocks []*block
+	var cur *block
+	var curEnd []byte // the next block's bbolt key: where cur's keys end; nil: no end
+	bk := []byte{0}
+	for i, k := range keys {
+		if found[i] {
+			continue
+		}
+		bk = append(bk[:1], k...)
+		if cur == nil || (curEnd != nil && bytes.Compare(bk, curEnd) >= 0) {
+			fk, v, next := r.tx.Floor(state.SpaceSeen, bk)
+			cur = &block{}
+			if fk != nil {
+				stored, err := decodeSeenBlock(v)
+				if err != nil {
+					return fmt.Errorf("dedup block %q: %w", fk[1:], err)
+				}
+				cur.key, cur.keys = bytes.Clone(fk), stored
+			}
+			curEnd = nil
+			if len(next) > 0 && next[0] == 0 {
+				curEnd = bytes.Clone(next)
+			}
+			blocks = append(blocks, cur)
+		}
+		if _, in := slices.BinarySearchFunc(cur.keys, k, bytes.Compare); in {
+			found[i] = true
+			continue
+		}
+		cur.add = append(cur.add, k)
+	}
+	now := r.now.Unix()
+	for _, b := range blocks {
+		if len(b.add) == 0 {
+			continue
+		}
+		// Both lists are ascending and disjoint, and every added key is
+		// at or after the block's first: the merged block keeps its
+		// first key, so its pieces overwrite it and add blocks after it.
+		merged := make([][]byte, 0, len(b.keys)+len(b.add))
+		i, j := 0, 0
+		for i < len(b.keys) || j < len(b.add) {
+			if j == len(b.add) || (i < len(b.keys) && bytes.Compare(b.keys[i], b.add[j]) < 0) {
+				merged = append(merged, b.keys[i])
+				i++
+			} else {
+				merged = append(merged, b.add[j])
+				j++
+			}
+		}
+		pieces := (len(merged) + seenBlockMax - 1) / seenBlockMax
+		for p := 0; p < pieces; p++ {
+			piece := merged[p*len(merged)/pieces : (p+1)*len(merged)/pieces]
+			if err := r.tx.Put(state.SpaceSeen, append([]byte{0}, piece[0]...), encodeSeenBlock(now, piece)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// encodeSeenBlock writes a block: the write time (varint, as every value of
+// the seen space starts), the number of keys, then each key as the length
+// it shares with the one before, the length of the rest, and the rest.
+func encodeSeenBlock(now int64, keys [][]byte) []byte {
+	v := binary.AppendVarint(make([]byte, 0, 16+len(keys)*12), now)
+	v = binary.AppendUvarint(v, uint64(len(keys)))
+	var prev []byte
+	for _, k := range keys {
+		n := 0
+		for n < len(prev) && n < len(k) && prev[n] == k[n] {
+			n++
+		}
+		v = binary.AppendUvarint(v, uint64(n))
+		v = binary.AppendUvarint(v, uint64(len(k)-n))
+		v = append(v, k[n:]...)
+		prev = k
+	}
+	return v
+}
+
+var errSeenBlock = errors.New("corrupt dedup block")
+
+// decodeSeenBlock reads a block into keys of their own (the value is only
+// valid in the transaction, which the block then changes).
+func decodeSeenBlock(v []byte) ([][]byte, error) {
+	_, n := binary.Varint(v)
+	if n <= 0 {
+		return nil, errSeenBlock
+	}
+	v = v[n:]
+	count, n := binary.Uvarint(v)
+	if n <= 0 || count > uint64(len(v)) {
+		return nil, errSeenBlock
+	}
+	v = v[n:]
+	keys := make([][]byte, 0, count)
+	arena := make([]byte, 0, len(v)+int(count)*8)
+	var prev []byte
+	for range count {
+		shared, n := binary.Uvarint(v)
+		if n <= 0 || shared > uint64(len(prev)) {
+			return nil, errSeenBlock
+		}
+		v = v[n:]
+		rest, n := binary.Uvarint(v)
+		if n <= 0 || rest > uint64(len(v)-n) {
+			return nil, errSeenBlock
+		}
+		v = v[n:]
+		at := len(arena)
+		arena = append(append(arena, prev[:shared]...), v[:rest]...)
+		v = v[rest:]
+		prev = arena[at:len(arena):len(arena)]
+		keys = append(keys, prev)
+	}
+	return keys, nil
 }
 
 // TicketSurvey is the survey label of ratings read from tickets (Zendesk's

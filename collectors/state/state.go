@@ -242,6 +242,28 @@ func (t *Tx) Contains(space string, keys [][]byte, found []bool) {
 	}
 }
 
+// Floor returns the greatest key of space at or before key with its value
+// (nil when there is none), and the first key after key (nil when there is
+// none). The slices are valid only inside the transaction.
+func (t *Tx) Floor(space string, key []byte) (k, v, next []byte) {
+	b := t.space(space)
+	if b == nil {
+		return nil, nil, nil
+	}
+	c := b.Cursor()
+	nk, nv := c.Seek(key)
+	if nk != nil && bytes.Equal(nk, key) {
+		next, _ = c.Next()
+		return nk, nv, next
+	}
+	if nk == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	return k, v, nk
+}
+
 // DeleteIf deletes every key of space for which drop returns true. bbolt
 // forbids deleting while iterating, so keys are collected first.
 func (t *Tx) DeleteIf(space string, drop func(k, v []byte) bool) error {

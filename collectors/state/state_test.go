@@ -51,3 +51,33 @@ func TestContainsMatchesGet(t *testing.T) {
 		})
 	}
 }
+
+// Floor finds the greatest key at or before the asked one and the first
+// after it, at the ends of the space too.
+func TestFloor(t *testing.T) {
+	st, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stored := []string{"b", "d", "f"}
+	st.Update("c", func(tx *Tx) error {
+		for _, k := range stored {
+			if err := tx.Put(SpaceSeen, []byte(k), []byte("v"+k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, tc := range []struct{ ask, k, v, next string }{
+		{"a", "", "", "b"}, {"b", "b", "vb", "d"}, {"c", "b", "vb", "d"}, {"f", "f", "vf", ""}, {"g", "f", "vf", ""},
+	} {
+		st.View("c", func(tx *Tx) error {
+			k, v, next := tx.Floor(SpaceSeen, []byte(tc.ask))
+			if string(k) != tc.k || string(v) != tc.v || string(next) != tc.next {
+				t.Errorf("Floor(%s) = %q %q %q, want %q %q %q", tc.ask, k, v, next, tc.k, tc.v, tc.next)
+			}
+			return nil
+		})
+	}
+}
