@@ -106,13 +106,16 @@ func TestEveryQueryReturnsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Scrapes every 3 s: a 1 s interval also made the scrape timeout 1 s,
+	// and the race-enabled demo's /metrics, scraped four times at once on
+	// a loaded CI machine, took longer, so no copy collected five samples.
 	// Prometheus holds four copies of every servq series: the one of the
 	// job the config names, the same servq scraped by a second job, as a
 	// second instance of the job, and as the second replica of an HA pair.
 	// With "All" selected, every panel must show what the one copy shows.
 	target := strings.TrimPrefix(srv.URL, "http://")
 	prom := testenv.StartPrometheus(t, fmt.Sprintf(`
-global: {scrape_interval: 1s, evaluation_interval: 1s}
+global: {scrape_interval: 3s, scrape_timeout: 3s, evaluation_interval: 1s}
 rule_files: [servq.rules.yml]
 scrape_configs:
   - job_name: %[1]s

@@ -188,7 +188,7 @@ All times in <strong>{{.Zone}}</strong> (global.time_zone); page built {{at .Now
 <h2>Collectors</h2>
 <div class="scroll"><table><tr><th scope="col">name</th><th scope="col">type</th><th scope="col">schedule</th><th scope="col">status</th><th scope="col">last run</th><th scope="col">last success</th><th scope="col">newest record</th><th scope="col">records (last / since start)</th><th scope="col">rejected (last / since start)</th><th scope="col">next run</th></tr>
 {{range .Collectors}}<tr><th scope="row">{{.Name}}</th><td>{{.Type}}</td><td><code>{{.Schedule}}</code></td>
-<td>{{if .Running}}running{{else if .Error}}<span class="err">error: {{.Error}}</span>{{else if .LastRun.IsZero}}pending{{else}}<span class="ok">ok</span>{{end}}{{if not .BackoffUntil.IsZero}}<br>the vendor asked to wait (Retry-After): runs skipped until {{at .BackoffUntil}}{{end}}</td>
+<td>{{if .Running}}running{{if .Error}}; the last run ended in <span class="err">error: {{.Error}}</span>{{end}}{{else if .Error}}<span class="err">error: {{.Error}}</span>{{else if .LastRun.IsZero}}pending{{else}}<span class="ok">ok</span>{{end}}{{if not .BackoffUntil.IsZero}}<br>the vendor asked to wait (Retry-After): runs skipped until {{at .BackoffUntil}}{{end}}</td>
 <td>{{at .LastRun}}</td><td>{{at .LastSuccess}}</td><td class="watermark">{{at .Watermark}}</td><td>{{.Records}} / {{.TotalRecords}}</td><td>{{if .TotalRejected}}<span class="warn">{{.Rejected}} / {{.TotalRejected}}</span>{{else}}0 / 0{{end}}</td>
 <td>{{if not .Next.IsZero}}{{at .Next}}{{end}}</td></tr>
 {{end}}</table></div>
