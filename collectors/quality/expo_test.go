@@ -261,3 +261,50 @@ func TestExpositionUnchangedModelIsCached(t *testing.T) {
 		t.Fatal("the commit of collector other is not served")
 	}
 }
+
+// Scrapes run while collectors commit (run with -race): the cache is
+// filled under its own lock and a commit drops chunks under the model's.
+func TestExpositionConcurrentWithCommits(t *testing.T) {
+	cfg, err := config.Parse([]byte(expoConfig), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, st := newModelFrom(t, t.TempDir(), cfg)
+	defer st.Close()
+	done := make(chan struct{})
+	scraped := make(chan int)
+	for ft := Format(0); ft < numFormats; ft++ {
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-done:
+					scraped <- n
+					return
+				default:
+				}
+				if _, err := m.Exposition(ft); err != nil {
+					t.Error(err)
+				}
+				n++
+			}
+		}()
+	}
+	rng := rand.New(rand.NewSource(7))
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 30; i++ {
+		col := []string{"pbx", "zd", "svy"}[i%3]
+		if _, err := m.Commit(col, randomBatch(rng, now, 10), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for ft := Format(0); ft < numFormats; ft++ {
+		<-scraped
+	}
+	got, ct := cachedBody(t, m, expoFormats["text"])
+	want, wct := uncachedBody(t, m, expoFormats["text"])
+	if strings.Join(parseExpo(t, got, ct), "\n") != strings.Join(parseExpo(t, want, wct), "\n") {
+		t.Fatal("after concurrent commits the cache differs from the model")
+	}
+}
