@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/internal/redact"
 )
@@ -121,9 +122,10 @@ func pushOptions(p *config.Push) (*vm.PushOptions, error) {
 	return opts, nil
 }
 
-// writeText writes the gathered registry in the Prometheus text format.
+// writeText writes what /metrics serves, in the Prometheus text format:
+// the live registry encoded now, the model from its encoded cache.
 func (s *Service) writeText(w io.Writer) {
-	mfs, err := s.gatherAll()
+	mfs, err := s.reg.Gather()
 	if err != nil {
 		s.log.Warn("gathering metrics for push", "err", err)
 	}
@@ -131,6 +133,16 @@ func (s *Service) writeText(w io.Writer) {
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
 			s.log.Warn("encoding metrics for push", "err", err)
+			return
+		}
+	}
+	pieces, err := s.currentModel().Exposition(quality.FormatText)
+	if err != nil {
+		s.log.Warn("encoding metrics for push", "err", err)
+		return
+	}
+	for _, p := range pieces {
+		if _, err := w.Write(p.Raw); err != nil {
 			return
 		}
 	}
