@@ -7,6 +7,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -200,40 +202,46 @@ func diffSamples(got, want map[string]float64) string {
 	return strings.Join(d, "\n")
 }
 
-// A real Prometheus (negotiating OpenMetrics and gzip as it does) ingests
-// exactly the samples client_golang's uncached handler renders.
+// A real Prometheus ingests exactly the samples client_golang's uncached
+// handler renders: as it negotiates by default (OpenMetrics, gzip), and
+// with native histograms enabled, when it asks for protobuf first.
 func TestPrometheusIngestsCachedExposition(t *testing.T) {
 	svc, srv, _ := startService(t, staticConfig)
 	testenv.Eventually(t, 30*time.Second, "first collection", func() bool { return svc.Runner().Ready() })
-	prom := testenv.StartPrometheus(t, `
+	uncached := promhttp.HandlerFor(prometheus.GathererFunc(svc.gatherAll), promhttp.HandlerOpts{EnableOpenMetrics: true})
+	body, ct := scrape(t, uncached, "text/plain", false)
+	want := samples(t, body, ct)
+	for name, flags := range map[string][]string{"openmetrics": nil, "protobuf": {"--enable-feature=native-histograms"}} {
+		t.Run(name, func(t *testing.T) {
+			bin := testenv.Binary(t, "prometheus")
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "prometheus.yml")
+			os.WriteFile(cfg, []byte(`
 global: {scrape_interval: 1s}
 scrape_configs:
   - job_name: servq
     static_configs: [{targets: ["`+strings.TrimPrefix(srv.URL, "http://")+`"]}]
-`, nil)
-	testenv.Eventually(t, 60*time.Second, "Prometheus to scrape servq", func() bool {
-		s, err := testenv.QueryE(prom.URL, `up{job="servq"} == 1 and on() count(servq_tickets_created_total) > 0`)
-		return err == nil && len(s) == 1
-	})
-	uncached := promhttp.HandlerFor(prometheus.GathererFunc(svc.gatherAll), promhttp.HandlerOpts{EnableOpenMetrics: true})
-	body, ct := scrape(t, uncached, "text/plain", false)
-	want := samples(t, body, ct)
-	got := map[string]float64{}
-	for _, s := range testenv.Query(t, prom.URL, `{__name__=~"servq_.+",__name__!~"servq_web_.+",job="servq"}`) {
-		delete(s.Metric, "job")
-		delete(s.Metric, "instance")
-		if volatile[s.Metric["__name__"]] {
-			continue
-		}
-		got[labels.FromMap(s.Metric).String()] = s.Value
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("Prometheus has a series servq does not serve: %s", k)
-		}
-	}
-	if d := diffSamples(got, want); d != "" {
-		t.Errorf("Prometheus ingested other samples than servq serves:\n%s", d)
+`), 0o644)
+			addr := testenv.FreeAddr(t)
+			prom := testenv.Start(t, addr, "/-/ready", bin, append([]string{"--config.file=" + cfg,
+				"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + addr, "--log.level=warn"}, flags...)...)
+			testenv.Eventually(t, 60*time.Second, "Prometheus to scrape servq", func() bool {
+				s, err := testenv.QueryE(prom.URL, `up{job="servq"} == 1 and on() count(servq_tickets_created_total) > 0`)
+				return err == nil && len(s) == 1
+			})
+			got := map[string]float64{}
+			for _, s := range testenv.Query(t, prom.URL, `{__name__=~"servq_.+",__name__!~"servq_web_.+",job="servq"}`) {
+				delete(s.Metric, "job")
+				delete(s.Metric, "instance")
+				if volatile[s.Metric["__name__"]] {
+					continue
+				}
+				got[labels.FromMap(s.Metric).String()] = s.Value
+			}
+			if d := diffSamples(got, want); d != "" {
+				t.Errorf("Prometheus ingested other samples than servq serves:\n%s", d)
+			}
+		})
 	}
 }
 
