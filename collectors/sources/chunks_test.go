@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/quality"
 )
 
 // chunkOut is what one chunk (or a run's last commit) held.
@@ -149,4 +150,28 @@ func checkChunks(t *testing.T, s collectors.Source, now time.Time, size, minChun
 		want, _ := joined(chunks[i+1:])
 		sameRecords(t, fmt.Sprintf("resumed after chunk %d", i+1), *rest, want)
 	}
+}
+
+// commitChunked runs s from the model's cursor with a chunk hook of size
+// records that commits each chunk to m as the runner does, then commits
+// the rest; it returns the number of chunks flushed.
+func commitChunked(t *testing.T, s collectors.Source, m *quality.Model, name string, now time.Time, size int) int {
+	t.Helper()
+	cursor, err := m.Cursor(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &collectors.Batch{Now: now}
+	b.SetChunks(size, func(ctx context.Context, b *collectors.Batch, cursor []byte) error {
+		_, err := m.CommitChunk(ctx, name, b, cursor)
+		return err
+	})
+	next, err := s.Collect(context.Background(), cursor, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Commit(name, b, next); err != nil {
+		t.Fatal(err)
+	}
+	return b.Chunks()
 }

@@ -277,6 +277,13 @@ func (f *freshdesk) Collect(ctx context.Context, raw []byte, b *collectors.Batch
 				return partial(), nil // leave the quota to others; the next run continues
 			}
 		}
+		if b.Full() {
+			// A chunk ends at a page with the cursor a budget-cut run
+			// commits: a resumed run continues with the next page.
+			if err := b.Flush(ctx, wm.resume(page)); err != nil {
+				return nil, err
+			}
+		}
 	}
 }
 

@@ -376,6 +376,16 @@ func (j *jsm) collect(ctx context.Context, raw []byte, b *collectors.Batch) ([]b
 		} else {
 			token = page.NextPageToken
 		}
+		if b.Full() {
+			// A chunk ends at a page with the cursor a budget-cut run
+			// commits (stop's; the run's watermark stays unclaimed).
+			w := b.Watermark
+			c := stop()
+			b.Watermark = w
+			if err := b.Flush(ctx, c); err != nil {
+				return nil, err
+			}
+		}
 	}
 }
 

@@ -522,6 +522,16 @@ func (s *twilioTaskRouter) cumulative(ctx context.Context, q trQueue, end time.T
 		if step >= s.interval {
 			delete(cur.Steps, q.SID)
 		}
+		if b.Full() {
+			// A chunk ends at an interval: the cursor resumes after it.
+			c, err := json.Marshal(cur)
+			if err != nil {
+				return err
+			}
+			if err := b.Flush(ctx, c); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -529,6 +529,19 @@ func TestTwilioTaskRouterFailureMidRunThenRerun(t *testing.T) {
 	}
 }
 
+// Runs committed in chunks of one record (a chunk at each statistics
+// interval) count exactly what unchunked runs count.
+func TestTwilioTaskRouterChunks(t *testing.T) {
+	f := newFakeTwilio(t)
+	h := newTRHarness(t, f, "")
+	if n := commitChunked(t, h.src, h.model, "tr", trNow1, 1); n < 2 {
+		t.Fatalf("%d chunks: the first run reads several intervals", n)
+	}
+	trExpect(t, seriesValues(t, h.model), trWantFirst())
+	commitChunked(t, h.src, h.model, "tr", trNow2, 1)
+	trExpect(t, seriesValues(t, h.model), trWantSecond())
+}
+
 // A budget of 7 requests: list (2) + live readings (3) leave 2 for the
 // cumulative intervals. Every run commits what it finished; three runs at
 // the same instant give exactly the totals of one unlimited run.

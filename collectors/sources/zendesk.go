@@ -396,7 +396,30 @@ func (r *zendeskRun) tickets(ctx context.Context) error {
 		if r.cur.TicketsCursor == prev {
 			return nil
 		}
+		if err := r.flush(ctx); err != nil {
+			return err
+		}
 	}
+}
+
+// flush commits the tickets read so far as a chunk once the batch is full
+// (collectors.Batch.Flush), at a page boundary of the ticket export: the
+// cursor then resumes the export after the page, with the other steps
+// still to come. Breaches found later for the flushed tickets are pending
+// and fetched with show_many, as for tickets of earlier runs.
+func (r *zendeskRun) flush(ctx context.Context) error {
+	if !r.b.Full() {
+		return nil
+	}
+	c, err := json.Marshal(r.cur)
+	if err != nil {
+		return err
+	}
+	if err := r.b.Flush(ctx, c); err != nil {
+		return err
+	}
+	clear(r.index)
+	return nil
 }
 
 // page turns the tickets of one page into records and returns the newest

@@ -588,6 +588,26 @@ func zdReference(t *testing.T) map[string]float64 {
 	return zdMetrics(t, m)
 }
 
+// The same two runs committed in chunks of one ticket (a chunk at each
+// page of the ticket export) count exactly what unchunked runs count:
+// breaches of tickets already flushed are fetched with show_many.
+func TestZendeskChunks(t *testing.T) {
+	f := newZDFake(t)
+	f.publish("run1")
+	s, cfg, _ := zdBuild(t, zdConfig(f.srv.URL, ""))
+	m := testModel(t, cfg)
+	chunks := commitChunked(t, s, m, "zd", zdNow1, 1)
+	f.publish("run2")
+	chunks += commitChunked(t, s, m, "zd", zdNow2, 1)
+	if chunks < 2 {
+		t.Fatalf("%d chunks: the ticket export has more pages", chunks)
+	}
+	zdCheckTotals(t, m)
+	if got, want := zdMetrics(t, m), zdReference(t); !reflect.DeepEqual(got, want) {
+		t.Errorf("series differ from unchunked runs:\n%v\n%v", got, want)
+	}
+}
+
 // A run that fails part-way commits nothing; its rerun from the old cursor
 // gives exactly the totals of a run without faults, through the real
 // quality model.
