@@ -321,7 +321,7 @@ func TestFreshdeskPaginationAndIncrementalRun(t *testing.T) {
 	b3, cur3 := collectOnce(t, s, cur2, fdNow.Add(2*time.Hour))
 	if len(b3.Tickets) != 0 || string(cur3) != string(cur2) {
 		t.Errorf("idle run: %v, cursor %s", recordTicketIDs(b3.Tickets), cur3)
-	}	// From the start in chunks of one record: a chunk ends at each page;
+	} // From the start in chunks of one record: a chunk ends at each page;
 	// a run resumed from one reads exactly the rest.
 	checkChunks(t, s, fdNow.Add(2*time.Hour), 1, 3)
 }

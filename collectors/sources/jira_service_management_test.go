@@ -342,7 +342,7 @@ func TestJSMPaginationAndIncrementalRun(t *testing.T) {
 	}
 	if string(cur2) != `{"at":"2026-11-02T11:00:00Z","ids":["10001"]}` {
 		t.Errorf("cursor %s", cur2)
-	}	// From the start in chunks of one record: a chunk ends at each page;
+	} // From the start in chunks of one record: a chunk ends at each page;
 	// a run resumed from one reads exactly the rest.
 	checkChunks(t, s, fdNow.Add(time.Hour), 1, 2)
 }

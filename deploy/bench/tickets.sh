@@ -21,15 +21,23 @@ fi
 go build -o "$work/ticketgen" ./deploy/bench/ticketgen
 port=${PORT:-19113}
 
-# wait_run: until the collector's first run since this start is over
-# (the status API; the run counters appear only after new_series_delay).
+# wait_run PID: until the collector's first run since this start is over
+# (the status API; the run counters appear only after new_series_delay),
+# sampling the peaks of PID's anonymous and file-backed resident memory.
 wait_run() {
+	peak_anon=0 peak_file=0
 	while :; do
+		if [ -r /proc/$1/status ]; then
+			a=$(awk '/^RssAnon/ {print $2}' /proc/$1/status)
+			f=$(awk '/^RssFile/ {print $2}' /proc/$1/status)
+			[ "${a:-0}" -gt "$peak_anon" ] && peak_anon=$a
+			[ "${f:-0}" -gt "$peak_file" ] && peak_file=$f
+		fi
 		body=$(curl -fsS "http://127.0.0.1:$port/api/v1/collectors" 2>/dev/null || true)
 		case $body in
 		*'"running":false'*) case $body in *'"last_run":"0001-'*) ;; *) break ;; esac ;;
 		esac
-		sleep 0.5
+		sleep 0.2
 	done
 	case $body in *'"error":"'*) echo "collector error: $body" >&2 ;; esac
 }
@@ -58,9 +66,12 @@ YML
 	/usr/bin/time -v -o "$d/time.txt" "$SERVQ" run --config.file="$d/servq.yml" --storage.path="$d/data" \
 		--web.listen-address=127.0.0.1:$port --log.level=warn 2>"$d/servq.log" &
 	pid=$!
-	wait_run
-	kill -TERM $(pgrep -P $pid servq) 2>/dev/null || kill -TERM $pid
+	sleep 0.2
+	child=$(pgrep -P $pid || echo $pid)
+	wait_run "$child"
+	kill -TERM "$child"
 	wait $pid || true
+	first_anon=$peak_anon first_file=$peak_file
 	cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.1f", u+s}' "$d/time.txt")
 	rss=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$d/time.txt")
 	wall=$(awk -F': ' '/Elapsed/ {print $2}' "$d/time.txt")
@@ -71,12 +82,12 @@ YML
 	"$SERVQ" run --config.file="$d/servq.yml" --storage.path="$d/data" \
 		--web.listen-address=127.0.0.1:$port --log.level=warn 2>>"$d/servq.log" &
 	pid=$!
-	wait_run
+	wait_run $pid
 	sleep 1
 	anon=$(awk '/^RssAnon/ {printf "%.0f", $2/1024}' /proc/$pid/status)
 	file=$(awk '/^RssFile/ {printf "%.0f", $2/1024}' /proc/$pid/status)
 	total=$(awk '/^VmRSS/ {printf "%.0f", $2/1024}' /proc/$pid/status)
 	kill -TERM $pid
 	wait $pid || true
-	echo "tickets=$n rows=$((3 * n)) first_sync_cpu_s=$cpu wall=$wall peak_rss_mb=$rss store_mb=$store steady_rss_mb=$total (anon=$anon file=$file)"
+	echo "tickets=$n rows=$((3 * n)) first_sync_cpu_s=$cpu wall=$wall peak_rss_mb=$rss (sampled peaks: anon=$((first_anon / 1024)) file=$((first_file / 1024))) store_mb=$store steady_rss_mb=$total (anon=$anon file=$file)"
 done
