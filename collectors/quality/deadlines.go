@@ -2,6 +2,7 @@ package quality
 
 import (
 	"encoding/binary"
+	"errors"
 	"strings"
 	"time"
 
@@ -185,6 +186,10 @@ func (r *run) expireDeadlines() error {
 	}
 	var dues []due
 	err := r.tx.Scan(state.SpaceDeadlines, end, func(k, v []byte) error {
+		if len(dues) == expireBudget {
+			r.moreDue = true
+			return errEnough
+		}
 		ticket, slo, ok := strings.Cut(string(k[8:]), "\x00")
 		if !ok {
 			return nil
@@ -193,7 +198,7 @@ func (r *run) expireDeadlines() error {
 		dues = append(dues, due{append([]byte(nil), k...), ticket, slo, q, ch, pr})
 		return nil
 	})
-	if err != nil {
+	if err != nil && err != errEnough {
 		return err
 	}
 	for _, d := range dues {
@@ -215,6 +220,15 @@ func (r *run) expireDeadlines() error {
 	}
 	return nil
 }
+
+// expireBudget bounds the deadlines one transaction judges passed. The
+// first commit after a large first sync may find a deadline of every
+// ticket due (chunks judge none, see Model.CommitChunk): judged in one
+// transaction, every ticket state of the store would be rewritten at
+// once. The commit goes on in further transactions of this many instead.
+const expireBudget = 10000
+
+var errEnough = errors.New("enough for one transaction")
 
 func encodeLabels(ls ...string) []byte {
 	return []byte(strings.Join(ls, sep))

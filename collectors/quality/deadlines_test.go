@@ -2,12 +2,14 @@ package quality
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/record"
+	"github.com/servq/servq/collectors/state"
 )
 
 const deadlineConfig = `
@@ -247,4 +249,42 @@ func TestChunksMakeNoPrematureDeadlineVerdicts(t *testing.T) {
 			t.Errorf("%s = %v: a chunk made a verdict that had to be corrected", k, v)
 		}
 	}
+}
+
+// TestDueDeadlinesAreJudgedInBoundedTransactions: after a first sync in
+// chunks every ticket's deadline may be due at the last commit; it judges
+// them expireBudget per transaction, all of them before it returns.
+func TestDueDeadlinesAreJudgedInBoundedTransactions(t *testing.T) {
+	m, st := newModel(t, t.TempDir(), `
+slos:
+  - {name: reply-4h, indicator: ticket_first_reply, threshold: 4h, objective: 90}
+`)
+	defer st.Close()
+	n := expireBudget + 7
+	tickets := make([]record.Ticket, n)
+	for i := range tickets {
+		tickets[i] = record.Ticket{ID: fmt.Sprint("t", i), Queue: "q", Channel: "email", Priority: "normal", Status: "open", CreatedAt: mon(10, 0)}
+	}
+	now := mon(20, 0)
+	if _, err := m.CommitChunk(context.Background(), "zd", &collectors.Batch{Now: now, Tickets: tickets}, []byte("c1")); err != nil {
+		t.Fatal(err)
+	}
+	txs := 0
+	m.BeforeCommit = func(context.Context, string) { txs++ }
+	if _, err := m.Commit("zd", &collectors.Batch{Now: now}, []byte("c2")); err != nil {
+		t.Fatal(err)
+	}
+	if txs != 2 {
+		t.Errorf("%d transactions judged %d due deadlines, want 2", txs, n)
+	}
+	expect(t, values(t, m), map[string]float64{sloEvent("reply-4h", "bad"): float64(n)})
+	st.View("zd", func(tx *state.Tx) error {
+		if k := tx.Count(state.SpaceDeadlines); k != 0 {
+			t.Errorf("%d deadlines left in the index", k)
+		}
+		if c := tx.Cursor(); string(c) != "c2" {
+			t.Errorf("cursor %q", c)
+		}
+		return nil
+	})
 }

@@ -216,6 +216,7 @@ func (m *Model) Newest(collector string) time.Time {
 type Result struct {
 	Accepted  map[string]int // by record kind: ticket, call, survey, snapshot
 	Duplicate map[string]int
+	moreDue   bool // deadlines were left due (expireBudget)
 }
 
 // run is one commit in progress: the deltas it accumulates and the
@@ -233,6 +234,7 @@ type run struct {
 	keyBuf  []byte
 	// openQueues: queues whose open-ticket index changed in this run.
 	openQueues map[string]bool
+	moreDue    bool // expireDeadlines left deadlines due for the next transaction
 	// writes: this run's writes to ticket states and their indexes, by
 	// space and key, applied in key order (flushWrites).
 	writes map[string]map[string]write
@@ -264,8 +266,24 @@ const commitCheckEvery = 256
 // transaction is rolled back instead of committed and the error wraps
 // ErrCommitCancelled and context.Cause(ctx). Only the final write and fsync
 // of the transaction, once started, is not interruptible.
+//
+// Deadlines due by the batch's watermark are judged at most expireBudget
+// per transaction: when more are due (the first commit after a large
+// first sync), further transactions with the same cursor judge the rest.
+// Should ctx end meanwhile, the commit still succeeds (the batch and the
+// cursor are committed) and the collector's next commits judge the rest.
 func (m *Model) CommitContext(ctx context.Context, collector string, b *collectors.Batch, cursor []byte) (Result, error) {
-	return m.commit(ctx, collector, b, cursor, true)
+	res, err := m.commit(ctx, collector, b, cursor, true)
+	for err == nil && res.moreDue && ctx.Err() == nil {
+		var more Result
+		more, err = m.commit(ctx, collector, &collectors.Batch{Now: b.Now, Watermark: b.Watermark}, cursor, true)
+		res.moreDue = more.moreDue
+	}
+	if err != nil && res.Accepted != nil {
+		m.log.Warn("judging the deadlines due stopped; the collector's next commits judge the rest", "collector", collector, "err", err)
+		err = nil
+	}
+	return res, err
 }
 
 // CommitChunk commits an intermediate chunk of a run (collectors.Batch.Flush)
@@ -427,6 +445,7 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 		}
 	}
 	m.mu.Unlock()
+	r.res.moreDue = r.moreDue
 	return r.res, nil
 }
 
