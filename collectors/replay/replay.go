@@ -1,0 +1,372 @@
+// Package replay runs history through the quality model on an event-time
+// clock (`servq backfill`): every record is applied at its own time, and
+// the model's series are sampled at a fixed step into timestamped samples,
+// so that Prometheus or VictoriaMetrics hold the past as if servq had been
+// scraped all along.
+//
+// How a record becomes events. A ticket record is the ticket's state when
+// it was exported: it carries its created, first-reply and solved times.
+// Applied as one record at its export time, it would count all three at
+// once. So each ticket record is split into the states the ticket had at
+// each of those times (created: no reply, not solved; replied: the reply,
+// not solved; solved) plus the record itself at its updated time, and all
+// of them, from all collectors, are applied in time order. Calls count at
+// their end, survey responses at their submission, snapshots at their
+// reading. The quality model is unchanged: it dedups as it does live
+// (several versions of a ticket, a record repeated, out of order in the
+// file: each event still counts once, at its own time).
+//
+// Deadlines are judged at event time: the model commits the events of each
+// step with its clock and the collector's watermark at the step's end
+// (bounded by the source's own watermark, e.g. an export file's write
+// time), so a ticket SLO breach is counted in the step its deadline passed
+// unanswered, with the business-hours calendar the model is configured
+// with. A step with no record commits only when a deadline falls in it.
+//
+// Samples are the model's own exposition (quality.Model.GatherAll) at each
+// step: same names, labels and values as /metrics at that time. A counter
+// or histogram series born after the first step is also written at 0 one
+// step before, as the live model serves a new series at 0 first, so that
+// increase() sees its first increment.
+package replay
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/servq/servq/collectors"
+	"github.com/servq/servq/collectors/quality"
+	"github.com/servq/servq/collectors/record"
+)
+
+// Collector is one configured collector to replay.
+type Collector struct {
+	Name   string
+	Source collectors.Source
+}
+
+// Sink receives the samples of one step: every family as served at at,
+// each metric carrying its timestamp.
+type Sink interface {
+	Samples(at time.Time, fams []*dto.MetricFamily) error
+}
+
+// Options bound a replay.
+type Options struct {
+	// From is the first sample (rounded down to Step); records before it
+	// are applied at From, so the first samples hold everything earlier.
+	From time.Time
+	// To is the last sample time; records after it are left out.
+	To time.Time
+	// Step is the sample interval (the scrape interval to imitate).
+	Step time.Duration
+	// CommitCursors: the last commit of each collector stores the cursor
+	// its source returned, so `servq run` continues after the replayed
+	// records (To is then the source's read time, now).
+	CommitCursors bool
+	// Progress, when set, is called after each step.
+	Progress func(Progress)
+}
+
+// Progress is where a replay stands.
+type Progress struct {
+	At      time.Time // simulated time reached
+	Events  int       // events applied so far
+	Total   int       // events in the replay
+	Samples int       // series samples written so far
+}
+
+// Result sums up a replay.
+type Result struct {
+	Records  map[string]int // records read, by collector
+	Rejected map[string]int // records a source could not read, by collector
+	Events   int
+	Steps    int
+	Samples  int
+}
+
+// event is one record applied at one time.
+type event struct {
+	at  time.Time
+	col int
+	tk  *record.Ticket
+	cl  *record.Call
+	sv  *record.SurveyResponse
+	sn  *record.Snapshot
+}
+
+type source struct {
+	name      string
+	cursor    []byte
+	watermark time.Time
+}
+
+// Run replays cols through m and writes the samples to sink. m must be
+// built with no new-series delay (its clock is set to the simulated time;
+// births are written at 0 by the replay itself).
+func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o Options) (Result, error) {
+	if o.Step <= 0 {
+		return Result{}, fmt.Errorf("replay: step must be positive, got %s", o.Step)
+	}
+	start := o.From.Truncate(o.Step)
+	if o.To.Before(start) {
+		return Result{}, fmt.Errorf("replay: end %s is before start %s", o.To.Format(time.RFC3339), start.Format(time.RFC3339))
+	}
+	res := Result{Records: map[string]int{}, Rejected: map[string]int{}}
+	var evs []event
+	srcs := make([]source, len(cols))
+	for i, c := range cols {
+		b := &collectors.Batch{Now: o.To}
+		next, err := c.Source.Collect(ctx, nil, b)
+		if err != nil {
+			return res, fmt.Errorf("collector %s: reading its history: %w", c.Name, err)
+		}
+		srcs[i] = source{name: c.Name, cursor: next, watermark: b.Watermark}
+		res.Records[c.Name] = b.Len()
+		res.Rejected[c.Name] = len(b.Rejected)
+		evs = appendEvents(evs, i, b, start)
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
+	res.Events = len(evs)
+
+	clock := start
+	m.Clock = func() time.Time { return clock }
+	seen := map[string]bool{}
+	next := 0
+	for t := start; !t.After(o.To); t = t.Add(o.Step) {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		clock = t
+		// The events of (t-step, t] (everything up to t at the first step).
+		batches := make([]*collectors.Batch, len(cols))
+		for ; next < len(evs) && !evs[next].at.After(t); next++ {
+			e := &evs[next]
+			b := batches[e.col]
+			if b == nil {
+				b = &collectors.Batch{}
+				batches[e.col] = b
+			}
+			switch {
+			case e.tk != nil:
+				b.Tickets = append(b.Tickets, *e.tk)
+			case e.cl != nil:
+				b.Calls = append(b.Calls, *e.cl)
+			case e.sv != nil:
+				b.Surveys = append(b.Surveys, *e.sv)
+			case e.sn != nil:
+				b.Snapshots = append(b.Snapshots, *e.sn)
+			}
+		}
+		last := t.Add(o.Step).After(o.To)
+		for i := range cols {
+			b := batches[i]
+			if b == nil && !last {
+				due, ok, err := m.NextDeadline(srcs[i].name)
+				if err != nil {
+					return res, err
+				}
+				if !ok || due.After(t) {
+					continue
+				}
+			}
+			if b == nil {
+				b = &collectors.Batch{}
+			}
+			b.Now, b.Watermark = t, t
+			if wm := srcs[i].watermark; !wm.IsZero() && wm.Before(t) {
+				b.Watermark = wm
+			}
+			var cursor []byte
+			if last && o.CommitCursors {
+				cursor = srcs[i].cursor
+			}
+			if _, err := m.CommitContext(ctx, srcs[i].name, b, cursor); err != nil {
+				return res, err
+			}
+		}
+		n, err := sample(m, sink, t, o.Step, t.Equal(start), seen)
+		if err != nil {
+			return res, err
+		}
+		res.Samples += n
+		res.Steps++
+		if o.Progress != nil {
+			o.Progress(Progress{At: t, Events: next, Total: len(evs), Samples: res.Samples})
+		}
+	}
+	return res, nil
+}
+
+// sample writes the model's series at t, preceded at t-step by a zero
+// sample of every counter or histogram series born since the last step.
+func sample(m *quality.Model, sink Sink, t time.Time, step time.Duration, first bool, seen map[string]bool) (int, error) {
+	fams := m.GatherAll()
+	var births []*dto.MetricFamily
+	n := 0
+	ts := proto.Int64(t.UnixMilli())
+	for _, f := range fams {
+		var born *dto.MetricFamily
+		for _, mt := range f.Metric {
+			mt.TimestampMs = ts
+			n++
+			k := seriesKey(f.GetName(), mt)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if first || f.GetType() == dto.MetricType_GAUGE {
+				continue
+			}
+			if born == nil {
+				born = &dto.MetricFamily{Name: f.Name, Help: f.Help, Type: f.Type}
+				births = append(births, born)
+			}
+			born.Metric = append(born.Metric, zero(mt, t.Add(-step)))
+		}
+	}
+	if len(births) > 0 {
+		if err := sink.Samples(t.Add(-step), births); err != nil {
+			return 0, err
+		}
+	}
+	return n, sink.Samples(t, fams)
+}
+
+func seriesKey(name string, mt *dto.Metric) string {
+	var b strings.Builder
+	b.WriteString(name)
+	for _, l := range mt.Label {
+		b.WriteByte(0)
+		b.WriteString(l.GetName())
+		b.WriteByte(0)
+		b.WriteString(l.GetValue())
+	}
+	return b.String()
+}
+
+// zero is mt with every value at 0 (a counter, or a histogram with its
+// buckets), at the given time.
+func zero(mt *dto.Metric, at time.Time) *dto.Metric {
+	z := &dto.Metric{Label: mt.Label, TimestampMs: proto.Int64(at.UnixMilli())}
+	switch {
+	case mt.Counter != nil:
+		z.Counter = &dto.Counter{Value: proto.Float64(0)}
+	case mt.Histogram != nil:
+		h := &dto.Histogram{SampleCount: proto.Uint64(0), SampleSum: proto.Float64(0)}
+		for _, b := range mt.Histogram.Bucket {
+			h.Bucket = append(h.Bucket, &dto.Bucket{UpperBound: b.UpperBound, CumulativeCount: proto.Uint64(0)})
+		}
+		z.Histogram = h
+	case mt.Untyped != nil:
+		z.Untyped = &dto.Untyped{Value: proto.Float64(0)}
+	}
+	return z
+}
+
+// appendEvents turns a collector's records into events. Records with no
+// time at all are applied at start.
+func appendEvents(evs []event, col int, b *collectors.Batch, start time.Time) []event {
+	add := func(at time.Time, e event) {
+		if at.IsZero() || at.Before(start) {
+			at = start
+		}
+		e.at, e.col = at, col
+		evs = append(evs, e)
+	}
+	for i := range b.Tickets {
+		for _, st := range TicketStates(&b.Tickets[i]) {
+			add(st.UpdatedAt, event{tk: st})
+		}
+	}
+	for i := range b.Calls {
+		c := &b.Calls[i]
+		at := c.EndedAt
+		if at.IsZero() {
+			at = c.EnqueuedAt
+		}
+		add(at, event{cl: c})
+	}
+	for i := range b.Surveys {
+		add(b.Surveys[i].SubmittedAt, event{sv: &b.Surveys[i]})
+	}
+	for i := range b.Snapshots {
+		add(b.Snapshots[i].At, event{sn: &b.Snapshots[i]})
+	}
+	return evs
+}
+
+// TicketStates splits a ticket record into the states the ticket had at
+// each of its event times, in time order, each with UpdatedAt set to its
+// time; the last is the record itself at its own time (its updated time,
+// else its latest event).
+//
+// What is known only as of the record's time stays there: reopens (except
+// on the solved state, which a reopen preceded), satisfaction, complaint,
+// source-reported SLA breaches and deletion. A deleted ticket is not split
+// (the model counts a ticket first seen deleted nowhere), nor is a record
+// with no created time.
+func TicketStates(t *record.Ticket) []*record.Ticket {
+	at := t.UpdatedAt
+	for _, x := range []time.Time{t.CreatedAt, t.FirstReplyAt, t.SolvedAt} {
+		if at.IsZero() || x.After(at) {
+			at = x
+		}
+	}
+	full := *t
+	full.UpdatedAt = at
+	if t.Deleted || t.CreatedAt.IsZero() {
+		return []*record.Ticket{&full}
+	}
+	solved := solvedStatus(t)
+	var out []*record.Ticket
+	prefix := func(when time.Time) {
+		if when.IsZero() || !when.Before(at) || when.Before(t.CreatedAt) {
+			return
+		}
+		p := *t
+		p.UpdatedAt = when
+		p.Satisfaction, p.Complaint, p.SLABreaches = "", false, nil
+		if p.FirstReplyAt.After(when) {
+			p.FirstReplyAt, p.FirstReplyBusiness = time.Time{}, 0
+		}
+		if solved && !p.SolvedAt.After(when) {
+			out = append(out, &p) // the solved state: reopens came before
+			return
+		}
+		p.Reopens = 0
+		if p.SolvedAt.After(when) {
+			p.SolvedAt, p.ResolutionBusiness = time.Time{}, 0
+			if solved {
+				p.Status = "open"
+			}
+		}
+		out = append(out, &p)
+	}
+	prefix(t.CreatedAt)
+	if t.FirstReplyAt.After(t.CreatedAt) {
+		prefix(t.FirstReplyAt)
+	}
+	if solved && t.SolvedAt.After(t.CreatedAt) && (t.FirstReplyAt.IsZero() || !t.SolvedAt.Equal(t.FirstReplyAt)) {
+		prefix(t.SolvedAt)
+	}
+	return append(out, &full)
+}
+
+// solvedStatus is the quality model's rule (a reported status wins over
+// the solve time).
+func solvedStatus(t *record.Ticket) bool {
+	switch strings.ToLower(t.Status) {
+	case "solved", "closed", "resolved":
+		return true
+	case "":
+		return t.Solved()
+	}
+	return false
+}
