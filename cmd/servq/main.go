@@ -101,6 +101,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	reportCmd.Flag("time-zone", "Time zone of the period (default global.time_zone).").StringVar(&repOpts.tz)
 	reportCmd.Flag("name", "File name prefix: <name>-<period>.<format>.").Default("slo-report").StringVar(&repOpts.name)
 
+	backfillCmd := a.Command("backfill", "Replay the sources' history on an event-time clock into timestamped samples (Prometheus blocks via promtool, VictoriaMetrics import) and the store, for `servq run` to continue from.")
+	bfOpts := backfillOptions{}
+	addBackfillFlags(backfillCmd, &bfOpts)
+
 	cmd, err := a.Parse(stdoutDash(args))
 	if terminated >= 0 {
 		return terminated
@@ -124,6 +128,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return writeReport(*configFile, repOpts, stdout, stderr)
 	case dashCmd.FullCommand():
 		return writeDashboards(*configFile, dashOpts, stdout, stderr)
+	case backfillCmd.FullCommand():
+		return backfill(*configFile, bfOpts, logger, stderr)
 	case collectCmd.FullCommand():
 		_ = once
 		return collect(*configFile, storagePath(*configFile, *collectStorage), *only, *commit, logger, stdout, stderr)

@@ -31,6 +31,7 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -44,6 +45,10 @@ import (
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
 )
+
+// maxRuns bounds the runs of one source (a source that returns only
+// snapshots, readings of now, is run once).
+const maxRuns = 100000
 
 // Collector is one configured collector to replay.
 type Collector struct {
@@ -122,15 +127,25 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 	var evs []event
 	srcs := make([]source, len(cols))
 	for i, c := range cols {
-		b := &collectors.Batch{Now: o.To}
-		next, err := c.Source.Collect(ctx, nil, b)
-		if err != nil {
-			return res, fmt.Errorf("collector %s: reading its history: %w", c.Name, err)
+		// A source may stop a run early (max_read_bytes, a request
+		// budget): it is run again from its cursor until it reads nothing
+		// new.
+		var cursor []byte
+		for run := 0; run < maxRuns; run++ {
+			b := &collectors.Batch{Now: o.To}
+			next, err := c.Source.Collect(ctx, cursor, b)
+			if err != nil {
+				return res, fmt.Errorf("collector %s: reading its history: %w", c.Name, err)
+			}
+			srcs[i] = source{name: c.Name, cursor: next, watermark: b.Watermark}
+			res.Records[c.Name] += b.Len()
+			res.Rejected[c.Name] += len(b.Rejected)
+			evs = appendEvents(evs, i, b, start)
+			if b.Len()-len(b.Snapshots)+len(b.Rejected) == 0 || bytes.Equal(next, cursor) {
+				break
+			}
+			cursor = next
 		}
-		srcs[i] = source{name: c.Name, cursor: next, watermark: b.Watermark}
-		res.Records[c.Name] = b.Len()
-		res.Rejected[c.Name] = len(b.Rejected)
-		evs = appendEvents(evs, i, b, start)
 	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
 	res.Events = len(evs)
@@ -144,9 +159,15 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 			return res, err
 		}
 		clock = t
-		// The events of (t-step, t] (everything up to t at the first step).
+		last := t.Add(o.Step).After(o.To)
+		// The events of (t-step, t] (everything up to t at the first
+		// step, everything up to To at the last).
+		until := t
+		if last {
+			until = o.To
+		}
 		batches := make([]*collectors.Batch, len(cols))
-		for ; next < len(evs) && !evs[next].at.After(t); next++ {
+		for ; next < len(evs) && !evs[next].at.After(until); next++ {
 			e := &evs[next]
 			b := batches[e.col]
 			if b == nil {
@@ -164,7 +185,6 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 				b.Snapshots = append(b.Snapshots, *e.sn)
 			}
 		}
-		last := t.Add(o.Step).After(o.To)
 		for i := range cols {
 			b := batches[i]
 			if b == nil && !last {
@@ -179,8 +199,8 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 			if b == nil {
 				b = &collectors.Batch{}
 			}
-			b.Now, b.Watermark = t, t
-			if wm := srcs[i].watermark; !wm.IsZero() && wm.Before(t) {
+			b.Now, b.Watermark = until, until
+			if wm := srcs[i].watermark; !wm.IsZero() && wm.Before(until) {
 				b.Watermark = wm
 			}
 			var cursor []byte

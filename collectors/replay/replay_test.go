@@ -33,7 +33,10 @@ type fixed struct {
 	cursor string
 }
 
-func (f *fixed) Collect(_ context.Context, _ []byte, b *collectors.Batch) ([]byte, error) {
+func (f *fixed) Collect(_ context.Context, cursor []byte, b *collectors.Batch) ([]byte, error) {
+	if cursor != nil {
+		return cursor, nil // read to the end
+	}
 	b.Tickets = append(b.Tickets, f.b.Tickets...)
 	b.Calls = append(b.Calls, f.b.Calls...)
 	b.Watermark = f.b.Watermark
