@@ -34,6 +34,7 @@ type backfillOptions struct {
 	output    string
 	importURL string
 	force     bool
+	labels    map[string]string
 	now       func() time.Time // tests
 }
 
@@ -46,6 +47,7 @@ func addBackfillFlags(c *kingpin.CmdClause, o *backfillOptions) {
 	c.Flag("storage.path", "State store to replay into (default as for run). It must not hold state of the replayed collectors (see --force).").StringVar(&o.storage)
 	c.Flag("output", "Write the samples as OpenMetrics with timestamps to this file (- for stdout), for `promtool tsdb create-blocks-from openmetrics`.").Short('o').StringVar(&o.output)
 	c.Flag("import.url", "Send the samples to this VictoriaMetrics or vmagent base URL (/api/v1/import/prometheus), with the push section's credentials and extra labels.").StringVar(&o.importURL)
+	c.Flag("label", "Label added to every sample, name=value (repeatable): the job and instance labels Prometheus adds when it scrapes servq, e.g. --label job=servq --label instance=servq:9817, so live scrapes continue the backfilled series.").StringMapVar(&o.labels)
 	c.Flag("force", "Replay collectors that already have committed state (servq already counted them live): their history is counted again at its own times on top of it.").BoolVar(&o.force)
 }
 
@@ -139,7 +141,7 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	}
 	day := time.Time{}
 	started := o.now()
-	res, err := replay.Run(ctx, m, cols, sinks, replay.Options{From: from, To: to, Step: o.step, CommitCursors: seam,
+	res, err := replay.Run(ctx, m, cols, sinks, replay.Options{From: from, To: to, Step: o.step, CommitCursors: seam, Labels: o.labels,
 		Progress: func(p replay.Progress) {
 			if d := p.At.Truncate(24 * time.Hour); !d.Equal(day) || !p.At.Add(o.step).Before(to) {
 				day = d

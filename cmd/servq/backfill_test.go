@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -308,6 +309,104 @@ func TestBackfillSeam(t *testing.T) {
 	for _, col := range []string{"helpdesk", "pbx"} {
 		if cur, err := m.Cursor(col); err != nil || cur == nil {
 			t.Errorf("collector %s: no cursor committed (%v)", col, err)
+		}
+	}
+}
+
+// TestBackfillThenRunContinues: the history of the last hours is
+// backfilled into Prometheus blocks with the scrape's job and instance
+// labels, then servq run on the backfill's store is scraped by the same
+// Prometheus while new calls come in: across the seam no counter resets,
+// and the totals equal the hand count of history plus new calls.
+func TestBackfillThenRunContinues(t *testing.T) {
+	promtool := testenv.Binary(t, "promtool")
+	promBin := testenv.Binary(t, "prometheus")
+	bin := buildServq(t)
+	dir := t.TempDir()
+	// History: a call every 10 minutes over the last 3 hours, every
+	// other one answered; the log is read as written a minute ago.
+	now := time.Now().UTC()
+	ql := filepath.Join(dir, "queue_log")
+	var lines []string
+	offered, answered := 0, 0
+	call := func(id string, end time.Time, answer bool) {
+		enter := end.Add(-2 * time.Minute)
+		lines = append(lines, fmt.Sprintf("%d|%s|sales|NONE|ENTERQUEUE||5550000|1", enter.Unix(), id))
+		if answer {
+			lines = append(lines, fmt.Sprintf("%d|%s|sales|SIP/100|CONNECT|10|%s.1|2", enter.Add(10*time.Second).Unix(), id, id),
+				fmt.Sprintf("%d|%s|sales|SIP/100|COMPLETECALLER|10|110|1", end.Unix(), id))
+			answered++
+		} else {
+			lines = append(lines, fmt.Sprintf("%d|%s|sales|NONE|ABANDON|1|1|120", end.Unix(), id))
+		}
+		offered++
+	}
+	for i := 18; i >= 1; i-- {
+		call(fmt.Sprintf("h%d", i), now.Add(-time.Duration(i)*10*time.Minute), i%2 == 0)
+	}
+	if err := os.WriteFile(ql, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "servq.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+global: {new_series_delay: 3s}
+collectors:
+  - {name: pbx, type: asterisk_queue_log, schedule: "@every 1s", path: %s}
+`, ql)), 0o644)
+
+	servqAddr := testenv.FreeAddr(t)
+	om := filepath.Join(dir, "history.om")
+	storage := filepath.Join(dir, "data")
+	out, err := exec.Command(bin, "--config.file="+cfg, "backfill", "--since=4h", "--step=15s", "-o", om,
+		"--storage.path="+storage, "--label=job=servq", "--label=instance="+servqAddr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("backfill: %v\n%s", err, out)
+	}
+	blocks := filepath.Join(dir, "prom")
+	if out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", om, blocks).CombinedOutput(); err != nil {
+		t.Fatalf("promtool: %v\n%s", err, out)
+	}
+	pcfg := filepath.Join(dir, "prometheus.yml")
+	os.WriteFile(pcfg, []byte(fmt.Sprintf(`
+global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: servq
+    static_configs: [{targets: [%q]}]
+`, servqAddr)), 0o644)
+	pAddr := testenv.FreeAddr(t)
+	prom := testenv.Start(t, pAddr, "/-/ready", promBin, "--config.file="+pcfg, "--storage.tsdb.path="+blocks,
+		"--storage.tsdb.retention.time=100y", "--web.listen-address="+pAddr, "--log.level=warn")
+	testenv.Start(t, servqAddr, "/-/ready", bin, "run", "--config.file="+cfg, "--storage.path="+storage, "--web.listen-address="+servqAddr)
+
+	// New calls after the seam.
+	lines = lines[:0]
+	call("n1", time.Now().UTC(), true)
+	call("n2", time.Now().UTC(), false)
+	appendLines(t, ql, lines...)
+
+	value := func(expr string) (float64, bool) {
+		s, err := testenv.QueryE(prom.URL, expr)
+		if err != nil || len(s) != 1 {
+			return 0, false
+		}
+		return s[0].Value, true
+	}
+	testenv.Eventually(t, 60*time.Second, "Prometheus scraping the new calls", func() bool {
+		v, ok := value(`sum(servq_calls_offered_total{job="servq"})`)
+		return ok && v == float64(offered)
+	})
+	for _, c := range []struct {
+		expr string
+		want float64
+	}{
+		{`count(servq_calls_offered_total)`, 1}, // one series: backfilled and live are the same
+		{`sum(resets(servq_calls_offered_total[5h]))`, 0},
+		{`sum(resets(servq_calls_answered_total[5h]))`, 0},
+		{`sum(servq_calls_answered_total)`, float64(answered)},
+		{`sum(increase(servq_calls_offered_total[5h]))`, float64(offered)},
+	} {
+		if v, ok := value(c.expr); !ok || math.Abs(v-c.want) > 0.5 {
+			t.Errorf("%s = %v (%v), want %v", c.expr, v, ok, c.want)
 		}
 	}
 }

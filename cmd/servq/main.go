@@ -102,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	reportCmd.Flag("name", "File name prefix: <name>-<period>.<format>.").Default("slo-report").StringVar(&repOpts.name)
 
 	backfillCmd := a.Command("backfill", "Replay the sources' history on an event-time clock into timestamped samples (Prometheus blocks via promtool, VictoriaMetrics import) and the store, for `servq run` to continue from.")
-	bfOpts := backfillOptions{}
+	bfOpts := backfillOptions{labels: map[string]string{}}
 	addBackfillFlags(backfillCmd, &bfOpts)
 
 	cmd, err := a.Parse(stdoutDash(args))

@@ -75,6 +75,10 @@ type Options struct {
 	// its source returned, so `servq run` continues after the replayed
 	// records (To is then the source's read time, now).
 	CommitCursors bool
+	// Labels are added to every sample: the job and instance labels the
+	// scrape of servq adds (`job="servq", instance="host:9817"`), so that
+	// the backfilled series are the very series live scrapes continue.
+	Labels map[string]string
 	// Progress, when set, is called after each step.
 	Progress func(Progress)
 }
@@ -150,6 +154,10 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
 	res.Events = len(evs)
 
+	extra := make([]*dto.LabelPair, 0, len(o.Labels))
+	for k, v := range o.Labels {
+		extra = append(extra, &dto.LabelPair{Name: proto.String(k), Value: proto.String(v)})
+	}
 	clock := start
 	m.Clock = func() time.Time { return clock }
 	seen := map[string]bool{}
@@ -211,7 +219,7 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 				return res, err
 			}
 		}
-		n, err := sample(m, sink, t, o.Step, t.Equal(start), seen)
+		n, err := sample(m, sink, t, o.Step, t.Equal(start), seen, extra)
 		if err != nil {
 			return res, err
 		}
@@ -226,8 +234,23 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 
 // sample writes the model's series at t, preceded at t-step by a zero
 // sample of every counter or histogram series born since the last step.
-func sample(m *quality.Model, sink Sink, t time.Time, step time.Duration, first bool, seen map[string]bool) (int, error) {
+func sample(m *quality.Model, sink Sink, t time.Time, step time.Duration, first bool, seen map[string]bool, extra []*dto.LabelPair) (int, error) {
 	fams := m.GatherAll()
+	if len(extra) > 0 {
+		for _, f := range fams {
+			for _, mt := range f.Metric {
+				for _, l := range mt.Label {
+					for _, e := range extra {
+						if l.GetName() == e.GetName() {
+							return 0, fmt.Errorf("replay: label %s is already a label of %s", e.GetName(), f.GetName())
+						}
+					}
+				}
+				mt.Label = append(mt.Label, extra...)
+				sort.Slice(mt.Label, func(i, j int) bool { return mt.Label[i].GetName() < mt.Label[j].GetName() })
+			}
+		}
+	}
 	var births []*dto.MetricFamily
 	n := 0
 	ts := proto.Int64(t.UnixMilli())
