@@ -8,6 +8,8 @@
 #
 #   deploy/bench/tickets.sh [tickets ...]      (default: 100000 1000000)
 #   SERVQ=/path/to/servq deploy/bench/tickets.sh 100000   (another build)
+#   IDS=scattered deploy/bench/tickets.sh      (uuid-like ids instead of the
+#                                               help desks' sequential numbers)
 #
 # Needs: go, curl, /usr/bin/time (Debian package "time").
 set -eu
@@ -46,7 +48,7 @@ for n in ${*:-100000 1000000}; do
 	d=$work/n$n
 	rm -rf "$d"
 	mkdir -p "$d"
-	"$work/ticketgen" -tickets "$n" -o "$d/tickets.csv"
+	"$work/ticketgen" -tickets "$n" -ids "${IDS:-sequential}" -o "$d/tickets.csv"
 	cat >"$d/servq.yml" <<YML
 global:
   retention: 3650d
@@ -89,5 +91,5 @@ YML
 	total=$(awk '/^VmRSS/ {printf "%.0f", $2/1024}' /proc/$pid/status)
 	kill -TERM $pid
 	wait $pid || true
-	echo "tickets=$n rows=$((3 * n)) first_sync_cpu_s=$cpu wall=$wall peak_rss_mb=$rss (sampled peaks: anon=$((first_anon / 1024)) file=$((first_file / 1024))) store_mb=$store steady_rss_mb=$total (anon=$anon file=$file)"
+	echo "ids=${IDS:-sequential} tickets=$n rows=$((3 * n)) first_sync_cpu_s=$cpu wall=$wall peak_rss_mb=$rss (sampled peaks: anon=$((first_anon / 1024)) file=$((first_file / 1024))) store_mb=$store steady_rss_mb=$total (anon=$anon file=$file)"
 done

@@ -15,6 +15,7 @@ import (
 func main() {
 	n := flag.Int("tickets", 100000, "number of tickets")
 	out := flag.String("o", "tickets.csv", "output file")
+	ids := flag.String("ids", "sequential", "ticket ids: sequential (Zendesk, Freshdesk, Request Tracker number tickets in creation order) or scattered (uuid-like keys from a custom system: a permutation of the 32-bit space)")
 	flag.Parse()
 	f, err := os.Create(*out)
 	if err != nil {
@@ -37,9 +38,11 @@ func main() {
 		reply := created.Add(time.Duration(5+(i*7919)%480) * time.Minute)
 		solved := reply.Add(time.Duration(30+(i*104729)%2880) * time.Minute)
 		q, ch, pr := queues[i%len(queues)], channels[(i/5)%len(channels)], prios[(i/3)%len(prios)]
-		// Ids in no particular order (help desks number tickets by
-		// shard or hash): an odd multiplier permutes the 32-bit space.
-		id := uint32(i) * 2654435761
+		id := uint32(1000000 + i)
+		if *ids == "scattered" {
+			// An odd multiplier permutes the 32-bit space.
+			id = uint32(i) * 2654435761
+		}
 		switch v {
 		case 0:
 			fmt.Fprintf(w, "%d,%s,%s,%s,open,%s,,,0,0\n", id, q, ch, pr, ts(created))
