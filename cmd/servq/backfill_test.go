@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/deploy/testenv"
+	"gopkg.in/yaml.v3"
 )
 
 // history is a tickets export and a queue_log over 61 days with the
@@ -202,6 +204,7 @@ func TestBackfillIntoPrometheusAndVictoriaMetrics(t *testing.T) {
 		{`sum(increase(servq_calls_offered_total[1d]))`, h.offered},
 		{`sum(increase(servq_calls_answered_total[1d]))`, h.answered},
 	}
+	checkReport(t, cfg, prom.URL, h)
 	for _, db := range []struct{ name, url string }{{"prometheus", prom.URL}, {"victoria-metrics", vm.URL}} {
 		for _, c := range checks {
 			bad := 0
@@ -225,6 +228,46 @@ func TestBackfillIntoPrometheusAndVictoriaMetrics(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// checkReport runs `servq report` for September on the backfilled
+// Prometheus: the SLO's good and bad events equal the hand counts.
+func checkReport(t *testing.T, cfg, promURL string, h history) {
+	t.Helper()
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := writeReport(cfg, reportOptions{period: "2026-09", url: promURL, out: out, formats: []string{"json"}, name: "r"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("report: %d\n%s", code, stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "r-2026-09.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		SLOs []struct {
+			Name      string
+			Good, Bad float64
+			Exact     bool
+			Status    string
+		}
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var good, bad float64
+	for d, n := range h.good {
+		if strings.HasPrefix(d, "2026-09") {
+			good += float64(n)
+		}
+	}
+	for d, n := range h.bad {
+		if strings.HasPrefix(d, "2026-09") {
+			bad += float64(n)
+		}
+	}
+	if len(rep.SLOs) != 1 || rep.SLOs[0].Good != good || rep.SLOs[0].Bad != bad || !rep.SLOs[0].Exact {
+		t.Errorf("report for 2026-09: %+v, hand count good %v bad %v", rep.SLOs, good, bad)
 	}
 }
 
@@ -349,9 +392,11 @@ func TestBackfillThenRunContinues(t *testing.T) {
 	}
 	cfg := filepath.Join(dir, "servq.yml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`
-global: {new_series_delay: 3s}
+global: {new_series_delay: 3s, service: contact}
 collectors:
   - {name: pbx, type: asterisk_queue_log, schedule: "@every 1s", path: %s}
+slos:
+  - {name: abandon, indicator: call_abandonment, objective: 90}
 `, ql)), 0o644)
 
 	servqAddr := testenv.FreeAddr(t)
@@ -376,6 +421,7 @@ scrape_configs:
 	pAddr := testenv.FreeAddr(t)
 	prom := testenv.Start(t, pAddr, "/-/ready", promBin, "--config.file="+pcfg, "--storage.tsdb.path="+blocks,
 		"--storage.tsdb.retention.time=100y", "--web.listen-address="+pAddr, "--log.level=warn")
+	checkRuleBackfill(t, bin, promtool, promBin, cfg, prom.URL, now)
 	testenv.Start(t, servqAddr, "/-/ready", bin, "run", "--config.file="+cfg, "--storage.path="+storage, "--web.listen-address="+servqAddr)
 
 	// New calls after the seam.
@@ -408,5 +454,67 @@ scrape_configs:
 		if v, ok := value(c.expr); !ok || math.Abs(v-c.want) > 0.5 {
 			t.Errorf("%s = %v (%v), want %v", c.expr, v, ok, c.want)
 		}
+	}
+}
+
+// checkRuleBackfill backfills the generated recording rules over the
+// backfilled range with promtool and checks, in a Prometheus serving only
+// those blocks, that a recorded SLI equals its expression evaluated on the
+// backfilled data at the same times.
+func checkRuleBackfill(t *testing.T, bin, promtool, promBin, cfg, promURL string, now time.Time) {
+	t.Helper()
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "servq.rules.yml")
+	rulesYAML := runServqRules(t, bin, cfg, rulesFile)
+	var rf struct {
+		Groups []struct {
+			Rules []struct{ Record, Expr string }
+		}
+	}
+	if err := yaml.Unmarshal(rulesYAML, &rf); err != nil {
+		t.Fatal(err)
+	}
+	const record = "slo:sli_error:ratio_rate1h"
+	expr := ""
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			if r.Record == record {
+				expr = r.Expr
+			}
+		}
+	}
+	if expr == "" {
+		t.Fatalf("no %s rule in\n%s", record, rulesYAML)
+	}
+	start := now.Add(-3 * time.Hour).Truncate(time.Minute)
+	end := now.Add(-5 * time.Minute).Truncate(time.Minute)
+	blocks := filepath.Join(dir, "blocks")
+	if out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "rules", "--url="+promURL,
+		fmt.Sprintf("--start=%d", start.Unix()), fmt.Sprintf("--end=%d", end.Unix()), "--eval-interval=60s",
+		"--output-dir="+blocks, rulesFile).CombinedOutput(); err != nil {
+		t.Fatalf("promtool create-blocks-from rules: %v\n%s", err, out)
+	}
+	pcfg := filepath.Join(dir, "prometheus.yml")
+	os.WriteFile(pcfg, []byte("global: {}\n"), 0o644)
+	addr := testenv.FreeAddr(t)
+	rp := testenv.Start(t, addr, "/-/ready", promBin, "--config.file="+pcfg, "--storage.tsdb.path="+blocks,
+		"--storage.tsdb.retention.time=100y", "--web.listen-address="+addr, "--log.level=warn")
+	checked := 0
+	for at := start.Add(90 * time.Minute); at.Before(end); at = at.Add(17 * time.Minute) {
+		want, err := testenv.QueryAtE(promURL, expr, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := testenv.QueryAtE(rp.URL, record, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) != 1 || len(got) != 1 || math.Abs(got[0].Value-want[0].Value) > 1e-9 {
+			t.Errorf("%s at %s: backfilled %+v, expression on the data %+v", record, at.Format(time.RFC3339), got, want)
+		}
+		checked++
+	}
+	if checked < 3 {
+		t.Fatalf("checked %d times", checked)
 	}
 }
