@@ -402,7 +402,12 @@ slos:
 	servqAddr := testenv.FreeAddr(t)
 	om := filepath.Join(dir, "history.om")
 	storage := filepath.Join(dir, "data")
-	out, err := exec.Command(bin, "--config.file="+cfg, "backfill", "--since=4h", "--step=15s", "-o", om,
+	vmBin := testenv.Binary(t, "victoria-metrics", "victoria-metrics-prod")
+	vmalert := testenv.Binary(t, "vmalert")
+	vmAddr := testenv.FreeAddr(t)
+	vm := testenv.Start(t, vmAddr, "/health", vmBin, "-httpListenAddr="+vmAddr, "-storageDataPath="+t.TempDir(),
+		"-retentionPeriod=100y", "-loggerLevel=ERROR", "-search.latencyOffset=0s", "-search.disableCache")
+	out, err := exec.Command(bin, "--config.file="+cfg, "backfill", "--since=4h", "--step=15s", "-o", om, "--import.url="+vm.URL,
 		"--storage.path="+storage, "--label=job=servq", "--label=instance="+servqAddr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("backfill: %v\n%s", err, out)
@@ -421,7 +426,8 @@ scrape_configs:
 	pAddr := testenv.FreeAddr(t)
 	prom := testenv.Start(t, pAddr, "/-/ready", promBin, "--config.file="+pcfg, "--storage.tsdb.path="+blocks,
 		"--storage.tsdb.retention.time=100y", "--web.listen-address="+pAddr, "--log.level=warn")
-	checkRuleBackfill(t, bin, promtool, promBin, cfg, prom.URL, now)
+	rulesFile, expr := checkRuleBackfill(t, bin, promtool, promBin, cfg, prom.URL, now)
+	checkVMAlertReplay(t, vmalert, vm.URL, rulesFile, expr, now)
 	testenv.Start(t, servqAddr, "/-/ready", bin, "run", "--config.file="+cfg, "--storage.path="+storage, "--web.listen-address="+servqAddr)
 
 	// New calls after the seam.
@@ -461,10 +467,10 @@ scrape_configs:
 // backfilled range with promtool and checks, in a Prometheus serving only
 // those blocks, that a recorded SLI equals its expression evaluated on the
 // backfilled data at the same times.
-func checkRuleBackfill(t *testing.T, bin, promtool, promBin, cfg, promURL string, now time.Time) {
+func checkRuleBackfill(t *testing.T, bin, promtool, promBin, cfg, promURL string, now time.Time) (rulesFile, expr string) {
 	t.Helper()
 	dir := t.TempDir()
-	rulesFile := filepath.Join(dir, "servq.rules.yml")
+	rulesFile = filepath.Join(dir, "servq.rules.yml")
 	rulesYAML := runServqRules(t, bin, cfg, rulesFile)
 	var rf struct {
 		Groups []struct {
@@ -474,17 +480,16 @@ func checkRuleBackfill(t *testing.T, bin, promtool, promBin, cfg, promURL string
 	if err := yaml.Unmarshal(rulesYAML, &rf); err != nil {
 		t.Fatal(err)
 	}
-	const record = "slo:sli_error:ratio_rate1h"
-	expr := ""
+	expr = ""
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
-			if r.Record == record {
+			if r.Record == sliRecord {
 				expr = r.Expr
 			}
 		}
 	}
 	if expr == "" {
-		t.Fatalf("no %s rule in\n%s", record, rulesYAML)
+		t.Fatalf("no %s rule in\n%s", sliRecord, rulesYAML)
 	}
 	start := now.Add(-3 * time.Hour).Truncate(time.Minute)
 	end := now.Add(-5 * time.Minute).Truncate(time.Minute)
@@ -501,16 +506,71 @@ func checkRuleBackfill(t *testing.T, bin, promtool, promBin, cfg, promURL string
 		"--storage.tsdb.retention.time=100y", "--web.listen-address="+addr, "--log.level=warn")
 	checked := 0
 	for at := start.Add(90 * time.Minute); at.Before(end); at = at.Add(17 * time.Minute) {
+		// Compared at the recorded sample's own evaluation time.
+		ts, err := testenv.QueryAtE(rp.URL, "timestamp("+sliRecord+")", at)
+		if err != nil || len(ts) != 1 {
+			t.Fatalf("no recorded %s at %s: %v", sliRecord, at, err)
+		}
+		at := time.UnixMilli(int64(math.Round(ts[0].Value * 1e3)))
 		want, err := testenv.QueryAtE(promURL, expr, at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := testenv.QueryAtE(rp.URL, record, at)
+		got, err := testenv.QueryAtE(rp.URL, sliRecord, at)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(want) != 1 || len(got) != 1 || math.Abs(got[0].Value-want[0].Value) > 1e-9 {
-			t.Errorf("%s at %s: backfilled %+v, expression on the data %+v", record, at.Format(time.RFC3339), got, want)
+			t.Errorf("%s at %s: backfilled %+v, expression on the data %+v", sliRecord, at.Format(time.RFC3339), got, want)
+		} else {
+			t.Logf("promtool %s at %s: %v", sliRecord, at.Format(time.RFC3339), got[0].Value)
+		}
+		checked++
+	}
+	if checked < 3 {
+		t.Fatalf("checked %d times", checked)
+	}
+	return rulesFile, expr
+}
+
+const sliRecord = "slo:sli_error:ratio_rate1h"
+
+// checkVMAlertReplay replays the generated rules with vmalert over the
+// history imported into VictoriaMetrics: the recorded SLI at each of its
+// evaluation times equals its expression evaluated there.
+func checkVMAlertReplay(t *testing.T, vmalert, vmURL, rulesFile, expr string, now time.Time) {
+	t.Helper()
+	start := now.Add(-3 * time.Hour).Truncate(time.Minute)
+	end := now.Add(-5 * time.Minute).Truncate(time.Minute)
+	out, err := exec.Command(vmalert, "-rule="+rulesFile, "-datasource.url="+vmURL, "-remoteWrite.url="+vmURL,
+		"-replay.timeFrom="+start.Format(time.RFC3339), "-replay.timeTo="+end.Format(time.RFC3339),
+		"-replay.disableProgressBar", "-replay.rulesDelay=0s", "-loggerLevel=ERROR").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vmalert replay: %v\n%s", err, out)
+	}
+	if r, err := httpGet(vmURL + "/internal/force_flush"); err == nil {
+		r.Close()
+	}
+	checked := 0
+	for at := start.Add(90 * time.Minute); at.Before(end); at = at.Add(17 * time.Minute) {
+		var ts []testenv.Sample
+		testenv.Eventually(t, 10*time.Second, "the replayed rules in VictoriaMetrics", func() bool {
+			ts, err = testenv.QueryAtE(vmURL, "tlast_over_time("+sliRecord+"[5m])", at)
+			return err == nil && len(ts) == 1
+		})
+		evalAt := time.UnixMilli(int64(math.Round(ts[0].Value * 1e3)))
+		got, err := testenv.QueryAtE(vmURL, sliRecord, evalAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := testenv.QueryAtE(vmURL, expr, evalAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) != 1 || len(got) != 1 || math.Abs(got[0].Value-want[0].Value) > 1e-9 {
+			t.Errorf("vmalert %s at %s: replayed %+v, expression on the data %+v", sliRecord, evalAt.Format(time.RFC3339), got, want)
+		} else {
+			t.Logf("vmalert %s at %s: %v", sliRecord, evalAt.Format(time.RFC3339), got[0].Value)
 		}
 		checked++
 	}
