@@ -145,7 +145,8 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 		Progress: func(p replay.Progress) {
 			if d := p.At.Truncate(24 * time.Hour); !d.Equal(day) || !p.At.Add(o.step).Before(to) {
 				day = d
-				fmt.Fprintf(stderr, "backfill: %s reached, %d/%d events, %d samples\n", p.At.UTC().Format(time.RFC3339), p.Events, p.Total, p.Samples)
+				fmt.Fprintf(stderr, "backfill: %s reached, %d/%d events, %d samples%s\n", p.At.UTC().Format(time.RFC3339), p.Events, p.Total, p.Samples,
+					rateETA(o.now().Sub(started), p.Samples, p.At.Sub(from), to.Sub(from)))
 			}
 		}})
 	if serr := store.SetNoSync(false); err == nil && serr != nil {
@@ -277,4 +278,14 @@ func writeOpenMetrics(path string, om *replay.OpenMetrics) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// rateETA is ", N samples/s, ETA D" from the elapsed wall time and the
+// share of the simulated range done; empty before anything can be told.
+func rateETA(elapsed time.Duration, samples int, done, total time.Duration) string {
+	if elapsed <= 0 || done <= 0 || total <= 0 {
+		return ""
+	}
+	left := time.Duration(float64(elapsed) * float64(total-done) / float64(done))
+	return fmt.Sprintf(", %.0f samples/s, ETA %s", float64(samples)/elapsed.Seconds(), left.Round(time.Second))
 }

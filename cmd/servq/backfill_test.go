@@ -578,3 +578,12 @@ func checkVMAlertReplay(t *testing.T, vmalert, vmURL, rulesFile, expr string, no
 		t.Fatalf("checked %d times", checked)
 	}
 }
+
+func TestBackfillRateETA(t *testing.T) {
+	if got := rateETA(10*time.Second, 5000, 24*time.Hour, 96*time.Hour); got != ", 500 samples/s, ETA 30s" {
+		t.Errorf("rateETA = %q", got)
+	}
+	if got := rateETA(0, 0, 0, time.Hour); got != "" {
+		t.Errorf("rateETA at the start = %q", got)
+	}
+}
