@@ -33,6 +33,7 @@ package replay
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -49,6 +50,9 @@ import (
 // maxRuns bounds the runs of one source (a source that returns only
 // snapshots, readings of now, is run once).
 const maxRuns = 100000
+
+// maxBackoffs bounds the Retry-After waits of one source in a replay.
+const maxBackoffs = 20
 
 // Collector is one configured collector to replay.
 type Collector struct {
@@ -79,6 +83,9 @@ type Options struct {
 	// scrape of servq adds (`job="servq", instance="host:9817"`), so that
 	// the backfilled series are the very series live scrapes continue.
 	Labels map[string]string
+	// Sleep waits out a vendor's Retry-After (nil: a timer; tests
+	// replace it).
+	Sleep func(ctx context.Context, d time.Duration) error
 	// Progress, when set, is called after each step.
 	Progress func(Progress)
 }
@@ -120,6 +127,19 @@ type source struct {
 // built with no new-series delay (its clock is set to the simulated time;
 // births are written at 0 by the replay itself).
 func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o Options) (Result, error) {
+	sleep := o.Sleep
+	if sleep == nil {
+		sleep = func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+	}
 	if o.Step <= 0 {
 		return Result{}, fmt.Errorf("replay: step must be positive, got %s", o.Step)
 	}
@@ -135,9 +155,22 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 		// budget): it is run again from its cursor until it reads nothing
 		// new.
 		var cursor []byte
+		waits := 0
 		for run := 0; run < maxRuns; run++ {
 			b := &collectors.Batch{Now: o.To}
 			next, err := c.Source.Collect(ctx, cursor, b)
+			var backoff *collectors.BackoffError
+			if errors.As(err, &backoff) && waits < maxBackoffs {
+				// The vendor asked for a longer wait than a run sits
+				// out (Retry-After): wait it, then read on from the
+				// same cursor; the failed run's records are dropped.
+				waits++
+				if err := sleep(ctx, backoff.Wait); err != nil {
+					return res, err
+				}
+				run--
+				continue
+			}
 			if err != nil {
 				return res, fmt.Errorf("collector %s: reading its history: %w", c.Name, err)
 			}

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -224,5 +225,39 @@ func TestTicketStates(t *testing.T) {
 	noUpd.UpdatedAt = time.Time{}
 	if sts := TicketStates(&noUpd); len(sts) != 3 || !sts[2].UpdatedAt.Equal(solved) || sts[2].Satisfaction != "good" {
 		t.Errorf("no updated time: %d states, last %+v", len(sts), sts[len(sts)-1])
+	}
+}
+
+// busy answers its first run with a Retry-After longer than a run waits.
+type busy struct {
+	fixed
+	asked int
+}
+
+func (b *busy) Collect(ctx context.Context, cursor []byte, batch *collectors.Batch) ([]byte, error) {
+	b.asked++
+	if b.asked == 1 {
+		batch.Tickets = append(batch.Tickets, record.Ticket{ID: "partial", CreatedAt: mon(9, 0)})
+		return nil, &collectors.BackoffError{Wait: 7 * time.Minute, Err: errors.New("429")}
+	}
+	return b.fixed.Collect(ctx, cursor, batch)
+}
+
+func TestReplayWaitsOutRetryAfter(t *testing.T) {
+	m, _ := newModel(t, t.TempDir())
+	src := &busy{fixed: fixed{cursor: "end", b: collectors.Batch{Tickets: []record.Ticket{
+		{ID: "a", Queue: "q", CreatedAt: mon(10, 0), UpdatedAt: mon(10, 0), Status: "open"}}}}}
+	var waited []time.Duration
+	sink := memory{}
+	res, err := Run(context.Background(), m, []Collector{{"zd", src}}, sink, Options{From: mon(9, 0), To: mon(11, 0), Step: time.Minute,
+		Sleep: func(_ context.Context, d time.Duration) error { waited = append(waited, d); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waited) != 1 || waited[0] != 7*time.Minute || res.Records["zd"] != 1 {
+		t.Fatalf("waited %v, result %+v", waited, res)
+	}
+	if v := sink["servq_tickets_created_total{queue=q}"][mon(11, 0)]; v != 1 {
+		t.Errorf("created %v, want 1 (the failed run's record dropped)", v)
 	}
 }
