@@ -101,7 +101,14 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 		if (cur != nil || !m.Newest(c.Name).IsZero()) && !o.force {
 			return fail(fmt.Errorf("collector %s already has committed state in %s (servq run or an earlier backfill counted it): replaying it would overlap what was already exported; use an empty --storage.path, or --force to count its history again on top", c.Name, store.Path()))
 		}
-		src, err := collectors.Build(c, collectors.Env{Logger: logger})
+		// API and sql sources read back `since` on their first run: the
+		// whole range (a step more, for the rounding of the first sample).
+		// A source without that key refuses it and is built as it is.
+		since := model.Duration(to.Sub(from.Truncate(o.step)) + o.step).String()
+		src, err := collectors.Build(c.WithSpec("since", since), collectors.Env{Logger: logger})
+		if err != nil {
+			src, err = collectors.Build(c, collectors.Env{Logger: logger})
+		}
 		if err != nil {
 			printErr(stderr, err)
 			return 1

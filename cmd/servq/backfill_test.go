@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -585,5 +586,43 @@ func TestBackfillRateETA(t *testing.T) {
 	}
 	if got := rateETA(0, 0, 0, time.Hour); got != "" {
 		t.Errorf("rateETA at the start = %q", got)
+	}
+}
+
+// TestBackfillReadsAPISourcesFromTheStart: an API source's first run
+// reads back the whole replayed range, not its configured since.
+func TestBackfillReadsAPISourcesFromTheStart(t *testing.T) {
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.Query().Get("since"))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `[{"id": "1", "created": "2026-09-02T10:00:00Z", "updated": "2026-09-02T10:00:00Z"}]`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "servq.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+collectors:
+  - name: api
+    type: http_json
+    schedule: "@every 1m"
+    url: %s/tickets?since={{.since}}
+    record: ticket
+    mapping: {id: id, created_at: created, updated_at: updated}
+    incremental: {watermark: updated}
+    since: 1d
+`, srv.URL)), 0o644)
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var stderr bytes.Buffer
+	code := backfill(cfg, backfillOptions{since: "61d", step: time.Hour, storage: filepath.Join(dir, "data"),
+		output: filepath.Join(dir, "out.om"), now: func() time.Time { return now }}, slog.New(slog.NewTextHandler(io.Discard, nil)), &stderr)
+	if code != 0 {
+		t.Fatalf("backfill: %d\n%s", code, stderr.String())
+	}
+	if len(asked) == 0 || asked[0] != "2026-08-31T23:00:00Z" {
+		t.Fatalf("first request since %q, want the range's start less a step", asked)
+	}
+	if !strings.Contains(stderr.String(), "api: 1 records read") {
+		t.Errorf("output: %s", stderr.String())
 	}
 }
