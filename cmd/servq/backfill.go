@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 
 	"github.com/servq/servq/collectors"
@@ -22,6 +23,7 @@ import (
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/internal/redact"
+	"github.com/servq/servq/slo/status"
 )
 
 // backfillOptions are the flags of `servq backfill`.
@@ -146,9 +148,19 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	if err := store.SetNoSync(true); err != nil {
 		return fail(err)
 	}
+	// /api/v1/slos and the landing page start with the history too: the
+	// SLO tracker gets a sample of every step, as servq run takes one a
+	// minute.
+	tracker, err := status.NewTracker(store)
+	if err != nil {
+		return fail(err)
+	}
+	observe := func(at time.Time, fams []*dto.MetricFamily) error {
+		return tracker.Observe(cfg, at, status.Measure(cfg, fams))
+	}
 	day := time.Time{}
 	started := o.now()
-	res, err := replay.Run(ctx, m, cols, sinks, replay.Options{From: from, To: to, Step: o.step, CommitCursors: seam, Labels: o.labels,
+	res, err := replay.Run(ctx, m, cols, sinks, replay.Options{From: from, To: to, Step: o.step, CommitCursors: seam, Labels: o.labels, Observe: observe,
 		Progress: func(p replay.Progress) {
 			if d := p.At.Truncate(24 * time.Hour); !d.Equal(day) || !p.At.Add(o.step).Before(to) {
 				day = d

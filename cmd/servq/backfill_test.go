@@ -20,6 +20,7 @@ import (
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/deploy/testenv"
+	"github.com/servq/servq/slo/status"
 	"gopkg.in/yaml.v3"
 )
 
@@ -349,6 +350,16 @@ func TestBackfillSeam(t *testing.T) {
 		if got[k] != want {
 			t.Errorf("%s = %v after the backfill, hand count %v", k, got[k], want)
 		}
+	}
+	// The SLO status starts with the history: a sample a step back over
+	// the SLO's window, the last one the hand count.
+	tr, err := status.NewTracker(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := tr.Samples("reply-1h")
+	if len(ps) < 24*28 || ps[len(ps)-1].Counts.Bad != total(h.bad) || ps[len(ps)-1].Counts.Total != total(h.bad)+total(h.good) {
+		t.Errorf("SLO status samples: %d, last %+v", len(ps), ps[len(ps)-1])
 	}
 	for _, col := range []string{"helpdesk", "pbx"} {
 		if cur, err := m.Cursor(col); err != nil || cur == nil {

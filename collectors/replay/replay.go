@@ -86,6 +86,9 @@ type Options struct {
 	// Sleep waits out a vendor's Retry-After (nil: a timer; tests
 	// replace it).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Observe, when set, is called after each step's samples with every
+	// family at that step (the SLO status tracker seeds its samples).
+	Observe func(at time.Time, fams []*dto.MetricFamily) error
 	// Progress, when set, is called after each step.
 	Progress func(Progress)
 }
@@ -252,12 +255,17 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 				return res, err
 			}
 		}
-		n, err := sample(m, sink, t, o.Step, t.Equal(start), seen, extra)
+		fams, n, err := sample(m, sink, t, o.Step, t.Equal(start), seen, extra)
 		if err != nil {
 			return res, err
 		}
 		res.Samples += n
 		res.Steps++
+		if o.Observe != nil {
+			if err := o.Observe(t, fams); err != nil {
+				return res, err
+			}
+		}
 		if o.Progress != nil {
 			o.Progress(Progress{At: t, Events: next, Total: len(evs), Samples: res.Samples})
 		}
@@ -267,7 +275,7 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 
 // sample writes the model's series at t, preceded at t-step by a zero
 // sample of every counter or histogram series born since the last step.
-func sample(m *quality.Model, sink Sink, t time.Time, step time.Duration, first bool, seen map[string]bool, extra []*dto.LabelPair) (int, error) {
+func sample(m *quality.Model, sink Sink, t time.Time, step time.Duration, first bool, seen map[string]bool, extra []*dto.LabelPair) ([]*dto.MetricFamily, int, error) {
 	fams := m.GatherAll()
 	if len(extra) > 0 {
 		for _, f := range fams {
@@ -275,7 +283,7 @@ func sample(m *quality.Model, sink Sink, t time.Time, step time.Duration, first 
 				for _, l := range mt.Label {
 					for _, e := range extra {
 						if l.GetName() == e.GetName() {
-							return 0, fmt.Errorf("replay: label %s is already a label of %s", e.GetName(), f.GetName())
+							return nil, 0, fmt.Errorf("replay: label %s is already a label of %s", e.GetName(), f.GetName())
 						}
 					}
 				}
@@ -309,10 +317,10 @@ func sample(m *quality.Model, sink Sink, t time.Time, step time.Duration, first 
 	}
 	if len(births) > 0 {
 		if err := sink.Samples(t.Add(-step), births); err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 	}
-	return n, sink.Samples(t, fams)
+	return fams, n, sink.Samples(t, fams)
 }
 
 func seriesKey(name string, mt *dto.Metric) string {
