@@ -81,12 +81,21 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	for _, n := range o.only {
 		want[n] = true
 	}
-	store, err := state.Open(storagePath(configFile, o.storage))
+	// The real store is held open (locked against a servq run) for the
+	// whole backfill, which replays into a copy in a work directory inside
+	// it; only a complete replay replaces the store, so an interrupted one
+	// (Ctrl-C, a failed source) leaves it as it was.
+	real, err := state.Open(storagePath(configFile, o.storage))
 	if err != nil {
 		return fail(err)
 	}
-	defer store.Close()
-	m, err := quality.New(cfg, store, logger)
+	realOpen := true
+	defer func() {
+		if realOpen {
+			real.Close()
+		}
+	}()
+	check, err := quality.New(cfg, real, logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -96,12 +105,12 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 			continue
 		}
 		delete(want, c.Name)
-		cur, err := m.Cursor(c.Name)
+		cur, err := check.Cursor(c.Name)
 		if err != nil {
 			return fail(err)
 		}
-		if (cur != nil || !m.Newest(c.Name).IsZero()) && !o.force {
-			return fail(fmt.Errorf("collector %s already has committed state in %s (servq run or an earlier backfill counted it): replaying it would overlap what was already exported; use an empty --storage.path, or --force to count its history again on top", c.Name, store.Path()))
+		if (cur != nil || !check.Newest(c.Name).IsZero()) && !o.force {
+			return fail(fmt.Errorf("collector %s already has committed state in %s (servq run or an earlier backfill counted it): replaying it would overlap what was already exported; use an empty --storage.path, or --force to count its history again on top", c.Name, real.Path()))
 		}
 		// API and sql sources read back `since` on their first run: the
 		// whole range (a step more, for the rounding of the first sample).
@@ -122,6 +131,30 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	}
 	for n := range want {
 		return fail(fmt.Errorf("--collector %s: no such collector in the config", n))
+	}
+	work, err := os.MkdirTemp(filepath.Dir(real.Path()), ".backfill-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(work)
+	if b, err := os.ReadFile(real.Path()); err != nil {
+		return fail(err)
+	} else if err := os.WriteFile(filepath.Join(work, state.FileName), b, 0o600); err != nil {
+		return fail(err)
+	}
+	store, err := state.Open(work)
+	if err != nil {
+		return fail(err)
+	}
+	storeOpen := true
+	defer func() {
+		if storeOpen {
+			store.Close()
+		}
+	}()
+	m, err := quality.New(cfg, store, logger)
+	if err != nil {
+		return fail(err)
 	}
 	var sinks replay.Multi
 	var om *replay.OpenMetrics
@@ -184,13 +217,24 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 			return fail(err)
 		}
 	}
+	// The complete replay replaces the store.
+	storeOpen, realOpen = false, false
+	if err := store.Close(); err != nil {
+		return fail(err)
+	}
+	if err := real.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(store.Path(), real.Path()); err != nil {
+		return fail(err)
+	}
 	for _, c := range cols {
 		fmt.Fprintf(stderr, "backfill: collector %s: %d records read, %d rejected\n", c.Name, res.Records[c.Name], res.Rejected[c.Name])
 	}
 	fmt.Fprintf(stderr, "backfill: %s to %s, %d steps of %s, %d events, %d samples in %s\n",
 		from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), res.Steps, o.step, res.Events, res.Samples, o.now().Sub(started).Round(time.Millisecond))
 	if seam {
-		fmt.Fprintf(stderr, "backfill: end state committed to %s: `servq run` with this store continues from it\n", store.Path())
+		fmt.Fprintf(stderr, "backfill: end state committed to %s: `servq run` with this store continues from it\n", real.Path())
 	}
 	return 0
 }

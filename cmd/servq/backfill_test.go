@@ -293,6 +293,21 @@ func TestBackfillSeam(t *testing.T) {
 	opts := backfillOptions{since: "61d", step: time.Hour, storage: storage, output: om, now: func() time.Time { return now }}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var stderr bytes.Buffer
+	// A backfill that fails at its end (the import refused) leaves the
+	// store as it was: the next one is not refused.
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "disk full", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	failing := opts
+	failing.importURL = down.URL
+	if code := backfill(cfg, failing, logger, &stderr); code == 0 || !strings.Contains(stderr.String(), "disk full") {
+		t.Fatalf("backfill into a failing import: %d\n%s", code, stderr.String())
+	}
+	if entries, _ := os.ReadDir(storage); len(entries) != 1 {
+		t.Errorf("storage after the failed backfill: %v (the work directory should be gone)", entries)
+	}
+	stderr.Reset()
 	if code := backfill(cfg, opts, logger, &stderr); code != 0 {
 		t.Fatalf("backfill: %d\n%s", code, stderr.String())
 	}
