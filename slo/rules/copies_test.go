@@ -29,10 +29,14 @@ func TestCopiesOfAServqCountOnce(t *testing.T) {
 `+copies(`servq_ticket_slo_events_total{collector="zd",slo="reply",result="bad",queue="q",channel="email",priority="normal"}`, "0+2x120")+`
 `+copies(`servq_queue_calls_waiting{collector="pbx",queue="sales"}`, "12x120")+`
   promql_expr_test:
-    # 2 bad tickets a minute: 120 over the hour, once.
-    - expr: servq:slo_bad_events:increase1h{sloth_slo="reply"}
+    # 2 bad tickets a minute: 180 in 90 minutes, once; 12 tickets a
+    # minute in all.
+    - expr: servq:slo_bad_events:increase30d{sloth_slo="reply"}
       eval_time: 90m
-      exp_samples: [{labels: 'servq:slo_bad_events:increase1h{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="1h"}', value: 120}]
+      exp_samples: [{labels: 'servq:slo_bad_events:increase30d{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="30d"}', value: 180}]
+    - expr: servq:slo_events:increase30d{sloth_slo="reply"}
+      eval_time: 90m
+      exp_samples: [{labels: 'servq:slo_events:increase30d{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="30d"}', value: 1080}]
     - expr: slo:sli_error:ratio_rate5m{sloth_slo="reply"}
       eval_time: 90m
       exp_samples: [{labels: 'slo:sli_error:ratio_rate5m{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="5m"}', value: 0.16666666666666666}]

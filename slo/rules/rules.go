@@ -69,7 +69,9 @@ func Generate(cfg *config.Config) (*File, error) {
 		f.Groups = append(f.Groups, operationalGroup(cfg))
 	}
 	for i := range f.Groups {
-		f.Groups[i].Interval = interval
+		if f.Groups[i].Interval == "" {
+			f.Groups[i].Interval = interval
+		}
 		for _, r := range f.Groups[i].Rules {
 			if _, err := parser.ParseExpr(r.Expr); err != nil {
 				return nil, fmt.Errorf("group %s, rule %s%s: generated an invalid expression (a servq bug, please report it): %v\n%s", f.Groups[i].Name, r.Record, r.Alert, err, r.Expr)

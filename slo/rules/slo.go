@@ -232,37 +232,21 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 	}
 	sort.Slice(ordered, func(i, j int) bool { return ordered[i] < ordered[j] })
 
-	// SLI recordings: the error ratio over every window, and bad-event
-	// counts over the long alert windows (for the low-volume guard) and
-	// the SLO window (budget in events).
 	sliGroup := Group{Name: "servq-slo-" + s.Name + "-sli"}
-	for _, w := range ordered {
-		ws := sli.Window(w)
-		sliGroup.Rules = append(sliGroup.Rules, Rule{Record: recErrorRatio + ws, Expr: ind.ErrorRatio(ws),
-			Labels: merge(labels, map[string]string{"sloth_window": ws})})
-	}
-	counted := map[time.Duration]bool{s.Window.D(): true}
-	for _, p := range activePairs(s) {
-		counted[p.Long] = true
-	}
-	for _, w := range ordered {
-		if !counted[w] {
-			continue
-		}
-		ws := sli.Window(w)
-		bad, err := ind.BadCount(ws)
-		if err != nil {
-			return nil, err
-		}
-		sliGroup.Rules = append(sliGroup.Rules, Rule{Record: recBadEvents + ws, Expr: bad,
-			Labels: merge(labels, map[string]string{"sloth_window": ws})})
-	}
-	total, err := ind.TotalCount(window)
+	counts, err := sli.CountsFor(cfg, s)
 	if err != nil {
 		return nil, err
 	}
-	sliGroup.Rules = append(sliGroup.Rules, Rule{Record: recEvents + window, Expr: total,
-		Labels: merge(labels, map[string]string{"sloth_window": window})})
+	var badCount func(w time.Duration) string
+	if counts != nil {
+		sliGroup.Interval = sli.Window(Step(cfg))
+		badCount = stepRules(cfg, s, counts, labels, sel, ordered, &sliGroup)
+	} else {
+		badCount, err = rawRules(s, ind, labels, sel, ordered, &sliGroup)
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	objective := s.Objective / 100
 	budget := (100 - s.Objective) / 100
@@ -288,7 +272,7 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 	}}
 
 	groups := []Group{sliGroup, meta}
-	if alerts := burnAlerts(cfg, s, labels, sel, budget); len(alerts) > 0 {
+	if alerts := burnAlerts(cfg, s, labels, sel, budget, badCount); len(alerts) > 0 {
 		groups = append(groups, Group{Name: "servq-slo-" + s.Name + "-alerts", Rules: alerts})
 	}
 	return groups, nil
@@ -310,7 +294,7 @@ func thresholdString(s *config.SLO) string {
 // and the alert is the "or" of its pairs. The last clause is the
 // low-volume guard: with two tickets an hour one late reply is a 50 %
 // error ratio, a burn no one should be woken for.
-func burnAlerts(cfg *config.Config, s *config.SLO, labels map[string]string, sel func(string) string, budget float64) []Rule {
+func burnAlerts(cfg *config.Config, s *config.SLO, labels map[string]string, sel func(string) string, budget float64, badCount func(time.Duration) string) []Rule {
 	var out []Rule
 	for _, sev := range []string{config.SeverityPage, config.SeverityTicket} {
 		var clauses, prose []string
@@ -331,10 +315,11 @@ func burnAlerts(cfg *config.Config, s *config.SLO, labels map[string]string, sel
 				fmt.Sprintf("max without (sloth_window) (%s %s)", sel(recErrorRatio+sli.Window(p.Long)), cond),
 			}
 			if s.Alerting.MinBadEvents > 1 {
-				// increase() extrapolates to the window's edges, so N bad
-				// events can read as a little less than N.
+				// The half keeps float noise (and, for custom SLIs,
+				// increase()'s extrapolation) from reading N bad events
+				// as a little less than N.
 				parts = append(parts, fmt.Sprintf("max without (sloth_window) (%s >= %s)",
-					sel(recBadEvents+sli.Window(p.Long)), sli.Num(float64(s.Alerting.MinBadEvents)-0.5)))
+					badCount(p.Long), sli.Num(float64(s.Alerting.MinBadEvents)-0.5)))
 			}
 			clauses = append(clauses, "(\n    "+strings.Join(parts, "\n  and\n    ")+"\n)")
 			// The share of the SLO window's budget that the burn spends in
