@@ -238,7 +238,9 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 		return nil, err
 	}
 	var badCount func(w time.Duration) string
+	covered := "servq_build_info"
 	if counts != nil {
+		covered = sel(recEvents + sli.Window(Step(cfg)))
 		sliGroup.Interval = sli.Window(Step(cfg))
 		badCount = stepRules(cfg, s, counts, labels, sel, ordered, &sliGroup)
 	} else {
@@ -260,11 +262,13 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 		{Record: recCurrentBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+"5m"), join, sel(recBudget)), Labels: labels},
 		{Record: recPeriodBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+window), join, sel(recBudget)), Labels: labels},
 		{Record: recRemaining, Expr: "1 - " + sel(recPeriodBurn), Labels: labels},
-		// How much of the SLO window Prometheus holds servq samples for
-		// (hourly resolution), so that a dashboard can say "only 9 days
-		// of data" instead of showing a 9-day ratio as the window's.
-		{Record: recCoverage, Expr: fmt.Sprintf("clamp_max((time() - min(min_over_time(timestamp(servq_build_info)[%s:1h]))) / %s, 1)",
-			window, sli.Num(s.Window.D().Seconds())), Labels: labels},
+		// How much of the SLO window the window ratio covers (hourly
+		// resolution), so that a dashboard can say "only 9 days of data"
+		// instead of showing a 9-day ratio as the window's: the history of
+		// the step recordings the windows sum, or for custom SLIs of
+		// servq's samples.
+		{Record: recCoverage, Expr: fmt.Sprintf("clamp_max((time() - min(min_over_time(timestamp(%s)[%s:1h]))) / %s, 1)",
+			covered, window, sli.Num(s.Window.D().Seconds())), Labels: labels},
 		{Record: recInfo, Expr: "vector(1)", Labels: merge(labels, map[string]string{
 			"sloth_mode": "servq", "sloth_spec": "servq/v1", "sloth_objective": sli.Num(s.Objective),
 			"servq_indicator": s.Indicator, "servq_window": window, "servq_threshold": thresholdString(s),
@@ -423,10 +427,31 @@ func Warnings(cfg *config.Config) []string {
 			}
 		}
 	}
+	if note := seriesDelayNote(cfg); note != "" {
+		out = append(out, note)
+	}
 	if note := retentionNote(cfg); note != "" {
 		out = append(out, note)
 	}
 	return out
+}
+
+// seriesDelayNote warns when a new series is not served at 0 long enough
+// for a step to see the 0: a step counts a series from its sample one
+// interval ago, so its first events would be lost. (0, the delay turned
+// off, loses them with any rules, and is the user's explicit choice.)
+func seriesDelayNote(cfg *config.Config) string {
+	d := cfg.Global.SeriesDelay()
+	if d == 0 || d > Step(cfg) {
+		return ""
+	}
+	for _, s := range cfg.SLOs {
+		if s.Indicator != "custom" {
+			return fmt.Sprintf("global.new_series_delay (%s) is not longer than the rules' interval (%s): the SLO rules count a new series from its sample one interval ago, so its first events can be missed; make it longer than the interval plus the scrape interval",
+				sli.Window(d), sli.Window(Step(cfg)))
+		}
+	}
+	return ""
 }
 
 // retentionNote says how much history the rules read: an SLO's window

@@ -333,9 +333,9 @@ tests:
 	}
 }
 
-// servq:slo_window_coverage:ratio is the share of the SLO window for which
-// Prometheus holds servq samples: 6 hours of a 1-day window is 0.25, and
-// it stays 1 once the window is full.
+// servq:slo_window_coverage:ratio is the share of the SLO window that the
+// step recordings the window sums cover (the rules have run for): 6 hours
+// of a 1-day window is 0.25, and it stays 1 once the window is full.
 func TestWindowCoverage(t *testing.T) {
 	dir := t.TempDir()
 	rules := promtoolRules(t, dir, `

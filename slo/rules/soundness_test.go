@@ -62,14 +62,17 @@ const perMin = 1000.0
 func checkSound(t *testing.T, promtool, window string, objective float64) {
 	dir := t.TempDir()
 	atBudget := window != "28d" && window != "30d"
+	// The SLI groups count the events of one evaluation interval per
+	// step, so the rules are generated for the test's interval.
 	cfgText := fmt.Sprintf(`
 global: {service: svc}
+rules: {interval: %[3]dm}
 collectors:
   - {name: pbx, type: demo, schedule: "@every 1m"}
 slos:
   - {name: steady, indicator: call_abandonment, objective: %[1]g, window: %[2]s, filters: {queue: steady}}
   - {name: outage, indicator: call_abandonment, objective: %[1]g, window: %[2]s, filters: {queue: outage}}
-`, objective, window)
+`, objective, window, evalEvery)
 	if atBudget {
 		cfgText += fmt.Sprintf("  - {name: at-budget, indicator: call_abandonment, objective: %g, window: %s, filters: {queue: at-budget}}\n", objective, window)
 	}

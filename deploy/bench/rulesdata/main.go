@@ -1,0 +1,128 @@
+// Command rulesdata writes the history of deploy/bench/rules.sh as
+// OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`, and
+// the servq config of its SLOs: call counters of `-combos` label
+// combinations (queue × channel) over `-days` days, sparse (every
+// `-sparse`) but for the last `-dense-for`, which is sampled every
+// `-scrape` as Prometheus would scrape servq; and the step recordings of
+// the SLOs' rules (servq:slo_*:increase1m) every minute over the whole
+// history, with the values the rules would have recorded, so that the
+// rules evaluated at the end read full windows of their own series.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"time"
+)
+
+// perScrape are the increments of each counter of one label combination
+// per dense scrape interval (and, scaled, per sparse step).
+var perScrape = []struct {
+	name, extra string
+	inc         int
+}{
+	{"servq_calls_offered_total", "", 6},
+	{"servq_calls_answered_total", "", 4},
+	{"servq_calls_abandoned_total", "", 2},
+	{"servq_calls_abandoned_short_total", "", 1},
+	{"servq_call_wait_seconds_bucket", `,outcome="answered",le="20.0"`, 3},
+	{"servq_call_wait_seconds_bucket", `,outcome="answered",le="60.0"`, 4},
+	{"servq_call_wait_seconds_bucket", `,outcome="answered",le="+Inf"`, 4},
+}
+
+// kinds are the SLOs, repeated with different objectives and windows up
+// to -slos: their config line and their bad and total events per scrape
+// interval and label combination (from perScrape).
+var kinds = []struct {
+	config     string
+	bad, total int
+}{
+	{"indicator: call_abandonment", 2 - 1, 6 - 1},
+	{"indicator: call_service_level, threshold: 20s, abandon_policy: count_as_bad", 6 - 3, 6},
+	{"indicator: call_service_level, threshold: 60s, abandon_policy: exclude_short", 6 - 1 - 4, 6 - 1},
+	{"indicator: call_service_level, threshold: 20s, abandon_policy: exclude_all", 4 - 3, 4},
+}
+
+func main() {
+	var (
+		out      = flag.String("out", "history.om", "OpenMetrics output")
+		cfgOut   = flag.String("config", "servq.yml", "servq config output")
+		combos   = flag.Int("combos", 5000, "label combinations (queue × channel)")
+		slos     = flag.Int("slos", 50, "SLOs")
+		days     = flag.Int("days", 28, "days of history")
+		sparse   = flag.Duration("sparse", time.Hour, "sample interval of the raw counters before the dense part")
+		denseFor = flag.Duration("dense-for", 2*time.Hour, "last part of the history sampled every -scrape")
+		scrape   = flag.Duration("scrape", 30*time.Second, "scrape interval of the dense part")
+		endUnix  = flag.Int64("end", time.Now().Unix(), "end of the history (Unix seconds)")
+	)
+	flag.Parse()
+	end := time.Unix(*endUnix, 0).Truncate(time.Minute)
+	start := end.Add(-time.Duration(*days) * 24 * time.Hour)
+	denseFrom := end.Add(-*denseFor)
+
+	// Raw sample times and the scrape intervals each represents.
+	type point struct {
+		t     time.Time
+		units int64 // cumulative scrape intervals since start
+	}
+	var points []point
+	unit := int64(*sparse / *scrape)
+	var u int64
+	for t := start; t.Before(denseFrom); t = t.Add(*sparse) {
+		points = append(points, point{t, u})
+		u += unit
+	}
+	for t := denseFrom; !t.After(end); t = t.Add(*scrape) {
+		points = append(points, point{t, u})
+		u++
+	}
+
+	f, err := os.Create(*out)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for _, m := range perScrape {
+		for c := 0; c < *combos; c++ {
+			labels := fmt.Sprintf(`{collector="pbx",queue="q%04d",channel="ch%d"%s}`, c/4, c%4, m.extra)
+			for _, p := range points {
+				fmt.Fprintf(w, "%s%s %d %d\n", m.name, labels, 1000+int64(m.inc)*p.units, p.t.Unix())
+			}
+		}
+	}
+	// Step recordings: per minute, the events of two scrape intervals of
+	// every combination. In the sparse part the raw counters are not
+	// sampled every minute, but the recordings of a Prometheus that
+	// scraped all along would be these.
+	perMinute := int(time.Minute / *scrape)
+	var cfg = "global: {service: bench}\ncollectors:\n  - {name: pbx, type: demo, schedule: \"@every 1m\"}\nslos:\n"
+	for i := 0; i < *slos; i++ {
+		k := kinds[i%len(kinds)]
+		window := []string{"28d", "30d", "7d"}[i%3]
+		objective := []string{"80", "90", "95", "99"}[(i/3)%4]
+		name := fmt.Sprintf("slo-%02d", i)
+		cfg += fmt.Sprintf("  - {name: %s, %s, objective: %s, window: %s}\n", name, k.config, objective, window)
+		for _, rec := range []struct {
+			name string
+			v    int
+		}{{"servq:slo_bad_events:increase1m", k.bad}, {"servq:slo_events:increase1m", k.total}} {
+			labels := fmt.Sprintf(`{sloth_id="bench-%s",sloth_service="bench",sloth_slo="%s",sloth_window="1m"}`, name, name)
+			for t := start; !t.After(end); t = t.Add(time.Minute) {
+				fmt.Fprintf(w, "%s%s %d %d\n", rec.name, labels, rec.v*perMinute**combos, t.Unix())
+			}
+		}
+	}
+	fmt.Fprintln(w, "# EOF")
+	if err := w.Flush(); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(*cfgOut, []byte(cfg), 0o644); err != nil {
+		log.Fatal(err)
+	}
+}

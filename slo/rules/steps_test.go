@@ -1,0 +1,240 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/servq/servq/config"
+	"github.com/servq/servq/slo/sli"
+)
+
+// The step recordings equal the old exact expressions (the SLI's rates
+// over the whole window, read from the raw counters) wherever those are
+// exact: counters sampled every minute that start at 0, so that
+// increase() has nothing to extrapolate. The input is irregular: bursts,
+// quiet minutes, a series that appears mid-way at 0 (as servq serves new
+// series), a scrape gap of three minutes, three label combinations, two
+// copies of one servq; compared for every indicator over 5m, 30m, 1h, 2h
+// and the SLO window (ratios, and the window's bad and total events).
+func TestStepsEqualTheRawWindowExpressions(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse([]byte(promtoolConfig), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Per minute increments, cycled: bursts and quiet minutes.
+	burst := func(pattern []int, minutes int, from int) string {
+		var parts []string
+		for i := 0; i < from; i++ {
+			parts = append(parts, "_")
+		}
+		v := 0
+		for i := from; i <= minutes; i++ {
+			if i > from {
+				v += pattern[i%len(pattern)]
+			}
+			parts = append(parts, fmt.Sprint(v))
+		}
+		return strings.Join(parts, " ")
+	}
+	gap := func(values string, from, n int) string {
+		f := strings.Fields(values)
+		for i := from; i < from+n; i++ {
+			f[i] = "_"
+		}
+		return strings.Join(f, " ")
+	}
+	const minutes = 160
+	var in []string
+	add := func(series, values string) {
+		in = append(in, fmt.Sprintf("    - {series: '%s', values: '%s'}", series, values))
+	}
+	for i, q := range []string{"a", "b", "c"} {
+		from := []int{0, 0, 40}[i] // queue c appears at minute 40
+		l := fmt.Sprintf(`collector="pbx",queue="%s",channel="phone"`, q)
+		add(`servq_calls_offered_total{`+l+`}`, burst([]int{10, 0, 0, 25, 3, 7}, minutes, from))
+		add(`servq_calls_answered_total{`+l+`}`, burst([]int{8, 0, 0, 20, 2, 5}, minutes, from))
+		add(`servq_calls_abandoned_total{`+l+`}`, burst([]int{2, 0, 0, 5, 1, 2}, minutes, from))
+		add(`servq_calls_abandoned_short_total{`+l+`}`, burst([]int{1, 0, 0, 1, 0, 1}, minutes, from))
+		add(`servq_call_wait_seconds_bucket{`+l+`,outcome="answered",le="20.0"}`, gap(burst([]int{5, 0, 0, 19, 1, 3}, minutes, from), 100, 3))
+		add(`servq_tickets_solved_total{collector="zd",queue="billing",channel="email",priority="`+q+`"}`, burst([]int{4, 1, 0, 9}, minutes, from))
+		add(`servq_tickets_solved_first_contact_total{collector="zd",queue="billing",channel="email",priority="`+q+`"}`, burst([]int{3, 0, 0, 2}, minutes, from))
+		add(`servq_csat_score_bucket{collector="zd",survey="post",queue="`+q+`",channel="email",le="3"}`, burst([]int{2, 0, 1}, minutes, from))
+		add(`servq_csat_score_count{collector="zd",survey="post",queue="`+q+`",channel="email"}`, burst([]int{4, 1, 3}, minutes, from))
+		add(`servq_csat_retracted_score_bucket{collector="zd",survey="ticket",queue="`+q+`",channel="email",le="3"}`, burst([]int{1, 0, 0}, minutes, from))
+		add(`servq_csat_retracted_score_count{collector="zd",survey="ticket",queue="`+q+`",channel="email"}`, burst([]int{1, 0, 0}, minutes, from))
+		for _, c := range []string{`instance="a"`, `instance="b"`} {
+			add(`servq_ticket_slo_events_total{collector="zd",slo="reply",result="good",queue="`+q+`",`+c+`}`, burst([]int{10, 0, 30, 1}, minutes, from))
+			add(`servq_ticket_slo_events_total{collector="zd",slo="reply",result="bad",queue="`+q+`",`+c+`}`, burst([]int{1, 0, 4, 0, 0}, minutes, from))
+			add(`servq_ticket_slo_corrections_total{collector="zd",slo="reply",queue="`+q+`",`+c+`}`, burst([]int{0, 0, 0, 0, 1, 0, 0}, minutes, from))
+		}
+	}
+	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	var checks []string
+	check := func(recorded, raw string, at int) {
+		expr := fmt.Sprintf("abs(sum(%s) - sum(%s)) <= bool (1e-9 * abs(sum(%s)))", recorded, flat(raw), recorded)
+		checks = append(checks, fmt.Sprintf("    - {expr: '%s', eval_time: %dm, exp_samples: [{labels: '{}', value: 1}]}", expr, at))
+		// And not vacuously: the recording has events.
+		checks = append(checks, fmt.Sprintf("    - {expr: 'count(%s)', eval_time: %dm, exp_samples: [{labels: '{}', value: 1}]}", recorded, at))
+	}
+	for _, name := range []string{"sl-bad", "sl-short", "sl-answered", "abandon", "fcr", "csat", "reply"} {
+		var s *config.SLO
+		for _, x := range cfg.SLOs {
+			if x.Name == name {
+				s = x
+			}
+		}
+		ind, err := sli.For(cfg, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf(`{sloth_id="svc-%s"}`, name)
+		for _, at := range []int{90, 110, 150} {
+			window := sli.Window(s.Window.D())
+			for _, w := range []string{"5m", "30m", "1h", "2h", window} {
+				check(recErrorRatio+w+id, ind.ErrorRatio(w), at)
+			}
+			bad, _ := ind.BadCount(window)
+			total, _ := ind.TotalCount(window)
+			check(recBadEvents+window+id, bad, at)
+			check(recEvents+window+id, total, at)
+		}
+	}
+	runPromtoolTest(t, fmt.Sprintf(`
+- interval: 1m
+  input_series:
+%s
+  promql_expr_test:
+%s
+`, strings.Join(in, "\n"), strings.Join(checks, "\n")))
+}
+
+// The rules of built-in indicators read raw series over at most
+// lastWithin, whatever the window: their cost does not grow with the
+// window's raw samples. (The coverage recording's subquery reads
+// servq_build_info, one series per servq, once an hour of the window.)
+// Custom SLIs are the exception: their queries are the user's.
+func TestSLORulesReadRawSeriesOverShortRangesOnly(t *testing.T) {
+	cfg, err := config.Parse([]byte(strings.Replace(promtoolConfig, "targets:", `  - {name: long, indicator: call_abandonment, objective: 99, window: 90d}
+  - {name: day, indicator: ticket_resolution, threshold: 8h, objective: 90, window: 1d}
+targets:`, 1)), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range f.Groups {
+		if !strings.HasPrefix(g.Name, "servq-slo-") {
+			continue
+		}
+		for _, r := range g.Rules {
+			e, err := parser.ParseExpr(r.Expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parser.Inspect(e, func(node parser.Node, path []parser.Node) error {
+				switch x := node.(type) {
+				case *parser.MatrixSelector:
+					vs := x.VectorSelector.(*parser.VectorSelector)
+					n++
+					if !strings.Contains(vs.Name, ":") && x.Range > lastWithin {
+						t.Errorf("group %s, rule %s%s reads the raw %s over %s", g.Name, r.Record, r.Alert, vs.Name, x.Range)
+					}
+				case *parser.SubqueryExpr:
+					parser.Inspect(x.Expr, func(inner parser.Node, _ []parser.Node) error {
+						if vs, ok := inner.(*parser.VectorSelector); ok && vs.Name != "servq_build_info" && !strings.Contains(vs.Name, ":") {
+							t.Errorf("group %s, rule %s%s reads the raw %s in a subquery over %s", g.Name, r.Record, r.Alert, vs.Name, x.Range)
+						}
+						return nil
+					})
+				}
+				return nil
+			})
+		}
+	}
+	if n == 0 {
+		t.Fatal("no range selectors found")
+	}
+}
+
+// Rules per SLO: Sloth's 17 (ratios over its 8 windows, 7 metadata
+// recordings, 2 alerts), plus servq's own 5 (the two step recordings,
+// the window's bad and total events, the window coverage; README
+// "Generated rules"), plus one ratio for every window Sloth's 8 lack (the
+// SLO window when it is not 30d, alert windows shrunk to a short SLO
+// window).
+func TestRulesPerSLO(t *testing.T) {
+	for _, c := range []struct {
+		window string
+		want   int
+	}{{"30d", 22}, {"28d", 23}, {"90d", 23}, {"7d", 23}, {"2d", 24}, {"1h", 22}} {
+		cfg, err := config.Parse([]byte(`
+global: {service: svc}
+collectors:
+  - {name: pbx, type: demo, schedule: "@every 1m"}
+slos:
+  - {name: x, indicator: call_abandonment, objective: 99, window: `+c.window+`}
+`), "t.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := Generate(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, extra := 0, 0
+		sloth := map[string]bool{}
+		for _, w := range slothDashboardWindows {
+			sloth[recErrorRatio+sli.Window(w)] = true
+		}
+		for _, g := range f.Groups {
+			for _, r := range g.Rules {
+				if r.Labels["sloth_slo"] != "x" {
+					continue
+				}
+				got++
+				if strings.HasPrefix(r.Record, recErrorRatio) && !sloth[r.Record] {
+					extra++
+				}
+			}
+		}
+		if got != c.want || got != 17+5+extra {
+			t.Errorf("window %s: %d rules per SLO (%d extra ratio windows), want %d", c.window, got, extra, c.want)
+		}
+	}
+}
+
+// A step counts a series from its sample one interval ago: servq must
+// serve new series at 0 for longer than the interval, or servq rules says
+// so.
+func TestSeriesDelayNote(t *testing.T) {
+	for _, c := range []struct {
+		extra string
+		note  bool
+	}{
+		{"", false},                       // 2m > 1m
+		{"rules: {interval: 5m}\n", true}, // 2m <= 5m
+		{"rules: {interval: 2m}\n", true}, // equal is not longer
+		{"global: {service: svc, new_series_delay: 10m}\nrules: {interval: 5m}\n", false},
+		{"global: {service: svc, new_series_delay: 0s}\nrules: {interval: 5m}\n", false}, // off: the user's choice
+	} {
+		text := "collectors:\n  - {name: pbx, type: demo, schedule: \"@every 1m\"}\nslos:\n  - {name: x, indicator: call_abandonment, objective: 99, window: 30d}\n" + c.extra
+		if !strings.Contains(c.extra, "global:") {
+			text = "global: {service: svc}\n" + text
+		}
+		cfg, err := config.Parse([]byte(text), "t.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Contains(strings.Join(Warnings(cfg), "\n"), "new_series_delay")
+		if got != c.note {
+			t.Errorf("%q: note %v, want %v: %q", c.extra, got, c.note, Warnings(cfg))
+		}
+	}
+}
