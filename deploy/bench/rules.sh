@@ -50,15 +50,27 @@ if [ -n "$BEFORE" ]; then
 fi
 
 echo "== writing $DAYS days of history: $SLOS SLOs over $COMBOS label combinations"
-# The history ends now: the rules are evaluated minutes later and must
-# still find raw samples in their last 10 minutes (checked below).
+gen() {
+	(cd "$WORK" && ./rulesdata -combos "$COMBOS" -slos "$SLOS" -days "$DAYS" -sparse "$SPARSE" -dense-for "$DENSE_FOR" -config servq.yml "$@")
+}
 END=$(date +%s)
-(cd "$WORK" && ./rulesdata -combos "$COMBOS" -slos "$SLOS" -days "$DAYS" -sparse "$SPARSE" -dense-for "$DENSE_FOR" -end "$END" -out history.om -config servq.yml)
+gen -end "$END" -out history.om
 ls -l "$WORK/history.om"
 rm -rf "$WORK/blocks"
 # One block a week: promtool reads the input once per block.
 promtool tsdb create-blocks-from openmetrics -q --max-block-duration=168h "$WORK/history.om" "$WORK/blocks"
 rm -f "$WORK/history.om"
+
+# extend writes the history from its last end up to now: the rules are
+# evaluated right after and must find raw samples in their last 10
+# minutes, as on a Prometheus scraping servq (checked in run).
+extend() {
+	now=$(date +%s)
+	gen -end "$now" -from "$END" -out recent.om
+	promtool tsdb create-blocks-from openmetrics -q "$WORK/recent.om" "$WORK/blocks"
+	rm -f "$WORK/recent.om"
+	END=$now
+}
 
 # metric NAME FUNC: sum, max or min of servq's SLO rule groups' NAME on
 # Prometheus' own /metrics (it does not scrape itself here).
@@ -79,6 +91,7 @@ query() {
 
 run() {
 	v=$1
+	extend
 	"$WORK/servq-$v" rules --config.file="$WORK/servq.yml" --output="$WORK/$v.rules.yml" 2>/dev/null
 	rm -rf "$WORK/data-$v"
 	cp -al "$WORK/blocks" "$WORK/data-$v"
@@ -122,7 +135,6 @@ YML
 		"$v" "$groups" "$rules" "$(echo "$rules $SLOS" | awk '{printf "%.1f", $1/$2}')" "$sum" "$max" "$missed" | tee -a "$WORK/results.txt"
 }
 
-# After first: its step rules need the raw samples of the last 10 minutes.
 run after
 [ -z "$BEFORE" ] || run before
 echo "machine: $(nproc) vCPU, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1); $(date -u +%Y-%m-%d); $(prometheus --version 2>&1 | head -1)" | tee -a "$WORK/results.txt"

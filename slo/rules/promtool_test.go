@@ -144,15 +144,24 @@ func TestFastBurnPages(t *testing.T) {
     # 5m window at minute 445: 25 bad of 75 events.
     - expr: slo:sli_error:ratio_rate5m{sloth_slo="reply"}
       eval_time: 445m
-      exp_samples: [{labels: 'slo:sli_error:ratio_rate5m{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="5m"}', value: 0.33333333333333337}]
+      exp_samples: [{labels: 'slo:sli_error:ratio_rate5m{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="5m"}', value: 0.3333333333333333}]
     # Burn rate: 33 % errors against a 1 % budget.
     - expr: slo:current_burn_rate:ratio{sloth_slo="reply"}
       eval_time: 445m
-      exp_samples: [{labels: 'slo:current_burn_rate:ratio{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="5m"}', value: 33.333333333333336}]
-    # Bad events of the last hour, for the low-volume guard.
-    - expr: servq:slo_bad_events:increase1h{sloth_slo="reply"}
+      exp_samples: [{labels: 'slo:current_burn_rate:ratio{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="5m"}', value: 33.33333333333333}]
+    # Bad events of the last hour, as the low-volume guard sums them
+    # from the steps (exact: no extrapolation).
+    - expr: sum_over_time(servq:slo_bad_events:increase1m{sloth_slo="reply"}[59m30s])
       eval_time: 445m
-      exp_samples: [{labels: 'servq:slo_bad_events:increase1h{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="1h"}', value: 120}]
+      exp_samples: [{labels: '{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="1m"}', value: 120}]
+    # The budget in events: every bad ticket since the start (24 minutes
+    # of 5), and every ticket (445 minutes of 10, plus the bad ones).
+    - expr: servq:slo_bad_events:increase30d{sloth_slo="reply"}
+      eval_time: 445m
+      exp_samples: [{labels: 'servq:slo_bad_events:increase30d{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="30d"}', value: 120}]
+    - expr: servq:slo_events:increase30d{sloth_slo="reply"}
+      eval_time: 445m
+      exp_samples: [{labels: 'servq:slo_events:increase30d{sloth_id="svc-reply",sloth_service="svc",sloth_slo="reply",sloth_window="30d"}', value: 4570}]
 `)
 }
 

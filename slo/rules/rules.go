@@ -51,12 +51,19 @@ func Generate(cfg *config.Config) (*File, error) {
 	if cfg.Rules.Interval > 0 {
 		interval = cfg.Rules.Interval.String()
 	}
+	st := newSteps(cfg)
 	for _, s := range cfg.SLOs {
-		gs, err := sloGroups(cfg, s)
+		gs, err := sloGroups(cfg, s, st)
 		if err != nil {
 			return nil, err
 		}
 		f.Groups = append(f.Groups, gs...)
+	}
+	if len(st.rules) > 0 {
+		// First: the steps of an evaluation come before anything that
+		// reads them, for rulers (and promtool) that evaluate groups in
+		// file order.
+		f.Groups = append([]Group{st.group()}, f.Groups...)
 	}
 	if len(cfg.Targets) > 0 {
 		g, err := targetGroup(cfg)

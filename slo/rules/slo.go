@@ -207,7 +207,7 @@ func BurnPairs(s *config.SLO) []BurnPair {
 // slothDashboardWindows are the SLI windows Sloth's dashboards offer.
 var slothDashboardWindows = []time.Duration{5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 24 * time.Hour, 72 * time.Hour, 30 * 24 * time.Hour}
 
-func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
+func sloGroups(cfg *config.Config, s *config.SLO, st *steps) ([]Group, error) {
 	ind, err := sli.For(cfg, s)
 	if err != nil {
 		return nil, err
@@ -232,22 +232,23 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 	}
 	sort.Slice(ordered, func(i, j int) bool { return ordered[i] < ordered[j] })
 
-	sliGroup := Group{Name: "servq-slo-" + s.Name + "-sli"}
 	counts, err := sli.CountsFor(cfg, s)
 	if err != nil {
 		return nil, err
 	}
+	var groups []Group
 	var badCount func(w time.Duration) string
 	covered := "servq_build_info"
 	if counts != nil {
-		covered = sel(recEvents + sli.Window(Step(cfg)))
-		sliGroup.Interval = sli.Window(Step(cfg))
-		badCount = stepRules(cfg, s, counts, labels, sel, ordered, &sliGroup)
+		covered = sel(recEvents + sli.Window(st.step))
+		badCount = st.add(s, counts, labels, sel, ordered)
 	} else {
-		badCount, err = rawRules(s, ind, labels, sel, ordered, &sliGroup)
+		g := Group{Name: "servq-slo-" + s.Name + "-sli"}
+		badCount, err = rawRules(s, ind, labels, sel, ordered, &g)
 		if err != nil {
 			return nil, err
 		}
+		groups = append(groups, g)
 	}
 
 	objective := s.Objective / 100
@@ -275,7 +276,7 @@ func sloGroups(cfg *config.Config, s *config.SLO) ([]Group, error) {
 		})},
 	}}
 
-	groups := []Group{sliGroup, meta}
+	groups = append(groups, meta)
 	if alerts := burnAlerts(cfg, s, labels, sel, budget, badCount); len(alerts) > 0 {
 		groups = append(groups, Group{Name: "servq-slo-" + s.Name + "-alerts", Rules: alerts})
 	}

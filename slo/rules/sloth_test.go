@@ -291,8 +291,19 @@ func sameValues(t *testing.T, cfg *config.Config, ours *File) {
 	}
 	mine := File{}
 	for _, g := range ours.Groups {
-		if g.Name == "servq-slo-"+s.Name+"-sli" || g.Name == "servq-slo-"+s.Name+"-meta" {
+		if g.Name == "servq-slo-"+s.Name+"-meta" {
 			mine.Groups = append(mine.Groups, g)
+		}
+		if g.Name == "servq-slo-steps" {
+			// The term steps and this SLO's rules: the ratios must be
+			// the only ones, as in Sloth's file.
+			steps := Group{Name: g.Name, Interval: g.Interval}
+			for _, r := range g.Rules {
+				if r.Labels["sloth_slo"] == s.Name || strings.HasPrefix(r.Record, recTermStep) {
+					steps.Rules = append(steps.Rules, r)
+				}
+			}
+			mine.Groups = append([]Group{steps}, mine.Groups...)
 		}
 	}
 	w := sli.Window(s.Window.D())

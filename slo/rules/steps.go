@@ -2,6 +2,8 @@ package rules
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/servq/servq/config"
@@ -42,27 +44,93 @@ func span(w, step time.Duration) time.Duration {
 	return w - step/2
 }
 
-// stepRules adds to g the recordings of an SLO whose events are sums of
-// servq counters:
+// steps builds the group "servq-slo-steps": the step recordings and
+// windows of every SLO with a built-in indicator, in one group so that
+// each window sums steps recorded at the same evaluations as itself.
 //
-//   - servq:slo_bad_events:increase<step> and servq:slo_events:increase<step>,
-//     the events of the last evaluation interval (sli.StepIncrease): the
-//     only rules that read raw counters, over lastWithin;
+//   - servq:slo_term_events:increase<step>{servq_term="<selector>"}: the
+//     events of the last interval of every counter selector an SLO reads
+//     (sli.TermStep), one series per selector, in one rule: the only
+//     raw reads, over lastWithin, shared by the SLOs that read the same
+//     counters (SLOs over the call counters with different thresholds,
+//     objectives or windows read each counter once);
+//   - per SLO, servq:slo_bad_events:increase<step> and
+//     servq:slo_events:increase<step>, its indicator's sums of those;
 //   - servq:slo_bad_events:increase<window> and
 //     servq:slo_events:increase<window>, the sums of the steps over the
 //     SLO window (the budget in events);
 //   - slo:sli_error:ratio_rate<w> for every window, bad over total steps
 //     summed over w.
-//
-// It returns the bad events over a window, for the low-volume guard.
-func stepRules(cfg *config.Config, s *config.SLO, c *sli.Counts, labels map[string]string, sel func(string) string, windows []time.Duration, g *Group) func(time.Duration) string {
-	step := Step(cfg)
+type steps struct {
+	step  time.Duration
+	terms []sli.Term
+	seen  map[string]bool
+	rules []Rule
+}
+
+const recTermStep = "servq:slo_term_events:increase"
+
+func newSteps(cfg *config.Config) *steps {
+	return &steps{step: Step(cfg), seen: map[string]bool{}}
+}
+
+// side is the sum of terms with their signs, from the term steps.
+func (b *steps) side(terms []sli.Term) string {
+	if len(terms) == 0 {
+		return "vector(0)"
+	}
+	var out strings.Builder
+	for i, t := range terms {
+		key := t.Selector()
+		if !b.seen[key] {
+			b.seen[key] = true
+			b.terms = append(b.terms, t) // its sign is the SLOs'
+		}
+		e := fmt.Sprintf("sum(%s%s{servq_term=%s})", recTermStep, sli.Window(b.step), strconv.Quote(key))
+		switch {
+		case i == 0 && t.Sign < 0:
+			out.WriteString("-" + e)
+		case i == 0:
+			out.WriteString(e)
+		case t.Sign < 0:
+			out.WriteString("\n- " + e)
+		default:
+			out.WriteString("\n+ " + e)
+		}
+	}
+	return out.String()
+}
+
+// group is the steps group: the term steps first, then every SLO's rules.
+func (b *steps) group() Group {
+	var parts []string
+	for _, t := range b.terms {
+		parts = append(parts, fmt.Sprintf("label_replace(%s, \"servq_term\", %s, \"\", \"\")",
+			sli.TermStep(t, b.step, lastWithin), strconv.Quote(t.Selector())))
+	}
+	rules := append([]Rule{{Record: recTermStep + sli.Window(b.step), Expr: strings.Join(parts, "\nor\n")}}, b.rules...)
+	return Group{Name: "servq-slo-steps", Interval: sli.Window(b.step), Rules: rules}
+}
+
+// add adds the rules of one SLO whose events are sums of servq counters,
+// and returns its bad events over a window, for the low-volume guard.
+func (b *steps) add(s *config.SLO, c *sli.Counts, labels map[string]string, sel func(string) string, windows []time.Duration) func(time.Duration) string {
+	step := b.step
 	ss := sli.Window(step)
 	badStep, totalStep := recBadEvents+ss, recEvents+ss
+	bad, total := c.Bad, c.Total
+	if s.Indicator == "ticket_first_reply" || s.Indicator == "ticket_resolution" {
+		// Every ticket event is good or bad (one per ticket and SLO):
+		// the total is the good events plus the bad side, so the bad
+		// series are read once, not again among all of them.
+		good := bad[0]
+		good.Matchers = merge(good.Matchers, map[string]string{"result": "good"})
+		total = append([]sli.Term{good}, bad...)
+	}
 	stepLabels := merge(labels, map[string]string{"sloth_window": ss})
-	g.Rules = append(g.Rules,
-		Rule{Record: badStep, Expr: sli.StepIncrease(c.Bad, step, lastWithin), Labels: stepLabels},
-		Rule{Record: totalStep, Expr: sli.StepIncrease(c.Total, step, lastWithin), Labels: stepLabels})
+	b.rules = append(b.rules,
+		Rule{Record: badStep, Expr: b.side(bad), Labels: stepLabels},
+		Rule{Record: totalStep, Expr: b.side(total), Labels: stepLabels})
 	sum := func(rec string, w time.Duration) string {
 		return fmt.Sprintf("clamp_min(sum_over_time(%s[%s]), 0)", sel(rec), sli.Window(span(w, step)))
 	}
@@ -76,7 +144,7 @@ func stepRules(cfg *config.Config, s *config.SLO, c *sli.Counts, labels map[stri
 	badWindow, totalWindow := sum(badStep, window), sum(totalStep, window)
 	if ws != ss {
 		wl := merge(labels, map[string]string{"sloth_window": ws})
-		g.Rules = append(g.Rules,
+		b.rules = append(b.rules,
 			Rule{Record: recBadEvents + ws, Expr: badWindow, Labels: wl},
 			Rule{Record: recEvents + ws, Expr: totalWindow, Labels: wl})
 		badWindow, totalWindow = sel(recBadEvents+ws), sel(recEvents+ws)
@@ -86,7 +154,7 @@ func stepRules(cfg *config.Config, s *config.SLO, c *sli.Counts, labels map[stri
 		if w == window {
 			expr = ratio(badWindow, totalWindow)
 		}
-		g.Rules = append(g.Rules, Rule{Record: recErrorRatio + sli.Window(w), Expr: expr,
+		b.rules = append(b.rules, Rule{Record: recErrorRatio + sli.Window(w), Expr: expr,
 			Labels: merge(labels, map[string]string{"sloth_window": sli.Window(w)})})
 	}
 	return func(w time.Duration) string {

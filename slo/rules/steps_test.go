@@ -161,6 +161,31 @@ targets:`, 1)), "test.yml")
 	if n == 0 {
 		t.Fatal("no range selectors found")
 	}
+	// Each counter selector is read once an evaluation (its last sample
+	// now and one interval ago), however many SLOs read it: the five call
+	// SLOs read servq_calls_offered_total{} in one place.
+	reads := map[string]int{}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			e, _ := parser.ParseExpr(r.Expr)
+			parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+				if m, ok := node.(*parser.MatrixSelector); ok && strings.HasPrefix(g.Name, "servq-slo-") {
+					v := *m.VectorSelector.(*parser.VectorSelector)
+					v.OriginalOffset = 0
+					reads[v.String()]++
+				}
+				return nil
+			})
+		}
+	}
+	for sel, k := range reads {
+		if !strings.Contains(sel, ":") && k != 2 {
+			t.Errorf("%s is read %d times, want 2 (now and one interval ago)", sel, k)
+		}
+	}
+	if reads["servq_calls_offered_total"] != 2 {
+		t.Errorf("servq_calls_offered_total read %d times: %v", reads["servq_calls_offered_total"], reads)
+	}
 }
 
 // Rules per SLO: Sloth's 17 (ratios over its 8 windows, 7 metadata

@@ -3,7 +3,6 @@ package sli
 import (
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/servq/servq/config"
@@ -90,14 +89,15 @@ func CountsFor(cfg *config.Config, s *config.SLO) (*Counts, error) {
 	return nil, fmt.Errorf("slo %s: unknown indicator %q", s.Name, s.Indicator)
 }
 
-// StepIncrease is the increase of a sum of counters between two rule
+// TermStep is the increase of a term's counters between two rule
 // evaluations step apart, exactly: for every series (its copies collapsed
 // by Dedup) the last sample at or before t minus the last sample at or
-// before t - step, summed with the terms' signs. Evaluated every step, the
-// steps of a window add up to each counter's value at its end minus its
-// value at its start: what increase() computes over the window, without
-// extrapolation and reading only the last `within` of raw samples, so the
-// cost of an SLO window no longer grows with its raw samples.
+// before t - step, summed (the term's sign is the caller's). Evaluated
+// every step, the steps of a window add up to each counter's value at its
+// end minus its value at its start: what increase() computes over the
+// window, without extrapolation and reading only the last `within` of raw
+// samples, so the cost of an SLO window no longer grows with its raw
+// samples.
 //
 //   - Samples are looked up with last_over_time over within rather than
 //     an instant selector: range selectors skip the staleness markers of a
@@ -112,28 +112,9 @@ func CountsFor(cfg *config.Config, s *config.SLO) (*Counts, error) {
 //     a true reset (a histogram whose buckets changed) loses the events
 //     of the one step it falls in.
 //
-// The result is one sample (0 without series), which may be negative when
-// a subtracted term grows faster within the step: sums over windows are
-// clamped, steps are not, so a window's count is the old definition's.
-func StepIncrease(terms []Term, step, within time.Duration) string {
-	if len(terms) == 0 {
-		return "vector(0)"
-	}
-	var b strings.Builder
-	for i, t := range terms {
-		last := fmt.Sprintf("last_over_time(%s[%s]", t.Selector(), Window(within))
-		e := fmt.Sprintf("(sum(clamp_min(%s - %s, 0)) or vector(0))",
-			Dedup(last+")"), Dedup(last+" offset "+Window(step)+")"))
-		switch {
-		case i == 0 && t.Sign < 0:
-			b.WriteString("-" + e)
-		case i == 0:
-			b.WriteString(e)
-		case t.Sign < 0:
-			b.WriteString("\n- " + e)
-		default:
-			b.WriteString("\n+ " + e)
-		}
-	}
-	return b.String()
+// The result is one sample without labels, 0 without series.
+func TermStep(t Term, step, within time.Duration) string {
+	last := fmt.Sprintf("last_over_time(%s[%s]", t.Selector(), Window(within))
+	return fmt.Sprintf("(sum(clamp_min(%s - %s, 0)) or vector(0))",
+		Dedup(last+")"), Dedup(last+" offset "+Window(step)+")"))
 }

@@ -46,6 +46,9 @@ var kinds = []struct {
 	{"indicator: call_service_level, threshold: 20s, abandon_policy: exclude_all", 4 - 3, 4},
 }
 
+// origin is the time from which counters count (2023-11-14).
+const origin = 1_700_000_000
+
 func main() {
 	var (
 		out      = flag.String("out", "history.om", "OpenMetrics output")
@@ -57,27 +60,32 @@ func main() {
 		denseFor = flag.Duration("dense-for", 2*time.Hour, "last part of the history sampled every -scrape")
 		scrape   = flag.Duration("scrape", 30*time.Second, "scrape interval of the dense part")
 		endUnix  = flag.Int64("end", time.Now().Unix(), "end of the history (Unix seconds)")
+		from     = flag.Int64("from", 0, "write only samples after this time (Unix seconds): to extend a history written before up to -end")
 	)
 	flag.Parse()
 	end := time.Unix(*endUnix, 0).Truncate(time.Minute)
 	start := end.Add(-time.Duration(*days) * 24 * time.Hour)
 	denseFrom := end.Add(-*denseFor)
 
-	// Raw sample times and the scrape intervals each represents.
+	// Raw sample times, and the scrape intervals since a fixed origin
+	// that each counter's value is a function of: a history extended
+	// later (-from) continues every counter without a reset.
 	type point struct {
 		t     time.Time
-		units int64 // cumulative scrape intervals since start
+		units int64
 	}
 	var points []point
-	unit := int64(*sparse / *scrape)
-	var u int64
+	after := time.Unix(*from, 0)
+	at := func(t time.Time) {
+		if t.After(after) {
+			points = append(points, point{t, (t.Unix() - origin) / int64(*scrape/time.Second)})
+		}
+	}
 	for t := start; t.Before(denseFrom); t = t.Add(*sparse) {
-		points = append(points, point{t, u})
-		u += unit
+		at(t)
 	}
 	for t := denseFrom; !t.After(end); t = t.Add(*scrape) {
-		points = append(points, point{t, u})
-		u++
+		at(t)
 	}
 
 	f, err := os.Create(*out)
@@ -89,7 +97,7 @@ func main() {
 		for c := 0; c < *combos; c++ {
 			labels := fmt.Sprintf(`{collector="pbx",queue="q%04d",channel="ch%d"%s}`, c/4, c%4, m.extra)
 			for _, p := range points {
-				fmt.Fprintf(w, "%s%s %d %d\n", m.name, labels, 1000+int64(m.inc)*p.units, p.t.Unix())
+				fmt.Fprintf(w, "%s%s %d %d\n", m.name, labels, int64(m.inc)*p.units, p.t.Unix())
 			}
 		}
 	}
@@ -111,6 +119,9 @@ func main() {
 		}{{"servq:slo_bad_events:increase1m", k.bad}, {"servq:slo_events:increase1m", k.total}} {
 			labels := fmt.Sprintf(`{sloth_id="bench-%s",sloth_service="bench",sloth_slo="%s",sloth_window="1m"}`, name, name)
 			for t := start; !t.After(end); t = t.Add(time.Minute) {
+				if !t.After(after) {
+					continue
+				}
 				fmt.Fprintf(w, "%s%s %d %d\n", rec.name, labels, rec.v*perMinute**combos, t.Unix())
 			}
 		}
