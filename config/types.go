@@ -353,7 +353,8 @@ type Rules struct {
 	// Job is the scrape job of servq, for the servq-down alerts.
 	Job string `yaml:"job"`
 	// Interval sets the rule groups' evaluation interval (default: the
-	// Prometheus global one).
+	// Prometheus global one, but 1m for the SLO steps group, whose
+	// recordings count the events of exactly one interval).
 	Interval Duration `yaml:"interval"`
 	// GrafanaInterval is the evaluation interval of the Grafana-managed
 	// alert rules of `servq dashboards` (default: Interval, else 1m).
