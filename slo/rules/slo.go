@@ -238,9 +238,17 @@ func sloGroups(cfg *config.Config, s *config.SLO, st *steps) ([]Group, error) {
 	}
 	var groups []Group
 	var badCount func(w time.Duration) string
-	covered := "servq_build_info"
+	// Custom SLIs: the share of the window Prometheus holds servq samples
+	// for, hourly.
+	coverage := fmt.Sprintf("clamp_max((time() - min(min_over_time(timestamp(servq_build_info)[%s:1h]))) / %s, 1)",
+		window, sli.Num(s.Window.D().Seconds()))
 	if counts != nil {
-		covered = sel(recEvents + sli.Window(st.step))
+		// Built-in ones: the steps the window sums, exactly (an
+		// evaluation Prometheus skipped is a step missing), from the
+		// step series, not the raw samples.
+		coverage = fmt.Sprintf("clamp_max(sum(count_over_time(%s[%s])) * %s / %s, 1)",
+			sel(recEvents+sli.Window(st.step)), sli.Window(span(s.Window.D(), st.step)),
+			sli.Num(st.step.Seconds()), sli.Num(s.Window.D().Seconds()))
 		badCount = st.add(s, counts, labels, sel, ordered)
 	} else {
 		g := Group{Name: "servq-slo-" + s.Name + "-sli"}
@@ -263,13 +271,10 @@ func sloGroups(cfg *config.Config, s *config.SLO, st *steps) ([]Group, error) {
 		{Record: recCurrentBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+"5m"), join, sel(recBudget)), Labels: labels},
 		{Record: recPeriodBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+window), join, sel(recBudget)), Labels: labels},
 		{Record: recRemaining, Expr: "1 - " + sel(recPeriodBurn), Labels: labels},
-		// How much of the SLO window the window ratio covers (hourly
-		// resolution), so that a dashboard can say "only 9 days of data"
-		// instead of showing a 9-day ratio as the window's: the history of
-		// the step recordings the windows sum, or for custom SLIs of
-		// servq's samples.
-		{Record: recCoverage, Expr: fmt.Sprintf("clamp_max((time() - min(min_over_time(timestamp(%s)[%s:1h]))) / %s, 1)",
-			covered, window, sli.Num(s.Window.D().Seconds())), Labels: labels},
+		// How much of the SLO window the window ratio covers, so that a
+		// dashboard can say "only 9 days of data" instead of showing a
+		// 9-day ratio as the window's.
+		{Record: recCoverage, Expr: coverage, Labels: labels},
 		{Record: recInfo, Expr: "vector(1)", Labels: merge(labels, map[string]string{
 			"sloth_mode": "servq", "sloth_spec": "servq/v1", "sloth_objective": sli.Num(s.Objective),
 			"servq_indicator": s.Indicator, "servq_window": window, "servq_threshold": thresholdString(s),

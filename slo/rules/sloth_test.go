@@ -345,8 +345,9 @@ tests:
 }
 
 // servq:slo_window_coverage:ratio is the share of the SLO window that the
-// step recordings the window sums cover (the rules have run for): 6 hours
-// of a 1-day window is 0.25, and it stays 1 once the window is full.
+// step recordings the window sums cover: evaluated hourly from 0 to 6h,
+// 7 steps of an hour (the first one, at 0, counts the hour before it) of
+// a 1-day window are 7/24, and it stays 1 once the window is full.
 func TestWindowCoverage(t *testing.T) {
 	dir := t.TempDir()
 	rules := promtoolRules(t, dir, `
@@ -355,6 +356,7 @@ collectors:
   - {name: pbx, type: demo, schedule: "@every 1m"}
 slos:
   - {name: day, indicator: call_abandonment, objective: 99, window: 1d}
+rules: {interval: 1h}
 `)
 	test := fmt.Sprintf(`rule_files: [%s]
 evaluation_interval: 1h
@@ -363,7 +365,7 @@ tests:
     input_series:
       - {series: 'servq_build_info{job="servq",instance="a"}', values: '1x40'}
     promql_expr_test:
-      - {expr: servq:slo_window_coverage:ratio, eval_time: 6h, exp_samples: [{labels: 'servq:slo_window_coverage:ratio{sloth_id="svc-day",sloth_service="svc",sloth_slo="day"}', value: 0.25}]}
+      - {expr: servq:slo_window_coverage:ratio, eval_time: 6h, exp_samples: [{labels: 'servq:slo_window_coverage:ratio{sloth_id="svc-day",sloth_service="svc",sloth_slo="day"}', value: 0.2916666666666667}]}
       - {expr: servq:slo_window_coverage:ratio, eval_time: 30h, exp_samples: [{labels: 'servq:slo_window_coverage:ratio{sloth_id="svc-day",sloth_service="svc",sloth_slo="day"}', value: 1}]}
 `, rules)
 	file := filepath.Join(dir, "test.yml")
