@@ -89,6 +89,7 @@ rules:
   # Evaluated every second like the rest of this Prometheus: the SLO
   # steps count the events of exactly one interval.
   interval: 1s
+  grafana_interval: 10s
 `, export))
 	servqAddr := testenv.FreeAddr(t)
 
