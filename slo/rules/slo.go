@@ -245,11 +245,14 @@ func sloGroups(cfg *config.Config, s *config.SLO, st *steps) ([]Group, error) {
 	if counts != nil {
 		// Built-in ones: the steps the window sums, exactly (an
 		// evaluation Prometheus skipped is a step missing), from the
-		// step series, not the raw samples.
-		coverage = fmt.Sprintf("clamp_max(sum(count_over_time(%s[%s])) * %s / %s, 1)",
-			sel(recEvents+sli.Window(st.step)), sli.Window(span(s.Window.D(), st.step)),
-			sli.Num(st.step.Seconds()), sli.Num(s.Window.D().Seconds()))
+		// step series, not the raw samples; in the steps group, so that
+		// it counts the step of its own evaluation.
 		badCount = st.add(s, counts, labels, sel, ordered)
+		st.rules = append(st.rules, Rule{Record: recCoverage, Labels: labels,
+			Expr: fmt.Sprintf("clamp_max(sum(count_over_time(%s[%s])) * %s / %s, 1)",
+				sel(recEvents+sli.Window(st.step)), sli.Window(span(s.Window.D(), st.step)),
+				sli.Num(st.step.Seconds()), sli.Num(s.Window.D().Seconds()))})
+		coverage = ""
 	} else {
 		g := Group{Name: "servq-slo-" + s.Name + "-sli"}
 		badCount, err = rawRules(s, ind, labels, sel, ordered, &g)
@@ -271,16 +274,18 @@ func sloGroups(cfg *config.Config, s *config.SLO, st *steps) ([]Group, error) {
 		{Record: recCurrentBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+"5m"), join, sel(recBudget)), Labels: labels},
 		{Record: recPeriodBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+window), join, sel(recBudget)), Labels: labels},
 		{Record: recRemaining, Expr: "1 - " + sel(recPeriodBurn), Labels: labels},
-		// How much of the SLO window the window ratio covers, so that a
-		// dashboard can say "only 9 days of data" instead of showing a
-		// 9-day ratio as the window's.
-		{Record: recCoverage, Expr: coverage, Labels: labels},
 		{Record: recInfo, Expr: "vector(1)", Labels: merge(labels, map[string]string{
 			"sloth_mode": "servq", "sloth_spec": "servq/v1", "sloth_objective": sli.Num(s.Objective),
 			"servq_indicator": s.Indicator, "servq_window": window, "servq_threshold": thresholdString(s),
 		})},
 	}}
 
+	// How much of the SLO window the window ratio covers, so that a
+	// dashboard can say "only 9 days of data" instead of showing a 9-day
+	// ratio as the window's (built-in indicators: in the steps group).
+	if coverage != "" {
+		meta.Rules = append(meta.Rules, Rule{Record: recCoverage, Expr: coverage, Labels: labels})
+	}
 	groups = append(groups, meta)
 	if alerts := burnAlerts(cfg, s, labels, sel, budget, badCount); len(alerts) > 0 {
 		groups = append(groups, Group{Name: "servq-slo-" + s.Name + "-alerts", Rules: alerts})
