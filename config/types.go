@@ -423,3 +423,26 @@ type Push struct {
 	BearerToken     Secret            `yaml:"bearer_token"`
 	BearerTokenFile string            `yaml:"bearer_token_file"`
 }
+
+// Authorization is the Authorization header value for the push target
+// (bearer token first, else basic auth; "" when neither is configured),
+// with the secrets read from their files. Push and backfill imports send
+// credentials only in this header, never in the URL, so no log line can
+// show them.
+func (p *Push) Authorization() (string, error) {
+	pass, err := ResolveSecret(p.Password, p.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("push.password_file: %w", err)
+	}
+	token, err := ResolveSecret(p.BearerToken, p.BearerTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("push.bearer_token_file: %w", err)
+	}
+	switch {
+	case token != "":
+		return "Bearer " + token.Reveal(), nil
+	case p.Username != "":
+		return redact.BasicAuth(p.Username, pass.Reveal()), nil
+	}
+	return "", nil
+}

@@ -302,19 +302,12 @@ func importSink(ctx context.Context, base string, p *config.Push) (*replay.Impor
 			q.Add("extra_label", k+"="+v)
 		}
 		u.RawQuery = q.Encode()
-		pass, err := config.ResolveSecret(p.Password, p.PasswordFile)
+		auth, err := p.Authorization()
 		if err != nil {
-			return nil, fmt.Errorf("push.password_file: %w", err)
+			return nil, err
 		}
-		token, err := config.ResolveSecret(p.BearerToken, p.BearerTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("push.bearer_token_file: %w", err)
-		}
-		switch {
-		case token != "":
-			im.Headers.Set("Authorization", "Bearer "+token.Reveal())
-		case p.Username != "":
-			im.Headers.Set("Authorization", redact.BasicAuth(p.Username, pass.Reveal()))
+		if auth != "" {
+			im.Headers.Set("Authorization", auth)
 		}
 	}
 	im.URL = u.String()

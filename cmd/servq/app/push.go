@@ -105,19 +105,12 @@ func pushOptions(p *config.Push) (*vm.PushOptions, error) {
 		ls = append(ls, fmt.Sprintf("%s=%q", k, p.ExtraLabels[k]))
 	}
 	opts.ExtraLabels = strings.Join(ls, ",")
-	pass, err := config.ResolveSecret(p.Password, p.PasswordFile)
+	auth, err := p.Authorization()
 	if err != nil {
-		return nil, fmt.Errorf("push.password_file: %w", err)
+		return nil, err
 	}
-	token, err := config.ResolveSecret(p.BearerToken, p.BearerTokenFile)
-	if err != nil {
-		return nil, fmt.Errorf("push.bearer_token_file: %w", err)
-	}
-	switch {
-	case token != "":
-		opts.Headers = append(opts.Headers, "Authorization: Bearer "+token.Reveal())
-	case p.Username != "":
-		opts.Headers = append(opts.Headers, "Authorization: "+redact.BasicAuth(p.Username, pass.Reveal()))
+	if auth != "" {
+		opts.Headers = append(opts.Headers, "Authorization: "+auth)
 	}
 	return opts, nil
 }
