@@ -46,6 +46,10 @@ func TestPrometheusSeesWhatServqKnows(t *testing.T) {
 	cfgFile := filepath.Join(dir, "servq.yml")
 	writeFile(t, cfgFile, fmt.Sprintf(`
 global: {service: helpdesk, new_series_delay: 3s}
+# The SLO step rules see a new series' first increments only when the
+# series was published at 0 at least one rules interval before them: the
+# 3s delay needs a 1s interval (defaults: 2m delay, 1m interval).
+rules: {interval: 1s, grafana_interval: 10s}
 collectors:
   - {name: desk, type: tickets_file, schedule: "@every 1s", path: %s, mapping: %s}
   - {name: export, type: tickets_file, schedule: "@every 1s", path: %s, mapping: %s}
