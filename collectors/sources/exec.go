@@ -141,9 +141,16 @@ func (s *execSource) Collect(ctx context.Context, raw []byte, b *collectors.Batc
 
 // run starts the command in its own process group and returns its stdout.
 // A non-zero exit or a timeout is an error quoting the end of stderr.
+// errExecTimeout is the cause of a command's context when command_timeout
+// ended it.
+var errExecTimeout = errors.New("command_timeout")
+
 func (s *execSource) run(ctx context.Context, cursor, since string) ([]byte, error) {
 	sp := &s.spec
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	// The cause tells this command's own timeout from the run's deadline
+	// or servq's shutdown (comparing elapsed time with the timeout did not:
+	// the deadline is counted from before the command starts).
+	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, errExecTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sp.Command[0], sp.Command[1:]...)
 	cmd.Dir = sp.Dir
@@ -164,7 +171,6 @@ func (s *execSource) run(ctx context.Context, cursor, since string) ([]byte, err
 	stderr := &execTail{max: execStderrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	name := filepath.Base(sp.Command[0])
-	start := time.Now()
 	err := cmd.Run()
 	if cmd.Process != nil {
 		// Whatever the command left behind in its group goes too.
@@ -177,7 +183,7 @@ func (s *execSource) run(ctx context.Context, cursor, since string) ([]byte, err
 		return errors.New(msg)
 	}
 	switch {
-	case ctx.Err() == context.DeadlineExceeded && time.Since(start) >= s.timeout:
+	case context.Cause(ctx) == errExecTimeout:
 		return nil, withStderr(fmt.Sprintf("command %s timed out after %s and was killed", name, s.timeout))
 	case ctx.Err() != nil:
 		return nil, withStderr(fmt.Sprintf("command %s stopped: %v", name, ctx.Err()))
