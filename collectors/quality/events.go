@@ -139,19 +139,6 @@ func decodeTicketState(b []byte) (ticketState, error) {
 	return s, nil
 }
 
-// solvedStatus reports whether a ticket is currently in a solved state. The
-// status wins when the source reports one (a reopened ticket may keep its
-// old solved_at); otherwise the solve time decides.
-func solvedStatus(t *record.Ticket) bool {
-	switch strings.ToLower(t.Status) {
-	case "solved", "closed", "resolved":
-		return true
-	case "":
-		return t.Solved()
-	}
-	return false
-}
-
 func (r *run) ticket(t *record.Ticket) error {
 	if t.ID == "" {
 		return nil
@@ -199,7 +186,7 @@ func (r *run) ticket(t *record.Ticket) error {
 		r.observeSpan(cat.firstReply, cat.firstReplyBiz, t.CreatedAt, t.FirstReplyAt, t.FirstReplyBusiness, q, ch, pr)
 	}
 
-	solvedNow := solvedStatus(t) && !t.Deleted
+	solvedNow := t.InSolvedState() && !t.Deleted
 	// A reopen: the source counts more reopens than we have, or a ticket we
 	// saw solved is open again while the source keeps no count.
 	if int64(t.Reopens) > int64(st.reopens) {

@@ -4,7 +4,10 @@
 // the quality model decides which events in it are new.
 package record
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Ticket is the state of one ticket as the source reported it. A source may
 // report the same ticket many times (every update); the quality model counts
@@ -43,8 +46,21 @@ type Ticket struct {
 	Deleted     bool // the source deleted the ticket
 }
 
-// Solved reports whether the ticket is in a solved state.
+// Solved reports whether the ticket has a solve time.
 func (t *Ticket) Solved() bool { return !t.SolvedAt.IsZero() }
+
+// InSolvedState reports whether the ticket is currently solved. The status
+// wins when the source reports one (a reopened ticket may keep its old
+// solved_at); otherwise the solve time decides.
+func (t *Ticket) InSolvedState() bool {
+	switch strings.ToLower(t.Status) {
+	case "solved", "closed", "resolved":
+		return true
+	case "":
+		return t.Solved()
+	}
+	return false
+}
 
 // CallOutcome is how a call left the queue.
 type CallOutcome string

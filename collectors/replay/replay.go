@@ -408,7 +408,7 @@ func TicketStates(t *record.Ticket) []*record.Ticket {
 	if t.Deleted || t.CreatedAt.IsZero() {
 		return []*record.Ticket{&full}
 	}
-	solved := solvedStatus(t)
+	solved := t.InSolvedState()
 	var out []*record.Ticket
 	prefix := func(when time.Time) {
 		if when.IsZero() || !when.Before(at) || when.Before(t.CreatedAt) {
@@ -441,16 +441,4 @@ func TicketStates(t *record.Ticket) []*record.Ticket {
 		prefix(t.SolvedAt)
 	}
 	return append(out, &full)
-}
-
-// solvedStatus is the quality model's rule (a reported status wins over
-// the solve time).
-func solvedStatus(t *record.Ticket) bool {
-	switch strings.ToLower(t.Status) {
-	case "solved", "closed", "resolved":
-		return true
-	case "":
-		return t.Solved()
-	}
-	return false
 }
