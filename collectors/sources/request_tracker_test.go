@@ -22,6 +22,7 @@ import (
 	"github.com/servq/servq/collectors"
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
+	"github.com/servq/servq/deploy/testenv"
 )
 
 // fakeRT speaks the parts of Request Tracker 5's REST2 API the plugin
@@ -594,7 +595,7 @@ func startRealRT(t *testing.T) *realRT {
 	server := findProgram(t, "request-tracker5 (and rt5-db-sqlite)", "/usr/share/request-tracker5/libexec/rt-server")
 	perl := findProgram(t, "request-tracker5 (and rt5-db-sqlite)", "perl")
 	dir := t.TempDir()
-	addr := freeLocalAddr()
+	addr := testenv.FreeAddr(t)
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
 	site := filepath.Join(dir, "RT_SiteConfig.pm")
 	os.Mkdir(filepath.Join(dir, "RT_SiteConfig.d"), 0o755)
@@ -696,13 +697,6 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
-}
-
-func freeLocalAddr() string {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.Listener.Addr().String()
-	srv.Close()
-	return addr
 }
 
 func (rt *realRT) call(method, path string, body any) ([]byte, error) {

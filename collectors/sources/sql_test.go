@@ -23,6 +23,7 @@ import (
 	"github.com/servq/servq/collectors/quality"
 	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/deploy/testenv"
 )
 
 // The sql source is tested against real servers the test starts itself:
@@ -49,14 +50,12 @@ type sqlServer struct {
 	types *strings.Replacer
 }
 
+// sqlFreePort reserves a port for the database server (see testenv.FreeAddr).
 func sqlFreePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	_, port, _ := net.SplitHostPort(testenv.FreeAddr(t))
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // sqlDataDir is a directory the database user can own: a fresh one

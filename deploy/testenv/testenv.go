@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"github.com/servq/servq/config"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -40,17 +39,6 @@ func Binary(t testing.TB, names ...string) string {
 	return ""
 }
 
-// FreeAddr returns a free 127.0.0.1:port.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // Process is a started server, stopped at test cleanup.
 type Process struct {
 	URL string
@@ -72,22 +60,29 @@ func Start(t testing.TB, addr, readyPath, bin string, args ...string) *Process {
 		t.Fatalf("starting %s: %v", bin, err)
 	}
 	p := &Process{URL: "http://" + addr, cmd: cmd, log: log}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
-			<-done
+			<-exited
 		}
 		if t.Failed() {
 			t.Logf("--- output of %s:\n%s", filepath.Base(bin), p.Log())
 		}
 	})
-	if err := WaitHTTP(p.URL+readyPath, 60*time.Second); err != nil {
+	if err := waitReady(p.URL+readyPath, 60*time.Second, exited); err != nil {
 		t.Fatalf("%s did not become ready: %v\n%s", bin, err, p.Log())
+	}
+	// A process that failed to bind may exit just after another server on
+	// the same address answered; the answer was then not ours.
+	select {
+	case <-exited:
+		t.Fatalf("%s exited right after %s answered (was that another server?)\n%s", bin, p.URL, p.Log())
+	default:
 	}
 	return p
 }
@@ -113,10 +108,19 @@ func (l *LogBuffer) String() string {
 }
 
 // WaitHTTP polls u until it answers 200 or the timeout passes.
-func WaitHTTP(u string, timeout time.Duration) error {
+func WaitHTTP(u string, timeout time.Duration) error { return waitReady(u, timeout, nil) }
+
+// waitReady is WaitHTTP that gives up at once when exited closes: the
+// process that should answer is gone.
+func waitReady(u string, timeout time.Duration, exited <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("the process exited before %s answered", u)
+		default:
+		}
 		resp, err := http.Get(u)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
