@@ -35,6 +35,9 @@ type termCount struct {
 	// exact is false when a series' value before its first sample is
 	// unknown (see count).
 	exact bool
+	// dropped are the seriesKeys of the copies dedup left out (nil when
+	// every series is held once).
+	dropped map[string]bool
 }
 
 // promDuration writes a duration as PromQL seconds: exact for any period,
@@ -81,6 +84,12 @@ func queriesFor(t sli.Term, p Period) termQueries {
 func (q termQueries) running(p Period) string {
 	now := fmt.Sprintf("last_over_time(%s[%s])", q.sel, promDuration(p.Duration()))
 	return fmt.Sprintf("sum(((%s - %s) or %s) unless (%s))", now, q.start, now, q.reset)
+}
+
+// runningBySeries is running before its sum: one curve per series.
+func (q termQueries) runningBySeries(p Period) string {
+	now := fmt.Sprintf("last_over_time(%s[%s])", q.sel, promDuration(p.Duration()))
+	return fmt.Sprintf("((%s - %s) or %s) unless (%s)", now, q.start, now, q.reset)
 }
 
 // seriesKey identifies a series by its full label set (the metric name
@@ -198,8 +207,54 @@ func (b *builder) count(ctx context.Context, t sli.Term, p Period) (*termCount, 
 		c.plain += inc
 		c.series = append(c.series, seriesCount{labels: e.Labels, inc: inc})
 	}
+	c.dedup()
 	b.counts[key] = c
 	return c, nil
+}
+
+// dedup keeps one copy of each series that Prometheus holds several times
+// under different sli.DedupLabels (two scrape jobs or an HA pair queried
+// without deduplication): the copies count the same events, so the
+// report counts the largest copy, the one that missed the least, as the
+// rules' sli.Dedup does. The other copies are left out of the totals and
+// of the curve.
+func (c *termCount) dedup() {
+	best := map[string]int{}
+	for i, s := range c.series {
+		k := logicalKey(s.labels)
+		if j, ok := best[k]; !ok || s.inc > c.series[j].inc {
+			best[k] = i
+		}
+	}
+	if len(best) == len(c.series) {
+		return
+	}
+	kept := make([]seriesCount, 0, len(best))
+	c.plain = 0
+	c.dropped = map[string]bool{}
+	for i, s := range c.series {
+		if best[logicalKey(s.labels)] != i {
+			c.dropped[seriesKey(s.labels)] = true
+			continue
+		}
+		kept = append(kept, s)
+		if s.steps == nil {
+			c.plain += s.inc
+		}
+	}
+	c.series = kept
+}
+
+// logicalKey is seriesKey without the labels that tell copies apart.
+func logicalKey(l map[string]string) string {
+	m := make(map[string]string, len(l))
+	for k, v := range l {
+		m[k] = v
+	}
+	for _, k := range sli.DedupLabels {
+		delete(m, k)
+	}
+	return seriesKey(m)
 }
 
 // sampleBySample counts a series across its resets from its raw samples.
@@ -276,11 +331,20 @@ func (b *builder) cumulative(ctx context.Context, terms []sli.Term, p Period, gr
 		plain, ok := b.running[key]
 		if !ok && len(grid) > 1 {
 			plain = map[int64]float64{}
-			res, err := b.q.QueryRange(ctx, queriesFor(t, p).running(p), p.Start.Add(step), grid[len(grid)-2], step)
+			q := queriesFor(t, p)
+			expr := q.running(p)
+			if c.dropped != nil {
+				// Per series, to leave out the copies count dropped.
+				expr = q.runningBySeries(p)
+			}
+			res, err := b.q.QueryRange(ctx, expr, p.Start.Add(step), grid[len(grid)-2], step)
 			if err != nil {
 				return nil, err
 			}
 			for _, s := range res {
+				if c.dropped[seriesKey(s.Labels)] {
+					continue
+				}
 				for _, pt := range s.Points {
 					plain[pt.T.Unix()] += pt.V
 				}
