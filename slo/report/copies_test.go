@@ -1,12 +1,9 @@
 package report
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/servq/servq/config"
 )
 
 // twoCopies holds every series of om twice, as Prometheus does when two
@@ -46,18 +43,7 @@ func parseUnix(s string) int64 {
 // knownData held once (checkUTCReport), not twice.
 func TestReportsCountCopiesOnce(t *testing.T) {
 	url := startBackfilledPrometheus(t, twoCopies(knownData()))
-	cfg, err := config.Parse([]byte(reportConfig), "t.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ParsePeriod("2026-10", time.UTC, fixedNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Build(context.Background(), cfg, &API{URL: url}, p, time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, r := buildUTCOctober(t, url)
 	s := r.SLOs[0]
 	if s.Good != 7440 || s.Bad != 62 || s.Total != 7502 {
 		t.Errorf("October = %+v, want 7440 good, 62 bad as with one copy", s.Figures)

@@ -171,7 +171,9 @@ func TestReports(t *testing.T) {
 // fixedNow is the clock of every report the tests build.
 var fixedNow = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 
-func checkUTCReport(t *testing.T, url string) {
+// buildUTCOctober builds the report of October 2026 with reportConfig.
+func buildUTCOctober(t *testing.T, url string) (*config.Config, *Report) {
+	t.Helper()
 	cfg, err := config.Parse([]byte(reportConfig), "t.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +186,11 @@ func checkUTCReport(t *testing.T, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg, r
+}
+
+func checkUTCReport(t *testing.T, url string) {
+	cfg, r := buildUTCOctober(t, url)
 	if len(r.SLOs) != 1 {
 		t.Fatalf("%d SLOs", len(r.SLOs))
 	}
