@@ -23,6 +23,7 @@ import (
 	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 	"github.com/servq/servq/slo/calendar"
 )
 
@@ -505,6 +506,36 @@ func latest(t time.Time, b *collectors.Batch) time.Time {
 // maxLabelLen bounds label values from data; longer values are cut.
 const maxLabelLen = 128
 
+// labelText makes text from a source a label value: valid UTF-8, any
+// configured secret in it redacted (a vendor that echoes a request's
+// credentials into a field servq uses as a queue or group name must not
+// put them on /metrics), cut to maxLabelLen. Redaction comes before the
+// cut, which could otherwise leave a secret's first part.
+func labelText(v string) string {
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "?")
+	}
+	v = redact.String(v)
+	if len(v) > maxLabelLen {
+		v = v[:maxLabelLen]
+		for !utf8.ValidString(v) {
+			v = v[:len(v)-1]
+		}
+	}
+	return v
+}
+
+// known says whether v is admitted for label name (stored or in this run)
+// and how many values the store has admitted.
+func (r *run) known(name, v string) (bool, int) {
+	r.m.mu.RLock()
+	known := r.cs.admitted[name]
+	ok := known[v]
+	n := len(known)
+	r.m.mu.RUnlock()
+	return ok || r.admit[name][v], n
+}
+
 // Overflow is the label value that replaces values past a label's cap.
 const Overflow = "other"
 
@@ -515,21 +546,13 @@ func (r *run) label(name, v string) string {
 	if v == "" {
 		return "unknown"
 	}
-	if !utf8.ValidString(v) {
-		v = strings.ToValidUTF8(v, "?")
+	// The common case first: a value already admitted is served as it is.
+	if ok, _ := r.known(name, v); ok {
+		return v
 	}
-	if len(v) > maxLabelLen {
-		v = v[:maxLabelLen]
-		for !utf8.ValidString(v) {
-			v = v[:len(v)-1]
-		}
-	}
-	r.m.mu.RLock()
-	known := r.cs.admitted[name]
-	ok := known[v]
-	n := len(known)
-	r.m.mu.RUnlock()
-	if ok || r.admit[name][v] {
+	v = labelText(v)
+	ok, n := r.known(name, v)
+	if ok {
 		return v
 	}
 	if n+len(r.admit[name]) >= r.m.labelLimit {

@@ -15,6 +15,7 @@ import (
 	"github.com/servq/servq/collectors/record"
 	"github.com/servq/servq/collectors/state"
 	"github.com/servq/servq/config"
+	"github.com/servq/servq/internal/redact"
 )
 
 const testConfig = `
@@ -439,4 +440,33 @@ func TestPruneIsIncremental(t *testing.T) {
 		t.Fatalf("after the next pass: %d tickets left", got)
 	}
 	expect(t, values(t, m), map[string]float64{"servq_tickets_open{collector=pbx,queue=q,status=open}": 0})
+}
+
+// TestLabelValuesAreCleanedBeforeTheyAreServed: text from a source becomes
+// a label value only as valid UTF-8, without any configured secret (a
+// vendor echoing the request's token into a queue name), cut to 128 bytes
+// after the redaction so no part of a secret survives the cut.
+func TestLabelValuesAreCleanedBeforeTheyAreServed(t *testing.T) {
+	const secret = "zd-token-7f3a9c1e5b"
+	redact.Add(secret)
+	m, st := newModel(t, t.TempDir(), testConfig)
+	defer st.Close()
+	long := strings.Repeat("x ", 60) + secret // the secret straddles byte 128
+	commit(t, m, "pbx", &collectors.Batch{Calls: []record.Call{
+		{ID: "1", Queue: "billing " + secret, Outcome: record.OutcomeAnswered},
+		{ID: "2", Queue: "billing " + secret, Outcome: record.OutcomeAnswered},
+		{ID: "3", Queue: long, Outcome: record.OutcomeAnswered},
+		{ID: "4", Queue: "caf\xe9", Outcome: record.OutcomeAnswered},
+	}}, "1")
+	got := values(t, m)
+	expect(t, got, map[string]float64{
+		"servq_calls_offered_total{channel=phone,collector=pbx,queue=billing " + redact.Placeholder + "}":                        2,
+		"servq_calls_offered_total{channel=phone,collector=pbx,queue=" + strings.Repeat("x ", 60) + redact.Placeholder[:8] + "}": 1,
+		"servq_calls_offered_total{channel=phone,collector=pbx,queue=caf?}":                                                      1,
+	})
+	for k := range got {
+		if strings.Contains(k, "zd-token") {
+			t.Errorf("a secret's part is served: %s", k)
+		}
+	}
 }
