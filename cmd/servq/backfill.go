@@ -194,6 +194,7 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	day := time.Time{}
 	started := o.now()
 	res, err := replay.Run(ctx, m, cols, sinks, replay.Options{From: from, To: to, Step: o.step, CommitCursors: seam, Labels: o.labels, Observe: observe,
+		SpillDir: work,
 		Progress: func(p replay.Progress) {
 			if d := p.At.Truncate(24 * time.Hour); !d.Equal(day) || !p.At.Add(o.step).Before(to) {
 				day = d

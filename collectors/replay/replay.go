@@ -28,6 +28,11 @@
 // or histogram series born after the first step is also written at 0 one
 // step before, as the live model serves a new series at 0 first, so that
 // increase() sees its first increment.
+//
+// Memory does not grow with the history: sources hand their records over
+// in chunks, the events wait for their time in sorted run files on disk,
+// and the steps read them back merged (spill.go); the order is exactly
+// that of sorting all events by time in memory.
 package replay
 
 import (
@@ -91,6 +96,15 @@ type Options struct {
 	Observe func(at time.Time, fams []*dto.MetricFamily) error
 	// Progress, when set, is called after each step.
 	Progress func(Progress)
+	// SpillDir is where the events wait for their time, in run files
+	// of a temporary directory removed at the end ("": the system's
+	// temporary directory). See spill.go.
+	SpillDir string
+	// ChunkSize is the records a source hands over at once (0:
+	// collectors.DefaultChunkSize).
+	ChunkSize int
+
+	spillEvents, maxRunFiles int // tests: 0 for the defaults
 }
 
 // Progress is where a replay stands.
@@ -110,16 +124,6 @@ type Result struct {
 	Samples  int
 }
 
-// event is one record applied at one time.
-type event struct {
-	at  time.Time
-	col int
-	tk  *record.Ticket
-	cl  *record.Call
-	sv  *record.SurveyResponse
-	sn  *record.Snapshot
-}
-
 type source struct {
 	name      string
 	cursor    []byte
@@ -130,6 +134,13 @@ type source struct {
 // built with no new-series delay (its clock is set to the simulated time;
 // births are written at 0 by the replay itself).
 func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o Options) (Result, error) {
+	return run(ctx, m, cols, sink, o, readSpilled)
+}
+
+// reader reads every collector's history into events in time order.
+type reader func(ctx context.Context, cols []Collector, o Options, start time.Time, sleep func(context.Context, time.Duration) error) (eventIter, []source, Result, func(), error)
+
+func run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o Options, read reader) (Result, error) {
 	sleep := o.Sleep
 	if sleep == nil {
 		sleep = func(ctx context.Context, d time.Duration) error {
@@ -150,46 +161,81 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 	if o.To.Before(start) {
 		return Result{}, fmt.Errorf("replay: end %s is before start %s", o.To.Format(time.RFC3339), start.Format(time.RFC3339))
 	}
+	evs, srcs, res, done, err := read(ctx, cols, o, start, sleep)
+	if done != nil {
+		defer done()
+	}
+	if err != nil {
+		return res, err
+	}
+	return play(ctx, m, cols, srcs, evs, sink, o, start, res)
+}
+
+// readSpilled reads the sources chunk by chunk into a spill.
+func readSpilled(ctx context.Context, cols []Collector, o Options, start time.Time, sleep func(context.Context, time.Duration) error) (eventIter, []source, Result, func(), error) {
 	res := Result{Records: map[string]int{}, Rejected: map[string]int{}}
-	var evs []event
+	sp := newSpill(o.SpillDir, o.spillEvents, o.maxRunFiles)
+	done := func() { sp.close() }
 	srcs := make([]source, len(cols))
 	for i, c := range cols {
 		// A source may stop a run early (max_read_bytes, a request
 		// budget): it is run again from its cursor until it reads nothing
-		// new.
+		// new. Its records come in chunks (collectors.Batch.Flush) that
+		// go to the spill at once, so a run of any size holds one chunk.
 		var cursor []byte
 		waits := 0
 		for run := 0; run < maxRuns; run++ {
 			b := &collectors.Batch{Now: o.To}
-			next, err := c.Source.Collect(ctx, cursor, b)
+			var read, rejected, snaps int
+			from := cursor // where a run cut short by Retry-After resumes
+			b.SetChunks(o.ChunkSize, func(_ context.Context, b *collectors.Batch, chunkCursor []byte) error {
+				read, rejected, snaps = read+b.Len(), rejected+len(b.Rejected), snaps+len(b.Snapshots)
+				from = chunkCursor
+				return sp.add(i, b, start)
+			})
+			next, err := c.Source.Collect(ctx, from, b)
 			var backoff *collectors.BackoffError
 			if errors.As(err, &backoff) && waits < maxBackoffs {
 				// The vendor asked for a longer wait than a run sits
-				// out (Retry-After): wait it, then read on from the
-				// same cursor; the failed run's records are dropped.
+				// out (Retry-After): wait it, then read on after the
+				// last chunk handed over; the failed run's other
+				// records are dropped.
 				waits++
+				res.Records[c.Name] += read
+				res.Rejected[c.Name] += rejected
 				if err := sleep(ctx, backoff.Wait); err != nil {
-					return res, err
+					return nil, nil, res, done, err
 				}
+				cursor = from
 				run--
 				continue
 			}
 			if err != nil {
-				return res, fmt.Errorf("collector %s: reading its history: %w", c.Name, err)
+				return nil, nil, res, done, fmt.Errorf("collector %s: reading its history: %w", c.Name, err)
 			}
 			srcs[i] = source{name: c.Name, cursor: next, watermark: b.Watermark}
-			res.Records[c.Name] += b.Len()
-			res.Rejected[c.Name] += len(b.Rejected)
-			evs = appendEvents(evs, i, b, start)
-			if b.Len()-len(b.Snapshots)+len(b.Rejected) == 0 || bytes.Equal(next, cursor) {
+			read, rejected, snaps = read+b.Len(), rejected+len(b.Rejected), snaps+len(b.Snapshots)
+			res.Records[c.Name] += read
+			res.Rejected[c.Name] += rejected
+			if err := sp.add(i, b, start); err != nil {
+				return nil, nil, res, done, err
+			}
+			if read-snaps+rejected == 0 || bytes.Equal(next, cursor) {
 				break
 			}
 			cursor = next
 		}
 	}
-	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
-	res.Events = len(evs)
+	evs, err := sp.iter()
+	if err != nil {
+		return nil, nil, res, done, err
+	}
+	res.Events = sp.total()
+	return evs, srcs, res, func() { evs.close(); sp.close() }, nil
+}
 
+// play applies the events step by step and writes the samples.
+func play(ctx context.Context, m *quality.Model, cols []Collector, srcs []source, evs eventIter, sink Sink, o Options, start time.Time, res Result) (Result, error) {
 	extra := make([]*dto.LabelPair, 0, len(o.Labels))
 	for k, v := range o.Labels {
 		extra = append(extra, &dto.LabelPair{Name: proto.String(k), Value: proto.String(v)})
@@ -197,7 +243,13 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 	clock := start
 	m.Clock = func() time.Time { return clock }
 	seen := map[string]bool{}
-	next := 0
+	applied := 0
+	var pending *event // the first event not applied yet
+	if e, ok, err := evs.next(); err != nil {
+		return res, err
+	} else if ok {
+		pending = &e
+	}
 	for t := start; !t.After(o.To); t = t.Add(o.Step) {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -211,8 +263,8 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 			until = o.To
 		}
 		batches := make([]*collectors.Batch, len(cols))
-		for ; next < len(evs) && !evs[next].at.After(until); next++ {
-			e := &evs[next]
+		for pending != nil && !pending.at.After(until) {
+			e := pending
 			b := batches[e.col]
 			if b == nil {
 				b = &collectors.Batch{}
@@ -227,6 +279,15 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 				b.Surveys = append(b.Surveys, *e.sv)
 			case e.sn != nil:
 				b.Snapshots = append(b.Snapshots, *e.sn)
+			}
+			applied++
+			n, ok, err := evs.next()
+			if err != nil {
+				return res, err
+			}
+			pending = nil
+			if ok {
+				pending = &n
 			}
 		}
 		for i := range cols {
@@ -267,7 +328,7 @@ func Run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 			}
 		}
 		if o.Progress != nil {
-			o.Progress(Progress{At: t, Events: next, Total: len(evs), Samples: res.Samples})
+			o.Progress(Progress{At: t, Events: applied, Total: res.Events, Samples: res.Samples})
 		}
 	}
 	return res, nil
@@ -352,38 +413,6 @@ func zero(mt *dto.Metric, at time.Time) *dto.Metric {
 		z.Untyped = &dto.Untyped{Value: proto.Float64(0)}
 	}
 	return z
-}
-
-// appendEvents turns a collector's records into events. Records with no
-// time at all are applied at start.
-func appendEvents(evs []event, col int, b *collectors.Batch, start time.Time) []event {
-	add := func(at time.Time, e event) {
-		if at.IsZero() || at.Before(start) {
-			at = start
-		}
-		e.at, e.col = at, col
-		evs = append(evs, e)
-	}
-	for i := range b.Tickets {
-		for _, st := range TicketStates(&b.Tickets[i]) {
-			add(st.UpdatedAt, event{tk: st})
-		}
-	}
-	for i := range b.Calls {
-		c := &b.Calls[i]
-		at := c.EndedAt
-		if at.IsZero() {
-			at = c.EnqueuedAt
-		}
-		add(at, event{cl: c})
-	}
-	for i := range b.Surveys {
-		add(b.Surveys[i].SubmittedAt, event{sv: &b.Surveys[i]})
-	}
-	for i := range b.Snapshots {
-		add(b.Snapshots[i].At, event{sn: &b.Snapshots[i]})
-	}
-	return evs
 }
 
 // TicketStates splits a ticket record into the states the ticket had at
