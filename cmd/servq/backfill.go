@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -95,6 +96,14 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 			real.Close()
 		}
 	}()
+	// A backfill that could not clean up (killed, or it did not stop in
+	// time) left its work directory; the store's lock says no other
+	// backfill uses it now.
+	if stale, _ := filepath.Glob(filepath.Join(filepath.Dir(real.Path()), ".backfill-*")); len(stale) > 0 {
+		for _, d := range stale {
+			os.RemoveAll(d)
+		}
+	}
 	check, err := quality.New(cfg, real, logger)
 	if err != nil {
 		return fail(err)
@@ -136,7 +145,12 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	if err != nil {
 		return fail(err)
 	}
-	defer os.RemoveAll(work)
+	keepWork := false
+	defer func() {
+		if !keepWork {
+			os.RemoveAll(work)
+		}
+	}()
 	if b, err := os.ReadFile(real.Path()); err != nil {
 		return fail(err)
 	} else if err := os.WriteFile(filepath.Join(work, state.FileName), b, 0o600); err != nil {
@@ -169,12 +183,15 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 		defer om.Close()
 		sinks = append(sinks, om)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var im *replay.Import
 	if o.importURL != "" {
 		if im, err = importSink(ctx, o.importURL, cfg.Push); err != nil {
 			return fail(err)
+		}
+		if testImportBatch > 0 {
+			im.Batch = testImportBatch
 		}
 		sinks = append(sinks, im)
 	}
@@ -193,30 +210,75 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	}
 	day := time.Time{}
 	started := o.now()
-	res, err := replay.Run(ctx, m, cols, sinks, replay.Options{From: from, To: to, Step: o.step, CommitCursors: seam, Labels: o.labels, Observe: observe,
-		SpillDir: work,
-		Progress: func(p replay.Progress) {
-			if d := p.At.Truncate(24 * time.Hour); !d.Equal(day) || !p.At.Add(o.step).Before(to) {
-				day = d
-				fmt.Fprintf(stderr, "backfill: %s reached, %d/%d events, %d samples%s\n", p.At.UTC().Format(time.RFC3339), p.Events, p.Total, p.Samples,
-					rateETA(o.now().Sub(started), p.Samples, p.At.Sub(from), to.Sub(from)))
-			}
-		}})
-	if serr := store.SetNoSync(false); err == nil && serr != nil {
-		err = serr
+	var reached time.Time // simulated time of the last step written
+	steps := 0
+	type outcome struct {
+		res replay.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	// The replay and the sinks' last writes run aside, so that a signal
+	// is answered at once: ctx is cancelled, and they stop at their next
+	// step, request or write.
+	go func() {
+		res, err := replay.Run(ctx, m, cols, sinks, replay.Options{From: from, To: to, Step: o.step, CommitCursors: seam, Labels: o.labels, Observe: observe,
+			SpillDir: work,
+			Progress: func(p replay.Progress) {
+				reached = p.At
+				steps++
+				if d := p.At.Truncate(24 * time.Hour); !d.Equal(day) || !p.At.Add(o.step).Before(to) {
+					day = d
+					fmt.Fprintf(stderr, "backfill: %s reached, %d/%d events, %d samples%s\n", p.At.UTC().Format(time.RFC3339), p.Events, p.Total, p.Samples,
+						rateETA(o.now().Sub(started), p.Samples, p.At.Sub(from), to.Sub(from)))
+				}
+				if testAfterStep != nil {
+					testAfterStep(ctx, steps)
+				}
+			}})
+		if serr := store.SetNoSync(false); err == nil && serr != nil {
+			err = serr
+		}
+		if err == nil && im != nil {
+			err = im.Flush()
+		}
+		if err == nil && om != nil {
+			err = writeOpenMetrics(ctx, o.output, om)
+		}
+		done <- outcome{res, err}
+	}()
+	var out outcome
+	select {
+	case out = <-done:
+	case <-ctx.Done():
+		stop() // a second Ctrl-C ends the process at once
+		fmt.Fprintf(stderr, "backfill: interrupted: stopping (at most %s)\n", backfillStopWait)
+		t := time.NewTimer(backfillStopWait)
+		select {
+		case out = <-done:
+			t.Stop()
+		case <-t.C:
+			// Still writing: the work copy is in use and stays (the
+			// next backfill removes it); the store was never touched.
+			storeOpen, keepWork = false, true
+			fmt.Fprintf(stderr, "servq backfill: did not stop within %s; exiting: %s is as it was (nothing committed)%s; run the same command again to start over\n",
+				backfillStopWait, real.Path(), outputNote(o.output))
+			return 1
+		}
+	}
+	res, err := out.res, out.err
+	if err != nil && ctx.Err() != nil {
+		at := "before the first step"
+		if !reached.IsZero() {
+			at = "after the step at " + reached.UTC().Format(time.RFC3339)
+		}
+		sent := ""
+		if im != nil {
+			sent = "; the samples already sent to VictoriaMetrics stay there and a re-run sends them again, with the same timestamps and values (see README, Day one: run VictoriaMetrics with -dedup.minScrapeInterval=1ms to keep one copy)"
+		}
+		return fail(fmt.Errorf("interrupted %s: nothing was committed: %s is as it was%s%s; run the same command again to start over", at, real.Path(), outputNote(o.output), sent))
 	}
 	if err != nil {
 		return fail(err)
-	}
-	if im != nil {
-		if err := im.Flush(); err != nil {
-			return fail(err)
-		}
-	}
-	if om != nil {
-		if err := writeOpenMetrics(o.output, om); err != nil {
-			return fail(err)
-		}
 	}
 	// The complete replay replaces the store.
 	storeOpen, realOpen = false, false
@@ -238,6 +300,24 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 		fmt.Fprintf(stderr, "backfill: end state committed to %s: `servq run` with this store continues from it\n", real.Path())
 	}
 	return 0
+}
+
+// backfillStopWait bounds the wait for the replay to stop after a signal.
+const backfillStopWait = 30 * time.Second
+
+// testAfterStep and testImportBatch are zero except in binaries built
+// with the servqtest tag (testhook_backfill_servqtest.go): the resume
+// test interrupts a backfill at a known step, after samples were sent.
+var (
+	testAfterStep   func(ctx context.Context, step int)
+	testImportBatch int
+)
+
+func outputNote(output string) string {
+	if output == "" || output == "-" {
+		return ""
+	}
+	return ", no " + output + " was written"
 }
 
 // backfillRange is the replayed range; seam is true when it ends now (the
@@ -316,10 +396,10 @@ func importSink(ctx context.Context, base string, p *config.Push) (*replay.Impor
 }
 
 // writeOpenMetrics writes the file atomically (a promtool run never reads
-// half of it).
-func writeOpenMetrics(path string, om *replay.OpenMetrics) error {
+// half of it); it stops when ctx ends.
+func writeOpenMetrics(ctx context.Context, path string, om *replay.OpenMetrics) error {
 	if path == "-" {
-		_, err := om.WriteTo(os.Stdout)
+		_, err := om.WriteTo(ctxWriter{ctx, os.Stdout})
 		return err
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".servq-backfill-*")
@@ -327,7 +407,7 @@ func writeOpenMetrics(path string, om *replay.OpenMetrics) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if _, err := om.WriteTo(f); err != nil {
+	if _, err := om.WriteTo(ctxWriter{ctx, f}); err != nil {
 		f.Close()
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -345,4 +425,18 @@ func rateETA(elapsed time.Duration, samples int, done, total time.Duration) stri
 	}
 	left := time.Duration(float64(elapsed) * float64(total-done) / float64(done))
 	return fmt.Sprintf(", %.0f samples/s, ETA %s", float64(samples)/elapsed.Seconds(), left.Round(time.Second))
+}
+
+// ctxWriter fails its writes once ctx ends: an interrupted backfill does
+// not finish writing a large file first.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/servq/servq/collectors/state"
+	"github.com/servq/servq/deploy/testenv"
+)
+
+// TestBackfillInterruptedThenRerunEqualsUninterrupted: the real binary is
+// interrupted (SIGINT) right after its 500th step, when samples were
+// already sent to VictoriaMetrics. It exits 1 saying where it stopped and
+// that nothing was committed: the store is byte for byte as before, no
+// OpenMetrics file, no work directory left (nor the stale one of an
+// earlier killed backfill). Running the same command again then gives
+// exactly what an uninterrupted backfill gives: the same OpenMetrics file
+// byte for byte, and the same series in VictoriaMetrics (which, run with
+// -dedup.minScrapeInterval=1ms as the README says, keeps one copy of the
+// samples sent twice).
+func TestBackfillInterruptedThenRerunEqualsUninterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and interrupts the binary")
+	}
+	vmBin := testenv.Binary(t, "victoria-metrics", "victoria-metrics-prod")
+	bin := filepath.Join(t.TempDir(), "servq")
+	if out, err := exec.Command("go", "build", "-tags", "servqtest", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	_, cfg := writeHistory(t, dir)
+	startVM := func() *testenv.Process {
+		addr := testenv.FreeAddr(t)
+		return testenv.Start(t, addr, "/health", vmBin, "-httpListenAddr="+addr, "-storageDataPath="+t.TempDir(),
+			"-retentionPeriod=100y", "-loggerLevel=ERROR", "-dedup.minScrapeInterval=1ms",
+			"-search.latencyOffset=0s", "-search.disableCache")
+	}
+	args := func(vm, om, storage string) []string {
+		return []string{"--config.file=" + cfg, "backfill", "--from=2026-09-01", "--to=2026-11-01", "--step=1h",
+			"-o", om, "--import.url=" + vm, "--storage.path=" + storage, "--label=job=servq"}
+	}
+
+	refVM, refOM := startVM(), filepath.Join(dir, "ref.om")
+	if out, err := exec.Command(bin, args(refVM.URL, refOM, filepath.Join(dir, "ref"))...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted backfill: %v\n%s", err, out)
+	}
+
+	vm, om, storage := startVM(), filepath.Join(dir, "history.om"), filepath.Join(dir, "data")
+	st, err := state.Open(storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update("other", func(tx *state.Tx) error { return tx.Put(state.SpaceMeta, []byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	before := dumpStore(t, storage)
+	if err := os.MkdirAll(filepath.Join(storage, ".backfill-123", "servq-replay-4"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args(vm.URL, om, storage)...)
+	cmd.Env = append(os.Environ(), "SERVQ_TEST_HOLD_BACKFILL_AFTER_STEP=500", "SERVQ_TEST_IMPORT_BATCH=65536")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan struct{})
+	var log bytes.Buffer
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "servq-test: holding backfill after step 500") {
+				close(held)
+			}
+		}
+	}()
+	select {
+	case <-held:
+	case <-logDone:
+		cmd.Wait()
+		t.Fatalf("backfill ended before step 500:\n%s", log.String())
+	case <-time.After(5 * time.Minute): // only when stuck
+		cmd.Process.Kill()
+		t.Fatal("backfill never reached step 500")
+	}
+	testenv.Eventually(t, 30*time.Second, "samples sent before the interruption", func() bool {
+		return len(vmExport(t, vm.URL)) > 0
+	})
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	<-logDone
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("interrupted backfill: %v, want exit status 1\n%s", err, log.String())
+	}
+	for _, want := range []string{"interrupted after the step at 2026-09-21T19:00:00Z", "nothing was committed", "run the same command again"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the message does not say %q:\n%s", want, log.String())
+		}
+	}
+	if after := dumpStore(t, storage); after != before {
+		t.Errorf("the store changed:\n%s\nwas\n%s", after, before)
+	}
+	if _, err := os.Stat(om); !os.IsNotExist(err) {
+		t.Errorf("%s written by an interrupted backfill (%v)", om, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(storage, ".backfill-*")); len(left) != 0 {
+		t.Errorf("work directories left: %v", left)
+	}
+
+	if out, err := exec.Command(bin, args(vm.URL, om, storage)...).CombinedOutput(); err != nil {
+		t.Fatalf("backfill run again: %v\n%s", err, out)
+	}
+	got, err := os.ReadFile(om)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(refOM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the OpenMetrics file of the re-run differs from the uninterrupted one (%d and %d bytes)", len(got), len(want))
+	}
+	var diff string
+	testenv.Eventually(t, 30*time.Second, "the same series in both VictoriaMetrics", func() bool {
+		a, b := vmExport(t, vm.URL), vmExport(t, refVM.URL)
+		diff = ""
+		if len(a) != len(b) {
+			diff = "series: " + strconv.Itoa(len(a)) + " and " + strconv.Itoa(len(b))
+		}
+		for i := 0; diff == "" && i < len(a); i++ {
+			if a[i] != b[i] {
+				diff = a[i] + "\n" + b[i]
+			}
+		}
+		return len(b) > 10 && diff == ""
+	})
+}
+
+// vmExport is every servq series in VictoriaMetrics with its samples, one
+// JSON line each, sorted.
+func vmExport(t *testing.T, base string) []string {
+	t.Helper()
+	resp, err := http.PostForm(base+"/api/v1/export", url.Values{"match[]": {`{__name__=~"servq_.+"}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("export: %s %v: %s", resp.Status, err, b)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return nil
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// dumpStore is every bucket, key and value of the store, in order.
+func dumpStore(t *testing.T, dir string) string {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, state.FileName), 0o600, &bolt.Options{ReadOnly: true, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out strings.Builder
+	var walk func(prefix string, b *bolt.Bucket) error
+	walk = func(prefix string, b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				out.WriteString(prefix + string(k) + "/\n")
+				return walk(prefix+string(k)+"/", b.Bucket(k))
+			}
+			fmt.Fprintf(&out, "%s%q=%q\n", prefix, k, v)
+			return nil
+		})
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			out.WriteString(string(name) + "/\n")
+			return walk(string(name)+"/", b)
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
