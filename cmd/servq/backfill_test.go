@@ -21,7 +21,6 @@ import (
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/deploy/testenv"
 	"github.com/servq/servq/slo/status"
-	"gopkg.in/yaml.v3"
 )
 
 // history is a tickets export and a queue_log over 61 days with the
@@ -399,7 +398,9 @@ func TestBackfillThenRunContinues(t *testing.T) {
 	ql := filepath.Join(dir, "queue_log")
 	var lines []string
 	offered, answered := 0, 0
+	var calls []histCall
 	call := func(id string, end time.Time, answer bool) {
+		calls = append(calls, histCall{end: end, abandoned: !answer})
 		enter := end.Add(-2 * time.Minute)
 		lines = append(lines, fmt.Sprintf("%d|%s|sales|NONE|ENTERQUEUE||5550000|1", enter.Unix(), id))
 		if answer {
@@ -411,8 +412,13 @@ func TestBackfillThenRunContinues(t *testing.T) {
 		}
 		offered++
 	}
+	// The calls end at half minutes, far from the rules' evaluations
+	// (whole minutes) and their windows' edges.
+	end := func(i int) time.Time {
+		return now.Truncate(time.Minute).Add(30*time.Second - time.Duration(i)*10*time.Minute)
+	}
 	for i := 18; i >= 1; i-- {
-		call(fmt.Sprintf("h%d", i), now.Add(-time.Duration(i)*10*time.Minute), i%2 == 0)
+		call(fmt.Sprintf("h%d", i), end(i), i%2 == 0)
 	}
 	if err := os.WriteFile(ql, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -443,6 +449,8 @@ slos:
 	if out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", om, blocks).CombinedOutput(); err != nil {
 		t.Fatalf("promtool: %v\n%s", err, out)
 	}
+	// The recording rules from a start between two calls.
+	checkRuleBackfill(t, bin, promtool, promBin, vmalert, cfg, blocks, vm.URL, calls, end(16).Add(270*time.Second), now.Truncate(time.Minute).Add(-5*time.Minute))
 	pcfg := filepath.Join(dir, "prometheus.yml")
 	os.WriteFile(pcfg, []byte(fmt.Sprintf(`
 global: {scrape_interval: 1s}
@@ -453,8 +461,6 @@ scrape_configs:
 	pAddr := testenv.FreeAddr(t)
 	prom := testenv.Start(t, pAddr, "/-/ready", promBin, "--config.file="+pcfg, "--storage.tsdb.path="+blocks,
 		"--storage.tsdb.retention.time=100y", "--web.listen-address="+pAddr, "--log.level=warn")
-	rulesFile, expr := checkRuleBackfill(t, bin, promtool, promBin, cfg, prom.URL, now)
-	checkVMAlertReplay(t, vmalert, vm.URL, rulesFile, expr, now)
 	testenv.Start(t, servqAddr, "/-/ready", bin, "run", "--config.file="+cfg, "--storage.path="+storage, "--web.listen-address="+servqAddr)
 
 	// New calls after the seam.
@@ -487,122 +493,6 @@ scrape_configs:
 		if v, ok := value(c.expr); !ok || math.Abs(v-c.want) > 0.5 {
 			t.Errorf("%s = %v (%v), want %v", c.expr, v, ok, c.want)
 		}
-	}
-}
-
-// checkRuleBackfill backfills the generated recording rules over the
-// backfilled range with promtool and checks, in a Prometheus serving only
-// those blocks, that a recorded SLI equals its expression evaluated on the
-// backfilled data at the same times.
-func checkRuleBackfill(t *testing.T, bin, promtool, promBin, cfg, promURL string, now time.Time) (rulesFile, expr string) {
-	t.Helper()
-	dir := t.TempDir()
-	rulesFile = filepath.Join(dir, "servq.rules.yml")
-	rulesYAML := runServqRules(t, bin, cfg, rulesFile)
-	var rf struct {
-		Groups []struct {
-			Rules []struct{ Record, Expr string }
-		}
-	}
-	if err := yaml.Unmarshal(rulesYAML, &rf); err != nil {
-		t.Fatal(err)
-	}
-	expr = ""
-	for _, g := range rf.Groups {
-		for _, r := range g.Rules {
-			if r.Record == sliRecord {
-				expr = r.Expr
-			}
-		}
-	}
-	if expr == "" {
-		t.Fatalf("no %s rule in\n%s", sliRecord, rulesYAML)
-	}
-	start := now.Add(-3 * time.Hour).Truncate(time.Minute)
-	end := now.Add(-5 * time.Minute).Truncate(time.Minute)
-	blocks := filepath.Join(dir, "blocks")
-	if out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "rules", "--url="+promURL,
-		fmt.Sprintf("--start=%d", start.Unix()), fmt.Sprintf("--end=%d", end.Unix()), "--eval-interval=60s",
-		"--output-dir="+blocks, rulesFile).CombinedOutput(); err != nil {
-		t.Fatalf("promtool create-blocks-from rules: %v\n%s", err, out)
-	}
-	pcfg := filepath.Join(dir, "prometheus.yml")
-	os.WriteFile(pcfg, []byte("global: {}\n"), 0o644)
-	addr := testenv.FreeAddr(t)
-	rp := testenv.Start(t, addr, "/-/ready", promBin, "--config.file="+pcfg, "--storage.tsdb.path="+blocks,
-		"--storage.tsdb.retention.time=100y", "--web.listen-address="+addr, "--log.level=warn")
-	checked := 0
-	for at := start.Add(90 * time.Minute); at.Before(end); at = at.Add(17 * time.Minute) {
-		// Compared at the recorded sample's own evaluation time.
-		ts, err := testenv.QueryAtE(rp.URL, "timestamp("+sliRecord+")", at)
-		if err != nil || len(ts) != 1 {
-			t.Fatalf("no recorded %s at %s: %v", sliRecord, at, err)
-		}
-		at := time.UnixMilli(int64(math.Round(ts[0].Value * 1e3)))
-		want, err := testenv.QueryAtE(promURL, expr, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := testenv.QueryAtE(rp.URL, sliRecord, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(want) != 1 || len(got) != 1 || math.Abs(got[0].Value-want[0].Value) > 1e-9 {
-			t.Errorf("%s at %s: backfilled %+v, expression on the data %+v", sliRecord, at.Format(time.RFC3339), got, want)
-		} else {
-			t.Logf("promtool %s at %s: %v", sliRecord, at.Format(time.RFC3339), got[0].Value)
-		}
-		checked++
-	}
-	if checked < 3 {
-		t.Fatalf("checked %d times", checked)
-	}
-	return rulesFile, expr
-}
-
-const sliRecord = "slo:sli_error:ratio_rate1h"
-
-// checkVMAlertReplay replays the generated rules with vmalert over the
-// history imported into VictoriaMetrics: the recorded SLI at each of its
-// evaluation times equals its expression evaluated there.
-func checkVMAlertReplay(t *testing.T, vmalert, vmURL, rulesFile, expr string, now time.Time) {
-	t.Helper()
-	start := now.Add(-3 * time.Hour).Truncate(time.Minute)
-	end := now.Add(-5 * time.Minute).Truncate(time.Minute)
-	out, err := exec.Command(vmalert, "-rule="+rulesFile, "-datasource.url="+vmURL, "-remoteWrite.url="+vmURL,
-		"-replay.timeFrom="+start.Format(time.RFC3339), "-replay.timeTo="+end.Format(time.RFC3339),
-		"-replay.disableProgressBar", "-replay.rulesDelay=0s", "-loggerLevel=ERROR").CombinedOutput()
-	if err != nil {
-		t.Fatalf("vmalert replay: %v\n%s", err, out)
-	}
-	if r, err := httpGet(vmURL + "/internal/force_flush"); err == nil {
-		r.Close()
-	}
-	checked := 0
-	for at := start.Add(90 * time.Minute); at.Before(end); at = at.Add(17 * time.Minute) {
-		var ts []testenv.Sample
-		testenv.Eventually(t, 10*time.Second, "the replayed rules in VictoriaMetrics", func() bool {
-			ts, err = testenv.QueryAtE(vmURL, "tlast_over_time("+sliRecord+"[5m])", at)
-			return err == nil && len(ts) == 1
-		})
-		evalAt := time.UnixMilli(int64(math.Round(ts[0].Value * 1e3)))
-		got, err := testenv.QueryAtE(vmURL, sliRecord, evalAt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := testenv.QueryAtE(vmURL, expr, evalAt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(want) != 1 || len(got) != 1 || math.Abs(got[0].Value-want[0].Value) > 1e-9 {
-			t.Errorf("vmalert %s at %s: replayed %+v, expression on the data %+v", sliRecord, evalAt.Format(time.RFC3339), got, want)
-		} else {
-			t.Logf("vmalert %s at %s: %v", sliRecord, evalAt.Format(time.RFC3339), got[0].Value)
-		}
-		checked++
-	}
-	if checked < 3 {
-		t.Fatalf("checked %d times", checked)
 	}
 }
 

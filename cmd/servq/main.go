@@ -79,6 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rulesName := rulesCmd.Flag("prometheusrule.name", "metadata.name of the PrometheusRule.").Default("servq").String()
 	rulesNamespace := rulesCmd.Flag("prometheusrule.namespace", "metadata.namespace of the PrometheusRule (default: none, kubectl's).").String()
 	rulesLabels := rulesCmd.Flag("prometheusrule.label", "Label of the PrometheusRule, for the operator's ruleSelector (repeatable, name=value).").StringMap()
+	rulesLevel := rulesCmd.Flag("level", "Write only the recording rules of this level (1: they read raw series; n: they read rules of level n-1), for backfilling rules one pass per level (promtool tsdb create-blocks-from rules, vmalert -replay.*). The summary on stderr tells how many levels there are.").Int()
 
 	dashCmd := a.Command("dashboards", "Write Grafana dashboards, file-provisioning YAML and Grafana-managed alert rules, or provision them through Grafana's HTTP API.")
 	dashOpts := dashboardsOptions{}
@@ -123,7 +124,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return check(f, stdout, stderr)
 	case rulesCmd.FullCommand():
-		return writeRules(*configFile, rulesOptions{out: *rulesOut, format: *rulesFormat, name: *rulesName, namespace: *rulesNamespace, labels: *rulesLabels}, stdout, stderr)
+		return writeRules(*configFile, rulesOptions{out: *rulesOut, format: *rulesFormat, name: *rulesName, namespace: *rulesNamespace, labels: *rulesLabels, level: *rulesLevel}, stdout, stderr)
 	case reportCmd.FullCommand():
 		return writeReport(*configFile, repOpts, stdout, stderr)
 	case dashCmd.FullCommand():

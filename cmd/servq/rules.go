@@ -13,6 +13,7 @@ import (
 type rulesOptions struct {
 	out, format, name, namespace string
 	labels                       map[string]string
+	level                        int // only the recording rules of this level (backfills)
 }
 
 // writeRules generates the rule file of the config. The file is written
@@ -36,6 +37,19 @@ func writeRules(configFile string, o rulesOptions, stdout, stderr io.Writer) int
 	for _, w := range rules.Warnings(cfg) {
 		fmt.Fprintf(stderr, "note: %s\n", w)
 	}
+	_, depth, err := ruleLevels(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "servq rules: %v\n", err)
+		return 1
+	}
+	what := fmt.Sprintf("%d rule groups for %d SLOs and %d targets, recording rules %d levels deep", len(f.Groups), len(cfg.SLOs), len(cfg.Targets), depth)
+	if o.level > 0 {
+		if f, err = ruleLevel(f, o.level); err != nil {
+			fmt.Fprintf(stderr, "servq rules: %v\n", err)
+			return 1
+		}
+		what = fmt.Sprintf("the recording rules of level %d of %d (%d groups)", o.level, depth, len(f.Groups))
+	}
 	var out []byte
 	if o.format == "prometheusrule" {
 		out, err = rules.MarshalPrometheusRule(f, source, o.name, o.namespace, o.labels)
@@ -56,7 +70,7 @@ func writeRules(configFile string, o rulesOptions, stdout, stderr io.Writer) int
 		return 1
 	}
 	if o.out != "-" {
-		fmt.Fprintf(stderr, "%s: %d rule groups for %d SLOs and %d targets\n", o.out, len(f.Groups), len(cfg.SLOs), len(cfg.Targets))
+		fmt.Fprintf(stderr, "%s: %s\n", o.out, what)
 	}
 	return 0
 }
