@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -186,6 +190,7 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var im *replay.Import
+	checkpoint := ""
 	if o.importURL != "" {
 		if im, err = importSink(ctx, o.importURL, cfg.Push); err != nil {
 			return fail(err)
@@ -193,6 +198,19 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 		if testImportBatch > 0 {
 			im.Batch = testImportBatch
 		}
+		names := make([]string, len(cols))
+		for i, c := range cols {
+			names[i] = c.Name
+		}
+		ck := importCheckpoint{path: filepath.Join(filepath.Dir(real.Path()), importCheckpointFile),
+			key: importKey(configFile, im.URL, o.labels, o.step, names), start: from.Truncate(o.step)}
+		if through, ok := ck.load(); ok {
+			im.Skip = through
+			fmt.Fprintf(stderr, "backfill: resuming the import: the samples through %s were sent by an interrupted backfill and are not sent again (delete %s to send everything)\n",
+				through.UTC().Format(time.RFC3339), ck.path)
+		}
+		im.Acked = ck.save
+		checkpoint = ck.path
 		sinks = append(sinks, im)
 	}
 	if err := store.SetNoSync(true); err != nil {
@@ -239,7 +257,7 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 			err = serr
 		}
 		if err == nil && im != nil {
-			err = im.Flush()
+			err = im.Finish()
 		}
 		if err == nil && om != nil {
 			err = writeOpenMetrics(ctx, o.output, om)
@@ -273,7 +291,7 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 		}
 		sent := ""
 		if im != nil {
-			sent = "; the samples already sent to VictoriaMetrics stay there and a re-run sends them again, with the same timestamps and values (see README, Day one: run VictoriaMetrics with -dedup.minScrapeInterval=1ms to keep one copy)"
+			sent = "; the samples VictoriaMetrics acknowledged stay there, and a re-run does not send them again"
 		}
 		return fail(fmt.Errorf("interrupted %s: nothing was committed: %s is as it was%s%s; run the same command again to start over", at, real.Path(), outputNote(o.output), sent))
 	}
@@ -291,6 +309,9 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	if err := os.Rename(store.Path(), real.Path()); err != nil {
 		return fail(err)
 	}
+	if checkpoint != "" {
+		os.Remove(checkpoint) // complete: a next backfill sends everything
+	}
 	for _, c := range cols {
 		fmt.Fprintf(stderr, "backfill: collector %s: %d records read, %d rejected\n", c.Name, res.Records[c.Name], res.Rejected[c.Name])
 	}
@@ -300,6 +321,67 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 		fmt.Fprintf(stderr, "backfill: end state committed to %s: `servq run` with this store continues from it\n", real.Path())
 	}
 	return 0
+}
+
+// importCheckpointFile, in the storage directory, says through which time
+// an interrupted backfill's samples were acknowledged by VictoriaMetrics,
+// which would keep a second copy of each sample sent again.
+const importCheckpointFile = "backfill-import.json"
+
+type importCheckpoint struct {
+	path, key string
+	start     time.Time // the first sample of this backfill
+}
+
+type importCheckpointJSON struct {
+	Key     string    `json:"key"`
+	Start   time.Time `json:"start"`
+	Through time.Time `json:"sent_through"`
+}
+
+// importKey names what makes the samples the same: the config, the
+// target (with its extra labels), the added labels, the step and the
+// collectors. A hash: the URL may carry credentials.
+func importKey(configFile, target string, labels map[string]string, step time.Duration, collectors []string) string {
+	h := sha256.New()
+	cfg, _ := os.ReadFile(configFile)
+	ls := make([]string, 0, len(labels))
+	for k, v := range labels {
+		ls = append(ls, k+"="+v)
+	}
+	sort.Strings(ls)
+	for _, part := range []string{string(cfg), target, strings.Join(ls, "\x00"), step.String(), strings.Join(collectors, "\x00")} {
+		fmt.Fprintf(h, "%d:%s", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// load is the time through which samples were sent, when the checkpoint
+// is of the same backfill. A backfill reaching further back than the
+// interrupted one (a longer --since) sends everything: the earlier part
+// was never sent. One starting later (--since 90d run again a day after)
+// resumes: a sample's value at its time does not depend on the start.
+func (c importCheckpoint) load() (time.Time, bool) {
+	b, err := os.ReadFile(c.path)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var j importCheckpointJSON
+	if json.Unmarshal(b, &j) != nil || j.Key != c.key || j.Through.IsZero() || c.start.Before(j.Start) {
+		return time.Time{}, false
+	}
+	return j.Through, true
+}
+
+func (c importCheckpoint) save(through time.Time) error {
+	b, err := json.Marshal(importCheckpointJSON{Key: c.key, Start: c.start.UTC(), Through: through.UTC()})
+	if err != nil {
+		return err
+	}
+	if err := state.WriteFileAtomic(c.path, b); err != nil {
+		return fmt.Errorf("import checkpoint: %w", err)
+	}
+	return nil
 }
 
 // backfillStopWait bounds the wait for the replay to stop after a signal.

@@ -30,9 +30,9 @@ import (
 // OpenMetrics file, no work directory left (nor the stale one of an
 // earlier killed backfill). Running the same command again then gives
 // exactly what an uninterrupted backfill gives: the same OpenMetrics file
-// byte for byte, and the same series in VictoriaMetrics (which, run with
-// -dedup.minScrapeInterval=1ms as the README says, keeps one copy of the
-// samples sent twice).
+// byte for byte, and the same samples in VictoriaMetrics, each once
+// (VictoriaMetrics without deduplication keeps every copy it is sent:
+// the re-run resumes the import after what was acknowledged).
 func TestBackfillInterruptedThenRerunEqualsUninterrupted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and interrupts the binary")
@@ -47,7 +47,7 @@ func TestBackfillInterruptedThenRerunEqualsUninterrupted(t *testing.T) {
 	startVM := func() *testenv.Process {
 		addr := testenv.FreeAddr(t)
 		return testenv.Start(t, addr, "/health", vmBin, "-httpListenAddr="+addr, "-storageDataPath="+t.TempDir(),
-			"-retentionPeriod=100y", "-loggerLevel=ERROR", "-dedup.minScrapeInterval=1ms",
+			"-retentionPeriod=100y", "-loggerLevel=ERROR",
 			"-search.latencyOffset=0s", "-search.disableCache")
 	}
 	args := func(vm, om, storage string) []string {
@@ -116,7 +116,8 @@ func TestBackfillInterruptedThenRerunEqualsUninterrupted(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("interrupted backfill: %v, want exit status 1\n%s", err, log.String())
 	}
-	for _, want := range []string{"interrupted after the step at 2026-09-21T19:00:00Z", "nothing was committed", "run the same command again"} {
+	for _, want := range []string{"interrupted after the step at 2026-09-21T19:00:00Z", "nothing was committed", "run the same command again",
+		"does not send them again"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("the message does not say %q:\n%s", want, log.String())
 		}
@@ -131,8 +132,18 @@ func TestBackfillInterruptedThenRerunEqualsUninterrupted(t *testing.T) {
 		t.Errorf("work directories left: %v", left)
 	}
 
-	if out, err := exec.Command(bin, args(vm.URL, om, storage)...).CombinedOutput(); err != nil {
+	if _, err := os.Stat(filepath.Join(storage, importCheckpointFile)); err != nil {
+		t.Errorf("no import checkpoint after the interruption: %v", err)
+	}
+	out, err := exec.Command(bin, args(vm.URL, om, storage)...).CombinedOutput()
+	if err != nil {
 		t.Fatalf("backfill run again: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "resuming the import: the samples through 2026-09-2") {
+		t.Errorf("the re-run does not say it resumes the import:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(storage, importCheckpointFile)); !os.IsNotExist(err) {
+		t.Errorf("import checkpoint left after a complete backfill (%v)", err)
 	}
 	got, err := os.ReadFile(om)
 	if err != nil {
@@ -211,4 +222,47 @@ func dumpStore(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return out.String()
+}
+
+// TestImportCheckpointBelongsToItsBackfill: a checkpoint is used only by
+// the same backfill (config, target, labels, step, collectors) starting
+// no earlier than the interrupted one.
+func TestImportCheckpointBelongsToItsBackfill(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "servq.yml")
+	os.WriteFile(cfg, []byte("collectors: []\n"), 0o644)
+	start := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	through := start.Add(100 * time.Hour)
+	key := importKey(cfg, "http://vm/api/v1/import/prometheus", map[string]string{"job": "servq"}, time.Hour, []string{"pbx"})
+	path := filepath.Join(dir, importCheckpointFile)
+	if err := (importCheckpoint{path: path, key: key, start: start}).save(through); err != nil {
+		t.Fatal(err)
+	}
+	load := func(key string, start time.Time) bool {
+		got, ok := importCheckpoint{path: path, key: key, start: start}.load()
+		if ok && !got.Equal(through) {
+			t.Errorf("through %s, want %s", got, through)
+		}
+		return ok
+	}
+	if !load(key, start) || !load(key, start.Add(24*time.Hour)) {
+		t.Error("the same backfill, or one starting later, does not resume")
+	}
+	if load(key, start.Add(-time.Hour)) {
+		t.Error("a backfill reaching further back resumes (its first part was never sent)")
+	}
+	for i, other := range []string{
+		importKey(cfg, "http://vm2/api/v1/import/prometheus", map[string]string{"job": "servq"}, time.Hour, []string{"pbx"}),
+		importKey(cfg, "http://vm/api/v1/import/prometheus", map[string]string{"job": "x"}, time.Hour, []string{"pbx"}),
+		importKey(cfg, "http://vm/api/v1/import/prometheus", map[string]string{"job": "servq"}, time.Minute, []string{"pbx"}),
+		importKey(cfg, "http://vm/api/v1/import/prometheus", map[string]string{"job": "servq"}, time.Hour, []string{"pbx", "zd"}),
+	} {
+		if load(other, start) {
+			t.Errorf("variant %d resumes another backfill's import", i)
+		}
+	}
+	os.WriteFile(cfg, []byte("collectors: []\n# changed\n"), 0o644)
+	if load(importKey(cfg, "http://vm/api/v1/import/prometheus", map[string]string{"job": "servq"}, time.Hour, []string{"pbx"}), start) {
+		t.Error("a changed config resumes")
+	}
 }

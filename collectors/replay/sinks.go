@@ -122,13 +122,44 @@ type Import struct {
 	Client  *http.Client // nil: a client with a 2-minute timeout
 	Batch   int          // bytes of text per request; 0: 8 MiB
 	Ctx     context.Context
+	// Skip: samples at or before it are not sent (an interrupted
+	// backfill sent them already; VictoriaMetrics would keep a second
+	// copy).
+	Skip time.Time
+	// Acked, when set, is called after each request the server accepted,
+	// with the time through which every sample has been sent: what an
+	// interrupted backfill need not send again.
+	Acked func(through time.Time) error
 
 	buf  bytes.Buffer
 	sent int
+	// cur is the time of the latest Samples; complete the latest time
+	// whose samples are all in the buffer or sent. A step's births come
+	// at its time after its samples, before the next step: a time is
+	// complete once a later one begins, and a request is sent only then
+	// (a batch is exceeded by up to one step).
+	cur, complete time.Time
 }
 
 // Samples implements Sink.
-func (im *Import) Samples(_ time.Time, fams []*dto.MetricFamily) error {
+func (im *Import) Samples(at time.Time, fams []*dto.MetricFamily) error {
+	if at.After(im.cur) {
+		// Everything up to cur is buffered or sent: requests end here,
+		// so that what the server acknowledged ends at a time.
+		im.complete, im.cur = im.cur, at
+		batch := im.Batch
+		if batch <= 0 {
+			batch = 8 << 20
+		}
+		if im.buf.Len() >= batch {
+			if err := im.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if !im.Skip.IsZero() && !at.After(im.Skip) {
+		return nil
+	}
 	for _, mf := range fams {
 		// Without HELP/TYPE lines: the import ignores them anyway.
 		for _, m := range mf.Metric {
@@ -143,13 +174,6 @@ func (im *Import) Samples(_ time.Time, fams []*dto.MetricFamily) error {
 				}
 			}
 		}
-	}
-	batch := im.Batch
-	if batch <= 0 {
-		batch = 8 << 20
-	}
-	if im.buf.Len() >= batch {
-		return im.Flush()
 	}
 	return nil
 }
@@ -191,7 +215,23 @@ func (im *Import) Flush() error {
 	}
 	im.sent += im.buf.Len()
 	im.buf.Reset()
+	if im.Acked != nil {
+		through := im.complete
+		if through.Before(im.Skip) {
+			through = im.Skip
+		}
+		if !through.IsZero() {
+			return im.Acked(through)
+		}
+	}
 	return nil
+}
+
+// Finish sends what is buffered once the replay is over: every sample is
+// then complete.
+func (im *Import) Finish() error {
+	im.complete = im.cur
+	return im.Flush()
 }
 
 // Multi sends each step to several sinks.
