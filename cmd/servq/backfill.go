@@ -384,8 +384,9 @@ func (c importCheckpoint) save(through time.Time) error {
 	return nil
 }
 
-// backfillStopWait bounds the wait for the replay to stop after a signal.
-const backfillStopWait = 30 * time.Second
+// backfillStopWait bounds the wait for the replay to stop after a signal
+// (a source or a server that ignores cancellation).
+var backfillStopWait = 30 * time.Second
 
 // testAfterStep and testImportBatch are zero except in binaries built
 // with the servqtest tag (testhook_backfill_servqtest.go): the resume

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,5 +265,96 @@ func TestImportCheckpointBelongsToItsBackfill(t *testing.T) {
 	os.WriteFile(cfg, []byte("collectors: []\n# changed\n"), 0o644)
 	if load(importKey(cfg, "http://vm/api/v1/import/prometheus", map[string]string{"job": "servq"}, time.Hour, []string{"pbx"}), start) {
 		t.Error("a changed config resumes")
+	}
+}
+
+// TestBackfillStuckAfterInterruptExitsWithinBound: a step that ignores
+// cancellation (a source or server that never answers) does not keep an
+// interrupted backfill alive: it exits 1 once the bound passed, having
+// committed nothing, and the next backfill removes the work directory it
+// had to leave.
+func TestBackfillStuckAfterInterruptExitsWithinBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and interrupts the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "servq")
+	if out, err := exec.Command("go", "build", "-tags", "servqtest", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	_, cfg := writeHistory(t, dir)
+	storage, om := filepath.Join(dir, "data"), filepath.Join(dir, "history.om")
+	st, err := state.Open(storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	before := dumpStore(t, storage)
+	args := []string{"--config.file=" + cfg, "backfill", "--from=2026-09-01", "--to=2026-11-01", "--step=1h", "-o", om, "--storage.path=" + storage}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "SERVQ_TEST_STUCK_BACKFILL_AFTER_STEP=50", "SERVQ_TEST_BACKFILL_STOP_WAIT=2s")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stuck := make(chan struct{})
+	var log bytes.Buffer
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "servq-test: stuck in backfill step 50") {
+				close(stuck)
+			}
+		}
+	}()
+	select {
+	case <-stuck:
+	case <-logDone:
+		cmd.Wait()
+		t.Fatalf("backfill ended before step 50:\n%s", log.String())
+	case <-time.After(5 * time.Minute): // only when stuck elsewhere
+		cmd.Process.Kill()
+		t.Fatal("backfill never reached step 50")
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { <-logDone; exited <- cmd.Wait() }()
+	select {
+	case err = <-exited:
+	case <-time.After(2 * time.Minute): // far beyond the 2s bound
+		cmd.Process.Kill()
+		t.Fatal("the interrupted backfill did not exit")
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("stuck backfill: %v, want exit status 1\n%s", err, log.String())
+	}
+	for _, want := range []string{"interrupted: stopping (at most 2s)", "did not stop within 2s", "nothing committed", "run the same command again"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the messages do not say %q:\n%s", want, log.String())
+		}
+	}
+	if after := dumpStore(t, storage); after != before {
+		t.Errorf("the store changed:\n%s\nwas\n%s", after, before)
+	}
+	if _, err := os.Stat(om); !os.IsNotExist(err) {
+		t.Errorf("%s written (%v)", om, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(storage, ".backfill-*")); len(left) != 1 {
+		t.Fatalf("work directories %v, want the stuck one", left)
+	}
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("backfill run again: %v\n%s", err, out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(storage, ".backfill-*")); len(left) != 0 {
+		t.Errorf("work directories left: %v", left)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 )
 
 // In a binary built with -tags servqtest, SERVQ_TEST_HOLD_BACKFILL_AFTER_STEP=N
@@ -24,6 +25,21 @@ func init() {
 			fmt.Fprintf(os.Stderr, "servq-test: holding backfill after step %d\n", step)
 			<-ctx.Done()
 		}
+	}
+	// SERVQ_TEST_STUCK_BACKFILL_AFTER_STEP=N: the Nth step never ends,
+	// interrupted or not (a source or server ignoring cancellation), and
+	// SERVQ_TEST_BACKFILL_STOP_WAIT bounds the wait for it.
+	if n, err := strconv.Atoi(os.Getenv("SERVQ_TEST_STUCK_BACKFILL_AFTER_STEP")); err == nil && n > 0 {
+		testAfterStep = func(ctx context.Context, step int) {
+			if step != n {
+				return
+			}
+			fmt.Fprintf(os.Stderr, "servq-test: stuck in backfill step %d\n", step)
+			select {}
+		}
+	}
+	if d, err := time.ParseDuration(os.Getenv("SERVQ_TEST_BACKFILL_STOP_WAIT")); err == nil && d > 0 {
+		backfillStopWait = d
 	}
 	if n, err := strconv.Atoi(os.Getenv("SERVQ_TEST_IMPORT_BATCH")); err == nil && n > 0 {
 		testImportBatch = n
