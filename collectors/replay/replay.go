@@ -104,7 +104,7 @@ type Options struct {
 	// collectors.DefaultChunkSize).
 	ChunkSize int
 
-	spillEvents, maxRunFiles int // tests: 0 for the defaults
+	spillEvents, runFanout int // tests: 0 for the defaults
 }
 
 // Progress is where a replay stands.
@@ -174,7 +174,7 @@ func run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 // readSpilled reads the sources chunk by chunk into a spill.
 func readSpilled(ctx context.Context, cols []Collector, o Options, start time.Time, sleep func(context.Context, time.Duration) error) (eventIter, []source, Result, func(), error) {
 	res := Result{Records: map[string]int{}, Rejected: map[string]int{}}
-	sp := newSpill(o.SpillDir, o.spillEvents, o.maxRunFiles)
+	sp := newSpill(o.SpillDir, o.spillEvents, o.runFanout)
 	done := func() { sp.close() }
 	srcs := make([]source, len(cols))
 	for i, c := range cols {

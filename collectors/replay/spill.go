@@ -32,10 +32,12 @@ const (
 	// spillEvents is the buffer: a chunk of 10,000 ticket records makes
 	// up to 40,000 events.
 	spillEvents = 50000
-	// maxRunFiles bounds the open run files: when as many are written,
-	// they are merged into one (a first sync of millions of records
-	// writes hundreds).
-	maxRunFiles = 64
+	// runFanout bounds the run files: when as many runs of one level are
+	// written, they are merged into one run of the next level (a history
+	// of millions of records writes hundreds of runs). Each event is thus
+	// rewritten once per level (log16 of the runs), and at most
+	// runFanout-1 runs per level are open when the steps read them.
+	runFanout = 16
 )
 
 // event is one record applied at one time; seq is its arrival order.
@@ -58,24 +60,31 @@ func (e *event) before(o *event) bool {
 
 // spill gathers events and hands them back in order.
 type spill struct {
-	dir     string // "" until the first run is written
-	parent  string
-	limit   int // events in memory before a run is written
-	maxRuns int
-	buf     []event
-	runs    []string
-	seq     uint64
-	n       int // files named so far
+	dir    string // "" until the first run is written
+	parent string
+	limit  int // events in memory before a run is written
+	fanout int
+	buf    []event
+	runs   []runFile
+	seq    uint64
+	n      int // files named so far
 }
 
-func newSpill(parent string, limit, maxRuns int) *spill {
+// runFile is a run file; level 0 is one buffer, level k+1 merges fanout runs
+// of level k.
+type runFile struct {
+	path  string
+	level int
+}
+
+func newSpill(parent string, limit, fanout int) *spill {
 	if limit <= 0 {
 		limit = spillEvents
 	}
-	if maxRuns < 2 {
-		maxRuns = maxRunFiles
+	if fanout < 2 {
+		fanout = runFanout
 	}
-	return &spill{parent: parent, limit: limit, maxRuns: maxRuns}
+	return &spill{parent: parent, limit: limit, fanout: fanout}
 }
 
 // add turns a collector's records into events. Records with no time at
@@ -155,16 +164,24 @@ func (s *spill) writeRun() error {
 	}
 	clear(s.buf)
 	s.buf = s.buf[:0]
-	s.runs = append(s.runs, w.path)
-	if len(s.runs) >= s.maxRuns {
-		return s.compact()
+	s.runs = append(s.runs, runFile{path: w.path})
+	// Runs are appended level by level, highest first: the newest
+	// fanout runs of one level are the last ones.
+	for n := len(s.runs); n >= s.fanout && s.runs[n-s.fanout].level == s.runs[n-1].level; n = len(s.runs) {
+		if err := s.compact(n - s.fanout); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// compact merges every run into one.
-func (s *spill) compact() error {
-	m, err := openMerge(s.runs)
+// compact merges the runs from i on into one of the next level.
+func (s *spill) compact(i int) error {
+	paths := make([]string, 0, len(s.runs)-i)
+	for _, r := range s.runs[i:] {
+		paths = append(paths, r.path)
+	}
+	m, err := openMerge(paths)
 	if err != nil {
 		return err
 	}
@@ -190,10 +207,10 @@ func (s *spill) compact() error {
 	if err := w.close(); err != nil {
 		return err
 	}
-	for _, r := range s.runs {
-		os.Remove(r)
+	for _, p := range paths {
+		os.Remove(p)
 	}
-	s.runs = []string{w.path}
+	s.runs = append(s.runs[:i], runFile{path: w.path, level: s.runs[i].level + 1})
 	return nil
 }
 
@@ -207,7 +224,11 @@ func (s *spill) iter() (eventIter, error) {
 	if err := s.writeRun(); err != nil {
 		return nil, err
 	}
-	return openMerge(s.runs)
+	paths := make([]string, len(s.runs))
+	for i, r := range s.runs {
+		paths[i] = r.path
+	}
+	return openMerge(paths)
 }
 
 // close removes the run files.

@@ -228,7 +228,7 @@ func TestSpilledReplayEqualsInMemory(t *testing.T) {
 	want, wantRes := replayTo(t, readInMemory, Options{})
 	spillDir := t.TempDir()
 	runs := 0
-	got, res := replayTo(t, readSpilled, Options{SpillDir: spillDir, ChunkSize: 5, spillEvents: 7, maxRunFiles: 3,
+	got, res := replayTo(t, readSpilled, Options{SpillDir: spillDir, ChunkSize: 5, spillEvents: 7, runFanout: 3,
 		Progress: func(Progress) {
 			if runs == 0 {
 				m, _ := filepath.Glob(filepath.Join(spillDir, "servq-replay-*", "run-*"))
@@ -449,5 +449,54 @@ func TestReplayRetryAfterKeepsHandedOverChunks(t *testing.T) {
 	}
 	if !bytes.Equal(got.Bytes(), want) || !reflect.DeepEqual(res, wantRes) {
 		t.Errorf("throttled replay differs (result %+v, want %+v)", res, wantRes)
+	}
+}
+
+// TestSpillRunsStayFewAndOrdered: 20,000 events in buffers of 10 (2,000
+// runs) with a fanout of 4 leave at most 3 runs per level (levels: log4
+// of 2,000, 6), and read back in (time, arrival) order, every one once.
+func TestSpillRunsStayFewAndOrdered(t *testing.T) {
+	sp := newSpill(t.TempDir(), 10, 4)
+	defer sp.close()
+	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	most := 0
+	for i := 0; i < 20000; i++ {
+		// Out of order, and many events at one instant.
+		at := t0.Add(time.Duration((i*7919)%1000) * time.Second)
+		b := &collectors.Batch{Calls: []record.Call{{ID: strconv.Itoa(i), EndedAt: at}}}
+		if err := sp.add(0, b, t0); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, len(sp.runs))
+	}
+	if most > 3*7 {
+		t.Errorf("%d run files at once", most)
+	}
+	it, err := sp.iter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.close()
+	var prev *event
+	n := 0
+	for {
+		e, ok, err := it.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if id, _ := strconv.Atoi(e.cl.ID); uint64(id) != e.seq {
+			t.Fatalf("event %d carries call %s", e.seq, e.cl.ID)
+		}
+		if prev != nil && !prev.before(&e) {
+			t.Fatalf("event %d (%s) after %d (%s)", e.seq, e.at, prev.seq, prev.at)
+		}
+		prev = &e
+		n++
+	}
+	if n != 20000 {
+		t.Errorf("%d events read back, want 20000", n)
 	}
 }
