@@ -197,7 +197,7 @@ func TestBackfill60DaysThenRunIntoVictoriaMetrics(t *testing.T) {
 	// second; new records come in after its first push.
 	t.Setenv("SERVQ_TEST_VM_PASSWORD", password)
 	addr := testenv.FreeAddr(t)
-	testenv.Start(t, addr, "/-/ready", bin, "run", "--config.file="+cfg, "--storage.path="+storage, "--web.listen-address="+addr)
+	run := testenv.Start(t, addr, "/-/ready", bin, "run", "--config.file="+cfg, "--storage.path="+storage, "--web.listen-address="+addr)
 	testenv.Eventually(t, 30*time.Second, "servq run's first push", func() bool {
 		flush()
 		v, ok := value(`sum(servq_push_total{result="success"})`)
@@ -237,6 +237,9 @@ func TestBackfill60DaysThenRunIntoVictoriaMetrics(t *testing.T) {
 		if v, ok := value(c.expr); !ok || v < c.min || (c.min == 1 && v != 1) {
 			t.Errorf("%s = %v (%v), want %v", c.expr, v, ok, c.min)
 		}
+	}
+	if strings.Contains(run.Log(), password) {
+		t.Errorf("servq run's log shows the push password")
 	}
 	t.Logf("%d counter series, none reset; totals %v", len(s), h.totals)
 }
