@@ -14,6 +14,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/servq/servq/internal/redact"
 )
 
 // OpenMetrics writes the samples as one OpenMetrics text file with
@@ -210,8 +211,13 @@ func (im *Import) Flush() error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("import: %s answered %s: %s", req.URL.Redacted(), resp.Status, bytes.TrimSpace(msg))
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		hint := ""
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			hint = " (the import sends the credentials of the config's push: section; check push.username and push.password, or push.bearer_token)"
+		}
+		// The body is the remote's text: one line, secrets redacted, bounded.
+		return fmt.Errorf("import: %s answered %s%s: %s", req.URL.Redacted(), resp.Status, hint, redact.Text(string(msg), 300))
 	}
 	im.sent += im.buf.Len()
 	im.buf.Reset()
