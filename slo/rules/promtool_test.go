@@ -52,6 +52,13 @@ targets:
 // the file name.
 func promtoolRules(t *testing.T, dir, cfgText string) string {
 	t.Helper()
+	return promtoolRulesWith(t, dir, cfgText, nil)
+}
+
+// promtoolRulesWith is promtoolRules with the generated file changed by
+// change (when not nil) before it is written.
+func promtoolRulesWith(t *testing.T, dir, cfgText string, change func(*File)) string {
+	t.Helper()
 	cfg, err := config.Parse([]byte(cfgText), "test.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +66,9 @@ func promtoolRules(t *testing.T, dir, cfgText string) string {
 	f, err := Generate(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if change != nil {
+		change(f)
 	}
 	full, err := Marshal(f, "test.yml")
 	if err != nil {
@@ -90,8 +100,15 @@ func promtoolRules(t *testing.T, dir, cfgText string) string {
 // of a promtool unit-test file) against the generated rules.
 func runPromtoolTest(t *testing.T, tests string) {
 	t.Helper()
+	runPromtoolTestWith(t, tests, nil)
+}
+
+// runPromtoolTestWith is runPromtoolTest on the generated rules changed
+// by change.
+func runPromtoolTestWith(t *testing.T, tests string, change func(*File)) {
+	t.Helper()
 	dir := t.TempDir()
-	rules := promtoolRules(t, dir, promtoolConfig)
+	rules := promtoolRulesWith(t, dir, promtoolConfig, change)
 	var list any
 	if err := yaml.Unmarshal([]byte(tests), &list); err != nil {
 		t.Fatalf("test yaml: %v", err)

@@ -248,10 +248,15 @@ func sloGroups(cfg *config.Config, s *config.SLO, st *steps) ([]Group, error) {
 		// step series, not the raw samples; in the steps group, so that
 		// it counts the step of its own evaluation.
 		badCount = st.add(s, counts, labels, sel, ordered)
+		steps := fmt.Sprintf("sum(count_over_time(%s[%s]))", sel(recEvents+sli.Window(st.step)), sli.Window(span(s.Window.D(), st.step)))
+		if st.summed(s.Window.D()) {
+			// The steps of the window its counts hold, counted by
+			// the term windows (not per SLO step: that would read
+			// every step of the window again).
+			steps = st.stepCount(counts, s.Window.D())
+		}
 		st.rules = append(st.rules, Rule{Record: recCoverage, Labels: labels,
-			Expr: fmt.Sprintf("clamp_max(sum(count_over_time(%s[%s])) * %s / %s, 1)",
-				sel(recEvents+sli.Window(st.step)), sli.Window(span(s.Window.D(), st.step)),
-				sli.Num(st.step.Seconds()), sli.Num(s.Window.D().Seconds()))})
+			Expr: fmt.Sprintf("clamp_max(%s * %s / %s, 1)", steps, sli.Num(st.step.Seconds()), sli.Num(s.Window.D().Seconds()))})
 		coverage = ""
 	} else {
 		g := Group{Name: "servq-slo-" + s.Name + "-sli"}
@@ -333,7 +338,9 @@ func burnAlerts(cfg *config.Config, s *config.SLO, labels map[string]string, sel
 				// The half keeps float noise (and, for custom SLIs,
 				// increase()'s extrapolation) from reading N bad events
 				// as a little less than N.
-				parts = append(parts, fmt.Sprintf("max without (sloth_window) (%s >= %s)",
+				// "and on()": the count of a window summed from the
+				// term windows has no labels (each side is one series).
+				parts = append(parts, fmt.Sprintf("on() max without (sloth_window) (%s >= %s)",
 					badCount(p.Long), sli.Num(float64(s.Alerting.MinBadEvents)-0.5)))
 			}
 			clauses = append(clauses, "(\n    "+strings.Join(parts, "\n  and\n    ")+"\n)")

@@ -299,7 +299,7 @@ func sameValues(t *testing.T, cfg *config.Config, ours *File) {
 			// the only ones, as in Sloth's file.
 			steps := Group{Name: g.Name, Interval: g.Interval}
 			for _, r := range g.Rules {
-				if r.Labels["sloth_slo"] == s.Name || strings.HasPrefix(r.Record, recTermStep) {
+				if r.Labels["sloth_slo"] == s.Name || strings.HasPrefix(r.Record, "servq:slo_term_events:") {
 					steps.Rules = append(steps.Rules, r)
 				}
 			}

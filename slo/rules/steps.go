@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,19 @@ func Step(cfg *config.Config) time.Duration {
 	return defaultStep
 }
 
+// periodOf is the period of the term period sums: the multiple of the
+// step nearest to an hour (at least one step). Windows longer than it are
+// summed from one sample per period instead of one per step: a 28d window
+// of 1m steps reads 672 period sums and 60 open-period values instead of
+// 40,320 steps.
+func periodOf(step time.Duration) time.Duration {
+	n := (time.Hour + step/2) / step
+	if n < 1 {
+		n = 1
+	}
+	return n * step
+}
+
 // span is the range over the step recordings that holds the steps of
 // the last w: w/step evaluations, a range half a step short of w so that
 // it neither takes in the sample at t - w (Prometheus 2 ranges include
@@ -53,40 +67,61 @@ func span(w, step time.Duration) time.Duration {
 //     (sli.TermStep), one series per selector, in one rule: the only
 //     raw reads, over lastWithin, shared by the SLOs that read the same
 //     counters (SLOs over the call counters with different thresholds,
-//     objectives or windows read each counter once);
+//     objectives or windows read each counter once); and, as
+//     servq_term="steps:<selector>", a 1 for every evaluation, whose sums
+//     count the steps a window holds (the coverage);
+//   - the term period sums (see termPeriods), from which every window
+//     longer than the period is summed: per term and window,
+//     servq:slo_term_events:increase<window>;
 //   - per SLO, servq:slo_bad_events:increase<step> and
-//     servq:slo_events:increase<step>, its indicator's sums of those;
+//     servq:slo_events:increase<step>, its indicator's sums of the term
+//     steps;
 //   - servq:slo_bad_events:increase<window> and
-//     servq:slo_events:increase<window>, the sums of the steps over the
-//     SLO window (the budget in events);
-//   - slo:sli_error:ratio_rate<w> for every window, bad over total steps
-//     summed over w.
+//     servq:slo_events:increase<window>, the events of the SLO window
+//     (the budget in events);
+//   - slo:sli_error:ratio_rate<w> for every window, bad over total
+//     events in w: windows up to the period sum the SLO's steps, longer
+//     ones add up the term windows with the indicator's signs.
 type steps struct {
-	step  time.Duration
-	terms []sli.Term
-	seen  map[string]bool
-	rules []Rule
+	step, period time.Duration
+	terms        []sli.Term
+	seen         map[string]bool
+	long         map[time.Duration]bool // term windows the SLOs read
+	rules        []Rule
 }
 
-const recTermStep = "servq:slo_term_events:increase"
+const (
+	recTermEvents = "servq:slo_term_events:increase"
+	// recTermPeriod and recTermOpen are the term period sums.
+	recTermPeriod = "servq:slo_term_events:period"
+	recTermOpen   = "servq:slo_term_events:open_period"
+	// stepsPrefix names the step counts of a term: servq_term="steps:<selector>".
+	stepsPrefix = "steps:"
+)
 
 func newSteps(cfg *config.Config) *steps {
-	return &steps{step: Step(cfg), seen: map[string]bool{}}
+	step := Step(cfg)
+	return &steps{step: step, period: periodOf(step), seen: map[string]bool{}, long: map[time.Duration]bool{}}
 }
+
+// summed says whether a window is summed from the term period sums
+// rather than from the SLO's steps.
+func (b *steps) summed(w time.Duration) bool { return w > b.period }
 
 // side is the sum of terms with their signs, from the term steps.
 func (b *steps) side(terms []sli.Term) string {
+	return b.sideOf(terms, recTermEvents+sli.Window(b.step))
+}
+
+// sideOf is the sum of terms with their signs, from the term series rec.
+func (b *steps) sideOf(terms []sli.Term, rec string) string {
 	if len(terms) == 0 {
 		return "vector(0)"
 	}
 	var out strings.Builder
 	for i, t := range terms {
-		key := t.Selector()
-		if !b.seen[key] {
-			b.seen[key] = true
-			b.terms = append(b.terms, t) // its sign is the SLOs'
-		}
-		e := fmt.Sprintf("sum(%s%s{servq_term=%s})", recTermStep, sli.Window(b.step), strconv.Quote(key))
+		key := b.term(t)
+		e := fmt.Sprintf("sum(%s{servq_term=%s})", rec, strconv.Quote(key))
 		switch {
 		case i == 0 && t.Sign < 0:
 			out.WriteString("-" + e)
@@ -101,15 +136,113 @@ func (b *steps) side(terms []sli.Term) string {
 	return out.String()
 }
 
-// group is the steps group: the term steps first, then every SLO's rules.
+// term registers a term and returns its servq_term.
+func (b *steps) term(t sli.Term) string {
+	key := t.Selector()
+	if !b.seen[key] {
+		b.seen[key] = true
+		b.terms = append(b.terms, t) // its sign is the SLOs'
+	}
+	return key
+}
+
+// window is the events of one side over w: the SLO's steps summed over w
+// up to the period, the term windows added up beyond it.
+func (b *steps) window(terms []sli.Term, stepRec string, sel func(string) string, w time.Duration) string {
+	if !b.summed(w) {
+		return fmt.Sprintf("clamp_min(sum_over_time(%s[%s]), 0)", sel(stepRec), sli.Window(span(w, b.step)))
+	}
+	b.long[w] = true
+	return fmt.Sprintf("clamp_min(%s, 0)", b.sideOf(terms, recTermEvents+sli.Window(w)))
+}
+
+// stepCount is the number of steps of w that every term of an SLO holds:
+// the least over its terms (a term added to the config later has fewer).
+func (b *steps) stepCount(c *sli.Counts, w time.Duration) string {
+	var parts []string
+	done := map[string]bool{}
+	for _, t := range append(append([]sli.Term(nil), c.Bad...), c.Total...) {
+		key := stepsPrefix + b.term(t)
+		if !done[key] {
+			done[key] = true
+			parts = append(parts, fmt.Sprintf("%s{servq_term=%s}", recTermEvents+sli.Window(w), strconv.Quote(key)))
+		}
+	}
+	b.long[w] = true
+	return "min(" + strings.Join(parts, " or ") + ")"
+}
+
+// group is the steps group: the term steps, their period sums and
+// windows first, then every SLO's rules.
 func (b *steps) group() Group {
 	var parts []string
 	for _, t := range b.terms {
 		parts = append(parts, fmt.Sprintf("label_replace(%s, \"servq_term\", %s, \"\", \"\")",
 			sli.TermStep(t, b.step, lastWithin), strconv.Quote(t.Selector())))
 	}
-	rules := append([]Rule{{Record: recTermStep + sli.Window(b.step), Expr: strings.Join(parts, "\nor\n")}}, b.rules...)
-	return Group{Name: "servq-slo-steps", Interval: sli.Window(b.step), Rules: rules}
+	for _, t := range b.terms {
+		if len(b.long) == 0 {
+			break // no term windows, no step counts
+		}
+		parts = append(parts, fmt.Sprintf("label_replace(vector(1), \"servq_term\", %s, \"\", \"\")", strconv.Quote(stepsPrefix+t.Selector())))
+	}
+	rules := []Rule{{Record: recTermEvents + sli.Window(b.step), Expr: strings.Join(parts, "\nor\n")}}
+	rules = append(rules, b.termPeriods()...)
+	return Group{Name: "servq-slo-steps", Interval: sli.Window(b.step), Rules: append(rules, b.rules...)}
+}
+
+// termPeriods are the rules that sum the term steps per period and the
+// term windows longer than the period from those sums, exactly: a window
+// holds the same steps as the sum of its steps would, reading one sample
+// per period of the window instead of one per step.
+//
+// Let C(t) be the sum of a term's steps recorded up to t, and call the
+// evaluations whose time() lies in the first step of a period (time() %
+// period < step) marks: one an evaluation period when none is missed.
+//
+//   - open_period (A) is C(t) - C(m), m the last mark at or before t: the
+//     steps since it, 0 at a mark. Each evaluation adds its step to the
+//     last value (or restarts at its step when there is none within a
+//     period: a gap in evaluation longer than a period loses the steps
+//     of the open period before it, on top of the gap's own);
+//   - period (H), recorded at marks only, is C(m) - C(m'), m' the mark
+//     before: the last open value plus the mark's step;
+//   - the term window over w is C(t) - C(t - w): the sum of H over the
+//     marks in (t - w, t], which is C(m_t) - C(m_{t-w}), plus A(t) =
+//     C(t) - C(m_t), minus A(t - w) = C(t - w) - C(m_{t-w}).
+//
+// This holds for any set of marks: a missed or an extra mark changes
+// which steps H and A hold, not their sum, so the windows stay exact
+// when evaluations are missed (their steps are missing, as with the sum
+// of steps) or time() falls on a boundary. The ranges are those of span
+// (half a step short of w): the marks of (t - w, t], and A at the last
+// evaluation at or before t - w, so the window holds the steps of the
+// evaluations in (t - w, t], as sum_over_time over the steps does.
+func (b *steps) termPeriods() []Rule {
+	if len(b.long) == 0 {
+		return nil
+	}
+	stepRec := recTermEvents + sli.Window(b.step)
+	p := sli.Window(b.period)
+	// The last open value, or nothing yet: 0.
+	last := fmt.Sprintf("(last_over_time(%s[%s]) or %s * 0)", recTermOpen, p, stepRec)
+	mark := fmt.Sprintf("time() %% %s < %s", sli.Num(b.period.Seconds()), sli.Num(b.step.Seconds()))
+	rules := []Rule{
+		{Record: recTermPeriod, Expr: fmt.Sprintf("(%s + %s)\nand on() (vector(time() %% %s) < %s)", last, stepRec, sli.Num(b.period.Seconds()), sli.Num(b.step.Seconds()))},
+		{Record: recTermOpen, Expr: fmt.Sprintf("(%s + %s)\n* (%s)", last, stepRec, strings.Replace(mark, "<", ">= bool", 1))},
+	}
+	var ws []time.Duration
+	for w := range b.long {
+		ws = append(ws, w)
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
+	for _, w := range ws {
+		r := sli.Window(span(w, b.step))
+		rules = append(rules, Rule{Record: recTermEvents + sli.Window(w), Expr: fmt.Sprintf(
+			"(sum_over_time(%s[%s]) or %s * 0)\n+ %s\n- (last_over_time(%s[%s] offset %s) or %s * 0)",
+			recTermPeriod, r, recTermOpen, recTermOpen, recTermOpen, p, r, recTermOpen)})
+	}
+	return rules
 }
 
 // add adds the rules of one SLO whose events are sums of servq counters,
@@ -131,9 +264,8 @@ func (b *steps) add(s *config.SLO, c *sli.Counts, labels map[string]string, sel 
 	b.rules = append(b.rules,
 		Rule{Record: badStep, Expr: b.side(bad), Labels: stepLabels},
 		Rule{Record: totalStep, Expr: b.side(total), Labels: stepLabels})
-	sum := func(rec string, w time.Duration) string {
-		return fmt.Sprintf("clamp_min(sum_over_time(%s[%s]), 0)", sel(rec), sli.Window(span(w, step)))
-	}
+	badSum := func(w time.Duration) string { return b.window(bad, badStep, sel, w) }
+	totalSum := func(w time.Duration) string { return b.window(total, totalStep, sel, w) }
 	// sum() drops the labels of the one series, so that "or vector(0)"
 	// (no traffic in w) adds nothing when there is a ratio.
 	ratio := func(bad, total string) string {
@@ -141,7 +273,7 @@ func (b *steps) add(s *config.SLO, c *sli.Counts, labels map[string]string, sel 
 	}
 	window := s.Window.D()
 	ws := sli.Window(window)
-	badWindow, totalWindow := sum(badStep, window), sum(totalStep, window)
+	badWindow, totalWindow := badSum(window), totalSum(window)
 	if ws != ss {
 		wl := merge(labels, map[string]string{"sloth_window": ws})
 		b.rules = append(b.rules,
@@ -150,7 +282,7 @@ func (b *steps) add(s *config.SLO, c *sli.Counts, labels map[string]string, sel 
 		badWindow, totalWindow = sel(recBadEvents+ws), sel(recEvents+ws)
 	}
 	for _, w := range windows {
-		expr := ratio(sum(badStep, w), sum(totalStep, w))
+		expr := ratio(badSum(w), totalSum(w))
 		if w == window {
 			expr = ratio(badWindow, totalWindow)
 		}
@@ -161,7 +293,7 @@ func (b *steps) add(s *config.SLO, c *sli.Counts, labels map[string]string, sel 
 		if w == window {
 			return badWindow
 		}
-		return sum(badStep, w)
+		return badSum(w)
 	}
 }
 

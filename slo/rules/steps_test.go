@@ -18,9 +18,40 @@ import (
 // quiet minutes, a series that appears mid-way at 0 (as servq serves new
 // series), a scrape gap of three minutes, three label combinations, two
 // copies of one servq; compared for every indicator over 5m, 30m, 1h, 2h
-// and the SLO window (ratios, and the window's bad and total events).
+// and the SLO window (ratios, and the window's bad and total events), at
+// times around the hourly marks of the term period sums (60, 120) and
+// between them, where the 2h window's far edge falls in an open period
+// (its steps since the mark before are subtracted).
 func TestStepsEqualTheRawWindowExpressions(t *testing.T) {
 	t.Parallel()
+	stepsEqualRaw(t, nil)
+}
+
+// The windows summed from the term period sums stay exact whatever
+// evaluations are marks (a missed mark, an extra one where time() falls
+// on a boundary): here marks come at irregular times, 37 and 53 minutes
+// apart, instead of on the hour.
+func TestPeriodSumsExactWithAnyMarks(t *testing.T) {
+	t.Parallel()
+	stepsEqualRaw(t, func(f *File) {
+		n := 0
+		for _, g := range f.Groups {
+			for i, r := range g.Rules {
+				e := strings.ReplaceAll(r.Expr, "vector(time() % 3600) < 60", "vector((time() % 2220 < bool 60) + (time() % 3180 < bool 60)) > 0")
+				e = strings.ReplaceAll(e, "(time() % 3600 >= bool 60)", "((time() % 2220 >= bool 60) * (time() % 3180 >= bool 60))")
+				if e != r.Expr {
+					g.Rules[i].Expr = e
+					n++
+				}
+			}
+		}
+		if n != 2 {
+			t.Fatalf("changed the marks of %d rules, want 2 (period and open_period)", n)
+		}
+	})
+}
+
+func stepsEqualRaw(t *testing.T, change func(*File)) {
 	cfg, err := config.Parse([]byte(promtoolConfig), "test.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +123,7 @@ func TestStepsEqualTheRawWindowExpressions(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := fmt.Sprintf(`{sloth_id="svc-%s"}`, name)
-		for _, at := range []int{90, 110, 150} {
+		for _, at := range []int{60, 61, 90, 119, 120, 121, 150} {
 			window := sli.Window(s.Window.D())
 			for _, w := range []string{"5m", "30m", "1h", "2h", window} {
 				check(recErrorRatio+w+id, ind.ErrorRatio(w), at)
@@ -103,13 +134,17 @@ func TestStepsEqualTheRawWindowExpressions(t *testing.T) {
 			check(recEvents+window+id, total, at)
 		}
 	}
-	runPromtoolTest(t, fmt.Sprintf(`
+	// The share of the SLO window (28d) the steps cover: 151 steps of a
+	// minute at 150m (from 0).
+	checks = append(checks, fmt.Sprintf("    - {expr: '%s{sloth_id=\"svc-abandon\"}', eval_time: 150m, exp_samples: [{labels: '%s{sloth_id=\"svc-abandon\",sloth_service=\"svc\",sloth_slo=\"abandon\"}', value: %s}]}",
+		recCoverage, recCoverage, exact(151*60.0/(28*86400))))
+	runPromtoolTestWith(t, fmt.Sprintf(`
 - interval: 1m
   input_series:
 %s
   promql_expr_test:
 %s
-`, strings.Join(in, "\n"), strings.Join(checks, "\n")))
+`, strings.Join(in, "\n"), strings.Join(checks, "\n")), change)
 }
 
 // The rules of built-in indicators read raw series over at most

@@ -4,9 +4,11 @@
 // combinations (queue × channel) over `-days` days, sparse (every
 // `-sparse`) but for the last `-dense-for`, which is sampled every
 // `-scrape` as Prometheus would scrape servq; and the step recordings of
-// the SLOs' rules (servq:slo_*:increase1m) every minute over the whole
-// history, with the values the rules would have recorded, so that the
-// rules evaluated at the end read full windows of their own series.
+// the SLOs' rules (servq:slo_*:increase1m) every minute and the term
+// period sums (servq:slo_term_events:period hourly, open_period every
+// minute) over the whole history, with the values the rules would have
+// recorded, so that the rules evaluated at the end read full windows of
+// their own series.
 package main
 
 import (
@@ -15,8 +17,28 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strconv"
 	"time"
+
+	"github.com/servq/servq/slo/sli"
 )
+
+// terms are the counter selectors the SLOs' rules read (the servq_term
+// of their term recordings, sli.Term.Selector) and their increments per
+// scrape interval and label combination (from perScrape).
+var terms = []struct {
+	term sli.Term
+	inc  int
+}{
+	{sli.Term{Metric: "servq_calls_offered_total"}, 6},
+	{sli.Term{Metric: "servq_calls_answered_total"}, 4},
+	{sli.Term{Metric: "servq_calls_abandoned_total"}, 2},
+	{sli.Term{Metric: "servq_calls_abandoned_short_total"}, 1},
+	{sli.Term{Metric: "servq_call_wait_seconds_bucket", Matchers: map[string]string{"outcome": "answered"}, Le: ptr(20)}, 3},
+	{sli.Term{Metric: "servq_call_wait_seconds_bucket", Matchers: map[string]string{"outcome": "answered"}, Le: ptr(60)}, 4},
+}
+
+func ptr(v float64) *float64 { return &v }
 
 // perScrape are the increments of each counter of one label combination
 // per dense scrape interval (and, scaled, per sparse step).
@@ -124,6 +146,30 @@ func main() {
 				}
 				fmt.Fprintf(w, "%s%s %d %d\n", rec.name, labels, rec.v*perMinute**combos, t.Unix())
 			}
+		}
+	}
+	// The term period sums (servq:slo_term_events:period once an hour,
+	// open_period every minute) and the step counts of each term
+	// ("steps:<selector>", 1 a minute).
+	type series struct {
+		term      string
+		perMinute int
+	}
+	var all []series
+	for _, t := range terms {
+		all = append(all, series{t.term.Selector(), t.inc * perMinute * *combos}, series{"steps:" + t.term.Selector(), 1})
+	}
+	for _, sr := range all {
+		label := fmt.Sprintf("{servq_term=%s}", strconv.Quote(sr.term))
+		for t := start; !t.After(end); t = t.Add(time.Minute) {
+			if !t.After(after) {
+				continue
+			}
+			open := int(t.Unix()%3600) / 60
+			if open == 0 {
+				fmt.Fprintf(w, "servq:slo_term_events:period%s %d %d\n", label, 60*sr.perMinute, t.Unix())
+			}
+			fmt.Fprintf(w, "servq:slo_term_events:open_period%s %d %d\n", label, open*sr.perMinute, t.Unix())
 		}
 	}
 	fmt.Fprintln(w, "# EOF")
