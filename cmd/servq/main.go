@@ -79,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rulesName := rulesCmd.Flag("prometheusrule.name", "metadata.name of the PrometheusRule.").Default("servq").String()
 	rulesNamespace := rulesCmd.Flag("prometheusrule.namespace", "metadata.namespace of the PrometheusRule (default: none, kubectl's).").String()
 	rulesLabels := rulesCmd.Flag("prometheusrule.label", "Label of the PrometheusRule, for the operator's ruleSelector (repeatable, name=value).").StringMap()
-	rulesLevel := rulesCmd.Flag("level", "Write only the recording rules of this level (1: they read raw series; n: they read rules of level n-1), for backfilling rules one pass per level (promtool tsdb create-blocks-from rules, vmalert -replay.*). The summary on stderr tells how many levels there are.").Int()
+	rulesLevel := rulesCmd.Flag("level", "Write only the recording rules of this level (1: they read raw series; n: they read rules of level n-1), for backfilling rules one pass per level (promtool tsdb create-blocks-from rules, vmalert -replay.*); in the backfill form, whose hourly sums of long SLO windows do not read their own earlier values. The summary on stderr tells how many levels there are.").Int()
 
 	dashCmd := a.Command("dashboards", "Write Grafana dashboards, file-provisioning YAML and Grafana-managed alert rules, or provision them through Grafana's HTTP API.")
 	dashOpts := dashboardsOptions{}

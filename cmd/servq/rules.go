@@ -29,7 +29,13 @@ func writeRules(configFile string, o rulesOptions, stdout, stderr io.Writer) int
 		printErr(stderr, err)
 		return 1
 	}
-	f, err := rules.Generate(cfg)
+	generate := rules.Generate
+	if o.level > 0 {
+		// Backfills evaluate a rule over a range at once: the form
+		// whose rules never read their own earlier values.
+		generate = rules.GenerateBackfill
+	}
+	f, err := generate(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "servq rules: %v\n", err)
 		return 1
@@ -37,7 +43,16 @@ func writeRules(configFile string, o rulesOptions, stdout, stderr io.Writer) int
 	for _, w := range rules.Warnings(cfg) {
 		fmt.Fprintf(stderr, "note: %s\n", w)
 	}
-	_, depth, err := ruleLevels(f)
+	// The levels are those of the backfill form, which --level writes
+	// (the live form's hourly sums read their own earlier values, and
+	// so sit one level deeper).
+	levels := f
+	if o.level == 0 {
+		if b, err := rules.GenerateBackfill(cfg); err == nil {
+			levels = b
+		}
+	}
+	_, depth, err := ruleLevels(levels)
 	if err != nil {
 		fmt.Fprintf(stderr, "servq rules: %v\n", err)
 		return 1

@@ -54,7 +54,11 @@ func ruleLevels(f *rules.File) (map[string]int, int, error) {
 		visiting[name] = true
 		l := 1
 		for _, in := range reads[name] {
-			if _, recorded := reads[in]; !recorded {
+			if _, recorded := reads[in]; !recorded || in == name {
+				// (A rule reading its own earlier values, the
+				// live open period of the SLO windows, needs no
+				// earlier pass; backfills get the form without
+				// it, rules.GenerateBackfill.)
 				continue
 			}
 			d, err := visit(in)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/prometheus/prometheus/promql/parser"
@@ -45,13 +46,33 @@ type Rule struct {
 
 // Generate builds the rule file of cfg. Every expression is checked with
 // Prometheus' own PromQL parser before it is returned.
-func Generate(cfg *config.Config) (*File, error) {
+func Generate(cfg *config.Config) (*File, error) { return generate(cfg, false) }
+
+// maxBackfillBranches bounds the steps per period of GenerateBackfill:
+// its open-period rule has one branch per step of the period.
+const maxBackfillBranches = 120
+
+// GenerateBackfill builds the rule file of cfg for backfilling tools
+// (promtool tsdb create-blocks-from rules, vmalert -replay), which
+// evaluate each rule over a range at once: the same series, but the term
+// period sums computed from the steps alone instead of from their own
+// last values (see termPeriods).
+func GenerateBackfill(cfg *config.Config) (*File, error) {
+	if n := periodOf(Step(cfg)) / Step(cfg); n > maxBackfillBranches {
+		return nil, fmt.Errorf("rules.interval %s: backfill rules need an interval of at least %s (one rule branch per interval of an hour)",
+			Step(cfg), time.Hour/maxBackfillBranches)
+	}
+	return generate(cfg, true)
+}
+
+func generate(cfg *config.Config, backfill bool) (*File, error) {
 	f := &File{}
 	interval := ""
 	if cfg.Rules.Interval > 0 {
 		interval = cfg.Rules.Interval.String()
 	}
 	st := newSteps(cfg)
+	st.backfill = backfill
 	for _, s := range cfg.SLOs {
 		gs, err := sloGroups(cfg, s, st)
 		if err != nil {

@@ -88,6 +88,9 @@ type steps struct {
 	seen         map[string]bool
 	long         map[time.Duration]bool // term windows the SLOs read
 	rules        []Rule
+	// backfill writes the period sums without reading their own past
+	// values (see termPeriods).
+	backfill bool
 }
 
 const (
@@ -218,19 +221,36 @@ func (b *steps) group() Group {
 // (half a step short of w): the marks of (t - w, t], and A at the last
 // evaluation at or before t - w, so the window holds the steps of the
 // evaluations in (t - w, t], as sum_over_time over the steps does.
+//
+// Backfilling tools (promtool tsdb create-blocks-from rules, vmalert's
+// replay) evaluate a rule over a range at once, so a rule cannot read its
+// own earlier values there; for them (servq rules --backfill) the period
+// sums are computed from the steps alone, which is exact when no
+// evaluation is missing, as in a backfill: A(t) is the sum of the steps
+// since the mark, over a range of as many steps as t is past the mark
+// (one branch per step of the period), and H the sum of the period's
+// steps at the mark.
 func (b *steps) termPeriods() []Rule {
 	if len(b.long) == 0 {
 		return nil
 	}
 	stepRec := recTermEvents + sli.Window(b.step)
 	p := sli.Window(b.period)
+	ps, ss := sli.Num(b.period.Seconds()), sli.Num(b.step.Seconds())
 	// The last open value, or nothing yet: 0.
 	last := fmt.Sprintf("(last_over_time(%s[%s]) or %s * 0)", recTermOpen, p, stepRec)
-	mark := fmt.Sprintf("time() %% %s < %s", sli.Num(b.period.Seconds()), sli.Num(b.step.Seconds()))
-	rules := []Rule{
-		{Record: recTermPeriod, Expr: fmt.Sprintf("(%s + %s)\nand on() (vector(time() %% %s) < %s)", last, stepRec, sli.Num(b.period.Seconds()), sli.Num(b.step.Seconds()))},
-		{Record: recTermOpen, Expr: fmt.Sprintf("(%s + %s)\n* (%s)", last, stepRec, strings.Replace(mark, "<", ">= bool", 1))},
+	period := fmt.Sprintf("(%s + %s)\nand on() (vector(time() %% %s) < %s)", last, stepRec, ps, ss)
+	open := fmt.Sprintf("(%s + %s)\n* (time() %% %s >= bool %s)", last, stepRec, ps, ss)
+	if b.backfill {
+		period = fmt.Sprintf("sum_over_time(%s[%s])\nand on() (vector(time() %% %s) < %s)", stepRec, sli.Window(span(b.period, b.step)), ps, ss)
+		var branches []string
+		for j := time.Duration(1); j*b.step < b.period; j++ {
+			branches = append(branches, fmt.Sprintf("(sum_over_time(%s[%s]) and on() (vector(time() %% %s) >= %s < %s))",
+				stepRec, sli.Window(span(j*b.step, b.step)), ps, sli.Num((j*b.step).Seconds()), sli.Num(((j+1)*b.step).Seconds())))
+		}
+		open = strings.Join(append(branches, stepRec+" * 0"), "\nor ")
 	}
+	rules := []Rule{{Record: recTermPeriod, Expr: period}, {Record: recTermOpen, Expr: open}}
 	var ws []time.Duration
 	for w := range b.long {
 		ws = append(ws, w)

@@ -51,6 +51,29 @@ func TestPeriodSumsExactWithAnyMarks(t *testing.T) {
 	})
 }
 
+// The backfill form of the rules (servq rules --backfill: period sums
+// from the steps alone, for tools that cannot read a rule's own past
+// values) gives the same windows.
+func TestBackfillRulesEqualTheRawWindowExpressions(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse([]byte(promtoolConfig), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backfill, err := GenerateBackfill(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range backfill.Groups {
+		for _, r := range g.Rules {
+			if strings.HasPrefix(r.Record, "servq:slo_term_events:") && strings.Contains(r.Expr, r.Record+"[") {
+				t.Errorf("backfill rule %s reads its own past values:\n%s", r.Record, r.Expr)
+			}
+		}
+	}
+	stepsEqualRaw(t, func(f *File) { *f = *backfill })
+}
+
 func stepsEqualRaw(t *testing.T, change func(*File)) {
 	cfg, err := config.Parse([]byte(promtoolConfig), "test.yml")
 	if err != nil {
