@@ -89,21 +89,26 @@ func CountsFor(cfg *config.Config, s *config.SLO) (*Counts, error) {
 	return nil, fmt.Errorf("slo %s: unknown indicator %q", s.Name, s.Indicator)
 }
 
-// TermStep is the increase of a term's counters between two rule
-// evaluations step apart, exactly: for every series (its copies collapsed
-// by Dedup) the last sample at or before t minus the last sample at or
-// before t - step, summed (the term's sign is the caller's). Evaluated
-// every step, the steps of a window add up to each counter's value at its
-// end minus its value at its start: what increase() computes over the
-// window, without extrapolation and reading only the last `within` of raw
-// samples, so the cost of an SLO window no longer grows with its raw
-// samples.
+// TermStep is the increase of a term's counters over one step, exactly:
+// for every series (its copies collapsed by Dedup) its last sample at or
+// before a minute mark a (a multiple of step since the epoch, the last
+// at or before the evaluation) minus its last sample at or before a -
+// step, summed (the term's sign is the caller's). Evaluated every step,
+// consecutive evaluations take consecutive marks, so the steps of a
+// window add up to each counter's value at its end minus its value at
+// its start: what increase() computes over the window, without
+// extrapolation and reading only the last `within` of raw samples, so
+// the cost of an SLO window no longer grows with its raw samples.
 //
+//   - Both values come from one read of the raw series: a subquery
+//     evaluates the last samples at the marks of the last two steps, and
+//     idelta takes the difference of its last two points. (Two instant
+//     reads, now and `offset step`, read every series twice.)
 //   - Samples are looked up with last_over_time over within rather than
 //     an instant selector: range selectors skip the staleness markers of a
 //     failed scrape, so a gap in scraping shorter than within moves its
 //     events to the first step after it instead of losing them.
-//   - A series with no sample within the lookback of t - step (a new
+//   - A series with no sample within the lookback of a - step (a new
 //     series) counts from its first sample, as increase() does: servq
 //     serves new series at 0 for global.new_series_delay, so their first
 //     events are seen.
@@ -114,7 +119,9 @@ func CountsFor(cfg *config.Config, s *config.SLO) (*Counts, error) {
 //
 // The result is one sample without labels, 0 without series.
 func TermStep(t Term, step, within time.Duration) string {
-	last := fmt.Sprintf("last_over_time(%s[%s]", t.Selector(), Window(within))
-	return fmt.Sprintf("(sum(clamp_min(%s - %s, 0)) or vector(0))",
-		Dedup(last+")"), Dedup(last+" offset "+Window(step)+")"))
+	last := Dedup(fmt.Sprintf("last_over_time(%s[%s])", t.Selector(), Window(within)))
+	// The subquery's range of two steps holds the marks a and a - step
+	// (and a - 2 steps when the evaluation falls on a mark, on
+	// Prometheus 2, whose ranges include their start).
+	return fmt.Sprintf("(sum(clamp_min(idelta(%s[%s:%s]), 0)) or vector(0))", last, Window(2*step), Window(step))
 }
