@@ -214,9 +214,9 @@ func writeFile(t *testing.T, path, content string) {
 
 // runServqRules runs `servq rules` on cfgFile as a user does, writing file,
 // and returns what it wrote.
-func runServqRules(t *testing.T, bin, cfgFile, file string, extra ...string) []byte {
+func runServqRules(t *testing.T, bin, cfgFile, file string) []byte {
 	t.Helper()
-	if out, err := exec.Command(bin, append([]string{"rules", "--config.file=" + cfgFile, "-o", file}, extra...)...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "rules", "--config.file="+cfgFile, "-o", file).CombinedOutput(); err != nil {
 		t.Fatalf("servq rules: %v\n%s", err, out)
 	}
 	b, err := os.ReadFile(file)
