@@ -1,11 +1,13 @@
 package quality
 
 import (
+	"context"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 
@@ -188,4 +190,111 @@ func BenchmarkCommitLargeTx(b *testing.B) {
 			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "tickets/s")
 		})
 	}
+}
+
+// firstSyncTickets returns ticket i's version v (0 opened, 1 replied, 2
+// solved) as deploy/bench/ticketgen writes it: sequential ids as help
+// desks number tickets, or scattered ones (a permutation of the 32-bit
+// space, as uuid keys of a custom system).
+func firstSyncTicket(i, v int, scattered bool) record.Ticket {
+	queues := []string{"billing", "support", "sales", "returns", "tech"}
+	channels := []string{"email", "chat", "phone", "web"}
+	prios := []string{"low", "normal", "high", "urgent"}
+	created := t0.Add(time.Duration(i) * 30 * time.Second)
+	reply := created.Add(time.Duration(5+(i*7919)%480) * time.Minute)
+	solved := reply.Add(time.Duration(30+(i*104729)%2880) * time.Minute)
+	id := uint32(1000000 + i)
+	if scattered {
+		id = uint32(i) * 2654435761
+	}
+	t := record.Ticket{ID: fmt.Sprint(id), Queue: queues[i%len(queues)], Channel: channels[(i/5)%len(channels)],
+		Priority: prios[(i/3)%len(prios)], Status: "open", CreatedAt: created}
+	switch v {
+	case 1:
+		t.Status, t.FirstReplyAt, t.AgentReplies = "pending", reply, 1
+	case 2:
+		t.Status, t.FirstReplyAt, t.SolvedAt, t.Reopens, t.AgentReplies = "solved", reply, solved, i%11/10, 1+i%3
+	}
+	return t
+}
+
+// firstSync commits an export of n tickets, three versions each 1,000
+// tickets apart (ticketgen's order), in chunks of 10,000 records with a
+// final commit, as a tickets_file first sync does.
+func firstSync(b *testing.B, m *Model, n int, scattered bool) {
+	const lag, chunk = 1000, collectors.DefaultChunkSize
+	bt := &collectors.Batch{}
+	chunks := 0
+	commit := func(final bool) {
+		bt.Now = t0.Add(time.Duration(n) * 30 * time.Second)
+		var err error
+		if final {
+			_, err = m.Commit("export", bt, []byte("end"))
+		} else {
+			_, err = m.CommitChunk(context.Background(), "export", bt, []byte(fmt.Sprint(chunks)))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		chunks++
+		bt.Tickets = bt.Tickets[:0]
+	}
+	for i := 0; i < n+2*lag; i++ {
+		for v := 0; v < 3; v++ {
+			if j := i - v*lag; j >= 0 && j < n {
+				bt.Tickets = append(bt.Tickets, firstSyncTicket(j, v, scattered))
+				if len(bt.Tickets) == chunk {
+					commit(false)
+				}
+			}
+		}
+	}
+	commit(true)
+}
+
+// BenchmarkFirstSync is the model's part of deploy/bench/tickets.sh: a
+// first sync of an export of 100k or 1M tickets (3 versions each) in
+// chunks, with sequential or scattered ids. Linear time means the 1M
+// case costs at most ~10× the 100k one.
+func BenchmarkFirstSync(b *testing.B) {
+	for _, ids := range []string{"sequential", "scattered"} {
+		for _, n := range []int{100000, 1000000} {
+			b.Run(fmt.Sprintf("ids=%s/tickets=%d", ids, n), func(b *testing.B) {
+				var cpu time.Duration
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					m, st := newModel(b, b.TempDir(), firstSyncConfig)
+					b.StartTimer()
+					before := cpuTime()
+					firstSync(b, m, n, ids == "scattered")
+					cpu += cpuTime() - before
+					b.StopTimer()
+					st.Close()
+					b.StartTimer()
+				}
+				// Wall time is mostly the fsync of each chunk's commit; the
+				// target is CPU.
+				b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+				b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "tickets/s")
+			})
+		}
+	}
+}
+
+const firstSyncConfig = `
+global: {retention: 3650d}
+collectors:
+  - {name: export, type: demo, schedule: "@every 1m"}
+slos:
+  - {name: reply-4h, indicator: ticket_first_reply, threshold: 4h, objective: 90}
+  - {name: solve-2d, indicator: ticket_resolution, threshold: 48h, objective: 90}
+`
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

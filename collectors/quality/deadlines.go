@@ -203,7 +203,10 @@ func (r *run) expireDeadlines() error {
 	}
 	for _, d := range dues {
 		r.del(state.SpaceDeadlines, d.key)
-		raw := r.getTicket([]byte(d.ticket))
+		raw, err := r.getTicket(d.ticket)
+		if err != nil {
+			return err
+		}
 		if raw == nil {
 			continue // pruned meanwhile
 		}

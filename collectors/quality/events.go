@@ -143,8 +143,11 @@ func (r *run) ticket(t *record.Ticket) error {
 	if t.ID == "" {
 		return nil
 	}
-	key := []byte(t.ID)
-	st, err := decodeTicketState(r.getTicket(key))
+	raw, err := r.getTicket(t.ID)
+	if err != nil {
+		return err
+	}
+	st, err := decodeTicketState(raw)
 	if err != nil {
 		return err
 	}
@@ -315,19 +318,6 @@ func (r *run) put(space string, key, value []byte) {
 func (r *run) del(space string, key []byte) {
 	r.put(space, key, nil)
 	r.writes[space][string(key)] = write{del: true}
-}
-
-// getTicket is the ticket's state as of this run: written earlier in the
-// run, else committed.
-func (r *run) getTicket(key []byte) []byte {
-	if w, ok := r.writes[state.SpaceTickets][string(key)]; ok {
-		return w.value
-	}
-	return r.tx.Get(state.SpaceTickets, key)
-}
-
-func (r *run) putTicket(id string, st *ticketState) {
-	r.put(state.SpaceTickets, []byte(id), st.encode())
 }
 
 // flushWrites applies the buffered writes, space by space in key order.
@@ -944,15 +934,22 @@ func (r *run) prune() error {
 		return err
 	}
 	ticketsAt := r.tx.Get(state.SpaceMeta, pruneTicketsKey)
+	var forget [][]byte // index entries of pruned tickets
 	ticketsNext, err := r.tx.Sweep(state.SpaceTickets, ticketsAt, pruneBudget, func(k, v []byte) bool {
-		st, err := decodeTicketState(v)
+		id, enc, err := splitStoredTicket(v)
+		if err != nil {
+			return false
+		}
+		st, err := decodeTicketState(enc)
 		if err != nil || st.lastSeen >= cutoff {
 			return false
 		}
+		forget = append(forget, []byte(id))
+		r.forgotten = append(r.forgotten, forgotten{id, seqOf(k)})
 		if st.flags&tsOpen != 0 {
 			r.add(r.m.cat.ticketsOpen, -1, st.openQ, st.openS)
 			if st.openAt != 0 {
-				unindex = append(unindex, openKey(st.openQ, st.openAt, string(k)))
+				unindex = append(unindex, openKey(st.openQ, st.openAt, id))
 				r.openQueues[st.openQ] = true
 			}
 		}
@@ -960,6 +957,11 @@ func (r *run) prune() error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, id := range forget {
+		if err := r.tx.Delete(state.SpaceTicketIDs, id); err != nil {
+			return err
+		}
 	}
 	for _, k := range unindex {
 		if err := r.tx.Delete(state.SpaceOpen, k); err != nil {

@@ -72,6 +72,8 @@ type colState struct {
 	// series was born; see run.publish). Guarded by Model.mu.
 	holdUntil time.Time
 	loaded    bool // committed state read from the store
+	// ids: the id index of recently numbered tickets (guarded by commit).
+	ids *recentIDs
 }
 
 // New builds the model for cfg and loads every committed series from store.
@@ -135,6 +137,9 @@ var newestKey = []byte("newest")
 // configured collectors, and at the first commit of any other (scrapes
 // may run meanwhile, hence the lock).
 func (m *Model) load(collector string) error {
+	if err := m.migrateTickets(collector); err != nil {
+		return err
+	}
 	cs := m.col(collector)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -187,7 +192,7 @@ func (m *Model) col(name string) *colState {
 	defer m.mu.Unlock()
 	cs := m.cols[name]
 	if cs == nil {
-		cs = &colState{admitted: map[string]map[string]bool{}}
+		cs = &colState{admitted: map[string]map[string]bool{}, ids: &recentIDs{}}
 		m.cols[name] = cs
 	}
 	return cs
@@ -239,6 +244,17 @@ type run struct {
 	// writes: this run's writes to ticket states and their indexes, by
 	// space and key, applied in key order (flushWrites).
 	writes map[string]map[string]write
+	// seqs: the state keys of the tickets this run looked up or numbered;
+	// seq: the next ticket number (0: not read yet), seqUsed: a ticket
+	// was numbered (see tickets.go).
+	seqs    map[string][]byte
+	seq     uint64
+	seqUsed bool
+	// fresh: tickets numbered in this run; forgotten: tickets pruned;
+	// merge: the recent ids' merge step (see recentIDs).
+	fresh     map[string]uint64
+	forgotten []forgotten
+	merge     *mergePlan
 	// judgeBy: deadlines up to here are judged passed: the collector's
 	// watermark, or the run's clock minus the watermark wait when the
 	// watermark lags further behind (a stalled source).
@@ -351,6 +367,9 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 	}
 	err := m.store.Update(collector, func(tx *state.Tx) error {
 		r.tx = tx
+		if err := r.syncRecent(); err != nil {
+			return err
+		}
 		for i := range b.Tickets {
 			if i%commitCheckEvery == commitCheckEvery-1 {
 				if err := cancelled(); err != nil {
@@ -395,6 +414,12 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 		if err := r.flushWrites(); err != nil {
 			return err
 		}
+		if err := r.flushSeq(); err != nil {
+			return err
+		}
+		if err := r.mergeRecent(); err != nil {
+			return err
+		}
 		if err := r.prune(); err != nil {
 			return err
 		}
@@ -434,6 +459,7 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 	if err := m.store.ReleaseMapped(); err != nil {
 		m.log.Debug("releasing the store's mapped pages", "err", err)
 	}
+	r.publishRecent()
 	r.publish()
 	m.mu.Lock()
 	cs.newest = newest

@@ -18,11 +18,21 @@ import (
 
 // Spaces inside a collector's namespace.
 const (
-	SpaceMeta    = "meta"    // cursor and bookkeeping
-	SpaceSeries  = "series"  // committed metric values
-	SpaceTickets = "tickets" // per-ticket event state
-	SpaceSeen    = "seen"    // dedup keys of calls and survey responses
-	SpaceLabels  = "labels"  // admitted label values (label caps)
+	SpaceMeta   = "meta"   // cursor and bookkeeping
+	SpaceSeries = "series" // committed metric values
+	// SpaceTickets holds per-ticket event state under an internal
+	// sequence number assigned in first-seen order (see
+	// SpaceTicketIDs), so that a chunk's writes land on the B+tree's
+	// recent pages whatever the ticket ids look like.
+	SpaceTickets = "ticket_states"
+	// SpaceTicketIDs maps a ticket's id to its sequence number: small
+	// entries, so random ids (uuid keys) touch few pages.
+	SpaceTicketIDs = "ticket_ids"
+	// SpaceTicketsByID is the layout before sequence numbers: state
+	// keyed by ticket id. Only the migration reads it (quality.Model).
+	SpaceTicketsByID = "tickets"
+	SpaceSeen        = "seen"   // dedup keys of calls and survey responses
+	SpaceLabels      = "labels" // admitted label values (label caps)
 	// SpaceDeadlines indexes open tickets' SLO deadlines by time, so that a
 	// breach is counted when the deadline passes, not when the late reply
 	// finally comes.
@@ -32,9 +42,12 @@ const (
 	SpaceOpen = "open"
 )
 
-var spaces = []string{SpaceMeta, SpaceSeries, SpaceTickets, SpaceSeen, SpaceLabels, SpaceDeadlines, SpaceOpen}
+var spaces = []string{SpaceMeta, SpaceSeries, SpaceTickets, SpaceTicketIDs, SpaceSeen, SpaceLabels, SpaceDeadlines, SpaceOpen}
 
 var rootBucket = []byte("collectors")
+
+// ticketsFill is the fill of SpaceTickets' pages when they split.
+const ticketsFill = 0.9
 
 // FileName is the database file inside the storage directory.
 const FileName = "servq.db"
@@ -112,8 +125,15 @@ func (s *Store) Update(collector string, fn func(*Tx) error) error {
 			return err
 		}
 		for _, sp := range spaces {
-			if _, err := ns.CreateBucketIfNotExists([]byte(sp)); err != nil {
+			b, err := ns.CreateBucketIfNotExists([]byte(sp))
+			if err != nil {
 				return err
+			}
+			if sp == SpaceTickets {
+				// Numbered states are appended at the right edge: a
+				// split there leaves the left page as full as this,
+				// not half empty (bbolt's default suits random keys).
+				b.FillPercent = ticketsFill
 			}
 		}
 		return fn(&Tx{ns: ns})
@@ -156,6 +176,21 @@ func (t *Tx) space(name string) *bolt.Bucket {
 		return nil
 	}
 	return t.ns.Bucket([]byte(name))
+}
+
+// HasSpace reports whether space exists in the namespace. Update creates
+// the current spaces; a retired one (SpaceTicketsByID) exists only in a
+// store written by an older version until it is dropped.
+func (t *Tx) HasSpace(name string) bool { return t.space(name) != nil }
+
+// DropSpace deletes space and everything in it (a retired layout, once
+// migrated). Dropping a space that does not exist is no error.
+func (t *Tx) DropSpace(name string) error {
+	err := t.ns.DeleteBucket([]byte(name))
+	if errors.Is(err, bolt.ErrBucketNotFound) {
+		return nil
+	}
+	return err
 }
 
 // Get returns the value of key in space, or nil. The slice is valid only

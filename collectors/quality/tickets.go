@@ -1,0 +1,420 @@
+package quality
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/servq/servq/collectors/state"
+)
+
+// Ticket states are stored under a sequence number the model assigns when
+// it first sees a ticket (state.SpaceTickets), with an index from the
+// ticket's id to that number (state.SpaceTicketIDs).
+//
+// Why not under the id: a first sync commits chunks of 10,000 records,
+// and with ids spread over their space (uuid keys, hashed numbers) every
+// chunk's states land on as many random leaf pages, each read, rebuilt and
+// rewritten; the cost per ticket grew with the store (a 1M-ticket export
+// cost 14× the CPU of a 100k one). Numbered in first-seen order, a chunk's
+// new states append at the B+tree's right edge and its updates (the later
+// versions of recent tickets) hit recent pages. What stays random is the
+// index, whose entries are a third the size of a state and which only a
+// ticket's first sighting writes.
+//
+// The stored value is the id (uvarint length, bytes), then the state's
+// encoding: pruning, which walks the states, finds the index entry and
+// the open-index key from it.
+
+var ticketSeqKey = []byte("ticket_seq") // meta: the next sequence number (uvarint)
+
+// seqKey encodes n so that keys sort as numbers: its length in bytes, then
+// its big-endian bytes without leading zeros (4 bytes up to 16M tickets).
+func seqKey(n uint64) []byte {
+	var b [9]byte
+	binary.BigEndian.PutUint64(b[1:], n)
+	i := 1
+	for i < 8 && b[i] == 0 {
+		i++
+	}
+	b[i-1] = byte(9 - i)
+	return append([]byte(nil), b[i-1:]...)
+}
+
+var errTicketRef = errors.New("corrupt ticket index entry")
+
+// getTicket is the encoded state of ticket id as of this run (written
+// earlier in the run, else committed), nil when the ticket is new.
+func (r *run) getTicket(id string) ([]byte, error) {
+	key, ok := r.seqs[id]
+	if !ok {
+		if n, in := r.cs.ids.m[id]; in {
+			key = seqKey(n)
+		} else {
+			v := r.tx.Get(state.SpaceTicketIDs, []byte(id))
+			if v == nil {
+				return nil, nil
+			}
+			n, w := binary.Uvarint(v)
+			if w <= 0 {
+				return nil, fmt.Errorf("ticket %q: %w", id, errTicketRef)
+			}
+			key = seqKey(n)
+		}
+	}
+	v, ok := r.writes[state.SpaceTickets][string(key)]
+	raw := v.value
+	if !ok {
+		raw = r.tx.Get(state.SpaceTickets, key)
+	}
+	if raw == nil {
+		// Pruned, its index entry not yet: a new ticket to the model,
+		// numbered afresh.
+		return nil, nil
+	}
+	sid, st, err := splitStoredTicket(raw)
+	if err != nil {
+		return nil, fmt.Errorf("ticket %q: %w", id, err)
+	}
+	if sid != id {
+		return nil, fmt.Errorf("ticket %q: index points to the state of ticket %q: %w", id, sid, errTicketRef)
+	}
+	r.remember(id, key)
+	return st, nil
+}
+
+func (r *run) remember(id string, key []byte) {
+	if r.seqs == nil {
+		r.seqs = map[string][]byte{}
+	}
+	r.seqs[id] = key
+}
+
+// putTicket writes the ticket's state, numbering the ticket when it is new.
+// A new ticket's index entry is not written now: see recentIDs.
+func (r *run) putTicket(id string, st *ticketState) {
+	key, ok := r.seqs[id]
+	if !ok {
+		n := r.nextSeq()
+		key = seqKey(n)
+		r.remember(id, key)
+		if r.fresh == nil {
+			r.fresh = map[string]uint64{}
+		}
+		r.fresh[id] = n
+	}
+	r.put(state.SpaceTickets, key, storedTicket(id, st.encode()))
+}
+
+// nextSeq hands out the collector's next ticket number; the counter is
+// written with the run's other writes (flushSeq).
+func (r *run) nextSeq() uint64 {
+	if r.seq == 0 {
+		r.seq = readSeq(r.tx)
+	}
+	r.seqUsed = true
+	r.seq++
+	return r.seq - 1
+}
+
+// readSeq is the next ticket number as committed (1 in a new store).
+func readSeq(tx *state.Tx) uint64 {
+	if n, w := binary.Uvarint(tx.Get(state.SpaceMeta, ticketSeqKey)); w > 0 && n > 0 {
+		return n
+	}
+	return 1
+}
+
+func (r *run) flushSeq() error {
+	if !r.seqUsed {
+		return nil
+	}
+	return r.tx.Put(state.SpaceMeta, ticketSeqKey, binary.AppendUvarint(nil, r.seq))
+}
+
+// The id index of recently numbered tickets lives in memory.
+//
+// Written at each ticket's first sighting, the id index took random
+// inserts: with ids spread over their space a chunk's 3,000 new tickets
+// touched that many index pages of a 1M-ticket store, against a few
+// hundred at 100k, and a first sync cost 12.5× the CPU for 10× the
+// tickets. Instead, the index entries of tickets numbered at or after
+// the committed mark idsMergedKey are not written at all: the states
+// themselves, keyed by number, hold the ids, so the newest entries are
+// a scan of the states' right edge away. recentIDs is that scan, kept in
+// memory and extended by each commit. Once it holds mergeAt ids they are
+// frozen, sorted and inserted into the index mergeSlice per commit, in
+// key order (a slice touches only its range of index pages, each page
+// once), and when all are in, the mark moves past them in the same
+// transaction as the last slice. An interrupted merge is done again from
+// its start (the same puts). A lookup asks the memory first, then the
+// index.
+type recentIDs struct {
+	loaded     bool
+	hw         uint64            // next ticket number as of the last commit
+	mergedUpto uint64            // committed mark: lower numbers are in the index
+	epochEnd   uint64            // 0, or a merge of numbers below this is under way
+	m          map[string]uint64 // id -> number, for numbers >= mergedUpto
+	frozen     []string          // the merge's ids, sorted
+	pos        int               // frozen[:pos] are in the index (committed)
+}
+
+// Variables for the tests, which merge and migrate in small steps.
+var (
+	// mergeAt: ids held in memory before they are merged into the
+	// index (about 8 MB at uuid length). A merge costs a pass over the
+	// index pages once per mergeAt new tickets.
+	mergeAt = 1 << 17
+	// mergeSlice: ids a commit merges; it bounds the index pages one
+	// transaction dirties (an eighth of the index at most).
+	mergeSlice = mergeAt / 8
+)
+
+var (
+	idsMergedKey = []byte("ticket_ids_merged")  // meta: the mark (uvarint)
+	idsEpochKey  = []byte("ticket_ids_merging") // meta: epochEnd of a merge under way
+)
+
+// forgotten is a ticket pruned by a commit.
+type forgotten struct {
+	id  string
+	seq uint64
+}
+
+// mergePlan is what a commit did to the recent ids, applied to memory once
+// the commit is durable.
+type mergePlan struct {
+	epochEnd uint64
+	frozen   []string
+	pos      int
+	done     bool
+}
+
+func metaUint(tx *state.Tx, key []byte) uint64 {
+	n, w := binary.Uvarint(tx.Get(state.SpaceMeta, key))
+	if w <= 0 {
+		return 0
+	}
+	return n
+}
+
+// syncRecent makes the memory match the committed store: read at the
+// first commit after a start, and again whenever another writer (a model
+// replaced by a reload) committed meanwhile.
+func (r *run) syncRecent() error {
+	ids := r.cs.ids
+	seq := readSeq(r.tx)
+	merged := max(metaUint(r.tx, idsMergedKey), 1)
+	epoch := metaUint(r.tx, idsEpochKey)
+	if ids.loaded && ids.hw == seq && ids.mergedUpto == merged && ids.epochEnd == epoch {
+		return nil
+	}
+	fresh := recentIDs{loaded: true, hw: seq, mergedUpto: merged, epochEnd: epoch, m: map[string]uint64{}}
+	var bad error
+	_, err := r.tx.Sweep(state.SpaceTickets, seqKey(merged), math.MaxInt, func(k, v []byte) bool {
+		id, _, err := splitStoredTicket(v)
+		if err != nil {
+			bad = fmt.Errorf("ticket state %x: %w", k, err)
+			return false
+		}
+		fresh.m[id] = seqOf(k)
+		return false
+	})
+	if err != nil {
+		return err
+	}
+	if bad != nil {
+		return bad
+	}
+	if epoch != 0 {
+		for id, n := range fresh.m {
+			if n < epoch {
+				fresh.frozen = append(fresh.frozen, id)
+			}
+		}
+		sort.Strings(fresh.frozen)
+	}
+	*ids = fresh
+	return nil
+}
+
+// seqOf decodes a state key (seqKey).
+func seqOf(k []byte) uint64 {
+	var n uint64
+	for _, c := range k[1:] {
+		n = n<<8 | uint64(c)
+	}
+	return n
+}
+
+// mergeRecent freezes the recent ids once there are mergeAt of them and
+// merges the next slice of a frozen set into the index.
+func (r *run) mergeRecent() error {
+	ids := r.cs.ids
+	p := &mergePlan{epochEnd: ids.epochEnd, frozen: ids.frozen, pos: ids.pos}
+	if p.epochEnd == 0 {
+		if len(ids.m) < mergeAt {
+			return nil
+		}
+		// Only committed ids (numbers below hw) are frozen.
+		p.epochEnd = ids.hw
+		p.frozen = make([]string, 0, len(ids.m))
+		for id := range ids.m {
+			p.frozen = append(p.frozen, id)
+		}
+		sort.Strings(p.frozen)
+		p.pos = 0
+		if err := r.tx.Put(state.SpaceMeta, idsEpochKey, binary.AppendUvarint(nil, p.epochEnd)); err != nil {
+			return err
+		}
+	}
+	end := min(p.pos+mergeSlice, len(p.frozen))
+	for _, id := range p.frozen[p.pos:end] {
+		n, ok := ids.m[id]
+		if !ok {
+			continue // pruned meanwhile
+		}
+		if err := r.tx.Put(state.SpaceTicketIDs, []byte(id), binary.AppendUvarint(nil, n)); err != nil {
+			return err
+		}
+	}
+	p.pos = end
+	if p.pos == len(p.frozen) {
+		p.done = true
+		if err := r.tx.Put(state.SpaceMeta, idsMergedKey, binary.AppendUvarint(nil, p.epochEnd)); err != nil {
+			return err
+		}
+		if err := r.tx.Delete(state.SpaceMeta, idsEpochKey); err != nil {
+			return err
+		}
+	}
+	r.merge = p
+	return nil
+}
+
+// publishRecent applies a durable commit's numbering, merge and pruning
+// to the memory.
+func (r *run) publishRecent() {
+	ids := r.cs.ids
+	if !ids.loaded {
+		return
+	}
+	for id, n := range r.fresh {
+		ids.m[id] = n
+	}
+	if r.seqUsed {
+		ids.hw = r.seq
+	}
+	for _, f := range r.forgotten {
+		if ids.m[f.id] == f.seq {
+			delete(ids.m, f.id)
+		}
+	}
+	if p := r.merge; p != nil {
+		ids.epochEnd, ids.frozen, ids.pos = p.epochEnd, p.frozen, p.pos
+		if p.done {
+			for _, id := range p.frozen {
+				if n, ok := ids.m[id]; ok && n < p.epochEnd {
+					delete(ids.m, id)
+				}
+			}
+			ids.mergedUpto, ids.epochEnd, ids.frozen, ids.pos = p.epochEnd, 0, nil, 0
+		}
+	}
+}
+
+func storedTicket(id string, enc []byte) []byte {
+	b := make([]byte, 0, binary.MaxVarintLen32+len(id)+len(enc))
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	b = append(b, id...)
+	return append(b, enc...)
+}
+
+func splitStoredTicket(v []byte) (id string, enc []byte, err error) {
+	l, w := binary.Uvarint(v)
+	if w <= 0 || uint64(len(v)-w) < l {
+		return "", nil, errCorrupt
+	}
+	return string(v[w : w+int(l)]), v[w+int(l):], nil
+}
+
+// migrateBatch is how many tickets one migration transaction moves.
+var migrateBatch = 10000
+
+// migrateFault, set by tests, fails the migration transaction that has
+// moved that many tickets in all (a crash there).
+var migrateFault func(moved int) error
+
+// migrateTickets moves the ticket states of a store written before
+// sequence numbers (keyed by id in state.SpaceTicketsByID) to the current
+// layout, in transactions of migrateBatch tickets: each moves its tickets
+// whole (deleted from the old space, numbered, written to the new ones),
+// so a crash in between leaves every ticket in exactly one layout and the
+// next start goes on. It runs before the collector's first commit.
+func (m *Model) migrateTickets(collector string) error {
+	var legacy bool
+	if err := m.store.View(collector, func(tx *state.Tx) error {
+		legacy = tx.HasSpace(state.SpaceTicketsByID)
+		return nil
+	}); err != nil || !legacy {
+		return err
+	}
+	moved := 0
+	for done := false; !done; {
+		err := m.store.Update(collector, func(tx *state.Tx) error {
+			type entry struct{ id, v []byte }
+			var batch []entry
+			next, err := tx.Sweep(state.SpaceTicketsByID, nil, migrateBatch, func(k, v []byte) bool {
+				batch = append(batch, entry{append([]byte(nil), k...), append([]byte(nil), v...)})
+				return true
+			})
+			if err != nil {
+				return err
+			}
+			r := &run{m: m, tx: tx, seq: readSeq(tx)}
+			for _, e := range batch {
+				// The legacy key is the id: its state may already be
+				// in the new layout only if a migration was cut off
+				// between two of its own writes, which one
+				// transaction excludes.
+				n := r.nextSeq()
+				if err := tx.Put(state.SpaceTicketIDs, e.id, binary.AppendUvarint(nil, n)); err != nil {
+					return err
+				}
+				if err := tx.Put(state.SpaceTickets, seqKey(n), storedTicket(string(e.id), e.v)); err != nil {
+					return err
+				}
+			}
+			if err := r.flushSeq(); err != nil {
+				return err
+			}
+			// Migrated tickets are in the index.
+			if err := tx.Put(state.SpaceMeta, idsMergedKey, binary.AppendUvarint(nil, r.seq)); err != nil {
+				return err
+			}
+			moved += len(batch)
+			if migrateFault != nil {
+				if err := migrateFault(moved); err != nil {
+					return err
+				}
+			}
+			if next != nil {
+				return nil
+			}
+			done = true
+			// The pruning position was an id: start the tickets'
+			// sweep again from the first number.
+			if err := tx.Delete(state.SpaceMeta, pruneTicketsKey); err != nil {
+				return err
+			}
+			return tx.DropSpace(state.SpaceTicketsByID)
+		})
+		if err != nil {
+			return fmt.Errorf("migrating ticket states to numbered keys (%d moved so far): %w", moved, err)
+		}
+	}
+	m.log.Info("ticket states migrated to numbered keys", "collector", collector, "tickets", moved)
+	return nil
+}
