@@ -168,8 +168,8 @@ var (
 	// index pages once per mergeAt new tickets.
 	mergeAt = 1 << 17
 	// mergeSlice: ids a commit merges; it bounds the index pages one
-	// transaction dirties (an eighth of the index at most).
-	mergeSlice = mergeAt / 8
+	// transaction dirties (a sixteenth of the index at most).
+	mergeSlice = mergeAt / 16
 )
 
 var (
@@ -413,6 +413,11 @@ func (m *Model) migrateTickets(collector string) error {
 		})
 		if err != nil {
 			return fmt.Errorf("migrating ticket states to numbered keys (%d moved so far): %w", moved, err)
+		}
+		// Else the whole store, read once, would stay counted as
+		// servq's memory (see state.Store.ReleaseMapped).
+		if err := m.store.ReleaseMapped(); err != nil {
+			m.log.Debug("releasing the store's mapped pages", "err", err)
 		}
 	}
 	m.log.Info("ticket states migrated to numbered keys", "collector", collector, "tickets", moved)
