@@ -53,7 +53,10 @@ const (
 const ticketStateVersion = 4
 
 func (s *ticketState) encode() []byte {
-	b := make([]byte, 0, 32+len(s.openQ)+len(s.openS))
+	return s.appendTo(make([]byte, 0, 32+len(s.openQ)+len(s.openS)))
+}
+
+func (s *ticketState) appendTo(b []byte) []byte {
 	b = append(b, ticketStateVersion, s.flags)
 	b = binary.AppendUvarint(b, uint64(s.reopens))
 	b = binary.AppendVarint(b, s.lastSeen)

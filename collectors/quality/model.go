@@ -252,7 +252,7 @@ type run struct {
 	seqUsed bool
 	// fresh: tickets numbered in this run; forgotten: tickets pruned;
 	// merge: the recent ids' merge step (see recentIDs).
-	fresh     map[string]uint64
+	fresh     []idSeq
 	forgotten []forgotten
 	merge     *mergePlan
 	// judgeBy: deadlines up to here are judged passed: the collector's

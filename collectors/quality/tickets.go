@@ -48,38 +48,45 @@ var errTicketRef = errors.New("corrupt ticket index entry")
 // getTicket is the encoded state of ticket id as of this run (written
 // earlier in the run, else committed), nil when the ticket is new.
 func (r *run) getTicket(id string) ([]byte, error) {
-	key, ok := r.seqs[id]
-	if !ok {
-		if n, in := r.cs.ids.m[id]; in {
-			key = seqKey(n)
-		} else {
-			v := r.tx.Get(state.SpaceTicketIDs, []byte(id))
-			if v == nil {
-				return nil, nil
-			}
-			n, w := binary.Uvarint(v)
-			if w <= 0 {
-				return nil, fmt.Errorf("ticket %q: %w", id, errTicketRef)
-			}
-			key = seqKey(n)
-		}
+	if key, ok := r.seqs[id]; ok {
+		return r.stateAt(id, key)
 	}
+	if n, ok := r.cs.ids.lookup(id); ok {
+		raw, err := r.stateAt(id, seqKey(n))
+		if raw != nil || err != nil {
+			return raw, err
+		}
+		// Pruned, or another id's hash: the index decides.
+	}
+	v := r.tx.Get(state.SpaceTicketIDs, []byte(id))
+	if v == nil {
+		return nil, nil
+	}
+	n, w := binary.Uvarint(v)
+	if w <= 0 {
+		return nil, fmt.Errorf("ticket %q: %w", id, errTicketRef)
+	}
+	return r.stateAt(id, seqKey(n))
+}
+
+// stateAt is the encoded state of id under key as of this run, nil when
+// key holds no state of id: pruned (a new ticket to the model, numbered
+// afresh) or, for a key found by hash, another ticket's.
+func (r *run) stateAt(id string, key []byte) ([]byte, error) {
 	v, ok := r.writes[state.SpaceTickets][string(key)]
 	raw := v.value
 	if !ok {
 		raw = r.tx.Get(state.SpaceTickets, key)
 	}
 	if raw == nil {
-		// Pruned, its index entry not yet: a new ticket to the model,
-		// numbered afresh.
 		return nil, nil
 	}
-	sid, st, err := splitStoredTicket(raw)
+	sid, st, err := splitStored(raw)
 	if err != nil {
 		return nil, fmt.Errorf("ticket %q: %w", id, err)
 	}
-	if sid != id {
-		return nil, fmt.Errorf("ticket %q: index points to the state of ticket %q: %w", id, sid, errTicketRef)
+	if string(sid) != id {
+		return nil, nil
 	}
 	r.remember(id, key)
 	return st, nil
@@ -100,12 +107,11 @@ func (r *run) putTicket(id string, st *ticketState) {
 		n := r.nextSeq()
 		key = seqKey(n)
 		r.remember(id, key)
-		if r.fresh == nil {
-			r.fresh = map[string]uint64{}
-		}
-		r.fresh[id] = n
+		r.fresh = append(r.fresh, idSeq{id, n})
 	}
-	r.put(state.SpaceTickets, key, storedTicket(id, st.encode()))
+	b := make([]byte, 0, 48+len(id)+len(st.openQ)+len(st.openS))
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	r.put(state.SpaceTickets, key, st.appendTo(append(b, id...)))
 }
 
 // nextSeq hands out the collector's next ticket number; the counter is
@@ -153,13 +159,99 @@ func (r *run) flushSeq() error {
 // index.
 type recentIDs struct {
 	loaded     bool
-	hw         uint64            // next ticket number as of the last commit
-	mergedUpto uint64            // committed mark: lower numbers are in the index
-	epochEnd   uint64            // 0, or a merge of numbers below this is under way
-	m          map[string]uint64 // id -> number, for numbers >= mergedUpto
-	frozen     []string          // the merge's ids, sorted
-	pos        int               // frozen[:pos] are in the index (committed)
+	hw         uint64 // next ticket number as of the last commit
+	mergedUpto uint64 // committed mark: lower numbers are in the index
+	epochEnd   uint64 // 0, or a merge of numbers below this is under way
+	// byHash maps a hash of the id to the number, for numbers >=
+	// mergedUpto; an id whose hash another id holds is in byID. Integer
+	// keys keep the map small and out of the garbage collector's scans.
+	byHash map[uint64]uint64
+	byID   map[string]uint64
+	frozen idList // the merge's ids, sorted
+	pos    int    // the first pos frozen ids are in the index (committed)
 }
+
+// idList is a sorted list of ids with their numbers, in two allocations
+// without pointers.
+type idList struct {
+	data []byte
+	end  []uint32 // id i is data[end[i-1]:end[i]]
+	seq  []uint64
+}
+
+func (l *idList) len() int { return len(l.end) }
+
+func (l *idList) at(i int) []byte {
+	from := uint32(0)
+	if i > 0 {
+		from = l.end[i-1]
+	}
+	return l.data[from:l.end[i]]
+}
+
+type idSeq struct {
+	id  string
+	seq uint64
+}
+
+func newIDList(ids []idSeq) idList {
+	sort.Slice(ids, func(i, j int) bool { return ids[i].id < ids[j].id })
+	n := 0
+	for _, e := range ids {
+		n += len(e.id)
+	}
+	l := idList{data: make([]byte, 0, n), end: make([]uint32, 0, len(ids)), seq: make([]uint64, 0, len(ids))}
+	for _, e := range ids {
+		l.data = append(l.data, e.id...)
+		l.end = append(l.end, uint32(len(l.data)))
+		l.seq = append(l.seq, e.seq)
+	}
+	return l
+}
+
+// idHash is FNV-1a (a variable: tests make every id collide).
+var idHash = func(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// lookup is the number of a recent id; the caller checks the state's id
+// (a hash shared with another id).
+func (ids *recentIDs) lookup(id string) (uint64, bool) {
+	if n, ok := ids.byID[id]; ok {
+		return n, true
+	}
+	n, ok := ids.byHash[idHash(id)]
+	return n, ok
+}
+
+// add records id's number. A hash another number holds (another id, or
+// this id before it was pruned and numbered again) leaves the id to byID,
+// which lookups ask first.
+func (ids *recentIDs) add(id string, n uint64) {
+	h := idHash(id)
+	if old, ok := ids.byHash[h]; ok && old != n {
+		ids.byID[id] = n
+		return
+	}
+	ids.byHash[h] = n
+}
+
+func (ids *recentIDs) forget(id string, n uint64) {
+	if ids.byID[id] == n {
+		delete(ids.byID, id)
+		return
+	}
+	if h := idHash(id); ids.byHash[h] == n {
+		delete(ids.byHash, h)
+	}
+}
+
+func (ids *recentIDs) size() int { return len(ids.byHash) + len(ids.byID) }
 
 // Variables for the tests, which merge and migrate in small steps.
 var (
@@ -187,7 +279,7 @@ type forgotten struct {
 // the commit is durable.
 type mergePlan struct {
 	epochEnd uint64
-	frozen   []string
+	frozen   idList
 	pos      int
 	done     bool
 }
@@ -211,33 +303,47 @@ func (r *run) syncRecent() error {
 	if ids.loaded && ids.hw == seq && ids.mergedUpto == merged && ids.epochEnd == epoch {
 		return nil
 	}
-	fresh := recentIDs{loaded: true, hw: seq, mergedUpto: merged, epochEnd: epoch, m: map[string]uint64{}}
+	fresh := recentIDs{loaded: true, hw: seq, mergedUpto: merged, epochEnd: epoch,
+		byHash: map[uint64]uint64{}, byID: map[string]uint64{}}
+	var frozen []idSeq
+	err := r.scanStates(merged, seq, func(id string, n uint64) {
+		fresh.add(id, n)
+		if n < epoch {
+			frozen = append(frozen, idSeq{id, n})
+		}
+	})
+	if err != nil {
+		return err
+	}
+	fresh.frozen = newIDList(frozen)
+	*ids = fresh
+	return nil
+}
+
+// scanStates calls fn with the id and number of every state numbered in
+// [from, to).
+func (r *run) scanStates(from, to uint64, fn func(id string, n uint64)) error {
+	if to <= from {
+		return nil
+	}
 	var bad error
-	_, err := r.tx.Sweep(state.SpaceTickets, seqKey(merged), math.MaxInt, func(k, v []byte) bool {
+	_, err := r.tx.Sweep(state.SpaceTickets, seqKey(from), int(min(to-from, math.MaxInt32)), func(k, v []byte) bool {
+		n := seqOf(k)
+		if n >= to || bad != nil {
+			return false
+		}
 		id, _, err := splitStoredTicket(v)
 		if err != nil {
 			bad = fmt.Errorf("ticket state %x: %w", k, err)
 			return false
 		}
-		fresh.m[id] = seqOf(k)
+		fn(id, n)
 		return false
 	})
 	if err != nil {
 		return err
 	}
-	if bad != nil {
-		return bad
-	}
-	if epoch != 0 {
-		for id, n := range fresh.m {
-			if n < epoch {
-				fresh.frozen = append(fresh.frozen, id)
-			}
-		}
-		sort.Strings(fresh.frozen)
-	}
-	*ids = fresh
-	return nil
+	return bad
 }
 
 // seqOf decodes a state key (seqKey).
@@ -250,38 +356,37 @@ func seqOf(k []byte) uint64 {
 }
 
 // mergeRecent freezes the recent ids once there are mergeAt of them and
-// merges the next slice of a frozen set into the index.
+// merges the next slice of a frozen set into the index. Ids pruned since
+// they were frozen get an entry all the same: a lookup that finds no
+// state under it takes the ticket for a new one, as it is.
 func (r *run) mergeRecent() error {
 	ids := r.cs.ids
 	p := &mergePlan{epochEnd: ids.epochEnd, frozen: ids.frozen, pos: ids.pos}
 	if p.epochEnd == 0 {
-		if len(ids.m) < mergeAt {
+		if ids.size() < mergeAt {
 			return nil
 		}
 		// Only committed ids (numbers below hw) are frozen.
 		p.epochEnd = ids.hw
-		p.frozen = make([]string, 0, len(ids.m))
-		for id := range ids.m {
-			p.frozen = append(p.frozen, id)
+		var frozen []idSeq
+		if err := r.scanStates(ids.mergedUpto, ids.hw, func(id string, n uint64) {
+			frozen = append(frozen, idSeq{id, n})
+		}); err != nil {
+			return err
 		}
-		sort.Strings(p.frozen)
-		p.pos = 0
+		p.frozen, p.pos = newIDList(frozen), 0
 		if err := r.tx.Put(state.SpaceMeta, idsEpochKey, binary.AppendUvarint(nil, p.epochEnd)); err != nil {
 			return err
 		}
 	}
-	end := min(p.pos+mergeSlice, len(p.frozen))
-	for _, id := range p.frozen[p.pos:end] {
-		n, ok := ids.m[id]
-		if !ok {
-			continue // pruned meanwhile
-		}
-		if err := r.tx.Put(state.SpaceTicketIDs, []byte(id), binary.AppendUvarint(nil, n)); err != nil {
+	end := min(p.pos+mergeSlice, p.frozen.len())
+	for i := p.pos; i < end; i++ {
+		if err := r.tx.Put(state.SpaceTicketIDs, p.frozen.at(i), binary.AppendUvarint(nil, p.frozen.seq[i])); err != nil {
 			return err
 		}
 	}
 	p.pos = end
-	if p.pos == len(p.frozen) {
+	if p.pos == p.frozen.len() {
 		p.done = true
 		if err := r.tx.Put(state.SpaceMeta, idsMergedKey, binary.AppendUvarint(nil, p.epochEnd)); err != nil {
 			return err
@@ -301,26 +406,29 @@ func (r *run) publishRecent() {
 	if !ids.loaded {
 		return
 	}
-	for id, n := range r.fresh {
-		ids.m[id] = n
+	for _, f := range r.fresh {
+		ids.add(f.id, f.seq)
 	}
 	if r.seqUsed {
 		ids.hw = r.seq
 	}
 	for _, f := range r.forgotten {
-		if ids.m[f.id] == f.seq {
-			delete(ids.m, f.id)
-		}
+		ids.forget(f.id, f.seq)
 	}
 	if p := r.merge; p != nil {
 		ids.epochEnd, ids.frozen, ids.pos = p.epochEnd, p.frozen, p.pos
 		if p.done {
-			for _, id := range p.frozen {
-				if n, ok := ids.m[id]; ok && n < p.epochEnd {
-					delete(ids.m, id)
+			for h, n := range ids.byHash {
+				if n < p.epochEnd {
+					delete(ids.byHash, h)
 				}
 			}
-			ids.mergedUpto, ids.epochEnd, ids.frozen, ids.pos = p.epochEnd, 0, nil, 0
+			for id, n := range ids.byID {
+				if n < p.epochEnd {
+					delete(ids.byID, id)
+				}
+			}
+			ids.mergedUpto, ids.epochEnd, ids.frozen, ids.pos = p.epochEnd, 0, idList{}, 0
 		}
 	}
 }
@@ -333,11 +441,17 @@ func storedTicket(id string, enc []byte) []byte {
 }
 
 func splitStoredTicket(v []byte) (id string, enc []byte, err error) {
+	b, enc, err := splitStored(v)
+	return string(b), enc, err
+}
+
+// splitStored is splitStoredTicket without a copy of the id.
+func splitStored(v []byte) (id, enc []byte, err error) {
 	l, w := binary.Uvarint(v)
 	if w <= 0 || uint64(len(v)-w) < l {
-		return "", nil, errCorrupt
+		return nil, nil, errCorrupt
 	}
-	return string(v[w : w+int(l)]), v[w+int(l):], nil
+	return v[w : w+int(l)], v[w+int(l):], nil
 }
 
 // migrateBatch is how many tickets one migration transaction moves.

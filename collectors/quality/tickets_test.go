@@ -86,6 +86,15 @@ func control(t *testing.T, batches []collectors.Batch) map[string]float64 {
 // entries are kept in memory and merged into the index in slices; restarts
 // in the middle of a merge, and between, lose or double nothing.
 func TestRecentIDsMergeIntoTheIndexAcrossRestarts(t *testing.T) {
+	t.Run("hash=fnv", testRecentIDsMerge)
+	// Every id with the same hash: lookups by hash find other tickets'
+	// states and fall back to exact ids and the index.
+	defer func(h func(string) uint64) { idHash = h }(idHash)
+	idHash = func(id string) uint64 { return uint64(len(id) % 2) }
+	t.Run("hash=colliding", testRecentIDsMerge)
+}
+
+func testRecentIDsMerge(t *testing.T) {
 	batches := syncBatches(24)
 	want := control(t, batches)
 
