@@ -58,6 +58,9 @@ func (r *run) getTicket(id string) ([]byte, error) {
 		}
 		// Pruned, or another id's hash: the index decides.
 	}
+	if !r.cs.ids.inIndex.mayHave(idHash(id)) {
+		return nil, nil // a new ticket: no index page read
+	}
 	v := r.tx.Get(state.SpaceTicketIDs, []byte(id))
 	if v == nil {
 		return nil, nil
@@ -168,7 +171,9 @@ type recentIDs struct {
 	byHash map[uint64]uint64
 	byID   map[string]uint64
 	frozen idList // the merge's ids, sorted
-	pos    int    // the first pos frozen ids are in the index (committed)
+	// inIndex: the ids in the index (SpaceTicketIDs).
+	inIndex filters
+	pos     int // the first pos frozen ids are in the index (committed)
 }
 
 // idList is a sorted list of ids with their numbers, in two allocations
@@ -317,7 +322,7 @@ func (r *run) syncRecent() error {
 	}
 	fresh.frozen = newIDList(frozen)
 	*ids = fresh
-	return nil
+	return r.fillFilter(r.tx.Count(state.SpaceTicketIDs) + mergeAt)
 }
 
 // scanStates calls fn with the id and number of every state numbered in
@@ -381,9 +386,13 @@ func (r *run) mergeRecent() error {
 	}
 	end := min(p.pos+mergeSlice, p.frozen.len())
 	for i := p.pos; i < end; i++ {
-		if err := r.tx.Put(state.SpaceTicketIDs, p.frozen.at(i), binary.AppendUvarint(nil, p.frozen.seq[i])); err != nil {
+		id := p.frozen.at(i)
+		if err := r.tx.Put(state.SpaceTicketIDs, id, binary.AppendUvarint(nil, p.frozen.seq[i])); err != nil {
 			return err
 		}
+		// Added now: should the commit fail, a bit too many only
+		// costs a lookup.
+		ids.inIndex = ids.inIndex.add(idHash(string(id)))
 	}
 	p.pos = end
 	if p.pos == p.frozen.len() {
@@ -536,4 +545,86 @@ func (m *Model) migrateTickets(collector string) error {
 	}
 	m.log.Info("ticket states migrated to numbered keys", "collector", collector, "tickets", moved)
 	return nil
+}
+
+// fillFilter builds the filter of the index's ids for about n ids.
+func (r *run) fillFilter(n int) error {
+	f := filters{newFilter(n)}
+	err := r.tx.ForEach(state.SpaceTicketIDs, func(k, _ []byte) error {
+		f = f.add(idHash(string(k)))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.cs.ids.inIndex = f
+	return nil
+}
+
+// filters is a Bloom filter of the ids in the index: a new ticket's id,
+// not in it, mostly needs no index lookup (a random page of a large
+// index). It is built at the first commit after a start from the index
+// and extended by every merge; a false positive costs one lookup. A full
+// filter is followed by one twice its size instead of being rebuilt from
+// the index (a scan of every index page in one commit).
+type filters []*filter
+
+type filter struct {
+	bits []uint64
+	n    int // ids added
+}
+
+// newFilter sizes a filter for about n ids at 10 bits each (under 1 %
+// false positives).
+func newFilter(n int) *filter {
+	words := 1
+	for words*64 < 10*n {
+		words *= 2
+	}
+	return &filter{bits: make([]uint64, words)}
+}
+
+func (f *filter) full() bool { return f.n*10 >= len(f.bits)*64 }
+
+// add adds h. Nil filters (not built: every id may be in the index) stay
+// nil: a filter of only the ids added would deny the others.
+func (fs filters) add(h uint64) filters {
+	if fs == nil {
+		return nil
+	}
+	if fs[len(fs)-1].full() {
+		n := 1 << 16
+		if len(fs) > 0 {
+			n = 2 * fs[len(fs)-1].n
+		}
+		fs = append(fs, newFilter(n))
+	}
+	f := fs[len(fs)-1]
+	mask := uint64(len(f.bits)*64 - 1)
+	for i, d := uint64(0), h>>33|1; i < 4; i++ {
+		b := (h + i*d) & mask
+		f.bits[b/64] |= 1 << (b % 64)
+	}
+	f.n++
+	return fs
+}
+
+// mayHave is false only for an id never added; nil filters (not built
+// yet) may have any id.
+func (fs filters) mayHave(h uint64) bool {
+	if fs == nil {
+		return true
+	}
+	for _, f := range fs {
+		mask := uint64(len(f.bits)*64 - 1)
+		in := true
+		for i, d := uint64(0), h>>33|1; i < 4 && in; i++ {
+			b := (h + i*d) & mask
+			in = f.bits[b/64]&(1<<(b%64)) != 0
+		}
+		if in {
+			return true
+		}
+	}
+	return false
 }
