@@ -76,35 +76,7 @@ func TestBackfillInterruptedThenRerunEqualsUninterrupted(t *testing.T) {
 	}
 	cmd := exec.Command(bin, args(vm.URL, om, storage)...)
 	cmd.Env = append(os.Environ(), "SERVQ_TEST_HOLD_BACKFILL_AFTER_STEP=500", "SERVQ_TEST_IMPORT_BATCH=65536")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	held := make(chan struct{})
-	var log bytes.Buffer
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if strings.HasPrefix(sc.Text(), "servq-test: holding backfill after step 500") {
-				close(held)
-			}
-		}
-	}()
-	select {
-	case <-held:
-	case <-logDone:
-		cmd.Wait()
-		t.Fatalf("backfill ended before step 500:\n%s", log.String())
-	case <-time.After(5 * time.Minute): // only when stuck
-		cmd.Process.Kill()
-		t.Fatal("backfill never reached step 500")
-	}
+	log, logDone := startBackfillUntil(t, cmd, "servq-test: holding backfill after step 500")
 	testenv.Eventually(t, 30*time.Second, "samples sent before the interruption", func() bool {
 		return len(vmExport(t, vm.URL)) > 0
 	})
@@ -293,35 +265,7 @@ func TestBackfillStuckAfterInterruptExitsWithinBound(t *testing.T) {
 	args := []string{"--config.file=" + cfg, "backfill", "--from=2026-09-01", "--to=2026-11-01", "--step=1h", "-o", om, "--storage.path=" + storage}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SERVQ_TEST_STUCK_BACKFILL_AFTER_STEP=50", "SERVQ_TEST_BACKFILL_STOP_WAIT=2s")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stuck := make(chan struct{})
-	var log bytes.Buffer
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if strings.HasPrefix(sc.Text(), "servq-test: stuck in backfill step 50") {
-				close(stuck)
-			}
-		}
-	}()
-	select {
-	case <-stuck:
-	case <-logDone:
-		cmd.Wait()
-		t.Fatalf("backfill ended before step 50:\n%s", log.String())
-	case <-time.After(5 * time.Minute): // only when stuck elsewhere
-		cmd.Process.Kill()
-		t.Fatal("backfill never reached step 50")
-	}
+	log, logDone := startBackfillUntil(t, cmd, "servq-test: stuck in backfill step 50")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -357,4 +301,40 @@ func TestBackfillStuckAfterInterruptExitsWithinBound(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(storage, ".backfill-*")); len(left) != 0 {
 		t.Errorf("work directories left: %v", left)
 	}
+}
+
+// startBackfillUntil starts cmd and returns once a line of its stderr
+// begins with marker (a test hook's announcement). log collects every
+// line; read it only after done is closed, when stderr has ended.
+func startBackfillUntil(t *testing.T, cmd *exec.Cmd, marker string) (log *bytes.Buffer, done <-chan struct{}) {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	log = &bytes.Buffer{}
+	reached, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), marker) {
+				close(reached)
+			}
+		}
+	}()
+	select {
+	case <-reached:
+	case <-ended:
+		cmd.Wait()
+		t.Fatalf("backfill ended before %q:\n%s", marker, log.String())
+	case <-time.After(5 * time.Minute): // only when stuck
+		cmd.Process.Kill()
+		t.Fatalf("backfill never reached %q", marker)
+	}
+	return log, ended
 }
