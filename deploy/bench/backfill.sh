@@ -11,14 +11,8 @@
 #
 # Needs: go, /usr/bin/time (Debian package "time").
 set -eu
-cd "$(dirname "$0")/../.."
-work=${WORK:-$(mktemp -d)}
-[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-if [ -z "${SERVQ:-}" ]; then
-	go build -o "$work/servq" ./cmd/servq
-	SERVQ=$work/servq
-fi
-go build -o "$work/ticketgen" ./deploy/bench/ticketgen
+gens=ticketgen
+. "$(dirname "$0")/lib.sh"
 for n in ${*:-20000 200000}; do
 	d=$work/n$n
 	rm -rf "$d"
@@ -47,7 +41,7 @@ YML
 	/usr/bin/time -v -o "$d/time.txt" "$SERVQ" backfill --config.file="$d/servq.yml" --storage.path="$d/data" \
 		--from=2025-11-01 --to="$to" --step="${STEP:-1h}" -o "$d/history.om" 2>"$d/backfill.log"
 	cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.1f", u+s}' "$d/time.txt")
-	rss=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$d/time.txt")
+	rss=$(peak_rss_mb "$d/time.txt")
 	wall=$(awk -F': ' '/Elapsed/ {print $2}' "$d/time.txt")
 	summary=$(tail -n 1 "$d/backfill.log")
 	om=$(du -m "$d/history.om" | cut -f1)

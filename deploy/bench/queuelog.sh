@@ -16,14 +16,8 @@
 #
 # Needs: go, curl, /usr/bin/time (Debian package "time").
 set -eu
-cd "$(dirname "$0")/../.."
-work=${WORK:-$(mktemp -d)}
-[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-if [ -z "${SERVQ:-}" ]; then
-	go build -o "$work/servq" ./cmd/servq
-	SERVQ=$work/servq
-fi
-go build -o "$work/qlgen" ./deploy/bench/qlgen
+gens=qlgen
+. "$(dirname "$0")/lib.sh"
 port=${PORT:-19114}
 
 # wait_run: until the collector's first run since this start is over.
@@ -79,7 +73,7 @@ YML
 	c=$(cpu "$d/time.txt")
 	s1=$(cpu "$d/split1.txt")
 	s2=$(cpu "$d/split2.txt")
-	rss=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$d/time.txt")
+	rss=$(peak_rss_mb "$d/time.txt")
 	wall=$(awk -F': ' '/Elapsed/ {print $2}' "$d/time.txt")
 	awk -v n="$lines" -v c="$c" -v s1="$s1" -v s2="$s2" -v rss="$rss" -v wall="$wall" -v calls="$got" 'BEGIN {
 		s = (s1 + s2) / 2

@@ -13,14 +13,8 @@
 #
 # Needs: go, curl, /usr/bin/time (Debian package "time").
 set -eu
-cd "$(dirname "$0")/../.."
-work=${WORK:-$(mktemp -d)}
-[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-if [ -z "${SERVQ:-}" ]; then
-	go build -o "$work/servq" ./cmd/servq
-	SERVQ=$work/servq
-fi
-go build -o "$work/ticketgen" ./deploy/bench/ticketgen
+gens=ticketgen
+. "$(dirname "$0")/lib.sh"
 port=${PORT:-19113}
 
 # wait_run PID: until the collector's first run since this start is over
@@ -75,7 +69,7 @@ YML
 	wait $pid || true
 	first_anon=$peak_anon first_file=$peak_file
 	cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.1f", u+s}' "$d/time.txt")
-	rss=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$d/time.txt")
+	rss=$(peak_rss_mb "$d/time.txt")
 	wall=$(awk -F': ' '/Elapsed/ {print $2}' "$d/time.txt")
 	store=$(du -m "$d/data/servq.db" | cut -f1)
 
