@@ -103,10 +103,9 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	// A backfill that could not clean up (killed, or it did not stop in
 	// time) left its work directory; the store's lock says no other
 	// backfill uses it now.
-	if stale, _ := filepath.Glob(filepath.Join(filepath.Dir(real.Path()), ".backfill-*")); len(stale) > 0 {
-		for _, d := range stale {
-			os.RemoveAll(d)
-		}
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(real.Path()), ".backfill-*"))
+	for _, d := range stale {
+		os.RemoveAll(d)
 	}
 	check, err := quality.New(cfg, real, logger)
 	if err != nil {

@@ -250,14 +250,14 @@ func TestRuleLevels(t *testing.T) {
 	if depth != 3 || level["x:step"] != 1 || level["x:win"] != 2 || level["x:ratio"] != 3 || level["x:const"] != 1 {
 		t.Errorf("levels %v, depth %d", level, depth)
 	}
-	two, err := ruleLevel(f, 2)
+	two, err := ruleLevel(f, level, depth, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := yaml.Marshal(two); len(two.Groups) != 1 || len(two.Groups[0].Rules) != 1 || two.Groups[0].Interval != "1m" || two.Groups[0].Rules[0].Record != "x:win" {
 		t.Errorf("level 2:\n%s", b)
 	}
-	if _, err := ruleLevel(f, 4); err == nil || !strings.Contains(err.Error(), "3 levels deep") {
+	if _, err := ruleLevel(f, level, depth, 4); err == nil || !strings.Contains(err.Error(), "3 levels deep") {
 		t.Errorf("level 4: %v", err)
 	}
 	// A rule reading its own earlier values (the live open period) needs

@@ -52,14 +52,14 @@ func writeRules(configFile string, o rulesOptions, stdout, stderr io.Writer) int
 			levels = b
 		}
 	}
-	_, depth, err := ruleLevels(levels)
+	level, depth, err := ruleLevels(levels)
 	if err != nil {
 		fmt.Fprintf(stderr, "servq rules: %v\n", err)
 		return 1
 	}
 	what := fmt.Sprintf("%d rule groups for %d SLOs and %d targets, recording rules %d levels deep", len(f.Groups), len(cfg.SLOs), len(cfg.Targets), depth)
 	if o.level > 0 {
-		if f, err = ruleLevel(f, o.level); err != nil {
+		if f, err = ruleLevel(f, level, depth, o.level); err != nil {
 			fmt.Fprintf(stderr, "servq rules: %v\n", err)
 			return 1
 		}

@@ -81,14 +81,10 @@ func ruleLevels(f *rules.File) (map[string]int, int, error) {
 	return level, depth, nil
 }
 
-// ruleLevel is f with only the recording rules of level n, in their
-// groups (groups left empty are dropped); alerts are left out, as rule
-// backfills ignore them.
-func ruleLevel(f *rules.File, n int) (*rules.File, error) {
-	level, depth, err := ruleLevels(f)
-	if err != nil {
-		return nil, err
-	}
+// ruleLevel is f with only the recording rules of level n (level and
+// depth from ruleLevels), in their groups (groups left empty are
+// dropped); alerts are left out, as rule backfills ignore them.
+func ruleLevel(f *rules.File, level map[string]int, depth, n int) (*rules.File, error) {
 	if n < 1 || n > depth {
 		return nil, fmt.Errorf("--level %d: the recording rules are %d levels deep (1..%d)", n, depth, depth)
 	}

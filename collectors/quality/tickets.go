@@ -112,9 +112,8 @@ func (r *run) putTicket(id string, st *ticketState) {
 		r.remember(id, key)
 		r.fresh = append(r.fresh, idSeq{id, n})
 	}
-	b := make([]byte, 0, 48+len(id)+len(st.openQ)+len(st.openS))
-	b = binary.AppendUvarint(b, uint64(len(id)))
-	r.put(state.SpaceTickets, key, st.appendTo(append(b, id...)))
+	b := storedID(48+len(st.openQ)+len(st.openS), id)
+	r.put(state.SpaceTickets, key, st.appendTo(b))
 }
 
 // nextSeq hands out the collector's next ticket number; the counter is
@@ -214,27 +213,15 @@ func newIDList(ids []idSeq) idList {
 	return l
 }
 
-// idHash is FNV-1a of the id.
-func idHash(id string) uint64 {
+// idHash is FNV-1a of an id, given as a string or as a stored key (no
+// copy to a string).
+func idHash[T string | []byte](id T) uint64 {
 	if collideForTest {
 		return uint64(len(id) % 2)
 	}
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(id); i++ {
 		h ^= uint64(id[i])
-		h *= 1099511628211
-	}
-	return h
-}
-
-// keyHash is idHash of a stored key, without copying it to a string.
-func keyHash(k []byte) uint64 {
-	if collideForTest {
-		return uint64(len(k) % 2)
-	}
-	h := uint64(14695981039346656037)
-	for _, c := range k {
-		h ^= uint64(c)
 		h *= 1099511628211
 	}
 	return h
@@ -411,7 +398,7 @@ func (r *run) mergeRecent() error {
 		}
 		// Added now: should the commit fail, a bit too many only
 		// costs a lookup.
-		ids.inIndex = ids.inIndex.add(keyHash(id))
+		ids.inIndex = ids.inIndex.add(idHash(id))
 	}
 	p.pos = end
 	if p.pos == p.frozen.len() {
@@ -461,11 +448,16 @@ func (r *run) publishRecent() {
 	}
 }
 
-func storedTicket(id string, enc []byte) []byte {
-	b := make([]byte, 0, binary.MaxVarintLen32+len(id)+len(enc))
+// storedID starts a stored ticket state: the id (uvarint length, bytes),
+// with room for an encoding of about n bytes after it.
+func storedID(n int, id string) []byte {
+	b := make([]byte, 0, binary.MaxVarintLen32+len(id)+n)
 	b = binary.AppendUvarint(b, uint64(len(id)))
-	b = append(b, id...)
-	return append(b, enc...)
+	return append(b, id...)
+}
+
+func storedTicket(id string, enc []byte) []byte {
+	return append(storedID(len(enc), id), enc...)
 }
 
 func splitStoredTicket(v []byte) (id string, enc []byte, err error) {
@@ -570,7 +562,7 @@ func (m *Model) migrateTickets(collector string) error {
 func (r *run) fillFilter(n int) error {
 	f := filters{newFilter(n)}
 	err := r.tx.ForEach(state.SpaceTicketIDs, func(k, _ []byte) error {
-		f = f.add(keyHash(k))
+		f = f.add(idHash(k))
 		return nil
 	})
 	if err != nil {
@@ -611,12 +603,8 @@ func (fs filters) add(h uint64) filters {
 	if fs == nil {
 		return nil
 	}
-	if fs[len(fs)-1].full() {
-		n := 1 << 16
-		if len(fs) > 0 {
-			n = 2 * fs[len(fs)-1].n
-		}
-		fs = append(fs, newFilter(n))
+	if last := fs[len(fs)-1]; last.full() {
+		fs = append(fs, newFilter(2*last.n))
 	}
 	f := fs[len(fs)-1]
 	mask := uint64(len(f.bits)*64 - 1)

@@ -224,7 +224,7 @@ func (b *steps) group() Group {
 //
 // Backfilling tools (promtool tsdb create-blocks-from rules, vmalert's
 // replay) evaluate a rule over a range at once, so a rule cannot read its
-// own earlier values there; for them (servq rules --backfill) the period
+// own earlier values there; for them (servq rules --level) the period
 // sums are computed from the steps alone, which is exact when no
 // evaluation is missing, as in a backfill: A(t) is the sum of the steps
 // since the mark, over a range of as many steps as t is past the mark

@@ -51,7 +51,7 @@ func TestPeriodSumsExactWithAnyMarks(t *testing.T) {
 	})
 }
 
-// The backfill form of the rules (servq rules --backfill: period sums
+// The backfill form of the rules (servq rules --level: period sums
 // from the steps alone, for tools that cannot read a rule's own past
 // values) gives the same windows.
 func TestBackfillRulesEqualTheRawWindowExpressions(t *testing.T) {
