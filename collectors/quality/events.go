@@ -937,9 +937,9 @@ func (r *run) prune() error {
 		return err
 	}
 	ticketsAt := r.tx.Get(state.SpaceMeta, pruneTicketsKey)
-	var forget [][]byte // index entries of pruned tickets
+	pruned := len(r.forgotten) // r.forgotten[pruned:] are this sweep's
 	ticketsNext, err := r.tx.Sweep(state.SpaceTickets, ticketsAt, pruneBudget, func(k, v []byte) bool {
-		id, enc, err := splitStoredTicket(v)
+		idb, enc, err := splitStored(v)
 		if err != nil {
 			return false
 		}
@@ -947,7 +947,7 @@ func (r *run) prune() error {
 		if err != nil || st.lastSeen >= cutoff {
 			return false
 		}
-		forget = append(forget, []byte(id))
+		id := string(idb) // copied only for a pruned ticket
 		r.forgotten = append(r.forgotten, forgotten{id, seqOf(k)})
 		if st.flags&tsOpen != 0 {
 			r.add(r.m.cat.ticketsOpen, -1, st.openQ, st.openS)
@@ -961,8 +961,8 @@ func (r *run) prune() error {
 	if err != nil {
 		return err
 	}
-	for _, id := range forget {
-		if err := r.tx.Delete(state.SpaceTicketIDs, id); err != nil {
+	for _, f := range r.forgotten[pruned:] {
+		if err := r.tx.Delete(state.SpaceTicketIDs, []byte(f.id)); err != nil {
 			return err
 		}
 	}
