@@ -2,11 +2,14 @@ package quality
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -255,10 +258,19 @@ func firstSync(b *testing.B, m *Model, n int, scattered bool) {
 // BenchmarkFirstSync is the model's part of deploy/bench/tickets.sh: a
 // first sync of an export of 100k or 1M tickets (3 versions each) in
 // chunks, with sequential or scattered ids. Linear time means the 1M
-// case costs at most ~10× the 100k one.
+// case costs at most ~10× the 100k one. -firstsync.tickets sets the sizes
+// (deploy/bench/tickets.sh with MODEL=1 runs them interleaved).
 func BenchmarkFirstSync(b *testing.B) {
+	var sizes []int
+	for _, f := range strings.Split(*firstSyncSizes, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			b.Fatalf("-firstsync.tickets: %v", err)
+		}
+		sizes = append(sizes, n)
+	}
 	for _, ids := range []string{"sequential", "scattered"} {
-		for _, n := range []int{100000, 1000000} {
+		for _, n := range sizes {
 			b.Run(fmt.Sprintf("ids=%s/tickets=%d", ids, n), func(b *testing.B) {
 				var cpu time.Duration
 				for i := 0; i < b.N; i++ {
@@ -280,6 +292,8 @@ func BenchmarkFirstSync(b *testing.B) {
 		}
 	}
 }
+
+var firstSyncSizes = flag.String("firstsync.tickets", "100000,1000000", "BenchmarkFirstSync: export sizes in tickets, comma-separated")
 
 const firstSyncConfig = `
 global: {retention: 3650d}

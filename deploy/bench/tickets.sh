@@ -1,21 +1,54 @@
 #!/bin/sh
-# Ticket export first sync, end to end (issue 13): generates an export of N
-# tickets (three versions each, deploy/bench/ticketgen), runs `servq run`
-# on it under /usr/bin/time -v until the first collection has committed,
-# stops it, and prints CPU seconds and peak RSS. Then restarts servq on the
-# same store and reports its steady-state RSS (anonymous and file-backed)
-# after a second run with nothing new.
+# Ticket export first sync, end to end (issue 13): is a first sync linear
+# in the export's size? Generates an export of SMALL and of BIG tickets
+# (three versions each, deploy/bench/ticketgen), runs `servq run` on each
+# under /usr/bin/time -v until the first collection has committed, stops
+# it, and records CPU seconds (user + system) and peak RSS; then restarts
+# servq on the same store and reads its steady-state RSS (anonymous and
+# file-backed) after a second run with nothing new.
 #
-#   deploy/bench/tickets.sh [tickets ...]      (default: 100000 1000000)
-#   SERVQ=/path/to/servq deploy/bench/tickets.sh 100000   (another build)
+# One run of 100k tickets lasts about 3 s of CPU, and on a shared machine
+# single runs move by ±30 %: a ratio of two single runs is noise. So the
+# runs are interleaved in ROUNDS rounds of "small, big, small" (the
+# machine's load hits both sizes alike), and the figure is the ratio of
+# the medians (MEDIAN big / MEDIAN small, target ≤ 11 for 10× the
+# tickets), with the spread of each round's own ratio (its big run over
+# the mean of its two small runs) beside it. CPU seconds are less
+# sensitive to other processes than wall time, not immune: a busy sibling
+# vCPU slows the caches and the memory bus for both sizes.
+#
+#   deploy/bench/tickets.sh [SMALL BIG]        (default: 100000 1000000)
+#   ROUNDS=5 deploy/bench/tickets.sh           (default 3)
 #   IDS=scattered deploy/bench/tickets.sh      (uuid-like ids instead of the
 #                                               help desks' sequential numbers)
+#   SERVQ=/path/to/servq deploy/bench/tickets.sh   (another build)
+#   BEFORE=/path/to/old/servq deploy/bench/tickets.sh
+#                                  (each run is also made with that build,
+#                                   right after, for before/after ratios
+#                                   from the same rounds)
+#   MODEL=1 deploy/bench/tickets.sh   (the model's part only: BenchmarkFirstSync
+#                                      of collectors/quality, no CSV parsing,
+#                                      no restart; BEFORE= a test binary built
+#                                      with `go test -c ./collectors/quality/`)
+#
+# Prints one line per run, then per build the medians and the ratio, with
+# the machine's load average at the start and the end.
 #
 # Needs: go, curl, /usr/bin/time (Debian package "time").
 set -eu
 gens=ticketgen
 . "$(dirname "$0")/lib.sh"
 port=${PORT:-19113}
+rounds=${ROUNDS:-3}
+small=${1:-100000}
+big=${2:-1000000}
+ids=${IDS:-sequential}
+if [ -n "${MODEL:-}" ]; then
+	go test -c -o "$work/quality.test" ./collectors/quality/
+	after=$work/quality.test
+else
+	after=$SERVQ
+fi
 
 # wait_run PID: until the collector's first run since this start is over
 # (the status API; the run counters appear only after new_series_delay),
@@ -38,11 +71,12 @@ wait_run() {
 	case $body in *'"error":"'*) echo "collector error: $body" >&2 ;; esac
 }
 
-for n in ${*:-100000 1000000}; do
-	d=$work/n$n
-	rm -rf "$d"
+# export_dir N: the export of N tickets and its config, generated once.
+export_dir() {
+	d=$work/n$1
+	[ -f "$d/servq.yml" ] && return
 	mkdir -p "$d"
-	"$work/ticketgen" -tickets "$n" -ids "${IDS:-sequential}" -o "$d/tickets.csv"
+	"$work/ticketgen" -tickets "$1" -ids "$ids" -o "$d/tickets.csv"
 	cat >"$d/servq.yml" <<YML
 global:
   retention: 3650d
@@ -59,7 +93,28 @@ slos:
   - {name: reply-4h, indicator: ticket_first_reply, threshold: 4h, objective: 90}
   - {name: solve-2d, indicator: ticket_resolution, threshold: 48h, objective: 90}
 YML
-	/usr/bin/time -v -o "$d/time.txt" "$SERVQ" run --config.file="$d/servq.yml" --storage.path="$d/data" \
+}
+
+# one BUILD NAME N ROUND: a first sync of N tickets by BUILD, on a new
+# store; appends "NAME N ROUND CPU" to $work/cpu.txt.
+one() {
+	bin=$1 name=$2 n=$3 round=$4
+	if [ -n "${MODEL:-}" ]; then
+		# The flag only for other sizes: a test binary older than it
+		# (BEFORE=) has the default sizes only.
+		sizes=
+		[ "$small $big" = "100000 1000000" ] || sizes=-firstsync.tickets=$n
+		cpu=$("$bin" -test.run '^$' -test.bench "FirstSync/ids=$ids/tickets=$n\$" -test.benchtime 1x $sizes |
+			awk '{for (i = 2; i <= NF; i++) if ($i == "cpu-s/op") print $(i-1)}')
+		[ -n "$cpu" ] || { echo "no cpu-s/op from $bin (a test binary older than -firstsync.tickets knows only 100000 and 1000000)" >&2; exit 1; }
+		echo "build=$name ids=$ids tickets=$n round=$round model_cpu_s=$cpu load=$(cut -d' ' -f1 /proc/loadavg)"
+		echo "$name $n $round $cpu" >>"$work/cpu.txt"
+		return
+	fi
+	export_dir "$n"
+	d=$work/n$n
+	rm -rf "$d/data"
+	/usr/bin/time -v -o "$d/time.txt" "$bin" run --config.file="$d/servq.yml" --storage.path="$d/data" \
 		--web.listen-address=127.0.0.1:$port --log.level=warn 2>"$d/servq.log" &
 	pid=$!
 	sleep 0.2
@@ -68,14 +123,14 @@ YML
 	kill -TERM "$child"
 	wait $pid || true
 	first_anon=$peak_anon first_file=$peak_file
-	cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.1f", u+s}' "$d/time.txt")
+	cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.2f", u+s}' "$d/time.txt")
 	rss=$(peak_rss_mb "$d/time.txt")
 	wall=$(awk -F': ' '/Elapsed/ {print $2}' "$d/time.txt")
 	store=$(du -m "$d/data/servq.db" | cut -f1)
 
 	# Steady state: a restart on the full store, one run that finds
 	# nothing new, then the process's memory as the kernel counts it.
-	"$SERVQ" run --config.file="$d/servq.yml" --storage.path="$d/data" \
+	"$bin" run --config.file="$d/servq.yml" --storage.path="$d/data" \
 		--web.listen-address=127.0.0.1:$port --log.level=warn 2>>"$d/servq.log" &
 	pid=$!
 	wait_run $pid
@@ -85,5 +140,40 @@ YML
 	total=$(awk '/^VmRSS/ {printf "%.0f", $2/1024}' /proc/$pid/status)
 	kill -TERM $pid
 	wait $pid || true
-	echo "ids=${IDS:-sequential} tickets=$n rows=$((3 * n)) first_sync_cpu_s=$cpu wall=$wall peak_rss_mb=$rss (sampled peaks: anon=$((first_anon / 1024)) file=$((first_file / 1024))) store_mb=$store steady_rss_mb=$total (anon=$anon file=$file)"
+	echo "build=$name ids=$ids tickets=$n round=$round first_sync_cpu_s=$cpu wall=$wall peak_rss_mb=$rss (sampled peaks: anon=$((first_anon / 1024)) file=$((first_file / 1024))) store_mb=$store steady_rss_mb=$total (anon=$anon file=$file) load=$(cut -d' ' -f1 /proc/loadavg)"
+	echo "$name $n $round $cpu" >>"$work/cpu.txt"
+}
+
+# both N ROUND: the run of N by this build, then by the build before.
+both() {
+	one "$after" after "$1" "$2"
+	if [ -n "${BEFORE:-}" ]; then one "$BEFORE" before "$1" "$2"; fi
+}
+
+: >"$work/cpu.txt"
+echo "start $(date -u +%FT%TZ) load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+for r in $(seq "$rounds"); do
+	both "$small" "$r"
+	both "$big" "$r"
+	both "$small" "$r"
+done
+echo "end $(date -u +%FT%TZ) load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Medians and ratios per build: the ratio of the medians, and the lowest
+# and highest of the rounds' own ratios.
+for name in after before; do
+	grep -q "^$name " "$work/cpu.txt" || continue
+	awk -v name="$name" -v small="$small" -v big="$big" '
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+	}
+	$1 == name && $2 == small { s[++ns] = $4; sum[$3] += $4; cnt[$3]++ }
+	$1 == name && $2 == big { b[++nb] = $4; bigr[$3] = $4 }
+	END {
+		lo = 1e9; hi = 0
+		for (r in bigr) if (cnt[r]) { x = bigr[r] / (sum[r] / cnt[r]); if (x < lo) lo = x; if (x > hi) hi = x }
+		ms = median(s, ns); mb = median(b, nb)
+		printf "%s: %d tickets median %.2f CPU-s (%d runs), %d tickets median %.2f CPU-s (%d runs): ratio of medians %.1fx (rounds %.1fx-%.1fx)\n", name, small, ms, ns, big, mb, nb, mb / ms, lo, hi
+	}' "$work/cpu.txt"
 done
