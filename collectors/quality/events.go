@@ -962,7 +962,7 @@ func (r *run) prune() error {
 		return err
 	}
 	for _, f := range r.forgotten[pruned:] {
-		if err := r.tx.Delete(state.SpaceTicketIDs, []byte(f.id)); err != nil {
+		if err := r.unindex(f); err != nil {
 			return err
 		}
 	}

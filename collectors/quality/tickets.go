@@ -51,19 +51,28 @@ func (r *run) getTicket(id string) ([]byte, error) {
 	if key, ok := r.seqs[id]; ok {
 		return r.stateAt(id, key)
 	}
-	if n, ok := r.cs.ids.lookup(id); ok {
+	ids := r.cs.ids
+	if n, ok := ids.lookup(id); ok {
 		raw, err := r.stateAt(id, seqKey(n))
 		if raw != nil || err != nil {
 			return raw, err
 		}
 		// Pruned, or another id's hash: the index decides.
 	}
-	if !r.cs.ids.inIndex.mayHave(idHash(id)) {
-		return nil, nil // a new ticket: no index page read
+	// The newest entry decides: a ticket pruned and numbered again may
+	// have a stale entry in an older run.
+	h := idHash(id)
+	var v []byte
+	for i := len(ids.runs) - 1; i >= 0 && v == nil; i-- {
+		if ids.runs[i].filter.mayHave(h) {
+			v = r.tx.Get(state.SpaceTicketIDRuns, runKey(ids.runs[i].end, id))
+		}
 	}
-	v := r.tx.Get(state.SpaceTicketIDs, []byte(id))
+	if v == nil && ids.inIndex.mayHave(h) {
+		v = r.tx.Get(state.SpaceTicketIDs, []byte(id))
+	}
 	if v == nil {
-		return nil, nil
+		return nil, nil // a new ticket
 	}
 	n, w := binary.Uvarint(v)
 	if w <= 0 {
@@ -153,12 +162,25 @@ func (r *run) flushSeq() error {
 // themselves, keyed by number, hold the ids, so the newest entries are
 // a scan of the states' right edge away. recentIDs is that scan, kept in
 // memory and extended by each commit. Once it holds mergeAt ids they are
-// frozen, sorted and inserted into the index mergeSlice per commit, in
-// key order (a slice touches only its range of index pages, each page
-// once), and when all are in, the mark moves past them in the same
-// transaction as the last slice. An interrupted merge is done again from
-// its start (the same puts). A lookup asks the memory first, then the
-// index.
+// frozen, sorted and written mergeSlice per commit as a new run of the
+// index (state.SpaceTicketIDRuns, keys runKey(epochEnd, id)), and when
+// all are in, the mark moves past them in the same transaction as the
+// last slice. An interrupted merge is done again from its start (the
+// same puts).
+//
+// Runs, not one index: inserted into one index of ids, a merge's sorted
+// ids still fell all over it, and each slice rewrote most of its pages
+// (at 1M tickets ~5,600 of ~10,000 pages for 8,192 ids): a merge cost
+// grew with the index, and the 1M first sync paid for seven such
+// passes what the 100k one, never merging, did not. A run's prefix is
+// larger than any before, so its ids append at the right edge: a merge
+// writes about one page per hundred ids whatever the store holds. The
+// price is on the lookup side: a ticket not in memory is looked for in
+// each run, newest first, but only where the run's Bloom filter (in
+// memory, 10 bits an id) says it may be, so a new ticket costs a filter
+// probe per run (one per mergeAt tickets in the store) and rarely a
+// page read. The index of earlier versions (state.SpaceTicketIDs, also
+// what the migration writes) is read last, like the oldest run.
 type recentIDs struct {
 	loaded     bool
 	hw         uint64 // next ticket number as of the last commit
@@ -170,9 +192,26 @@ type recentIDs struct {
 	byHash map[uint64]uint64
 	byID   map[string]uint64
 	frozen idList // the merge's ids, sorted
-	// inIndex: the ids in the index (SpaceTicketIDs).
+	// inIndex: the ids in the index of earlier versions (SpaceTicketIDs).
 	inIndex filters
-	pos     int // the first pos frozen ids are in the index (committed)
+	// runs: the merged runs of SpaceTicketIDRuns, oldest first;
+	// building: the filter of the run under way (epochEnd).
+	runs     []idRun
+	building filters
+	pos      int // the first pos frozen ids are in the index (committed)
+}
+
+// idRun is a merged run of the index: the ids numbered below end (and at
+// or above the run before's end), with a filter of its ids.
+type idRun struct {
+	end    uint64
+	filter filters
+}
+
+// runKey is the key of id in the index run of the merge that ended at
+// end: end's 8 big-endian bytes, then the id.
+func runKey(end uint64, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), end), id...)
 }
 
 // idList is a sorted list of ids with their numbers, in two allocations
@@ -267,11 +306,11 @@ func (ids *recentIDs) size() int { return len(ids.byHash) + len(ids.byID) }
 // Variables for the tests, which merge and migrate in small steps.
 var (
 	// mergeAt: ids held in memory before they are merged into the
-	// index (about 8 MB at uuid length). A merge costs a pass over the
-	// index pages once per mergeAt new tickets.
+	// index (about 8 MB at uuid length), and so the size of a run: a
+	// lookup probes one filter per mergeAt tickets in the store.
 	mergeAt = 1 << 17
-	// mergeSlice: ids a commit merges; it bounds the index pages one
-	// transaction dirties (a sixteenth of the index at most).
+	// mergeSlice: ids a commit merges; it bounds the work and the
+	// memory of one transaction (about 80 new index pages).
 	mergeSlice = mergeAt / 16
 )
 
@@ -291,6 +330,7 @@ type forgotten struct {
 type mergePlan struct {
 	epochEnd uint64
 	frozen   idList
+	filter   filters // of the run under way
 	pos      int
 	done     bool
 }
@@ -328,7 +368,7 @@ func (r *run) syncRecent() error {
 	}
 	fresh.frozen = newIDList(frozen)
 	*ids = fresh
-	return r.fillFilter(r.tx.Count(state.SpaceTicketIDs) + mergeAt)
+	return r.fillFilters()
 }
 
 // scanStates calls fn with the id and number of every state numbered in
@@ -372,7 +412,7 @@ func seqOf(k []byte) uint64 {
 // state under it takes the ticket for a new one, as it is.
 func (r *run) mergeRecent() error {
 	ids := r.cs.ids
-	p := &mergePlan{epochEnd: ids.epochEnd, frozen: ids.frozen, pos: ids.pos}
+	p := &mergePlan{epochEnd: ids.epochEnd, frozen: ids.frozen, filter: ids.building, pos: ids.pos}
 	if p.epochEnd == 0 {
 		if ids.size() < mergeAt {
 			return nil
@@ -385,20 +425,27 @@ func (r *run) mergeRecent() error {
 		}); err != nil {
 			return err
 		}
-		p.frozen, p.pos = newIDList(frozen), 0
+		p.frozen, p.pos, p.filter = newIDList(frozen), 0, nil
 		if err := r.tx.Put(state.SpaceMeta, idsEpochKey, binary.AppendUvarint(nil, p.epochEnd)); err != nil {
 			return err
 		}
 	}
+	if p.filter == nil {
+		// Restarted before any of the run was written.
+		p.filter = filters{newFilter(p.frozen.len())}
+	}
 	end := min(p.pos+mergeSlice, p.frozen.len())
+	prefix := binary.BigEndian.AppendUint64(nil, p.epochEnd)
 	for i := p.pos; i < end; i++ {
 		id := p.frozen.at(i)
-		if err := r.tx.Put(state.SpaceTicketIDs, id, binary.AppendUvarint(nil, p.frozen.seq[i])); err != nil {
+		// bbolt keeps the key until the commit: one allocation each.
+		key := append(append(make([]byte, 0, len(prefix)+len(id)), prefix...), id...)
+		if err := r.tx.Put(state.SpaceTicketIDRuns, key, binary.AppendUvarint(nil, p.frozen.seq[i])); err != nil {
 			return err
 		}
 		// Added now: should the commit fail, a bit too many only
 		// costs a lookup.
-		ids.inIndex = ids.inIndex.add(idHash(id))
+		p.filter = p.filter.add(idHash(id))
 	}
 	p.pos = end
 	if p.pos == p.frozen.len() {
@@ -431,8 +478,9 @@ func (r *run) publishRecent() {
 		ids.forget(f.id, f.seq)
 	}
 	if p := r.merge; p != nil {
-		ids.epochEnd, ids.frozen, ids.pos = p.epochEnd, p.frozen, p.pos
+		ids.epochEnd, ids.frozen, ids.building, ids.pos = p.epochEnd, p.frozen, p.filter, p.pos
 		if p.done {
+			ids.runs = append(ids.runs, idRun{end: p.epochEnd, filter: p.filter})
 			for h, n := range ids.byHash {
 				if n < p.epochEnd {
 					delete(ids.byHash, h)
@@ -443,7 +491,7 @@ func (r *run) publishRecent() {
 					delete(ids.byID, id)
 				}
 			}
-			ids.mergedUpto, ids.epochEnd, ids.frozen, ids.pos = p.epochEnd, 0, idList{}, 0
+			ids.mergedUpto, ids.epochEnd, ids.frozen, ids.building, ids.pos = p.epochEnd, 0, idList{}, nil, 0
 		}
 	}
 }
@@ -558,9 +606,11 @@ func (m *Model) migrateTickets(collector string) error {
 	return nil
 }
 
-// fillFilter builds the filter of the index's ids for about n ids.
-func (r *run) fillFilter(n int) error {
-	f := filters{newFilter(n)}
+// fillFilters builds the filters of the index's ids: of the index of
+// earlier versions, of each run, and of the run under way.
+func (r *run) fillFilters() error {
+	ids := r.cs.ids
+	f := filters{newFilter(r.tx.Count(state.SpaceTicketIDs))}
 	err := r.tx.ForEach(state.SpaceTicketIDs, func(k, _ []byte) error {
 		f = f.add(idHash(k))
 		return nil
@@ -568,8 +618,49 @@ func (r *run) fillFilter(n int) error {
 	if err != nil {
 		return err
 	}
-	r.cs.ids.inIndex = f
-	return nil
+	ids.inIndex = f
+	ids.runs, ids.building = nil, nil
+	return r.tx.ForEach(state.SpaceTicketIDRuns, func(k, _ []byte) error {
+		if len(k) < 8 {
+			return fmt.Errorf("ticket index run key %x: %w", k, errTicketRef)
+		}
+		end, h := binary.BigEndian.Uint64(k), idHash(k[8:])
+		switch {
+		case end == ids.epochEnd:
+			if ids.building == nil {
+				ids.building = filters{newFilter(ids.frozen.len())}
+			}
+			ids.building = ids.building.add(h)
+		case len(ids.runs) == 0 || ids.runs[len(ids.runs)-1].end != end:
+			ids.runs = append(ids.runs, idRun{end: end, filter: filters{newFilter(mergeAt)}.add(h)})
+		default:
+			last := &ids.runs[len(ids.runs)-1]
+			last.filter = last.filter.add(h)
+		}
+		return nil
+	})
+}
+
+// unindex deletes the index entry of a pruned ticket: in the index of
+// earlier versions, and in the run its number belongs to (a missing key
+// costs a lookup).
+func (r *run) unindex(f forgotten) error {
+	if err := r.tx.Delete(state.SpaceTicketIDs, []byte(f.id)); err != nil {
+		return err
+	}
+	ids := r.cs.ids
+	end := uint64(0)
+	if i := sort.Search(len(ids.runs), func(i int) bool { return ids.runs[i].end > f.seq }); i < len(ids.runs) {
+		end = ids.runs[i].end
+	} else if p := r.merge; p != nil && f.seq < p.epochEnd {
+		end = p.epochEnd // this commit's merge, done or not
+	} else if f.seq < ids.epochEnd {
+		end = ids.epochEnd
+	}
+	if end == 0 {
+		return nil // numbered since the last merge: in memory only
+	}
+	return r.tx.Delete(state.SpaceTicketIDRuns, runKey(end, f.id))
 }
 
 // filters is a Bloom filter of the ids in the index: a new ticket's id,

@@ -120,12 +120,13 @@ func testRecentIDsMerge(t *testing.T) {
 	if !merging {
 		t.Error("no restart came in the middle of a merge")
 	}
-	// Every ticket is found: in the index, or numbered after its mark.
+	// Every ticket is found: in the index's runs, or numbered after its
+	// mark.
 	st.View("export", func(tx *state.Tx) error {
 		mark := metaUint(tx, idsMergedKey)
-		indexed := tx.Count(state.SpaceTicketIDs)
-		if indexed == 0 || mark <= 1 {
-			t.Errorf("nothing merged: %d index entries, mark %d", indexed, mark)
+		index := runEntries(t, tx)
+		if len(index) == 0 || mark <= 1 || tx.Count(state.SpaceTicketIDs) != 0 {
+			t.Errorf("nothing merged into runs: %d run entries, %d in the old index, mark %d", len(index), tx.Count(state.SpaceTicketIDs), mark)
 		}
 		return tx.ForEach(state.SpaceTickets, func(k, v []byte) error {
 			id, _, err := splitStoredTicket(v)
@@ -135,8 +136,7 @@ func testRecentIDsMerge(t *testing.T) {
 			if seqOf(k) >= mark {
 				return nil
 			}
-			n, _ := binary.Uvarint(tx.Get(state.SpaceTicketIDs, []byte(id)))
-			if n != seqOf(k) {
+			if n := index[id]; n != seqOf(k) {
 				t.Errorf("ticket %s numbered %d below the mark %d: index says %d", id, seqOf(k), mark, n)
 			}
 			return nil
@@ -146,6 +146,120 @@ func testRecentIDsMerge(t *testing.T) {
 	// A ticket seen again is known, wherever its index entry is.
 	if acc, dup := replay(t, m, batches[2:24]); acc != 0 || dup == 0 {
 		t.Errorf("tickets sent again: %d new, %d known; want 0 new", acc, dup)
+	}
+}
+
+// runEntries is the index's runs as a map from id to number, a newer
+// run's entry replacing an older one's.
+func runEntries(t *testing.T, tx *state.Tx) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	err := tx.ForEach(state.SpaceTicketIDRuns, func(k, v []byte) error {
+		n, w := binary.Uvarint(v)
+		if len(k) < 8 || w <= 0 {
+			return fmt.Errorf("run entry %x=%x", k, v)
+		}
+		out[string(k[8:])] = n
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestMergeCostDoesNotGrowWithTheIndex: a merge writes its ids as a run
+// at the index's right edge, so the pages it writes depend on the ids it
+// merges, not on how many the index holds already. Merged into one index
+// of ids, a merge of scattered ids rewrote pages all over it: with 5,000
+// ids in the index, a merge of 500 wrote almost 4 times the pages (65)
+// it wrote with 500 (17).
+func TestMergeCostDoesNotGrowWithTheIndex(t *testing.T) {
+	defer func(a, s int) { mergeAt, mergeSlice = a, s }(mergeAt, mergeSlice)
+	mergeAt, mergeSlice = 500, 500
+	// pages is what the merge of the last 500 tickets writes after n.
+	pages := func(n int) int64 {
+		m, st := newModel(t, t.TempDir(), firstSyncConfig)
+		defer st.Close()
+		batch := func(from, to int) {
+			b := collectors.Batch{Now: t0.Add(30 * 24 * time.Hour)}
+			for i := from; i < to; i++ {
+				b.Tickets = append(b.Tickets, firstSyncTicket(i, 0, true))
+			}
+			if _, err := m.Commit("export", &b, []byte(fmt.Sprint(to))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Each batch of 500 new tickets is merged by the next commit.
+		for i := 0; i < n; i += 500 {
+			batch(i, i+500)
+		}
+		batch(n, n+500)
+		before := st.PagesWritten()
+		batch(n+500, n+500) // merges the last 500 and nothing else
+		var merged uint64
+		st.View("export", func(tx *state.Tx) error { merged = metaUint(tx, idsMergedKey); return nil })
+		if want := uint64(n + 500 + 1); merged != want {
+			t.Fatalf("mark %d after the merge, want %d", merged, want)
+		}
+		return st.PagesWritten() - before
+	}
+	small, large := pages(500), pages(5000)
+	t.Logf("pages written by a merge of 500: %d into 500, %d into 5,000", small, large)
+	if large > 2*small {
+		t.Errorf("merging 500 ids wrote %d pages into an index of 500 ids, %d into one of 5,000", small, large)
+	}
+}
+
+// TestPrunedTicketsLeaveTheIndexRuns: pruning a ticket deletes its entry
+// from the run its number belongs to, and a pruned ticket sent again is a
+// new ticket, numbered and merged again.
+func TestPrunedTicketsLeaveTheIndexRuns(t *testing.T) {
+	defer func(a, s int) { mergeAt, mergeSlice = a, s }(mergeAt, mergeSlice)
+	mergeAt, mergeSlice = 10, 4
+	m, st := newModel(t, t.TempDir(), firstSyncConfig) // retention 3650d
+	defer st.Close()
+	now := t0.Add(10 * 24 * time.Hour) // after the tickets' solve
+	send := func(from, to int) int {
+		b := collectors.Batch{Now: now}
+		for i := from; i < to; i++ {
+			b.Tickets = append(b.Tickets, firstSyncTicket(i, 2, true))
+		}
+		res, err := m.Commit("export", &b, []byte(now.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Accepted["ticket"]
+	}
+	entries := func() (n int) {
+		st.View("export", func(tx *state.Tx) error { n = len(runEntries(t, tx)); return nil })
+		return n
+	}
+	if acc := send(0, 40); acc != 40 {
+		t.Fatalf("%d new tickets, want 40", acc)
+	}
+	for i := 0; i < 10; i++ {
+		send(0, 0) // merges, 4 ids per commit
+	}
+	if n := entries(); n < 30 {
+		t.Fatalf("%d ids in the index's runs after the merges, want at least 30", n)
+	}
+	now = now.Add(3651 * 24 * time.Hour)
+	send(0, 0)
+	if n := entries(); n != 0 {
+		t.Errorf("%d ids left in the index's runs after every ticket was pruned", n)
+	}
+	if acc := send(0, 40); acc != 40 {
+		t.Errorf("pruned tickets sent again: %d new, want 40", acc)
+	}
+	for i := 0; i < 10; i++ {
+		send(0, 0)
+	}
+	if n := entries(); n < 30 {
+		t.Errorf("%d ids in the index's runs after the tickets came back, want at least 30", n)
+	}
+	if acc := send(0, 40); acc != 0 {
+		t.Errorf("tickets sent a third time: %d new, want 0", acc)
 	}
 }
 
@@ -206,7 +320,7 @@ func legacyLayout(t *testing.T, dir, collector string) {
 		if err != nil {
 			return err
 		}
-		for _, sp := range []string{state.SpaceTickets, state.SpaceTicketIDs} {
+		for _, sp := range []string{state.SpaceTickets, state.SpaceTicketIDs, state.SpaceTicketIDRuns} {
 			if err := ns.DeleteBucket([]byte(sp)); err != nil {
 				return err
 			}

@@ -26,8 +26,16 @@ const (
 	// recent pages whatever the ticket ids look like.
 	SpaceTickets = "ticket_states"
 	// SpaceTicketIDs maps a ticket's id to its sequence number: small
-	// entries, so random ids (uuid keys) touch few pages.
+	// entries, so random ids (uuid keys) touch few pages. Written by
+	// earlier versions' merges and by the migration; merges now write
+	// SpaceTicketIDRuns.
 	SpaceTicketIDs = "ticket_ids"
+	// SpaceTicketIDRuns maps a ticket's id to its sequence number too,
+	// in runs: each merge of recently numbered tickets writes its ids,
+	// sorted, under a prefix larger than any before, so a merge appends
+	// at the B+tree's right edge instead of rewriting pages all over one
+	// index (see quality's recentIDs).
+	SpaceTicketIDRuns = "ticket_id_runs"
 	// SpaceTicketsByID is the layout before sequence numbers: state
 	// keyed by ticket id. Only the migration reads it (quality.Model).
 	SpaceTicketsByID = "tickets"
@@ -42,11 +50,12 @@ const (
 	SpaceOpen = "open"
 )
 
-var spaces = []string{SpaceMeta, SpaceSeries, SpaceTickets, SpaceTicketIDs, SpaceSeen, SpaceLabels, SpaceDeadlines, SpaceOpen}
+var spaces = []string{SpaceMeta, SpaceSeries, SpaceTickets, SpaceTicketIDs, SpaceTicketIDRuns, SpaceSeen, SpaceLabels, SpaceDeadlines, SpaceOpen}
 
 var rootBucket = []byte("collectors")
 
-// ticketsFill is the fill of SpaceTickets' pages when they split.
+// ticketsFill is the fill of SpaceTickets' and SpaceTicketIDRuns' pages
+// when they split.
 const ticketsFill = 0.9
 
 // FileName is the database file inside the storage directory.
@@ -111,6 +120,14 @@ func (s *Store) ReleaseMapped() error {
 	})
 }
 
+// PagesWritten is the number of page writes of the transactions
+// committed since the store was opened (bbolt's statistics): what a
+// commit rewrote, for tests and benchmarks of write amplification.
+func (s *Store) PagesWritten() int64 {
+	st := s.db.Stats()
+	return st.TxStats.GetWrite()
+}
+
 // Tx is a transaction on one collector's namespace.
 type Tx struct {
 	ns *bolt.Bucket
@@ -129,10 +146,11 @@ func (s *Store) Update(collector string, fn func(*Tx) error) error {
 			if err != nil {
 				return err
 			}
-			if sp == SpaceTickets {
-				// Numbered states are appended at the right edge: a
-				// split there leaves the left page as full as this,
-				// not half empty (bbolt's default suits random keys).
+			if sp == SpaceTickets || sp == SpaceTicketIDRuns {
+				// Numbered states and index runs are appended at the
+				// right edge: a split there leaves the left page as
+				// full as this, not half empty (bbolt's default suits
+				// random keys).
 				b.FillPercent = ticketsFill
 			}
 		}
