@@ -103,8 +103,31 @@ type Options struct {
 	// ChunkSize is the records a source hands over at once (0:
 	// collectors.DefaultChunkSize).
 	ChunkSize int
+	// ReadDir, when set, keeps the events read (the spill's run files
+	// and a manifest) in this directory instead, so that a replay
+	// interrupted before it ends reads again only what it had not read
+	// (resume.go). A reading kept there by a replay with another
+	// ReadKey, From, To or collectors is discarded first. Run leaves the
+	// directory in place: the caller removes it once it has what it
+	// needs from the replay.
+	ReadDir string
+	// ReadKey identifies what is read: everything besides From, To and
+	// the collectors' names that shapes it (the config, the step).
+	ReadKey string
+	// ReadProgress, when set, is called after each chunk a source
+	// handed over is spilled (with ReadDir: durably).
+	ReadProgress func(ReadProgress)
 
-	spillEvents, runFanout int // tests: 0 for the defaults
+	spillEvents, runFanout int          // tests: 0 for the defaults
+	beforeManifest         func() error // tests: a crash between a run file and the manifest
+}
+
+// ReadProgress is where the reading of one collector stands.
+type ReadProgress struct {
+	Collector string
+	Chunks    int  // chunks spilled, counting those of an interrupted replay
+	Records   int  // records read so far, idem
+	Finished  bool // the source has nothing more
 }
 
 // Progress is where a replay stands.
@@ -171,27 +194,76 @@ func run(ctx context.Context, m *quality.Model, cols []Collector, sink Sink, o O
 	return play(ctx, m, cols, srcs, evs, sink, o, start, res)
 }
 
-// readSpilled reads the sources chunk by chunk into a spill.
+// readSpilled reads the sources chunk by chunk into a spill, kept in
+// o.ReadDir when it is set (resume.go).
 func readSpilled(ctx context.Context, cols []Collector, o Options, start time.Time, sleep func(context.Context, time.Duration) error) (eventIter, []source, Result, func(), error) {
 	res := Result{Records: map[string]int{}, Rejected: map[string]int{}}
-	sp := newSpill(o.SpillDir, o.spillEvents, o.runFanout)
+	var k *kept
+	var sp *spill
+	if o.ReadDir != "" {
+		var err error
+		if k, sp, err = openKept(o, cols, o.spillEvents, o.runFanout); err != nil {
+			return nil, nil, res, nil, err
+		}
+	} else {
+		sp = newSpill(o.SpillDir, o.spillEvents, o.runFanout)
+	}
 	done := func() { sp.close() }
 	srcs := make([]source, len(cols))
 	for i, c := range cols {
+		var st CollectorReading // where an interrupted reading stopped
+		if k != nil {
+			st = k.r.Collectors[i]
+		}
+		st.Name = c.Name
+		res.Records[c.Name], res.Rejected[c.Name] = st.Records, st.Rejected
+		if st.Finished {
+			srcs[i] = source{name: c.Name, cursor: st.Cursor, watermark: st.Watermark}
+			continue
+		}
+		// spilled makes a chunk durable with the cursor after it (with
+		// a kept reading) and reports it.
+		spilled := func(cursor []byte, finished bool, watermark time.Time) error {
+			st.Chunks++
+			st.Cursor, st.Finished, st.Watermark = cursor, finished, watermark
+			st.Records, st.Rejected = res.Records[c.Name], res.Rejected[c.Name]
+			if k != nil {
+				if err := k.checkpoint(sp, i, st); err != nil {
+					return err
+				}
+			}
+			if o.ReadProgress != nil {
+				o.ReadProgress(ReadProgress{Collector: c.Name, Chunks: st.Chunks, Records: st.Records, Finished: finished})
+			}
+			return nil
+		}
 		// A source may stop a run early (max_read_bytes, a request
 		// budget): it is run again from its cursor until it reads nothing
 		// new. Its records come in chunks (collectors.Batch.Flush) that
 		// go to the spill at once, so a run of any size holds one chunk.
-		var cursor []byte
+		// An interrupted reading continues with a run from its last
+		// chunk's cursor, as after a Retry-After.
+		cursor := st.Cursor
 		waits := 0
 		for run := 0; run < maxRuns; run++ {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, res, done, err
+			}
 			b := &collectors.Batch{Now: o.To}
 			var read, rejected, snaps int
 			from := cursor // where a run cut short by Retry-After resumes
-			b.SetChunks(o.ChunkSize, func(_ context.Context, b *collectors.Batch, chunkCursor []byte) error {
+			b.SetChunks(o.ChunkSize, func(ctx context.Context, b *collectors.Batch, chunkCursor []byte) error {
+				if err := ctx.Err(); err != nil {
+					return err // interrupted: the chunk is read again
+				}
 				read, rejected, snaps = read+b.Len(), rejected+len(b.Rejected), snaps+len(b.Snapshots)
+				res.Records[c.Name] += b.Len()
+				res.Rejected[c.Name] += len(b.Rejected)
 				from = chunkCursor
-				return sp.add(i, b, start)
+				if err := sp.add(i, b, start); err != nil {
+					return err
+				}
+				return spilled(chunkCursor, false, time.Time{})
 			})
 			next, err := c.Source.Collect(ctx, from, b)
 			var backoff *collectors.BackoffError
@@ -201,8 +273,6 @@ func readSpilled(ctx context.Context, cols []Collector, o Options, start time.Ti
 				// last chunk handed over; the failed run's other
 				// records are dropped.
 				waits++
-				res.Records[c.Name] += read
-				res.Rejected[c.Name] += rejected
 				if err := sleep(ctx, backoff.Wait); err != nil {
 					return nil, nil, res, done, err
 				}
@@ -215,12 +285,16 @@ func readSpilled(ctx context.Context, cols []Collector, o Options, start time.Ti
 			}
 			srcs[i] = source{name: c.Name, cursor: next, watermark: b.Watermark}
 			read, rejected, snaps = read+b.Len(), rejected+len(b.Rejected), snaps+len(b.Snapshots)
-			res.Records[c.Name] += read
-			res.Rejected[c.Name] += rejected
+			res.Records[c.Name] += b.Len()
+			res.Rejected[c.Name] += len(b.Rejected)
 			if err := sp.add(i, b, start); err != nil {
 				return nil, nil, res, done, err
 			}
-			if read-snaps+rejected == 0 || bytes.Equal(next, cursor) {
+			finished := read-snaps+rejected == 0 || bytes.Equal(next, cursor) || run == maxRuns-1
+			if err := spilled(next, finished, b.Watermark); err != nil {
+				return nil, nil, res, done, err
+			}
+			if finished {
 				break
 			}
 			cursor = next

@@ -68,6 +68,11 @@ type spill struct {
 	runs   []runFile
 	seq    uint64
 	n      int // files named so far
+	// kept: the runs outlive the replay (resume.go). They are fsynced,
+	// the directory is not removed, and a compaction's inputs wait in
+	// obsolete until a manifest no longer names them.
+	kept     bool
+	obsolete []string
 }
 
 // runFile is a run file; level 0 is one buffer, level k+1 merges fanout runs
@@ -207,8 +212,12 @@ func (s *spill) compact(i int) error {
 	if err := w.close(); err != nil {
 		return err
 	}
-	for _, p := range paths {
-		os.Remove(p)
+	if s.kept {
+		s.obsolete = append(s.obsolete, paths...)
+	} else {
+		for _, p := range paths {
+			os.Remove(p)
+		}
 	}
 	s.runs = append(s.runs[:i], runFile{path: w.path, level: s.runs[i].level + 1})
 	return nil
@@ -231,9 +240,9 @@ func (s *spill) iter() (eventIter, error) {
 	return openMerge(paths)
 }
 
-// close removes the run files.
+// close removes the run files, unless they are kept.
 func (s *spill) close() error {
-	if s.dir == "" {
+	if s.dir == "" || s.kept {
 		return nil
 	}
 	return os.RemoveAll(s.dir)
@@ -362,6 +371,7 @@ func fromDisk(d *diskEvent) (event, error) {
 
 type runWriter struct {
 	path string
+	sync bool // fsync on close (kept runs)
 	f    *os.File
 	w    *bufio.Writer
 	enc  *gob.Encoder
@@ -382,7 +392,7 @@ func (s *spill) create() (*runWriter, error) {
 		return nil, fmt.Errorf("replay: spill: %w", err)
 	}
 	w := bufio.NewWriterSize(f, 256<<10)
-	return &runWriter{path: p, f: f, w: w, enc: gob.NewEncoder(w)}, nil
+	return &runWriter{path: p, sync: s.kept, f: f, w: w, enc: gob.NewEncoder(w)}, nil
 }
 
 func (w *runWriter) write(e *event) error {
@@ -395,6 +405,9 @@ func (w *runWriter) write(e *event) error {
 
 func (w *runWriter) close() error {
 	err := w.w.Flush()
+	if err == nil && w.sync {
+		err = w.f.Sync()
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
