@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -43,6 +44,7 @@ type backfillOptions struct {
 	force     bool
 	labels    map[string]string
 	now       func() time.Time // tests
+	chunkSize int              // tests: records a source hands over at once
 }
 
 func addBackfillFlags(c *kingpin.CmdClause, o *backfillOptions) {
@@ -71,6 +73,9 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	if o.now == nil {
 		o.now = time.Now
 	}
+	if o.chunkSize == 0 {
+		o.chunkSize = testBackfillChunk
+	}
 	from, to, seam, err := backfillRange(o, o.now())
 	if err != nil {
 		return fail(err)
@@ -89,7 +94,8 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	// The real store is held open (locked against a servq run) for the
 	// whole backfill, which replays into a copy in a work directory inside
 	// it; only a complete replay replaces the store, so an interrupted one
-	// (Ctrl-C, a failed source) leaves it as it was.
+	// (Ctrl-C, a failed source) leaves it as it was. What the sources
+	// handed over is kept apart (readDir) until the backfill completes.
 	real, err := state.Open(storagePath(configFile, o.storage))
 	if err != nil {
 		return fail(err)
@@ -106,6 +112,23 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(real.Path()), ".backfill-*"))
 	for _, d := range stale {
 		os.RemoveAll(d)
+	}
+	// What an interrupted backfill read is kept (replay.Options.ReadDir):
+	// the same command resumes it, with its range, and reads only what
+	// it had not read. Another command (config, range flags, step,
+	// collectors) reads from the start; the replay discards the old one.
+	readDir := filepath.Join(filepath.Dir(real.Path()), backfillReadDir)
+	key := readKey(configFile, o)
+	switch r, err := replay.LoadReading(readDir); {
+	case err != nil:
+		fmt.Fprintf(stderr, "backfill: discarding the reading of an interrupted backfill (%v): the sources are read from the start\n", err)
+	case r == nil:
+	case r.Key != key:
+		fmt.Fprintf(stderr, "backfill: discarding the reading of an interrupted backfill with another config, range, step or collectors in %s: the sources are read from the start\n", readDir)
+	default:
+		from, to = r.From, r.To
+		fmt.Fprintf(stderr, "backfill: resuming the reading of an interrupted backfill: %s; range %s to %s kept from the first run; delete %s to start over\n",
+			readingState(r), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), readDir)
 	}
 	check, err := quality.New(cfg, real, logger)
 	if err != nil {
@@ -239,7 +262,17 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	// step, request or write.
 	go func() {
 		res, err := replay.Run(ctx, m, cols, sinks, replay.Options{From: from, To: to, Step: o.step, CommitCursors: seam, Labels: o.labels, Observe: observe,
-			SpillDir: work,
+			SpillDir: work, ReadDir: readDir, ReadKey: key, ChunkSize: o.chunkSize,
+			ReadProgress: func(p replay.ReadProgress) {
+				if p.Finished {
+					fmt.Fprintf(stderr, "backfill: collector %s read: %d records\n", p.Collector, p.Records)
+				} else {
+					fmt.Fprintf(stderr, "backfill: reading collector %s: %d records, chunk %d kept\n", p.Collector, p.Records, p.Chunks)
+				}
+				if testAfterChunk != nil {
+					testAfterChunk(ctx, p.Collector, p.Chunks)
+				}
+			},
 			Progress: func(p replay.Progress) {
 				reached = p.At
 				steps++
@@ -277,8 +310,8 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 			// Still writing: the work copy is in use and stays (the
 			// next backfill removes it); the store was never touched.
 			storeOpen, keepWork = false, true
-			fmt.Fprintf(stderr, "servq backfill: did not stop within %s; exiting: %s is as it was (nothing committed)%s; run the same command again to start over\n",
-				backfillStopWait, real.Path(), outputNote(o.output))
+			fmt.Fprintf(stderr, "servq backfill: did not stop within %s; exiting: %s is as it was (nothing committed)%s; %s\n",
+				backfillStopWait, real.Path(), outputNote(o.output), rerunNote(readDir))
 			return 1
 		}
 	}
@@ -292,10 +325,10 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 		if im != nil {
 			sent = "; the samples VictoriaMetrics acknowledged stay there, and a re-run does not send them again"
 		}
-		return fail(fmt.Errorf("interrupted %s: nothing was committed: %s is as it was%s%s; run the same command again to start over", at, real.Path(), outputNote(o.output), sent))
+		return fail(fmt.Errorf("interrupted %s: nothing was committed: %s is as it was%s%s; %s", at, real.Path(), outputNote(o.output), sent, rerunNote(readDir)))
 	}
 	if err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("%w; %s", err, rerunNote(readDir)))
 	}
 	// The complete replay replaces the store.
 	storeOpen, realOpen = false, false
@@ -311,6 +344,7 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	if checkpoint != "" {
 		os.Remove(checkpoint) // complete: a next backfill sends everything
 	}
+	os.RemoveAll(readDir) // and reads everything
 	for _, c := range cols {
 		fmt.Fprintf(stderr, "backfill: collector %s: %d records read, %d rejected\n", c.Name, res.Records[c.Name], res.Rejected[c.Name])
 	}
@@ -320,6 +354,47 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 		fmt.Fprintf(stderr, "backfill: end state committed to %s: `servq run` with this store continues from it\n", real.Path())
 	}
 	return 0
+}
+
+// backfillReadDir, in the storage directory, keeps what the sources of an
+// interrupted backfill handed over (replay.Options.ReadDir).
+const backfillReadDir = "backfill-read"
+
+// readKey names what shapes what a backfill reads: the config, the range
+// flags as given (--since 90d resolves against now, which moves: its
+// re-run resumes with the range the manifest kept), the step (the
+// sources read a step before the range) and the collectors. Not the
+// sinks, labels or store: they shape only what is played. Nor the chunk
+// size: a cursor continues exactly after its chunk, whatever its size.
+func readKey(configFile string, o backfillOptions) string {
+	cfg, _ := os.ReadFile(configFile)
+	only := slices.Clone(o.only)
+	slices.Sort(only)
+	return keyOf(string(cfg), o.since, o.from, o.to, o.step.String(), strings.Join(slices.Compact(only), "\x00"))
+}
+
+// readingState says where an interrupted reading stands, by collector.
+func readingState(r *replay.Reading) string {
+	var parts []string
+	for _, c := range r.Collectors {
+		switch {
+		case c.Finished:
+			parts = append(parts, fmt.Sprintf("%s read (%d records)", c.Name, c.Records))
+		case c.Chunks > 0:
+			parts = append(parts, fmt.Sprintf("%s continues after its chunk %d (%d records)", c.Name, c.Chunks, c.Records))
+		default:
+			parts = append(parts, c.Name+" from the start")
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// rerunNote says what running the same command again does.
+func rerunNote(readDir string) string {
+	if r, err := replay.LoadReading(readDir); err == nil && r != nil {
+		return fmt.Sprintf("run the same command again to resume: what the sources handed over is kept in %s and not read again (delete it to read everything again)", readDir)
+	}
+	return "run the same command again to start over"
 }
 
 // importCheckpointFile, in the storage directory, says through which time
@@ -342,14 +417,20 @@ type importCheckpointJSON struct {
 // target (with its extra labels), the added labels, the step and the
 // collectors. A hash: the URL may carry credentials.
 func importKey(configFile, target string, labels map[string]string, step time.Duration, collectors []string) string {
-	h := sha256.New()
 	cfg, _ := os.ReadFile(configFile)
 	ls := make([]string, 0, len(labels))
 	for k, v := range labels {
 		ls = append(ls, k+"="+v)
 	}
 	sort.Strings(ls)
-	for _, part := range []string{string(cfg), target, strings.Join(ls, "\x00"), step.String(), strings.Join(collectors, "\x00")} {
+	return keyOf(string(cfg), target, strings.Join(ls, "\x00"), step.String(), strings.Join(collectors, "\x00"))
+}
+
+// keyOf hashes parts, each with its length (no two lists of parts hash
+// alike by moving a boundary).
+func keyOf(parts ...string) string {
+	h := sha256.New()
+	for _, part := range parts {
 		fmt.Fprintf(h, "%d:%s", len(part), part)
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -387,12 +468,14 @@ func (c importCheckpoint) save(through time.Time) error {
 // (a source or a server that ignores cancellation).
 var backfillStopWait = 30 * time.Second
 
-// testAfterStep and testImportBatch are zero except in binaries built
-// with the servqtest tag (testhook_backfill_servqtest.go): the resume
-// test interrupts a backfill at a known step, after samples were sent.
+// testAfterStep, testImportBatch and testBackfillChunk are zero except in
+// binaries built with the servqtest tag (testhook_backfill_servqtest.go):
+// the resume tests interrupt a backfill at a known step, after samples
+// were sent, or (testAfterChunk) after a known chunk of a small size.
 var (
-	testAfterStep   func(ctx context.Context, step int)
-	testImportBatch int
+	testAfterStep     func(ctx context.Context, step int)
+	testImportBatch   int
+	testBackfillChunk int
 )
 
 func outputNote(output string) string {

@@ -303,12 +303,21 @@ func TestBackfillSeam(t *testing.T) {
 	if code := backfill(cfg, failing, logger, &stderr); code == 0 || !strings.Contains(stderr.String(), "disk full") {
 		t.Fatalf("backfill into a failing import: %d\n%s", code, stderr.String())
 	}
-	if entries, _ := os.ReadDir(storage); len(entries) != 1 {
-		t.Errorf("storage after the failed backfill: %v (the work directory should be gone)", entries)
+	// The work directory is gone; what was read is kept for a re-run.
+	if names := dirNames(t, storage); names != "backfill-read servq.db" || !strings.Contains(stderr.String(), "run the same command again to resume") {
+		t.Errorf("storage after the failed backfill: %s\n%s", names, stderr.String())
 	}
 	stderr.Reset()
 	if code := backfill(cfg, opts, logger, &stderr); code != 0 {
 		t.Fatalf("backfill: %d\n%s", code, stderr.String())
+	}
+	// The sinks shape only what is played: the reading is resumed (here
+	// complete), and a complete backfill leaves no reading behind.
+	if !strings.Contains(stderr.String(), "resuming the reading of an interrupted backfill: helpdesk read (") {
+		t.Errorf("the backfill after the failed one does not resume its reading:\n%s", stderr.String())
+	}
+	if names := dirNames(t, storage); names != "servq.db" {
+		t.Errorf("storage after the complete backfill: %s", names)
 	}
 	// Refused the second time, with the reason.
 	stderr.Reset()
@@ -494,6 +503,20 @@ scrape_configs:
 			t.Errorf("%s = %v (%v), want %v", c.expr, v, ok, c.want)
 		}
 	}
+}
+
+// dirNames is the sorted names in dir, space-separated.
+func dirNames(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return strings.Join(names, " ")
 }
 
 func TestBackfillRateETA(t *testing.T) {

@@ -44,4 +44,10 @@ func init() {
 	if n, err := strconv.Atoi(os.Getenv("SERVQ_TEST_IMPORT_BATCH")); err == nil && n > 0 {
 		testImportBatch = n
 	}
+	// SERVQ_TEST_BACKFILL_CHUNK=N: sources hand over chunks of N records,
+	// so that a small history is read in several (SERVQ_TEST_HOLD_AFTER_CHUNK,
+	// testhook_servqtest.go, holds the reading after one).
+	if n, err := strconv.Atoi(os.Getenv("SERVQ_TEST_BACKFILL_CHUNK")); err == nil && n > 0 {
+		testBackfillChunk = n
+	}
 }

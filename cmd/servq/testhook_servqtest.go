@@ -11,8 +11,10 @@ import (
 
 // In a binary built with -tags servqtest, SERVQ_TEST_HOLD_AFTER_CHUNK=N
 // makes every collector's run stop for good right after its Nth chunk is
-// committed, saying so on stderr: the crash tests kill -9 servq at that
-// exact point instead of after a guessed sleep.
+// committed (servq backfill: spilled and named by the kept reading's
+// manifest, counting the chunks of interrupted backfills), saying so on
+// stderr: the crash tests kill -9 servq at that exact point instead of
+// after a guessed sleep.
 func init() {
 	n, err := strconv.Atoi(os.Getenv("SERVQ_TEST_HOLD_AFTER_CHUNK"))
 	if err != nil || n <= 0 {
