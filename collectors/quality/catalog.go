@@ -27,6 +27,10 @@ type catalog struct {
 
 	labelOverflow *family
 
+	// sloInput holds, per SLO, the sums of the counters its indicator
+	// reads (see sloinputs.go).
+	sloInput *family
+
 	all []*family
 }
 
@@ -101,6 +105,8 @@ func newCatalog(cfg *config.Config) *catalog {
 		servqualWeightPoints:   newFamily(Namespace+"servqual_weight_points_total", "Points respondents gave each SERVQUAL dimension in their 100-point split.", kindCounter, nil, "survey", "dimension"),
 		servqualWeighted:       newFamily(Namespace+"servqual_weighted_responses_total", "SERVQUAL responses that included a 100-point importance split.", kindCounter, nil, "survey"),
 
+		sloInput: newFamily(Namespace+"slo_input_total", "What the SLO's indicator reads, pre-summed: every increment of the counters its filters select (input: offered, answered, short, abandoned, answered_within the threshold, solved, solved_first_contact, scored, scored_below the minimum, retracted, retracted_below, good, bad, corrected), in the same commit. definition is a hash of what is summed: a changed SLO counts anew.", kindCounter, nil, "slo", "input", "definition"),
+
 		labelOverflow: newFamily(Namespace+"label_overflow_total", "Records whose label value was replaced by \"other\" because the label reached its cap.", kindCounter, nil, "label"),
 	}
 	c.all = []*family{
@@ -109,7 +115,7 @@ func newCatalog(cfg *config.Config) *catalog {
 		c.callsOffered, c.callsAnswered, c.callsAbandoned, c.callsAbandonedShort, c.callsTransferred,
 		c.callWait, c.callHandle, c.queueWaiting, c.queueLongestWait, c.queueAgents,
 		c.ticketsDeleted, c.surveyResponses, c.csatSatisfied, c.csatScore, c.csatRetracted, c.csatSatisfiedRetracted, c.npsResponses, c.cesScore,
-		c.servqualScore, c.servqualWeightPoints, c.servqualWeighted, c.labelOverflow,
+		c.servqualScore, c.servqualWeightPoints, c.servqualWeighted, c.labelOverflow, c.sloInput,
 	}
 	return c
 }

@@ -43,6 +43,12 @@ type Model struct {
 	tslos        []ticketSLO        // ticket SLOs counted on deadline
 	seriesDelay  time.Duration      // a new counter or histogram shows 0 this long
 	waits        map[string]time.Duration
+	// inputs are the SLO inputs counted (sloinputs.go); inputsOf, the
+	// inputs that read a family; inputKeys, their series keys without
+	// the collector, so that those of a changed SLO are not loaded.
+	inputs    []sloInput
+	inputsOf  map[*family][]int
+	inputKeys map[string]bool
 
 	// Clock is the scrape clock that decides when a new series' value
 	// becomes visible (time.Now; tests replace it). It is not the batch
@@ -74,6 +80,9 @@ type colState struct {
 	loaded    bool // committed state read from the store
 	// ids: the id index of recently numbered tickets (guarded by commit).
 	ids *recentIDs
+	// inputMatch: the SLO inputs that sum each series (guarded by
+	// commit; see inputsFor).
+	inputMatch map[*family]map[string][]int
 }
 
 // New builds the model for cfg and loads every committed series from store.
@@ -108,6 +117,14 @@ func New(cfg *config.Config, store *state.Store, log *slog.Logger) (*Model, erro
 	var err error
 	if m.tslos, err = ticketSLOs(cfg); err != nil {
 		return nil, err
+	}
+	if m.inputs, err = newSLOInputs(cfg, m.byName); err != nil {
+		return nil, err
+	}
+	m.inputsOf, m.inputKeys = map[*family][]int{}, map[string]bool{}
+	for i, in := range m.inputs {
+		m.inputsOf[in.fam] = append(m.inputsOf[in.fam], i)
+		m.inputKeys[seriesKey(in.labels[:])] = true
 	}
 	names, err := store.Collectors()
 	if err != nil {
@@ -172,6 +189,11 @@ func (m *Model) load(collector string) error {
 			if len(labels) != len(f.labels) {
 				return nil // label set changed between versions: start afresh
 			}
+			if f == m.cat.sloInput && !m.inputKeys[rest] {
+				// An SLO removed or changed (another definition):
+				// its sums are no longer served.
+				return nil
+			}
 			s, err := decodeSeries(v, f.kind, f.buckets, labels)
 			if err == errBucketsChanged {
 				m.log.Warn("histogram buckets changed in the config; series restarts from zero", "metric", name, "collector", collector)
@@ -192,7 +214,7 @@ func (m *Model) col(name string) *colState {
 	defer m.mu.Unlock()
 	cs := m.cols[name]
 	if cs == nil {
-		cs = &colState{admitted: map[string]map[string]bool{}, ids: &recentIDs{}}
+		cs = &colState{admitted: map[string]map[string]bool{}, ids: &recentIDs{}, inputMatch: map[*family]map[string][]int{}}
 		m.cols[name] = cs
 	}
 	return cs
@@ -433,6 +455,7 @@ func (m *Model) commit(ctx context.Context, collector string, b *collectors.Batc
 		if final {
 			r.set(m.cat.watermark, float64(r.judgeWatermark.UnixMilli())/1e3)
 		}
+		r.sloInputs()
 		if err := r.writeSeries(); err != nil {
 			return err
 		}

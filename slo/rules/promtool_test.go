@@ -67,6 +67,7 @@ func promtoolRulesWith(t *testing.T, dir, cfgText string, change func(*File)) st
 	if err != nil {
 		t.Fatal(err)
 	}
+	inputRecordings(cfg)(f)
 	if change != nil {
 		change(f)
 	}

@@ -232,7 +232,9 @@ func sloGroups(cfg *config.Config, s *config.SLO, st *steps) ([]Group, error) {
 	}
 	sort.Slice(ordered, func(i, j int) bool { return ordered[i] < ordered[j] })
 
-	counts, err := sli.CountsFor(cfg, s)
+	// The steps read the sums servq keeps per SLO (servq_slo_input_total),
+	// a few series instead of every queue's and channel's.
+	counts, err := sli.StepCounts(cfg, s)
 	if err != nil {
 		return nil, err
 	}

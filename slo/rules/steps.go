@@ -141,7 +141,7 @@ func (b *steps) sideOf(terms []sli.Term, rec string) string {
 
 // term registers a term and returns its servq_term.
 func (b *steps) term(t sli.Term) string {
-	key := t.Selector()
+	key := t.Key()
 	if !b.seen[key] {
 		b.seen[key] = true
 		b.terms = append(b.terms, t) // its sign is the SLOs'
@@ -180,14 +180,21 @@ func (b *steps) stepCount(c *sli.Counts, w time.Duration) string {
 func (b *steps) group() Group {
 	var parts []string
 	for _, t := range b.terms {
+		read := t
+		if b.backfill && t.Raw != nil {
+			// A backfill evaluates the past, which may be from before
+			// servq pre-summed the counters: the raw ones are there in
+			// any case, and their steps are the same.
+			read = *t.Raw
+		}
 		parts = append(parts, fmt.Sprintf("label_replace(%s, \"servq_term\", %s, \"\", \"\")",
-			sli.TermStep(t, b.step, lastWithin), strconv.Quote(t.Selector())))
+			sli.TermStep(read, b.step, lastWithin), strconv.Quote(t.Key())))
 	}
 	for _, t := range b.terms {
 		if len(b.long) == 0 {
 			break // no term windows, no step counts
 		}
-		parts = append(parts, fmt.Sprintf("label_replace(vector(1), \"servq_term\", %s, \"\", \"\")", strconv.Quote(stepsPrefix+t.Selector())))
+		parts = append(parts, fmt.Sprintf("label_replace(vector(1), \"servq_term\", %s, \"\", \"\")", strconv.Quote(stepsPrefix+t.Key())))
 	}
 	rules := []Rule{{Record: recTermEvents + sli.Window(b.step), Expr: strings.Join(parts, "\nor\n")}}
 	rules = append(rules, b.termPeriods()...)
@@ -272,14 +279,6 @@ func (b *steps) add(s *config.SLO, c *sli.Counts, labels map[string]string, sel 
 	ss := sli.Window(step)
 	badStep, totalStep := recBadEvents+ss, recEvents+ss
 	bad, total := c.Bad, c.Total
-	if s.Indicator == "ticket_first_reply" || s.Indicator == "ticket_resolution" {
-		// Every ticket event is good or bad (one per ticket and SLO):
-		// the total is the good events plus the bad side, so the bad
-		// series are read once, not again among all of them.
-		good := bad[0]
-		good.Matchers = merge(good.Matchers, map[string]string{"result": "good"})
-		total = append([]sli.Term{good}, bad...)
-	}
 	stepLabels := merge(labels, map[string]string{"sloth_window": ss})
 	b.rules = append(b.rules,
 		Rule{Record: badStep, Expr: b.side(bad), Labels: stepLabels},

@@ -15,6 +15,22 @@ type Term struct {
 	Metric   string
 	Matchers map[string]string
 	Le       *float64
+	// Raw, on a servq_slo_input_total term (StepCounts), is the raw
+	// counters it pre-sums: its step series is named after them (Key),
+	// and backfilling rules read them.
+	Raw *Term
+}
+
+// Key names the step series of a term (servq_term): the selector of the
+// raw counters it counts, also for a servq_slo_input_total term, so that
+// the steps recorded from raw counters before servq pre-summed them and
+// those recorded from servq_slo_input_total after are one series, and
+// every window sums across the switch.
+func (t Term) Key() string {
+	if t.Raw != nil {
+		return t.Raw.Selector()
+	}
+	return t.Selector()
 }
 
 // Selector is the term's series selector.
