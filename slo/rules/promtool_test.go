@@ -108,8 +108,14 @@ func runPromtoolTest(t *testing.T, tests string) {
 // by change.
 func runPromtoolTestWith(t *testing.T, tests string, change func(*File)) {
 	t.Helper()
+	runPromtoolTestOf(t, promtoolConfig, tests, change)
+}
+
+// runPromtoolTestOf is runPromtoolTestWith on the rules of cfgText.
+func runPromtoolTestOf(t *testing.T, cfgText, tests string, change func(*File)) {
+	t.Helper()
 	dir := t.TempDir()
-	rules := promtoolRulesWith(t, dir, promtoolConfig, change)
+	rules := promtoolRulesWith(t, dir, cfgText, change)
 	var list any
 	if err := yaml.Unmarshal([]byte(tests), &list); err != nil {
 		t.Fatalf("test yaml: %v", err)

@@ -8,7 +8,9 @@
 // period sums (servq:slo_term_events:period hourly, open_period every
 // minute) over the whole history, with the values the rules would have
 // recorded, so that the rules evaluated at the end read full windows of
-// their own series.
+// their own series; and, sampled like the raw counters, the SLOs' inputs
+// as servq pre-sums them (servq_slo_input_total: per SLO and input, the
+// sum over the label combinations), which the step rule reads.
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/servq/servq/config"
 	"github.com/servq/servq/slo/sli"
 )
 
@@ -53,6 +56,28 @@ var perScrape = []struct {
 	{"servq_call_wait_seconds_bucket", `,outcome="answered",le="20.0"`, 3},
 	{"servq_call_wait_seconds_bucket", `,outcome="answered",le="60.0"`, 4},
 	{"servq_call_wait_seconds_bucket", `,outcome="answered",le="+Inf"`, 4},
+}
+
+// inputInc is the increment of an SLO input per scrape interval and label
+// combination (from perScrape), by input and bucket bound.
+func inputInc(in sli.Input) int {
+	switch in.Name {
+	case "offered":
+		return 6
+	case "answered":
+		return 4
+	case "abandoned":
+		return 2
+	case "short":
+		return 1
+	case "answered_within":
+		if *in.Term.Le == 20 {
+			return 3
+		}
+		return 4
+	}
+	log.Fatalf("rulesdata: no increment for input %s of %s", in.Name, in.SLO)
+	return 0
 }
 
 // kinds are the SLOs, repeated with different objectives and windows up
@@ -123,18 +148,39 @@ func main() {
 			}
 		}
 	}
-	// Step recordings: per minute, the events of two scrape intervals of
-	// every combination. In the sparse part the raw counters are not
-	// sampled every minute, but the recordings of a Prometheus that
-	// scraped all along would be these.
-	perMinute := int(time.Minute / *scrape)
 	var cfg = "global: {service: bench}\ncollectors:\n  - {name: pbx, type: demo, schedule: \"@every 1m\"}\nslos:\n"
 	for i := 0; i < *slos; i++ {
 		k := kinds[i%len(kinds)]
 		window := []string{"28d", "30d", "7d"}[i%3]
 		objective := []string{"80", "90", "95", "99"}[(i/3)%4]
+		cfg += fmt.Sprintf("  - {name: slo-%02d, %s, objective: %s, window: %s}\n", i, k.config, objective, window)
+	}
+	parsed, err := config.Parse([]byte(cfg), *cfgOut)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The SLO inputs, sampled like the raw counters: the sums over the
+	// label combinations.
+	for _, s := range parsed.SLOs {
+		ins, err := sli.Inputs(parsed, s)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, in := range ins {
+			labels := fmt.Sprintf(`{collector="pbx",slo=%q,input=%q,definition=%q}`, in.SLO, in.Name, in.Definition)
+			for _, p := range points {
+				fmt.Fprintf(w, "%s%s %d %d\n", sli.SLOInput, labels, int64(inputInc(in))*int64(*combos)*p.units, p.t.Unix())
+			}
+		}
+	}
+	// Step recordings: per minute, the events of two scrape intervals of
+	// every combination. In the sparse part the raw counters are not
+	// sampled every minute, but the recordings of a Prometheus that
+	// scraped all along would be these.
+	perMinute := int(time.Minute / *scrape)
+	for i := 0; i < *slos; i++ {
+		k := kinds[i%len(kinds)]
 		name := fmt.Sprintf("slo-%02d", i)
-		cfg += fmt.Sprintf("  - {name: %s, %s, objective: %s, window: %s}\n", name, k.config, objective, window)
 		for _, rec := range []struct {
 			name string
 			v    int
