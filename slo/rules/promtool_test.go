@@ -59,6 +59,16 @@ func promtoolRules(t *testing.T, dir, cfgText string) string {
 // change (when not nil) before it is written.
 func promtoolRulesWith(t *testing.T, dir, cfgText string, change func(*File)) string {
 	t.Helper()
+	name, _ := promtoolRuleFile(t, dir, cfgText, change)
+	return name
+}
+
+// promtoolRuleFile is promtoolRulesWith, also returning the names of the
+// file's groups in file order: promtool evaluates groups in a random order
+// unless a test gives group_eval_order, and the test recordings of the
+// SLO inputs (inputRecordings) must come before the steps that read them.
+func promtoolRuleFile(t *testing.T, dir, cfgText string, change func(*File)) (string, []string) {
+	t.Helper()
 	cfg, err := config.Parse([]byte(cfgText), "test.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +104,11 @@ func promtoolRulesWith(t *testing.T, dir, cfgText string, change func(*File)) st
 	if err := os.WriteFile(filepath.Join(dir, "rules.yml"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return "rules.yml"
+	var order []string
+	for _, g := range f.Groups {
+		order = append(order, g.Name)
+	}
+	return "rules.yml", order
 }
 
 // runPromtoolTest runs `promtool test rules` on tests (the "tests:" list
@@ -115,12 +129,12 @@ func runPromtoolTestWith(t *testing.T, tests string, change func(*File)) {
 func runPromtoolTestOf(t *testing.T, cfgText, tests string, change func(*File)) {
 	t.Helper()
 	dir := t.TempDir()
-	rules := promtoolRulesWith(t, dir, cfgText, change)
+	rules, order := promtoolRuleFile(t, dir, cfgText, change)
 	var list any
 	if err := yaml.Unmarshal([]byte(tests), &list); err != nil {
 		t.Fatalf("test yaml: %v", err)
 	}
-	doc := map[string]any{"rule_files": []string{rules}, "evaluation_interval": "1m", "tests": list}
+	doc := map[string]any{"rule_files": []string{rules}, "evaluation_interval": "1m", "group_eval_order": order, "tests": list}
 	b, err := yaml.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)

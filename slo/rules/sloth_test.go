@@ -306,12 +306,20 @@ func sameValues(t *testing.T, cfg *config.Config, ours *File) {
 			mine.Groups = append([]Group{steps}, mine.Groups...)
 		}
 	}
+	// servq's steps read the SLO inputs: recorded here from the raw
+	// counters, before the steps (see inputRecordings).
+	inputRecordings(cfg)(&mine)
+	var order []string
+	for _, g := range append(append([]Group(nil), mine.Groups...), sloth.Groups...) {
+		order = append(order, strconv.Quote(g.Name))
+	}
 	w := sli.Window(s.Window.D())
 	labels := func(extra string) string {
 		return `sloth_id="svc-calls",sloth_service="svc",sloth_slo="calls",team="phones",tier="1"` + extra
 	}
 	test := fmt.Sprintf(`rule_files: [rules.yml]
 evaluation_interval: 1m
+group_eval_order: [`+strings.Join(order, ", ")+`]
 tests:
   - interval: 1m
     input_series:

@@ -89,6 +89,7 @@ slos:
 	if err != nil {
 		t.Fatal(err)
 	}
+	inputRecordings(cfg)(f)
 	// Groups in their file order (SLI, meta, alerts): without an order
 	// promtool evaluates them in map order, and with evaluations 30m apart
 	// an alert group that ran before its SLI group would read ratios too

@@ -223,7 +223,8 @@ targets:`, 1)), "test.yml")
 	}
 	// Each counter selector is read once an evaluation (one subquery for
 	// its last samples now and one interval ago), however many SLOs read
-	// it: the five call SLOs read servq_calls_offered_total{} in one place.
+	// it: the five call SLOs read servq_calls_offered_total{} in one
+	// place, from the first one's input; no raw counter is read at all.
 	reads := map[string]int{}
 	for _, g := range f.Groups {
 		for _, r := range g.Rules {
@@ -239,12 +240,24 @@ targets:`, 1)), "test.yml")
 		}
 	}
 	for sel, k := range reads {
-		if !strings.Contains(sel, ":") && k != 1 {
+		if strings.Contains(sel, ":") {
+			continue
+		}
+		if !strings.HasPrefix(sel, sli.SLOInput+"{") {
+			t.Errorf("the rules read the raw %s instead of the SLO inputs", sel)
+		}
+		if k != 1 {
 			t.Errorf("%s is read %d times, want once", sel, k)
 		}
 	}
-	if reads["servq_calls_offered_total"] != 1 {
-		t.Errorf("servq_calls_offered_total read %d times: %v", reads["servq_calls_offered_total"], reads)
+	var offered string
+	for _, s := range cfg.SLOs {
+		if c, _ := sli.StepCounts(cfg, s); offered == "" && s.Indicator == "call_service_level" {
+			offered = c.Total[0].Selector() // sl-bad: count_as_bad
+		}
+	}
+	if reads[offered] != 1 {
+		t.Errorf("%s read %d times: %v", offered, reads[offered], reads)
 	}
 }
 
