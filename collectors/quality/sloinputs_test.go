@@ -274,3 +274,46 @@ slos:
 		t.Errorf("inputs before = %v, want offered and answered_within", before)
 	}
 }
+
+// BenchmarkCommitCallsSLOInputs is the cost of the SLO inputs at commit:
+// batches of 1,000 calls over 1,000 queues and 4 channels, through a model
+// without SLOs and one with 50 call SLOs (the SLOs of deploy/bench/rules.sh,
+// half of them filtered by a regular expression on the queue), in one run.
+func BenchmarkCommitCallsSLOInputs(b *testing.B) {
+	base := "global: {label_limit: 1000}\ncollectors:\n  - {name: pbx, type: demo, schedule: \"@every 1m\"}\n"
+	kinds := []string{
+		"indicator: call_abandonment",
+		"indicator: call_service_level, threshold: 20s, abandon_policy: count_as_bad",
+		"indicator: call_service_level, threshold: 60s, abandon_policy: exclude_short",
+		"indicator: call_service_level, threshold: 20s, abandon_policy: exclude_all",
+	}
+	with := base + "slos:\n"
+	for i := 0; i < 50; i++ {
+		filter := ""
+		if i%2 == 1 {
+			filter = fmt.Sprintf(`, filters: {queue: "=~q%d.*"}`, i%10)
+		}
+		with += fmt.Sprintf("  - {name: slo-%02d, %s, objective: 90%s}\n", i, kinds[i%4], filter)
+	}
+	outcomes := []record.CallOutcome{record.OutcomeAnswered, record.OutcomeAbandoned, record.OutcomeTimeout}
+	for _, c := range []struct{ name, cfg string }{{"slos=0", base}, {"slos=50", with}} {
+		b.Run(c.name, func(b *testing.B) {
+			m, st := newModel(b, b.TempDir(), c.cfg)
+			defer st.Close()
+			const batch = 1000
+			b.ResetTimer()
+			for i := 0; i < b.N; i += batch {
+				bt := collectors.Batch{Now: t0.Add(time.Duration(i) * time.Second)}
+				for j := 0; j < batch; j++ {
+					k := i + j
+					bt.Calls = append(bt.Calls, record.Call{ID: fmt.Sprint(k), Queue: fmt.Sprint("q", k%1000), Channel: fmt.Sprint("ch", k/1000%4),
+						Outcome: outcomes[k%3], Wait: time.Duration(k%90) * time.Second, Talk: time.Minute})
+				}
+				if _, err := m.Commit("pbx", &bt, []byte(fmt.Sprint(i))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/call")
+		})
+	}
+}
