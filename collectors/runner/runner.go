@@ -383,7 +383,6 @@ func (r *Runner) backoff(j *job, err error) {
 	}
 	j.mu.Lock()
 	prev := j.backoff
-	j.backoff, j.status.BackoffUntil = until, until
 	j.mu.Unlock()
 	if until.IsZero() && prev.IsZero() {
 		return
@@ -395,6 +394,12 @@ func (r *Runner) backoff(j *job, err error) {
 	if r.self != nil {
 		r.self.backoff.WithLabelValues(j.name).Set(unixSeconds(until))
 	}
+	// The status goes last: whoever sees the wait in /api/v1/collectors
+	// finds it in the store and the gauge too. Runs of one job never
+	// overlap, so no run reads j.backoff before this assignment.
+	j.mu.Lock()
+	j.backoff, j.status.BackoffUntil = until, until
+	j.mu.Unlock()
 	if !until.IsZero() {
 		r.log.Info("the vendor asked to wait: the collector's runs are skipped until then", "collector", j.name, "until", until, "wait", be.Wait)
 	}
