@@ -126,9 +126,20 @@ func backfill(configFile string, o backfillOptions, logger *slog.Logger, stderr 
 	case r.Key != key:
 		fmt.Fprintf(stderr, "backfill: discarding the reading of an interrupted backfill with another config, range, step or collectors in %s: the sources are read from the start\n", readDir)
 	default:
-		from, to = r.From, r.To
-		fmt.Fprintf(stderr, "backfill: resuming the reading of an interrupted backfill: %s; range %s to %s kept from the first run; delete %s to start over\n",
-			readingState(r), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), readDir)
+		// The start is the first run's (--since moved with the clock).
+		// A range that ends now ends at this run's now: a source still
+		// reading reads on up to it, since what its clock (the old end)
+		// would hold back, e.g. queue_log lines written since, would
+		// be rejected as ahead of it and lost to the seam (servq run
+		// continues after them). A range with --to keeps its end.
+		from = r.From
+		end := "now, " + to.UTC().Format(time.RFC3339)
+		if !seam {
+			to = r.To
+			end = to.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stderr, "backfill: resuming the reading of an interrupted backfill: %s; start %s kept from the first run, end %s; delete %s to start over\n",
+			readingState(r), from.UTC().Format(time.RFC3339), end, readDir)
 	}
 	check, err := quality.New(cfg, real, logger)
 	if err != nil {

@@ -147,7 +147,7 @@ func TestBackfillReadingResumesAfterInterruptAndKill(t *testing.T) {
 	// the pages after its 2nd chunk.
 	cmd = command(om, storage, "SERVQ_TEST_HOLD_AFTER_CHUNK=10")
 	log, done = startBackfillUntil(t, cmd, "servq-test: holding helpdesk after chunk 10")
-	if !strings.Contains(log.String(), "resuming the reading of an interrupted backfill: api continues after its chunk 2 (40 records), helpdesk from the start, pbx from the start; range 2026-09-01T00:00:00Z to 2026-11-01T00:00:00Z kept from the first run; delete "+readDir+" to start over") {
+	if !strings.Contains(log.String(), "resuming the reading of an interrupted backfill: api continues after its chunk 2 (40 records), helpdesk from the start, pbx from the start; start 2026-09-01T00:00:00Z kept from the first run, end 2026-11-01T00:00:00Z; delete "+readDir+" to start over") {
 		t.Errorf("the second backfill does not say what it resumes:\n%s", log)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -191,10 +191,11 @@ func TestBackfillReadingResumesAfterInterruptAndKill(t *testing.T) {
 }
 
 // TestBackfillResumedReadingKeepsItsRange: a backfill --since 61d whose
-// API source failed on its 5th page is run again later: it keeps the
-// range of the first run (the clock moved), says so, asks the API only
-// the pages it had not read, and writes what a backfill never
-// interrupted writes. A changed range or config reads from the start.
+// API source failed on its 5th page is run again 3 hours later: it keeps
+// the start of the first run (the clock moved), ends at the new now (the
+// range ends now), says so, asks the API only the pages it had not read,
+// and writes what a backfill never interrupted writes over that range. A
+// changed range or config reads from the start.
 func TestBackfillResumedReadingKeepsItsRange(t *testing.T) {
 	api := &ticketAPI{}
 	srv := httptest.NewServer(api)
@@ -206,14 +207,16 @@ func TestBackfillResumedReadingKeepsItsRange(t *testing.T) {
 	}
 	now := histStart.AddDate(0, 0, histDays).Add(30 * time.Minute)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	run := func(since, storage, om string, clock time.Time) (int, string) {
+	runFrom := func(since, from, storage, om string, clock time.Time) (int, string) {
 		var stderr bytes.Buffer
-		code := backfill(cfg, backfillOptions{since: since, step: time.Hour, storage: storage, output: om, chunkSize: 20,
+		code := backfill(cfg, backfillOptions{since: since, from: from, step: time.Hour, storage: storage, output: om, chunkSize: 20,
 			now: func() time.Time { return clock }}, logger, &stderr)
 		return code, stderr.String()
 	}
+	run := func(since, storage, om string, clock time.Time) (int, string) { return runFrom(since, "", storage, om, clock) }
+	// The reference: the first run's start, up to the re-run's now.
 	refOM := filepath.Join(dir, "ref.om")
-	if code, log := run("61d", filepath.Join(dir, "ref"), refOM, now); code != 0 {
+	if code, log := runFrom("", now.AddDate(0, 0, -61).Format(time.RFC3339), filepath.Join(dir, "ref"), refOM, now.Add(3*time.Hour)); code != 0 {
 		t.Fatalf("uninterrupted backfill: %d\n%s", code, log)
 	}
 	want := api.requests()
@@ -230,7 +233,7 @@ func TestBackfillResumedReadingKeepsItsRange(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("backfill run again: %d\n%s", code, log)
 	}
-	if !strings.Contains(log, "resuming the reading of an interrupted backfill: api continues after its chunk 2 (40 records); range 2026-09-01T00:30:00Z to 2026-11-01T00:30:00Z kept from the first run; delete "+readDir+" to start over") {
+	if !strings.Contains(log, "resuming the reading of an interrupted backfill: api continues after its chunk 2 (40 records); start 2026-09-01T00:30:00Z kept from the first run, end now, 2026-11-01T03:30:00Z; delete "+readDir+" to start over") {
 		t.Errorf("the re-run does not say what it resumes:\n%s", log)
 	}
 	// The failed page is asked again; nothing else is asked twice.

@@ -45,8 +45,9 @@ type Reading struct {
 	Version int `json:"version"`
 	// Key is Options.ReadKey of the replay that read it.
 	Key string `json:"key"`
-	// From and To are the replay's range: a command resolving its range
-	// from now (servq backfill --since) resumes with the first one's.
+	// From and To are the replay's range: a command resolving its start
+	// from now (servq backfill --since) resumes with the first one's; a
+	// range ending now resumes up to the new now (To only grows).
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
 	// Seq is the number of events spilled: the next one's sequence.
@@ -147,6 +148,12 @@ func openKept(o Options, cols []Collector, limit, fanout int) (*kept, *spill, er
 			}
 		}
 		sp.seq = r.Seq
+		if !k.r.To.Equal(o.To) {
+			k.r.To = o.To.UTC()
+			if err := k.save(); err != nil {
+				return nil, nil, err
+			}
+		}
 		return k, sp, nil
 	}
 	if err := os.RemoveAll(o.ReadDir); err != nil {
@@ -166,7 +173,10 @@ func openKept(o Options, cols []Collector, limit, fanout int) (*kept, *spill, er
 }
 
 func (k *kept) same(r *Reading, o Options, cols []Collector) bool {
-	if r.Key != o.ReadKey || !r.From.Equal(o.From) || !r.To.Equal(o.To) || len(r.Collectors) != len(cols) {
+	// A later end is the same reading continued: what was read stops at
+	// the earlier end (the sources' clock, Batch.Now, was that end), and
+	// the collectors still reading read on up to the new one.
+	if r.Key != o.ReadKey || !r.From.Equal(o.From) || o.To.Before(r.To) || len(r.Collectors) != len(cols) {
 		return false
 	}
 	for i, c := range cols {

@@ -17,9 +17,11 @@ import (
 type asking struct {
 	collectors.Source
 	asked []string
+	nows  []time.Time // the run's clock (Batch.Now) of each ask
 }
 
 func (a *asking) Collect(ctx context.Context, cursor []byte, b *collectors.Batch) ([]byte, error) {
+	a.nows = append(a.nows, b.Now)
 	if cursor == nil {
 		a.asked = append(a.asked, "start")
 	} else {
@@ -45,7 +47,11 @@ func keptReplay(t *testing.T, dir string, o Options, cancel func(ReadProgress) b
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	to := o.To
 	o.From, o.To, o.Step, o.CommitCursors = mon(9, 0), tue(13, 0), 15*time.Minute, true
+	if !to.IsZero() {
+		o.To = to
+	}
 	o.Labels = map[string]string{"job": "servq"}
 	o.ReadDir, o.ChunkSize, o.spillEvents, o.runFanout = dir, 40, 30, 3
 	if o.ReadKey == "" {
@@ -218,7 +224,7 @@ func TestKeptReadingOfAnotherReplayIsDiscarded(t *testing.T) {
 	}
 	for name, c := range map[string]func(){
 		"from":       func() { o.From = o.From.Add(-time.Hour) },
-		"to":         func() { o.To = o.To.Add(time.Hour) },
+		"earlier to": func() { o.To = o.To.Add(-time.Hour) },
 		"collectors": func() { cols = cols[:1] },
 		"order":      func() { cols = []Collector{{"pbx", nil}, {"zd", nil}} },
 	} {
@@ -227,5 +233,46 @@ func TestKeptReadingOfAnotherReplayIsDiscarded(t *testing.T) {
 		if k.same(r, o, cols) {
 			t.Errorf("another %s resumes", name)
 		}
+	}
+}
+
+// TestKeptReadingEndsLater: a range that ends now is resumed up to the new
+// now. The collector still reading reads on with the new end as its clock
+// (a source rejects what is ahead of its clock: a queue_log line written
+// after the first end would be lost), continuing from its kept cursor; the
+// manifest then holds the new end.
+func TestKeptReadingEndsLater(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "read")
+	_, _, err, _ := keptReplay(t, dir, Options{}, func(p ReadProgress) bool { return p.Collector == "zd" && p.Chunks == 4 })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	r, _ := LoadReading(dir)
+	later := r.To.Add(2 * time.Hour)
+	m, st := newModel(t, t.TempDir())
+	if err := st.SetNoSync(true); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{From: r.From, To: later, Step: 15 * time.Minute, ReadDir: dir, ReadKey: r.Key, ChunkSize: 40, spillEvents: 30, runFanout: 3}
+	zd, pbx := &asking{Source: pagedHistory(23)}, &asking{Source: pagedHistory(1000)}
+	om, err := NewOpenMetrics(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), m, []Collector{{"zd", zd}, {"pbx", pbx}}, om, o); err != nil {
+		t.Fatal(err)
+	}
+	if len(zd.asked) == 0 || zd.asked[0] != string(r.Collectors[0].Cursor) {
+		t.Errorf("zd asked from %q, want its 4th chunk's cursor %q (resumed, not read again)", zd.asked, r.Collectors[0].Cursor)
+	}
+	for _, a := range [][]time.Time{zd.nows, pbx.nows} {
+		for _, now := range a {
+			if !now.Equal(later) {
+				t.Fatalf("a source read with its clock at %s, want the new end %s", now, later)
+			}
+		}
+	}
+	if r2, _ := LoadReading(dir); r2 == nil || !r2.To.Equal(later) {
+		t.Errorf("the kept reading's end is %v, want %s", r2, later)
 	}
 }
