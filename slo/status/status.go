@@ -7,6 +7,7 @@ package status
 import (
 	"encoding/binary"
 	"math"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -81,18 +82,19 @@ func sumTerm(byName map[string]*dto.MetricFamily, t sli.Term) float64 {
 	if f == nil {
 		return 0
 	}
+	match := matchers(t.Matchers)
 	var total float64
 next:
 	for _, m := range f.GetMetric() {
-		for k, v := range t.Matchers {
-			found := false
+		for k, ok := range match {
+			v := "" // PromQL reads a missing label as empty
 			for _, lp := range m.GetLabel() {
 				if lp.GetName() == k {
-					found = lp.GetValue() == v
+					v = lp.GetValue()
 					break
 				}
 			}
-			if !found {
+			if !ok(v) {
 				continue next
 			}
 		}
@@ -377,4 +379,25 @@ func sortedKeys(m map[string]Counts) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// matchers reads a term's matchers as its PromQL selector does
+// (sli.Selector): a value starting with "=~" is a regular expression
+// anchored at both ends, any other must be equal. A regular expression
+// that does not compile (servq check refuses it) matches nothing.
+func matchers(ms map[string]string) map[string]func(string) bool {
+	out := make(map[string]func(string) bool, len(ms))
+	for k, v := range ms {
+		if re, ok := strings.CutPrefix(v, "=~"); ok {
+			r, err := regexp.Compile("^(?:" + re + ")$")
+			if err != nil {
+				out[k] = func(string) bool { return false }
+				continue
+			}
+			out[k] = r.MatchString
+			continue
+		}
+		out[k] = func(s string) bool { return s == v }
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +242,55 @@ func TestCountsBeforeTheFirstSampleAreTheBaseline(t *testing.T) {
 	}
 	if s := tr.Status(cfg, later, measure())[0]; s.State != "exhausted" || s.Coverage < MinCoverage {
 		t.Errorf("3h into the window = %+v, want exhausted", s)
+	}
+}
+
+// TestMeasureReadsFiltersAsPromQLDoes: an SLO filtered by a regular
+// expression (queue: "=~sal.*") counts the calls of every queue it
+// matches, as its rules' selector does, not the queues literally named
+// "=~sal.*" (none: the status read 0 events); an equality filter counts
+// its queue only.
+func TestMeasureReadsFiltersAsPromQLDoes(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+collectors:
+  - {name: pbx, type: demo, schedule: "@every 1m"}
+slos:
+  - {name: sal, indicator: call_abandonment, objective: 90, window: 1d, filters: {queue: "=~sal.*"}}
+  - {name: support, indicator: call_abandonment, objective: 90, window: 1d, filters: {queue: support}}
+`), "t.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Global.NewSeriesDelay = new(config.Duration)
+	st, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m, err := quality.New(cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	var b []record.Call
+	for i, q := range []string{"sales", "salon", "salon", "support", "resale"} {
+		// Every call abandoned after 30 s: bad for the abandonment SLOs.
+		b = append(b, record.Call{ID: fmt.Sprint("c", i), Queue: q, Outcome: record.OutcomeAbandoned, Wait: 30 * time.Second, EndedAt: now.Add(-time.Minute)})
+	}
+	if _, err := m.Commit("pbx", &collectors.Batch{Now: now, Calls: b}, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Measure(cfg, fams)
+	if c := got["sal"]; c.Bad != 3 || c.Total != 3 {
+		t.Errorf("sal (queue =~sal.*): %+v, want 3 bad of 3 (sales, salon twice; not resale)", c)
+	}
+	if c := got["support"]; c.Bad != 1 || c.Total != 1 {
+		t.Errorf("support: %+v, want 1 bad of 1", c)
 	}
 }
