@@ -213,7 +213,9 @@ func TestBackfillResumedReadingKeepsItsRange(t *testing.T) {
 			now: func() time.Time { return clock }}, logger, &stderr)
 		return code, stderr.String()
 	}
-	run := func(since, storage, om string, clock time.Time) (int, string) { return runFrom(since, "", storage, om, clock) }
+	run := func(since, storage, om string, clock time.Time) (int, string) {
+		return runFrom(since, "", storage, om, clock)
+	}
 	// The reference: the first run's start, up to the re-run's now.
 	refOM := filepath.Join(dir, "ref.om")
 	if code, log := runFrom("", now.AddDate(0, 0, -61).Format(time.RFC3339), filepath.Join(dir, "ref"), refOM, now.Add(3*time.Hour)); code != 0 {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/servq/servq/config"
@@ -72,6 +73,9 @@ func operationalGroup(cfg *config.Config) Group {
 			"Collector {{ $labels.collector }} maps new {{ $labels.label }} values to \"other\".",
 			"The label reached global.label_limit distinct values; new values are merged into \"other\". Raise the limit if the values are legitimate."),
 	}}
+	if r, ok := inputsNotServed(cfg, job, alert); ok {
+		g.Rules = append(g.Rules, r)
+	}
 	for _, c := range cfg.Collectors {
 		if c.Disabled {
 			continue
@@ -94,4 +98,31 @@ func operationalGroup(cfg *config.Config) Group {
 		g.Rules = append(g.Rules, r)
 	}
 	return g
+}
+
+// inputsNotServed is the alert for rules that read SLO inputs the scraped
+// servq does not define: its config changed an SLO (another definition)
+// or it is older than the rules. Such a step counts nothing, and the SLO
+// would look perfect without a word; servq_slo_input_info lists what the
+// running config defines, counted or not. Only while servq is scraped up
+// (ServqDown and ServqAbsent cover the rest); ten minutes leave time to
+// reload servq and Prometheus one after the other.
+func inputsNotServed(cfg *config.Config, job string, alert func(name, expr string, forDur time.Duration, summary, desc string) Rule) (Rule, bool) {
+	var absent []string
+	for _, s := range cfg.SLOs {
+		ins, err := sli.Inputs(cfg, s)
+		if err != nil {
+			continue // servq check refuses such an SLO
+		}
+		for _, in := range ins {
+			absent = append(absent, "absent("+sli.Selector(sli.SLOInputInfo, map[string]string{"slo": in.SLO, "input": in.Name, "definition": in.Definition})+")")
+		}
+	}
+	if len(absent) == 0 {
+		return Rule{}, false
+	}
+	expr := "(\n  " + strings.Join(absent, "\nor\n  ") + "\n)\nand on() (count(" + job + " == 1) > 0)"
+	return alert("ServqSLOInputNotServed", expr, 10*time.Minute,
+		"The rules read input {{ $labels.input }} of SLO {{ $labels.slo }}, which servq does not serve.",
+		"The rules were generated from a config whose SLO {{ $labels.slo }} sums other series (definition {{ $labels.definition }}) than the running servq's, or from a newer servq: the SLO's step counts nothing, its SLI and burn rates read 0. Generate the rules from servq's config (servq rules) and reload Prometheus and servq with the same config."), true
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/deploy/testenv"
+	"github.com/servq/servq/slo/sli"
 )
 
 // The SLOs of the promtool tests use a 30d window, so the burn factors are
@@ -496,4 +498,59 @@ func TestCSATKPIsCountAChangedTicketRatingOnce(t *testing.T) {
         - {labels: '{target="csat-sat",kpi="csat_satisfied",queue="t"}', value: 50}
     - {expr: 'round(servq:target:value{target="csat-avg"} * 1e6) / 1e6', eval_time: 90m, exp_samples: [{labels: '{target="csat-avg",kpi="csat_average"}', value: 3.833333}]}
 `)
+}
+
+// ServqSLOInputNotServed: the rules of an SLO whose definition servq does
+// not run (here the abandonment SLO's `short` input is missing from
+// servq_slo_input_info, as after a changed filter) fire for that input
+// after 10 minutes, for it only; not while every input is served, and
+// not while servq is down (ServqDown says that).
+func TestInputNotServedAlert(t *testing.T) {
+	t.Parallel()
+	const cfgText = `
+collectors:
+  - {name: pbx, type: demo, schedule: "@every 1m"}
+slos:
+  - {name: abandon, indicator: call_abandonment, objective: 95, filters: {queue: sales}}
+`
+	cfg, err := config.Parse([]byte(cfgText), "t.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := sli.Inputs(cfg, cfg.SLOs[0])
+	if err != nil || len(ins) != 3 {
+		t.Fatalf("inputs %+v, %v; want abandoned, short and offered", ins, err)
+	}
+	info := func(in sli.Input, values string) string {
+		return fmt.Sprintf("    - {series: '%s{job=\"servq\",instance=\"a:9817\",slo=\"%s\",input=\"%s\",definition=\"%s\"}', values: '%s'}\n",
+			sli.SLOInputInfo, in.SLO, in.Name, in.Definition, values)
+	}
+	var missing sli.Input
+	var series string
+	for _, in := range ins {
+		if in.Name == "short" {
+			missing = in
+			// Served under another definition: a config that changed.
+			in.Definition = "0badc0de"
+		}
+		series += info(in, "1x40")
+	}
+	var all string
+	for _, in := range ins {
+		all += info(in, "1x40")
+	}
+	runPromtoolTestOf(t, cfgText, fmt.Sprintf(`
+- interval: 1m
+  input_series:
+%s    - {series: 'up{job="servq",instance="a:9817"}', values: '1x20 0x20'}
+  alert_rule_test:
+    - {eval_time: 9m, alertname: ServqSLOInputNotServed}
+    - {eval_time: 11m, alertname: ServqSLOInputNotServed, exp_alerts: [{exp_labels: {severity: ticket, slo: abandon, input: short, definition: "%s"}}]}
+    - {eval_time: 35m, alertname: ServqSLOInputNotServed}
+- interval: 1m
+  input_series:
+%s    - {series: 'up{job="servq",instance="a:9817"}', values: '1x40'}
+  alert_rule_test:
+    - {eval_time: 30m, alertname: ServqSLOInputNotServed}
+`, series, missing.Definition, all), nil)
 }

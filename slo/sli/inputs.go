@@ -12,6 +12,11 @@ import (
 // a few series per SLO instead of every queue's and channel's.
 const SLOInput = "servq_slo_input_total"
 
+// SLOInputInfo is 1 for every input of the running config's SLOs, counted
+// or not yet (cmd/servq/app): the rules' ServqSLOInputNotServed checks
+// that what they read is served.
+const SLOInputInfo = "servq_slo_input_info"
+
 // Input is one sum of counters an SLO's indicator reads: servq adds to
 // servq_slo_input_total{slo=SLO, input=Name, definition=Definition}
 // exactly what it adds to the series Term selects, at the same commit.

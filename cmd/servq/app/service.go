@@ -22,6 +22,7 @@ import (
 	"github.com/servq/servq/config"
 	"github.com/servq/servq/internal/redact"
 	"github.com/servq/servq/slo/report"
+	"github.com/servq/servq/slo/sli"
 	"github.com/servq/servq/slo/status"
 )
 
@@ -56,7 +57,11 @@ type Service struct {
 	self *runner.SelfMetrics
 
 	reloadOK, reloadTime prometheus.Gauge
-	reloading            sync.Mutex // one reload at a time (SIGHUP and HTTP may race)
+	// sloInputs says which SLO inputs (servq_slo_input_total) the running
+	// config defines, so that rules generated for another config are told
+	// (ServqSLOInputNotServed) instead of silently counting nothing.
+	sloInputs *prometheus.GaugeVec
+	reloading sync.Mutex // one reload at a time (SIGHUP and HTTP may race)
 
 	mu       sync.RWMutex // guards cfg, model, runner, lastErr, push
 	cfg      *config.Config
@@ -106,7 +111,10 @@ func New(opt Options) (*Service, error) {
 	)
 	s.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "servq_config_last_reload_successful", Help: "Whether the last configuration reload attempt was successful."})
 	s.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "servq_config_last_reload_success_timestamp_seconds", Help: "Timestamp of the last successful configuration reload."})
-	s.reg.MustRegister(s.reloadOK, s.reloadTime)
+	s.sloInputs = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: sli.SLOInputInfo,
+		Help: "1 for every SLO input (servq_slo_input_total) of the running config, whether or not a record has counted in it yet: the rules check that what they read is served."},
+		[]string{"slo", "input", "definition"})
+	s.reg.MustRegister(s.reloadOK, s.reloadTime, s.sloInputs)
 	s.self = runner.NewSelfMetrics(s.reg)
 	s.self.SetClock(s.now)
 	s.reportMetrics = report.NewMetrics(s.reg)
@@ -151,8 +159,20 @@ func (s *Service) install(cfg *config.Config) error {
 	if err := mreg.Register(model); err != nil {
 		return err
 	}
+	var inputs []sli.Input
+	for _, slo := range cfg.SLOs {
+		in, err := sli.Inputs(cfg, slo)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, in...)
+	}
 	s.mu.Lock()
 	s.cfg, s.model, s.modelReg, s.runner, s.reports = cfg, model, mreg, r, reports
+	s.sloInputs.Reset()
+	for _, in := range inputs {
+		s.sloInputs.WithLabelValues(in.SLO, in.Name, in.Definition).Set(1)
+	}
 	s.mu.Unlock()
 	return nil
 }
