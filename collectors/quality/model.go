@@ -245,6 +245,9 @@ type Result struct {
 	Accepted  map[string]int // by record kind: ticket, call, survey, snapshot
 	Duplicate map[string]int
 	moreDue   bool // deadlines were left due (expireBudget)
+	// runProbes: lookups of an index run's filter (tests: a new ticket
+	// should need none).
+	runProbes int
 }
 
 // run is one commit in progress: the deltas it accumulates and the

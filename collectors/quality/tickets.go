@@ -65,9 +65,12 @@ func (r *run) getTicket(id string) ([]byte, error) {
 	// have a stale entry in an older run.
 	h := idHash(id)
 	var v []byte
-	for i := len(ids.runs) - 1; i >= 0 && v == nil; i-- {
-		if ids.runs[i].filter.mayHave(h) {
-			v = r.tx.Get(state.SpaceTicketIDRuns, runKey(ids.runs[i].end, id))
+	if ids.inRuns.mayHave(h) {
+		for i := len(ids.runs) - 1; i >= 0 && v == nil; i-- {
+			r.res.runProbes++
+			if ids.runs[i].filter.mayHave(h) {
+				v = r.tx.Get(state.SpaceTicketIDRuns, runKey(ids.runs[i].end, id))
+			}
 		}
 	}
 	if v == nil && ids.inIndex.mayHave(h) {
@@ -179,10 +182,11 @@ func (r *run) flushSeq() error {
 // writes about one page per hundred ids whatever the store holds. The
 // price is on the lookup side: a ticket not in memory is looked for in
 // each run, newest first, but only where the run's Bloom filter (in
-// memory, 10 bits an id) says it may be, so a new ticket costs a filter
-// probe per run (one per mergeAt tickets in the store) and rarely a
-// page read. The index of earlier versions (state.SpaceTicketIDs, also
-// what the migration writes) is read last, like the oldest run.
+// memory, 10 bits an id) says it may be; a filter of all runs' ids in
+// front of them spares a new ticket (the most frequent lookup in a first
+// sync) the probe per run (one per mergeAt tickets in the store). The
+// index of earlier versions (state.SpaceTicketIDs, also what the
+// migration writes) is read last, like the oldest run.
 type recentIDs struct {
 	loaded     bool
 	hw         uint64 // next ticket number as of the last commit
@@ -197,9 +201,11 @@ type recentIDs struct {
 	// inIndex: the ids in the index of earlier versions (SpaceTicketIDs).
 	inIndex filters
 	// runs: the merged runs of SpaceTicketIDRuns, oldest first;
-	// building: the filter of the run under way (epochEnd).
+	// building: the filter of the run under way (epochEnd); inRuns: of
+	// all ids in SpaceTicketIDRuns.
 	runs     []idRun
 	building filters
+	inRuns   filters
 	pos      int // the first pos frozen ids are in the index (committed)
 }
 
@@ -449,7 +455,9 @@ func (r *run) mergeRecent() error {
 		}
 		// Added now: should the commit fail, a bit too many only
 		// costs a lookup.
-		p.filter = p.filter.add(idHash(id))
+		h := idHash(id)
+		p.filter = p.filter.add(h)
+		ids.inRuns = ids.inRuns.add(h)
 	}
 	p.pos = end
 	if p.pos == p.frozen.len() {
@@ -624,11 +632,13 @@ func (r *run) fillFilters() error {
 	}
 	ids.inIndex = f
 	ids.runs, ids.building = nil, nil
+	ids.inRuns = filters{newFilter(r.tx.Count(state.SpaceTicketIDRuns) + mergeAt)}
 	return r.tx.ForEach(state.SpaceTicketIDRuns, func(k, _ []byte) error {
 		if len(k) < 8 {
 			return fmt.Errorf("ticket index run key %x: %w", k, errTicketRef)
 		}
 		end, h := binary.BigEndian.Uint64(k), idHash(k[8:])
+		ids.inRuns = ids.inRuns.add(h)
 		switch {
 		case end == ids.epochEnd:
 			if ids.building == nil {

@@ -263,6 +263,44 @@ func TestPrunedTicketsLeaveTheIndexRuns(t *testing.T) {
 	}
 }
 
+// TestNewTicketsProbeNoRunFilter: a new ticket's lookup asks the filter
+// of all runs' ids and, not in it, none of the runs' own filters, whose
+// number grows with the store (one per mergeAt tickets); a ticket in a
+// run is still found there.
+func TestNewTicketsProbeNoRunFilter(t *testing.T) {
+	defer func(a, s int) { mergeAt, mergeSlice = a, s }(mergeAt, mergeSlice)
+	mergeAt, mergeSlice = 50, 50
+	m, st := newModel(t, t.TempDir(), firstSyncConfig)
+	defer st.Close()
+	now := t0.Add(100 * 24 * time.Hour)
+	send := func(from, to int) Result {
+		b := collectors.Batch{Now: now}
+		for i := from; i < to; i++ {
+			b.Tickets = append(b.Tickets, firstSyncTicket(i, 2, true))
+		}
+		res, err := m.Commit("export", &b, []byte(fmt.Sprint(to)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for i := 0; i < 500; i += 50 {
+		send(i, i+50) // each commit merges the batch before as a run
+	}
+	res := send(500, 700)
+	if runs := len(m.cols["export"].ids.runs); runs < 8 {
+		t.Fatalf("%d runs, want at least 8", runs)
+	}
+	// Without the filter of all runs, each new ticket probes every run
+	// (here 2,000 probes); with it, only its false positives do.
+	if res.Accepted["ticket"] != 200 || res.runProbes >= 200 {
+		t.Errorf("200 new tickets: %d accepted, %d probes of a run's filter; want 200 and fewer than one per ticket", res.Accepted["ticket"], res.runProbes)
+	}
+	if res := send(0, 10); res.Accepted["ticket"] != 0 || res.runProbes == 0 {
+		t.Errorf("10 tickets of the first run: %d new, %d run filters probed; want 0 new, found in the runs", res.Accepted["ticket"], res.runProbes)
+	}
+}
+
 // TestTwoModelsOnOneStoreShareTheRecentIDs: a reload builds a new model on
 // the same store while the old one may still commit; each commit first
 // brings its in-memory ids up to date with the store, so neither takes a
