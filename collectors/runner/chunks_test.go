@@ -133,6 +133,21 @@ func net(t *testing.T, reg *prometheus.Registry) string {
 				vals["servq_ticket_slo_events_total{"+key(m, "")+",result=bad}"] -= v
 			case "servq_ticket_slo_events_total":
 				vals[mf.GetName()+"{"+key(m, "result")+",result="+labelValue(m, "result")+"}"] += v
+			case "servq_slo_input_total":
+				// The SLO's pre-summed inputs: "corrected" overturns
+				// "bad" as the corrections above do (each input has
+				// its own definition hash, left out here).
+				in := labelValue(m, "input")
+				if in == "corrected" {
+					in, v = "bad", -v
+				}
+				var parts []string
+				for _, l := range m.Label {
+					if n := l.GetName(); n != "input" && n != "definition" {
+						parts = append(parts, n+"="+l.GetValue())
+					}
+				}
+				vals[mf.GetName()+"{"+strings.Join(parts, ",")+",input="+in+"}"] += v
 			default:
 				vals[mf.GetName()+"{"+key(m, "")+"}"] += v
 			}
