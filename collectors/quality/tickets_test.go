@@ -292,7 +292,7 @@ func TestNewTicketsProbeNoRunFilter(t *testing.T) {
 		t.Fatalf("%d runs, want at least 8", runs)
 	}
 	// Without the filter of all runs, each new ticket probes every run
-	// (here 2,000 probes); with it, only its false positives do.
+	// (here nine: 1,800 probes); with it, only its false positives do.
 	if res.Accepted["ticket"] != 200 || res.runProbes >= 200 {
 		t.Errorf("200 new tickets: %d accepted, %d probes of a run's filter; want 200 and fewer than one per ticket", res.Accepted["ticket"], res.runProbes)
 	}

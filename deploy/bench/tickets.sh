@@ -26,8 +26,9 @@
 #   SERVQ=/path/to/servq deploy/bench/tickets.sh   (another build)
 #   BEFORE=/path/to/old/servq deploy/bench/tickets.sh
 #                                  (each run is also made with that build,
-#                                   right after, for before/after ratios
-#                                   from the same rounds)
+#                                   right after or, in even rounds, right
+#                                   before, for before/after ratios from
+#                                   the same rounds)
 #   MODEL=1 deploy/bench/tickets.sh   (the model's part only: BenchmarkFirstSync
 #                                      of collectors/quality, no CSV parsing,
 #                                      no restart; BEFORE= a test binary built
@@ -146,8 +147,16 @@ one() {
 	echo "$name $n $round $cpu" >>"$work/cpu.txt"
 }
 
-# both N ROUND: the run of N by this build, then by the build before.
+# both N ROUND: the run of N by this build and by the build before, this
+# build first in odd rounds, second in even ones: a run right after a big
+# one (its store's writeback, a cooler cache) is not always the same
+# build's.
 both() {
+	if [ -n "${BEFORE:-}" ] && [ $(($2 % 2)) -eq 0 ]; then
+		one "$BEFORE" before "$1" "$2"
+		one "$after" after "$1" "$2"
+		return
+	fi
 	one "$after" after "$1" "$2"
 	if [ -n "${BEFORE:-}" ]; then one "$BEFORE" before "$1" "$2"; fi
 }
