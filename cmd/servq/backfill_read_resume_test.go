@@ -169,17 +169,7 @@ func TestBackfillReadingResumesAfterInterruptAndKill(t *testing.T) {
 	if third := api.requests(); len(third) != 0 {
 		t.Errorf("the third backfill asked the API %q, which was read", third)
 	}
-	got, err := os.ReadFile(om)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := os.ReadFile(refOM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, ref) {
-		t.Errorf("the OpenMetrics file of the resumed backfill differs from the uninterrupted one (%d and %d bytes)", len(got), len(ref))
-	}
+	sameOutput(t, "the resumed backfill", om, refOM)
 	for _, c := range []string{"api: 100 records read", "helpdesk: 546 records read"} {
 		if !strings.Contains(string(out), c) {
 			t.Errorf("the resumed backfill does not say %q:\n%s", c, out)
@@ -242,11 +232,7 @@ func TestBackfillResumedReadingKeepsItsRange(t *testing.T) {
 	if second := api.requests(); !slices.Equal(append(first[:len(first)-1], second...), want) {
 		t.Errorf("asked %q, then %q; want %q in all", first, second, want)
 	}
-	got, _ := os.ReadFile(om)
-	ref, _ := os.ReadFile(refOM)
-	if len(ref) == 0 || !bytes.Equal(got, ref) {
-		t.Errorf("the resumed backfill's output differs from the uninterrupted one's (%d and %d bytes)", len(got), len(ref))
-	}
+	sameOutput(t, "the resumed backfill", om, refOM)
 	if names := dirNames(t, storage); names != "servq.db" {
 		t.Errorf("storage after the complete backfill: %s", names)
 	}

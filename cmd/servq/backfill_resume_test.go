@@ -118,17 +118,7 @@ func TestBackfillInterruptedThenRerunEqualsUninterrupted(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(storage, importCheckpointFile)); !os.IsNotExist(err) {
 		t.Errorf("import checkpoint left after a complete backfill (%v)", err)
 	}
-	got, err := os.ReadFile(om)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(refOM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("the OpenMetrics file of the re-run differs from the uninterrupted one (%d and %d bytes)", len(got), len(want))
-	}
+	sameOutput(t, "the re-run", om, refOM)
 	var diff string
 	testenv.Eventually(t, 30*time.Second, "the same series in both VictoriaMetrics", func() bool {
 		a, b := vmExport(t, vm.URL), vmExport(t, refVM.URL)
@@ -337,4 +327,22 @@ func startBackfillUntil(t *testing.T, cmd *exec.Cmd, marker string) (log *bytes.
 		t.Fatalf("backfill never reached %q", marker)
 	}
 	return log, ended
+}
+
+// sameOutput fails the test unless the OpenMetrics file om of what (an
+// interrupted backfill run again) is byte for byte the uninterrupted
+// backfill's ref, which is not empty.
+func sameOutput(t *testing.T, what, om, ref string) {
+	t.Helper()
+	got, err := os.ReadFile(om)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 || !bytes.Equal(got, want) {
+		t.Errorf("the OpenMetrics file of %s differs from the uninterrupted backfill's (%d and %d bytes)", what, len(got), len(want))
+	}
 }
