@@ -2,7 +2,6 @@ package quality
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/servq/servq/config"
@@ -30,9 +29,8 @@ type sloInput struct {
 // labelMatch is one filter of a selector, on the label at idx of a
 // series (-1: the family has no such label, which PromQL reads as "").
 type labelMatch struct {
-	idx int
-	eq  string
-	re  *regexp.Regexp
+	idx   int
+	match func(string) bool // sli.ValueMatcher
 }
 
 func (m labelMatch) ok(labels []string) bool {
@@ -40,10 +38,18 @@ func (m labelMatch) ok(labels []string) bool {
 	if m.idx >= 0 && m.idx < len(labels) {
 		v = labels[m.idx]
 	}
-	if m.re != nil {
-		return m.re.MatchString(v)
+	return m.match(v)
+}
+
+// SLOInputs are the labels (slo, input, definition) of every SLO input
+// the model counts, counted in yet or not: what servq_slo_input_info
+// lists for the rules to check against.
+func (m *Model) SLOInputs() [][3]string {
+	out := make([][3]string, len(m.inputs))
+	for i, in := range m.inputs {
+		out[i] = in.labels
 	}
-	return v == m.eq
+	return out
 }
 
 // newSLOInputs resolves the inputs of every SLO of cfg against the
@@ -90,19 +96,15 @@ func resolveInput(in sli.Input, byName map[string]*family) (sloInput, error) {
 		}
 	}
 	for k, v := range in.Term.Matchers {
-		m := labelMatch{idx: -1, eq: v}
+		match, err := sli.ValueMatcher(v)
+		if err != nil {
+			return si, fmt.Errorf("filters.%s: %w", k, err)
+		}
+		m := labelMatch{idx: -1, match: match}
 		for i, l := range si.fam.labels {
 			if l == k {
 				m.idx = i
 			}
-		}
-		if strings.HasPrefix(v, "=~") {
-			// PromQL anchors a regular expression at both ends.
-			re, err := regexp.Compile("^(?:" + v[2:] + ")$")
-			if err != nil {
-				return si, fmt.Errorf("filters.%s: %w", k, err)
-			}
-			m.re = re
 		}
 		si.matches = append(si.matches, m)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/servq/servq/collectors/state"
 )
 
 // Resuming the reading. Reading is what costs: a help desk's two years of
@@ -224,38 +226,8 @@ func (k *kept) save() error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(k.dir, "."+manifestFile+".*")
-	if err != nil {
-		return fmt.Errorf("replay: manifest: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(k.dir, manifestFile))
-	}
-	if err == nil {
-		err = syncDir(k.dir)
-	}
-	if err != nil {
+	if err := state.WriteFileAtomic(filepath.Join(k.dir, manifestFile), b); err != nil {
 		return fmt.Errorf("replay: manifest in %s: %w", k.dir, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

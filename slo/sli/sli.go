@@ -118,6 +118,23 @@ func Selector(metric string, matchers map[string]string) string {
 	return metric + "{" + strings.Join(parts, ",") + "}"
 }
 
+// ValueMatcher is how the PromQL selector Selector builds reads a label's
+// value: a matcher starting with "=~" is a regular expression anchored at
+// both ends, any other must be equal. A series without the label reads as
+// "" (the caller passes that). Servq's own counts (the SLO inputs, the
+// status page) use it, so they select what the rules select.
+func ValueMatcher(matcher string) (func(string) bool, error) {
+	re, ok := strings.CutPrefix(matcher, "=~")
+	if !ok {
+		return func(v string) bool { return v == matcher }, nil
+	}
+	r, err := regexp.Compile("^(?:" + re + ")$")
+	if err != nil {
+		return nil, err
+	}
+	return r.MatchString, nil
+}
+
 // LeMatcher matches a histogram bucket bound however it was exposed: the
 // Prometheus text format writes le="20", OpenMetrics le="20.0", and both
 // write le="1.2096e+06" for large bounds. The returned value is a regex

@@ -7,7 +7,6 @@ package status
 import (
 	"encoding/binary"
 	"math"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -382,22 +381,16 @@ func sortedKeys(m map[string]Counts) []string {
 }
 
 // matchers reads a term's matchers as its PromQL selector does
-// (sli.Selector): a value starting with "=~" is a regular expression
-// anchored at both ends, any other must be equal. A regular expression
-// that does not compile (servq check refuses it) matches nothing.
+// (sli.ValueMatcher). A regular expression that does not compile (servq
+// check refuses it) matches nothing.
 func matchers(ms map[string]string) map[string]func(string) bool {
 	out := make(map[string]func(string) bool, len(ms))
 	for k, v := range ms {
-		if re, ok := strings.CutPrefix(v, "=~"); ok {
-			r, err := regexp.Compile("^(?:" + re + ")$")
-			if err != nil {
-				out[k] = func(string) bool { return false }
-				continue
-			}
-			out[k] = r.MatchString
-			continue
+		m, err := sli.ValueMatcher(v)
+		if err != nil {
+			m = func(string) bool { return false }
 		}
-		out[k] = func(s string) bool { return s == v }
+		out[k] = m
 	}
 	return out
 }

@@ -159,19 +159,11 @@ func (s *Service) install(cfg *config.Config) error {
 	if err := mreg.Register(model); err != nil {
 		return err
 	}
-	var inputs []sli.Input
-	for _, slo := range cfg.SLOs {
-		in, err := sli.Inputs(cfg, slo)
-		if err != nil {
-			return err
-		}
-		inputs = append(inputs, in...)
-	}
 	s.mu.Lock()
 	s.cfg, s.model, s.modelReg, s.runner, s.reports = cfg, model, mreg, r, reports
 	s.sloInputs.Reset()
-	for _, in := range inputs {
-		s.sloInputs.WithLabelValues(in.SLO, in.Name, in.Definition).Set(1)
+	for _, in := range model.SLOInputs() {
+		s.sloInputs.WithLabelValues(in[:]...).Set(1)
 	}
 	s.mu.Unlock()
 	return nil
