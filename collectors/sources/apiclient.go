@@ -268,7 +268,7 @@ func (c *apiClient) getJSON(ctx context.Context, rawURL string, out any) (http.H
 //     Freshdesk, Jira and Twilio send seconds);
 //   - X-RateLimit-Reset: Jira Cloud sends the ISO 8601 instant the limit
 //     resets at, to the minute ("2026-11-23T10:02Z"); other APIs send a
-//     unix time or seconds from now;
+//     unix time (seconds, some milliseconds) or seconds from now;
 //   - RateLimit-Reset (the IETF RateLimit fields, Zendesk's
 //     ratelimit-reset): seconds from now.
 //
@@ -289,7 +289,10 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 			continue
 		}
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-			if n > 1e9 { // a unix time
+			switch {
+			case n > 1e12: // a unix time in milliseconds (until the year 33658 in seconds)
+				return max(time.UnixMilli(n).Sub(now), 0), true
+			case n > 1e9: // a unix time in seconds (a delay would be 31 years)
 				return max(time.Unix(n, 0).Sub(now), 0), true
 			}
 			return time.Duration(n) * time.Second, true
@@ -301,13 +304,26 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// isoResetLayouts are the ISO 8601 forms of a reset instant: Jira's
-// documented yyyy-MM-ddTHH:mmZ, and full RFC 3339 with seconds and
-// fractions (time.Parse accepts fractions after the seconds).
-var isoResetLayouts = []string{"2006-01-02T15:04Z07:00", "2006-01-02T15:04Z0700", time.RFC3339, "2006-01-02T15:04:05Z0700"}
+// isoMinuteLayouts are Jira's documented reset form, yyyy-MM-ddTHH:mmZ,
+// and the same with a numeric offset; isoResetLayouts the full RFC 3339
+// forms (time.Parse accepts fractions after the seconds).
+var (
+	isoMinuteLayouts = []string{"2006-01-02T15:04Z07:00", "2006-01-02T15:04Z0700"}
+	isoResetLayouts  = []string{time.RFC3339, "2006-01-02T15:04:05Z0700"}
+)
 
-// parseISOInstant parses an ISO 8601 instant with a zone (Z or an offset).
+// parseISOInstant parses an ISO 8601 reset instant with a zone (Z or an
+// offset). An instant given to the minute is read as the end of that
+// minute: Atlassian computes the reset as the request's time plus the
+// Retry-After period and writes it without seconds, so the start of the
+// minute can lie before the real reset, and a request sent before it
+// "will fail and return the same or longer Retry-After period".
 func parseISOInstant(v string) (time.Time, bool) {
+	for _, l := range isoMinuteLayouts {
+		if t, err := time.Parse(l, v); err == nil {
+			return t.Add(time.Minute), true
+		}
+	}
 	for _, l := range isoResetLayouts {
 		if t, err := time.Parse(l, v); err == nil {
 			return t, true

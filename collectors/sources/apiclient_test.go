@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -89,24 +90,42 @@ func TestAPIClientBudgetAndGivingUp(t *testing.T) {
 	}
 }
 
+// Each documented form of a wait, read at 10:00:00 UTC.
 func TestRetryAfterForms(t *testing.T) {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	for h, want := range map[[2]string]time.Duration{
-		{"Retry-After", "120"}:                           2 * time.Minute,
-		{"Retry-After", "Mon, 23 Nov 2026 10:00:30 GMT"}: 30 * time.Second,
-		{"X-RateLimit-Reset", "1795428060"}:              time.Unix(1795428060, 0).Sub(now),
-		{"Ratelimit-Reset", "15"}:                        15 * time.Second,
-		// Jira Cloud: the ISO 8601 reset instant, to the minute.
-		{"X-RateLimit-Reset", "2026-11-23T10:02Z"}:      2 * time.Minute,
-		{"X-RateLimit-Reset", "2026-11-23T11:01+01:00"}: time.Minute,
-		{"X-RateLimit-Reset", "2026-11-23T10:00:45.5Z"}: 45500 * time.Millisecond,
-		{"X-RateLimit-Reset", "2026-11-23T09:59Z"}:      0, // already past: no wait
+	unix := now.Unix()
+	for _, tc := range []struct {
+		name   string
+		header []string // name, value pairs
+		want   time.Duration
+		ok     bool
+	}{
+		{"Retry-After seconds (Zendesk, Freshdesk, Jira, Twilio)", []string{"Retry-After", "120"}, 2 * time.Minute, true},
+		{"Retry-After HTTP date", []string{"Retry-After", "Mon, 23 Nov 2026 10:00:30 GMT"}, 30 * time.Second, true},
+		{"Retry-After HTTP date already past", []string{"Retry-After", "Mon, 23 Nov 2026 09:59:00 GMT"}, 0, true},
+		{"Retry-After wins over a reset header", []string{"Retry-After", "5", "X-RateLimit-Reset", "2026-11-23T10:30Z"}, 5 * time.Second, true},
+		{"a Retry-After that is neither form falls back to the reset", []string{"Retry-After", "soon", "Ratelimit-Reset", "9"}, 9 * time.Second, true},
+		{"X-RateLimit-Reset unix seconds", []string{"X-RateLimit-Reset", strconv.FormatInt(unix+60, 10)}, time.Minute, true},
+		{"X-RateLimit-Reset unix milliseconds", []string{"X-RateLimit-Reset", strconv.FormatInt(unix*1000+1500, 10)}, 1500 * time.Millisecond, true},
+		{"X-RateLimit-Reset seconds from now", []string{"X-RateLimit-Reset", "45"}, 45 * time.Second, true},
+		{"RateLimit-Reset seconds from now (IETF, Zendesk)", []string{"Ratelimit-Reset", "15"}, 15 * time.Second, true},
+		// Jira Cloud: the ISO 8601 reset instant without seconds, read as
+		// the end of its minute (the real reset lies within it).
+		{"Jira yyyy-MM-ddTHH:mmZ", []string{"X-RateLimit-Reset", "2026-11-23T10:02Z"}, 3 * time.Minute, true},
+		{"Jira form with an offset", []string{"X-RateLimit-Reset", "2026-11-23T11:01+01:00"}, 2 * time.Minute, true},
+		{"Jira form, the current minute", []string{"X-RateLimit-Reset", "2026-11-23T10:00Z"}, time.Minute, true},
+		{"Jira form, a past minute", []string{"X-RateLimit-Reset", "2026-11-23T09:58Z"}, 0, true},
+		{"RFC 3339 with seconds and fraction", []string{"X-RateLimit-Reset", "2026-11-23T10:00:45.5Z"}, 45500 * time.Millisecond, true},
+		{"RFC 3339 without a zone is no instant", []string{"X-RateLimit-Reset", "2026-11-23T10:02"}, 0, false},
+		{"no header", nil, 0, false},
 	} {
 		hdr := http.Header{}
-		hdr.Set(h[0], h[1])
+		for i := 0; i+1 < len(tc.header); i += 2 {
+			hdr.Set(tc.header[i], tc.header[i+1])
+		}
 		got, ok := retryAfter(hdr, now)
-		if !ok || got != want {
-			t.Errorf("%s: %s = %v %v, want %v", h[0], h[1], got, ok, want)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("%s: %v %v, want %v %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}
 }

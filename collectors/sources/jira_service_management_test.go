@@ -546,8 +546,9 @@ func TestJSMExampleConfig(t *testing.T) {
 }
 
 // Jira Cloud may answer 429 with only X-RateLimit-Reset, the ISO 8601
-// instant the limit resets at, to the minute: the run waits until then
-// (12:00:30 → 12:02) and goes on.
+// instant the limit resets at, to the minute: the run waits until the end
+// of that minute (12:00:30 → 12:03, 150s; the reset lies within 12:02)
+// and goes on.
 func TestJSMWaitsForTheISOResetTime(t *testing.T) {
 	f := newJSMFake(t)
 	f.hook = func(n int, w http.ResponseWriter, r *http.Request) bool {
@@ -562,8 +563,8 @@ func TestJSMWaitsForTheISOResetTime(t *testing.T) {
 	s, waits := jsmSource(t, f.config(""), 100)
 	s.client.now = func() time.Time { return time.Date(2026, 11, 2, 12, 0, 30, 0, time.UTC) }
 	b, _ := collectOnce(t, s, nil, fdNow)
-	if len(b.Tickets) != 4 || len(*waits) != 1 || (*waits)[0] != 90*time.Second {
-		t.Errorf("%d tickets after waits %v, want 4 after one 90s wait", len(b.Tickets), *waits)
+	if len(b.Tickets) != 4 || len(*waits) != 1 || (*waits)[0] != 150*time.Second {
+		t.Errorf("%d tickets after waits %v, want 4 after one 150s wait", len(b.Tickets), *waits)
 	}
 }
 
