@@ -48,7 +48,8 @@ import (
 //     statistics: the calls are marked HandleUnknown.
 //   - TaskRouter computes the statistics from at most 10,000 tasks or
 //     reservations per threshold: an interval with that many accepted or
-//     canceled tasks has truncated buckets. Such an interval is asked for
+//     canceled tasks (or both together, with a split short of the totals;
+//     see capped) has truncated buckets. Such an interval is asked for
 //     again in halves, down to one minute, and the step the queue needs is
 //     kept in the cursor (it grows back while intervals stay small); a
 //     one-minute interval still at the cap is counted and reported as the
@@ -499,17 +500,17 @@ func (s *twilioTaskRouter) cumulative(ctx context.Context, q trQueue, end time.T
 		if _, err := s.client.getJSON(ctx, s.url(path, qv), &st); err != nil {
 			return err
 		}
-		n := max(st.ReservationsAccepted, st.TasksCanceled)
-		if n >= twilioStatsCap && to.Sub(start) > time.Minute {
+		n := st.ReservationsAccepted + st.TasksCanceled
+		if s.capped(&st) && to.Sub(start) > time.Minute {
 			// Truncated buckets: ask again for the first half (whole
 			// minutes), and keep the shorter step for this queue.
 			step = max((to.Sub(start) / 2).Truncate(time.Minute), time.Minute)
 			cur.Steps[q.SID] = int(step / time.Minute)
 			continue
 		}
-		if n >= twilioStatsCap {
+		if s.capped(&st) {
 			b.Reject("stats_truncated", fmt.Sprintf("%s %s..%s", path, qv.Get("StartDate"), qv.Get("EndDate")),
-				fmt.Errorf("%d tasks in one minute reach TaskRouter's limit of %d per threshold: the wait buckets of this minute are incomplete", n, twilioStatsCap))
+				fmt.Errorf("%d accepted and %d canceled tasks in one minute reach TaskRouter's limit of %d per threshold: the wait buckets of this minute are incomplete", st.ReservationsAccepted, st.TasksCanceled, twilioStatsCap))
 		}
 		s.emit(b, q, start, to, &st, path)
 		cur.Ends[q.SID] = to
@@ -536,6 +537,30 @@ func (s *twilioTaskRouter) cumulative(ctx context.Context, q trQueue, end time.T
 	return nil
 }
 
+// capped reports whether TaskRouter's 10,000 limit may have truncated the
+// wait split of an interval. Twilio documents "up to 10,000
+// Tasks/Reservations for any given threshold" without saying whether
+// accepted reservations and canceled tasks share the 10,000, so either
+// reading is covered: 10,000 of one kind, or 10,000 of both together with
+// a threshold whose above + below falls short of the totals. A short split
+// below 10,000 together is not the limit (tasks the split leaves out, see
+// groups): asking again in halves would not change it.
+func (s *twilioTaskRouter) capped(st *trCumulative) bool {
+	if max(st.ReservationsAccepted, st.TasksCanceled) >= twilioStatsCap {
+		return true
+	}
+	if st.ReservationsAccepted+st.TasksCanceled < twilioStatsCap {
+		return false
+	}
+	for _, v := range st.SplitByWaitTime {
+		if v.Above.ReservationsAccepted+v.Below.ReservationsAccepted < st.ReservationsAccepted ||
+			v.Above.TasksCanceled+v.Below.TasksCanceled < st.TasksCanceled {
+			return true
+		}
+	}
+	return false
+}
+
 // trGroup is a number of calls whose wait lies in (lo, hi] seconds.
 type trGroup struct {
 	n      int
@@ -558,6 +583,9 @@ func (s *twilioTaskRouter) emit(b *collectors.Batch, q trQueue, from, to time.Ti
 	// In-queue waits (see the type's comment): the relative duration,
 	// else the one from creation (identical for tasks never transferred),
 	// else the average from creation.
+	// Canceled tasks have no in-queue total: a transferred one brings its
+	// earlier life into cancelTotal, and spread keeps it inside the bucket
+	// the split gives it rather than moving it out (documented).
 	acceptTotal := float64(st.AvgTaskAcceptanceTime) * float64(st.ReservationsAccepted)
 	acceptMax := 0.0
 	if d := st.WaitDurationInQueueUntilAccepted; d != nil {

@@ -81,6 +81,13 @@ type fakeTwilio struct {
 	hook func(w http.ResponseWriter, r *http.Request) bool
 	// tasks is the workload (default trTasks).
 	tasks []trTask
+	// capShared: the split's 10,000 are shared by accepted and canceled
+	// tasks (the other reading of Twilio's "up to 10,000
+	// Tasks/Reservations for any given threshold"); false: 10,000 each.
+	capShared bool
+	// splitSkipsTransfers: the split leaves out tasks transferred into
+	// the queue (before > 0), as the issue describes TaskRouter doing.
+	splitSkipsTransfers bool
 }
 
 func newFakeTwilio(t *testing.T) *fakeTwilio {
@@ -234,16 +241,19 @@ func (f *fakeTwilio) cumulative(w http.ResponseWriter, r *http.Request, sid stri
 		if tk.canceled {
 			nCan++
 			add(&can, float64(tk.before+tk.wait))
-			if nCan > 10_000 {
+			if nCan > 10_000 || f.capShared && nCan+nAcc > 10_000 {
 				continue
 			}
 		} else {
 			nAcc++
 			add(&acc, float64(tk.before+tk.wait))
 			add(&accInQueue, float64(tk.wait))
-			if nAcc > 10_000 {
+			if nAcc > 10_000 || f.capShared && nCan+nAcc > 10_000 {
 				continue
 			}
+		}
+		if f.splitSkipsTransfers && tk.before > 0 {
+			continue
 		}
 		for _, t := range thresholds {
 			s := split[strconv.Itoa(t)]["above"]
@@ -660,25 +670,102 @@ func TestTwilioTaskRouterSpread(t *testing.T) {
 // Waits are in-queue waits: ASA (10 + 15) / 2, both within 20 s; counting
 // from creation would put 325 s on two calls of the 6-20 s bucket. The
 // moved task is a timed-out call of its own: offered 3, answered 2.
+//
+// A transferred task abandoned after 8 s in Support (100 s of earlier
+// life): TaskRouter's canceled total counts from creation (108 s) and has
+// no in-queue form, so its wait is held inside its bucket (6-20 s) at the
+// bucket's top, 20 s, instead of taking the 108 s: the bucket counts stay
+// Twilio's.
+//
+// The same counts hold when the split leaves the transferred tasks out
+// (splitSkipsTransfers): the answered one is then a group of its own
+// within [0, 15 s] (the in-queue max), and the spread puts the plain call
+// at 6 + f*14 and it at f*15 with f = (25-6)/(20+15-6), 15.2 s and 9.8 s:
+// both still within 20 s, sum 25. The abandoned one is alone in [0, 108]
+// with total 108: counted at 108 s, above every threshold, as TaskRouter
+// gives nothing to place it better.
 func TestTwilioTaskRouterTransferredAndMovedTasks(t *testing.T) {
-	f := newFakeTwilio(t)
-	f.tasks = []trTask{
+	tasks := []trTask{
 		{queue: trSupport, at: trT0.Add(10 * time.Minute), wait: 10},
 		{queue: trSupport, at: trT0.Add(20 * time.Minute), wait: 15, before: 300},
 		{queue: trSupport, at: trT0.Add(30 * time.Minute), wait: 30, moved: true},
+		{queue: trSupport, at: trT0.Add(40 * time.Minute), wait: 8, before: 100, canceled: true},
 	}
-	h := newTRHarness(t, f, "")
-	h.mustRun(trNow1)
-	trExpect(t, seriesValues(t, h.model), map[string]float64{
-		"servq_calls_offered_total{" + trQ + "Support}":                             3,
+	want := map[string]float64{
+		"servq_calls_offered_total{" + trQ + "Support}":                             4,
 		"servq_calls_answered_total{" + trQ + "Support}":                            2,
-		"servq_calls_abandoned_total{" + trQ + "Support}":                           0,
+		"servq_calls_abandoned_total{" + trQ + "Support}":                           1,
 		"servq_call_wait_seconds_count{" + trQO("Support", "answered") + "}":        2,
 		"servq_call_wait_seconds_sum{" + trQO("Support", "answered") + "}":          25,
 		"servq_call_wait_seconds_bucket{" + trQO("Support", "answered") + ",le=5}":  0,
 		"servq_call_wait_seconds_bucket{" + trQO("Support", "answered") + ",le=20}": 2,
 		"servq_call_wait_seconds_count{" + trQO("Support", "timeout") + "}":         1,
+	}
+	for _, skip := range []bool{false, true} {
+		f := newFakeTwilio(t)
+		f.tasks, f.splitSkipsTransfers = tasks, skip
+		h := newTRHarness(t, f, "")
+		h.mustRun(trNow1)
+		got := seriesValues(t, h.model)
+		trExpect(t, got, want)
+		abandoned := map[string]float64{
+			"servq_call_wait_seconds_bucket{" + trQO("Support", "abandoned") + ",le=5}":  0,
+			"servq_call_wait_seconds_bucket{" + trQO("Support", "abandoned") + ",le=20}": 1,
+			"servq_call_wait_seconds_sum{" + trQO("Support", "abandoned") + "}":          20,
+		}
+		if skip {
+			abandoned = map[string]float64{
+				"servq_call_wait_seconds_bucket{" + trQO("Support", "abandoned") + ",le=60}": 0,
+				"servq_call_wait_seconds_sum{" + trQO("Support", "abandoned") + "}":          108,
+			}
+		}
+		trExpect(t, got, abandoned)
+	}
+}
+
+// 6,000 accepted (4 s) and 6,000 canceled (30 s) tasks, alternating every
+// 300 ms from 10:00, against a TaskRouter whose split counts 10,000 tasks
+// of both kinds together. The hour 09:59-10:59 holds 11,800 (5,900 of
+// each: neither reaches 10,000 alone) and its split is short: it is asked
+// again in half hours (5,800 and 6,000 tasks), as when one kind reaches
+// the limit, and every bucket is exact: 6,000 answered within 5 s, 6,000
+// abandoned within 60 s and none within 20 s. Counting the short hour
+// would have put the 900 canceled tasks the split left out between 0 and
+// 30 s, some within 20 s.
+func TestTwilioTaskRouterStatisticsCapShared(t *testing.T) {
+	f := newFakeTwilio(t)
+	f.tasks, f.capShared = nil, true
+	for i := range 12_000 {
+		tk := trTask{queue: trSupport, at: trT0.Add(time.Duration(i) * 300 * time.Millisecond), wait: 4}
+		if i%2 == 1 {
+			tk.wait, tk.canceled = 30, true
+		}
+		f.tasks = append(f.tasks, tk)
+	}
+	h := newTRHarness(t, f, "")
+	b := h.mustRun(trNow1)
+	var cums []string
+	for _, r := range f.requests() {
+		if strings.Contains(r, trSupport+"/CumulativeStatistics") {
+			q, _ := url.ParseQuery(r[strings.Index(r, "?")+1:])
+			cums = append(cums, q.Get("StartDate")[11:16]+"-"+q.Get("EndDate")[11:16])
+		}
+	}
+	if want := "09:59-10:59 09:59-10:29 10:29-10:59 10:59-11:29 11:29-11:59"; strings.Join(cums, " ") != want {
+		t.Errorf("Support intervals asked: %s, want %s", strings.Join(cums, " "), want)
+	}
+	trExpect(t, seriesValues(t, h.model), map[string]float64{
+		"servq_calls_answered_total{" + trQ + "Support}":                             6_000,
+		"servq_calls_abandoned_total{" + trQ + "Support}":                            6_000,
+		"servq_call_wait_seconds_bucket{" + trQO("Support", "answered") + ",le=5}":   6_000,
+		"servq_call_wait_seconds_sum{" + trQO("Support", "answered") + "}":           24_000,
+		"servq_call_wait_seconds_bucket{" + trQO("Support", "abandoned") + ",le=20}": 0,
+		"servq_call_wait_seconds_bucket{" + trQO("Support", "abandoned") + ",le=60}": 6_000,
+		"servq_call_wait_seconds_sum{" + trQO("Support", "abandoned") + "}":          180_000,
 	})
+	if len(b.Rejected) != 1 { // the queue without sid only
+		t.Errorf("rejections %+v", b.Rejected)
+	}
 }
 
 // 12,000 calls answered within 4 s, evenly from 10:00 to 11:00. An hour
