@@ -235,10 +235,25 @@ func (j *jsm) jql(from string) string {
 	return q + " ORDER BY updated ASC, key ASC"
 }
 
+// jqlMinute is how JQL writes a date and time.
+const jqlMinute = "2006/01/02 15:04"
+
 // floorMinute is the JQL bound of a watermark: its minute in the API
-// user's zone.
+// user's zone. When a fall-back transition repeats that wall-clock minute,
+// the text names two instants an hour (or the zone's shift) apart, and
+// Jira does not document which one it reads; the later reading would
+// start the search after the watermark and skip the changes between. The
+// bound is then the minute one shift earlier, which names one instant
+// before the watermark under either reading (the issues before the
+// watermark are skipped as delivered).
 func floorMinute(t time.Time, zone *time.Location) string {
-	return t.In(zone).Format("2006/01/02 15:04")
+	wall := t.In(zone).Format(jqlMinute)
+	for _, shift := range []time.Duration{30 * time.Minute, time.Hour, 2 * time.Hour} {
+		if t.Add(shift).In(zone).Format(jqlMinute) == wall {
+			return t.Add(-shift).In(zone).Format(jqlMinute)
+		}
+	}
+	return wall
 }
 
 // profileZone reads the time zone JQL dates are compared in: the API

@@ -37,6 +37,7 @@ type jsmFake struct {
 	scoped       bool   // the token is a scoped API token
 	cloudID      string // of the gateway form
 	zone         *time.Location
+	laterInFold  bool // read a JQL time a fall-back transition repeats as the later instant
 	now          time.Time
 	visibleAt    map[string]time.Time
 	myself       int // /myself requests (not in log)
@@ -144,7 +145,10 @@ func (f *jsmFake) serve(w http.ResponseWriter, r *http.Request) {
 		if !strings.Contains(q.Get("fields"), "updated") {
 			f.t.Errorf("fields = %q", q.Get("fields"))
 		}
-		from, _ := time.ParseInLocation("2006/01/02 15:04", m[2], f.zone)
+		from, _ := time.ParseInLocation("2006/01/02 15:04", m[2], f.zone) // Go reads a repeated time as the earlier instant
+		if later := from.Add(time.Hour); f.laterInFold && later.In(f.zone).Format("2006/01/02 15:04") == m[2] {
+			from = later
+		}
 		max, _ := strconv.Atoi(q.Get("maxResults"))
 		if max <= 0 {
 			max = 50
@@ -655,5 +659,40 @@ func TestJSMScopedTokenURLForms(t *testing.T) {
 	s, _ = jsmSource(t, gw, 100)
 	if _, _, err := tryCollect(s, nil, fdNow); err == nil || !strings.Contains(err.Error(), "a classic token needs the site URL") {
 		t.Errorf("classic token at the gateway: %v", err)
+	}
+}
+
+// Los Angeles falls back on 2026-11-01: 01:00-02:00 happens twice (PDT,
+// then PST). A watermark at 08:30 UTC is 01:30 PDT; "01:30" also names
+// 09:30 UTC, and Jira does not say which it reads. Under the later reading
+// a search from "01:30" would skip SUP-41 (08:45 UTC, 01:45 PDT) and
+// SUP-40 (09:00 UTC, 01:00 PST), so the bound is 00:30 (07:30 UTC, one
+// instant): under either reading the run delivers exactly those 2 (SUP-38
+// at 08:00 UTC is before the watermark, delivered already), and the next
+// run, from 09:00 UTC (01:00 PST, whose earlier reading is 08:00 UTC),
+// delivers none.
+func TestJSMFallBackHourInTheProfileZone(t *testing.T) {
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, later := range []bool{false, true} {
+		f := newJSMFake(t)
+		f.zone, f.laterInFold = la, later
+		f.issues = map[string]json.RawMessage{}
+		f.issueAt("38", "SUP-38", "2026-11-01T08:00:00Z")
+		f.issueAt("41", "SUP-41", "2026-11-01T08:45:00Z")
+		f.issueAt("40", "SUP-40", "2026-11-01T09:00:00Z")
+		s, _ := jsmSource(t, strings.Replace(f.config(""), "    time_zone: Europe/Berlin\n", "", 1), 100)
+		now := mustRFC3339("2026-11-01T10:00:00Z")
+		b, cur := collectOnce(t, s, []byte(`{"at":"2026-11-01T08:30:00Z","ids":["37"]}`), now)
+		if got := strings.Join(recordTicketIDs(b.Tickets), ","); got != "41,40" || f.log[0] != "search 2026/11/01 00:30 0" {
+			t.Errorf("later reading %v: issues %q after %v, want 41,40 from a search at 00:30", later, got, f.log)
+		}
+		f.log = nil
+		b, _ = collectOnce(t, s, cur, now.Add(5*time.Minute))
+		if len(b.Tickets) != 0 || f.log[0] != "search 2026/11/01 01:00 0" {
+			t.Errorf("later reading %v: the next run delivered %v after %v, want none from 01:00", later, recordTicketIDs(b.Tickets), f.log)
+		}
 	}
 }
