@@ -125,7 +125,7 @@ func TestContractUserRuleStaysEditable(t *testing.T) {
 				t.Fatalf("interval %s: %v", iv, err)
 			}
 			f.mu.Lock()
-			u, servqIV := f.rules["user-own"], f.groups[[2]string{"servq", "servq"}]
+			u, servqIV := f.rules["user-own"], f.groupInterval([2]string{"servq", "servq"})
 			f.mu.Unlock()
 			if u["provenance"] != "" || u["ruleGroup"] != "mine" {
 				t.Errorf("interval %s: the user's rule became %v", iv, u)
@@ -196,7 +196,7 @@ func TestContractForeignRuleInServqGroup(t *testing.T) {
 		f.mu.Lock()
 		left := f.groupRules([2]string{"servq", "servq"})
 		moved := f.groupRules([2]string{"servq", "servq-alerts"})
-		iv := f.groups[[2]string{"servq", "servq-alerts"}]
+		iv := f.groupInterval([2]string{"servq", "servq-alerts"})
 		f.mu.Unlock()
 		if len(left) != 1 || left[0]["uid"] != "user-own" || len(moved) != 3 || iv != 30 {
 			t.Errorf("after the move: old group %v, new group %d rules at %ds", left, len(moved), iv)
@@ -405,4 +405,138 @@ func (f *fakeGrafana) ruleCopy(uid string) map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return maps.Clone(f.rules[uid])
+}
+
+// groupAt fails unless every rule of the group is evaluated at the
+// interval (Grafana keeps it per rule).
+func groupAt(t *testing.T, f *fakeGrafana, key [2]string, want time.Duration) {
+	t.Helper()
+	f.mu.Lock()
+	got := f.groupIntervals(key)
+	f.mu.Unlock()
+	if len(got) != 1 || !got[int64(want/time.Second)] {
+		t.Errorf("group %v: rules at intervals %v (s), want all at %s", key, got, want)
+	}
+}
+
+// Moving servq's rules to another group (--grafana.rule-group) moves them
+// one by one, and each keeps its old group's interval; a rule created in
+// the same run takes the 60s default. servq sets the interval on all of
+// them even when the group's (its first rule's) already matches.
+func TestContractMovedRulesTakeTheInterval(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v grafanaVersion) {
+		f := newFakeVersion(t, testToken, v, "Admin")
+		opt := testOptions(f)
+		opt.Interval = 30 * time.Second
+		ds, rs := input()
+		if _, err := Provision(context.Background(), opt, ds, rs); err != nil {
+			t.Fatal(err)
+		}
+		groupAt(t, f, [2]string{"servq", "servq"}, 30*time.Second)
+
+		opt.RuleGroup, opt.Interval = "servq-alerts", time.Minute
+		for i := range rs {
+			rs[i].RuleGroup = ""
+		}
+		// New, and first by uid: the group's interval reads 60s.
+		rs = append([]AlertRule{rule("servq-aaa", "New", "1")}, rs...)
+		res, err := Provision(context.Background(), opt, ds, rs)
+		if err != nil || len(res.RulesCreated) != 1 || len(res.RulesUpdated) != 3 || !res.RuleGroupUpdated {
+			t.Fatalf("move: %+v %v", res, err)
+		}
+		groupAt(t, f, [2]string{"servq", "servq-alerts"}, time.Minute)
+		if res, err := Provision(context.Background(), opt, ds, rs); err != nil || res.Changed() {
+			t.Errorf("next run: %+v %v", res, err)
+		}
+	})
+}
+
+// Why servq's group must hold servq's rules only: a group PUT that
+// changes the interval writes every rule of the group, a body without
+// "rules" included, and stamps each with the request's provenance; the
+// user's rule is then provisioned and its group no longer editable in the
+// UI. A group PUT with X-Disable-Provenance resets "api" to none for the
+// rules it writes (the way to make servq's rules editable, until servq
+// writes them again), while the single-rule PUT refuses to.
+func TestContractGroupPutProvenance(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v grafanaVersion) {
+		f := newFakeVersion(t, testToken, v, "Admin")
+		ds, rs := input()
+		if _, err := Provision(context.Background(), testOptions(f), ds, rs); err != nil {
+			t.Fatal(err)
+		}
+		f.addUserRule("user-own", "servq", "mine", 60)
+		const mine = "/api/v1/provisioning/folder/servq/rule-groups/mine"
+		if err := f.uiEditRule("user-own", "renamed"); err != nil {
+			t.Fatalf("UI edit before: %v", err)
+		}
+		if code, body := send(t, f, http.MethodPut, mine, map[string]any{"interval": 120}, nil); code != http.StatusOK {
+			t.Fatalf("interval-only PUT: %d %s", code, body)
+		}
+		if u := f.ruleCopy("user-own"); u["provenance"] != "api" || u["title"] != "renamed" {
+			t.Errorf("after an interval-only PUT the user's rule is %v", u)
+		}
+		if err := f.uiEditRule("user-own", "again"); err == nil || !strings.Contains(err.Error(), "provisioning API") {
+			t.Errorf("UI edit of a stamped rule: %v", err)
+		}
+
+		// Reset through the group, with the header: only rules written.
+		const servq = "/api/v1/provisioning/folder/servq/rule-groups/servq"
+		g := getJSON(t, f, servq)
+		g["interval"] = 120
+		if code, body := send(t, f, http.MethodPut, servq, g, map[string]string{"X-Disable-Provenance": "true"}); code != http.StatusOK {
+			t.Fatalf("group PUT without provenance: %d %s", code, body)
+		}
+		for _, r := range rs {
+			if p := f.ruleCopy(r.UID)["provenance"]; p != "" {
+				t.Errorf("%s: provenance %v after the reset", r.UID, p)
+			}
+		}
+		if err := f.uiEditRule(rs[0].UID, "edited in the UI"); err != nil {
+			t.Errorf("UI edit after the reset: %v", err)
+		}
+		// servq's next run writes its rules (title, interval) back as
+		// provisioned.
+		res, err := Provision(context.Background(), testOptions(f), ds, rs)
+		if err != nil || !res.RuleGroupUpdated {
+			t.Fatalf("run after the reset: %+v %v", res, err)
+		}
+		for _, r := range rs {
+			if p := f.ruleCopy(r.UID)["provenance"]; p != "api" {
+				t.Errorf("%s: provenance %v after servq's run", r.UID, p)
+			}
+		}
+		groupAt(t, f, [2]string{"servq", "servq"}, time.Minute)
+
+		// File provenance stays refused by the group PUT.
+		f.mu.Lock()
+		f.rules[rs[0].UID]["provenance"] = "file"
+		f.mu.Unlock()
+		g = getJSON(t, f, servq)
+		g["interval"] = 180
+		if code, body := send(t, f, http.MethodPut, servq, g, nil); code != http.StatusInternalServerError ||
+			!strings.Contains(body, "cannot update with provided provenance 'api', needs 'file'") {
+			t.Errorf("group PUT over a file-provisioned rule: %d %s", code, body)
+		}
+	})
+}
+
+// The UI's save of a provisioned group that changes nothing is accepted
+// (Grafana computes the changes first); a missing rule's PUT is 404 with
+// an empty body.
+func TestContractFakeNoOps(t *testing.T) {
+	f := newFakeVersion(t, testToken, grafana12, "Admin")
+	ds, rs := input()
+	if _, err := Provision(context.Background(), testOptions(f), ds, rs); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	title := f.rules[rs[0].UID]["title"].(string)
+	f.mu.Unlock()
+	if err := f.uiEditRule(rs[0].UID, title); err != nil {
+		t.Errorf("UI save without changes: %v", err)
+	}
+	if code, body := send(t, f, http.MethodPut, rulesPath+"/nope", f.ruleCopy(rs[0].UID), nil); code != http.StatusNotFound || body != "" {
+		t.Errorf("PUT of a missing rule: %d %q", code, body)
+	}
 }

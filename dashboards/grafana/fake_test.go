@@ -30,12 +30,12 @@ type fakeGrafana struct {
 	// Editor or Admin (Grafana's default permissions of each).
 	role string
 
-	mu      sync.Mutex
-	nextID  int64
-	folders map[string]*fakeFolder
-	dashes  map[string]*fakeDash
-	rules   map[string]map[string]any // uid → stored ProvisionedAlertRule
-	groups  map[[2]string]int64       // folder uid, group → interval (s)
+	mu        sync.Mutex
+	nextID    int64
+	folders   map[string]*fakeFolder
+	dashes    map[string]*fakeDash
+	rules     map[string]map[string]any // uid → stored ProvisionedAlertRule
+	intervals map[string]int64          // rule uid → evaluation interval (s)
 	// datasources by uid → type; nil answers 403 as for a token without
 	// datasources:read.
 	datasources map[string]string
@@ -132,7 +132,7 @@ func newFakeVersion(t *testing.T, token string, v grafanaVersion, role string) *
 		t: t, token: token, nextID: 1, version: v, role: role,
 		folders: map[string]*fakeFolder{}, dashes: map[string]*fakeDash{},
 		rules:       map[string]map[string]any{},
-		groups:      map[[2]string]int64{},
+		intervals:   map[string]int64{},
 		datasources: map[string]string{"prometheus": "prometheus", "prom": "prometheus"},
 	}
 	mux := http.NewServeMux()
@@ -473,8 +473,20 @@ func (f *fakeGrafana) postDash(w http.ResponseWriter, r *http.Request) {
 }
 
 // Alert rules.
+//
+// Grafana keeps the evaluation interval on each rule (a group has no row
+// of its own): a group's interval is its first rule's, a group PUT sets it
+// on every rule it writes, a rule created by POST takes its group's (or
+// the 60s default), and a rule moved by PUT of the single rule keeps the
+// interval of the group it came from (grafana/grafana
+// pkg/services/ngalert/provisioning/alert_rules.go, CreateAlertRule and
+// UpdateAlertRule). The fake keeps them the same way, in intervals.
 
 var ruleRequired = []string{"folderUID", "ruleGroup", "title", "condition", "data", "noDataState", "execErrState", "for"}
+
+// defaultInterval is Grafana's [unified_alerting] default evaluation
+// interval, which a rule created in a new group gets.
+const defaultInterval = 60
 
 func (f *fakeGrafana) validRule(w http.ResponseWriter, rule map[string]any) bool {
 	for _, k := range ruleRequired {
@@ -499,9 +511,9 @@ func provenance(r *http.Request) string {
 	return "api"
 }
 
-// provenanceChange refuses what Grafana refuses: a rule with a provenance
-// can only be written with the same one (a rule without can take any).
-// Grafana 10 and 11 answer 500.
+// provenanceChange refuses what Grafana refuses on the single-rule PUT: a
+// rule with a provenance can only be written with the same one (a rule
+// without can take any). Grafana 10 to 12 answer 500.
 func provenanceChange(w http.ResponseWriter, stored, requested string) bool {
 	if stored == requested || stored == "" {
 		return true
@@ -510,7 +522,16 @@ func provenanceChange(w http.ResponseWriter, stored, requested string) bool {
 	return false
 }
 
-func (f *fakeGrafana) storeRule(rule map[string]any, id any, prov string) {
+// groupProvenanceChange is the rule group PUT's laxer check
+// (CanUpdateProvenanceInRuleGroup, since grafana/grafana#63650): as for a
+// single rule, and "api" may also be reset to none (X-Disable-Provenance),
+// which "calling this endpoint will change provenance for all alert rules
+// within the alert group" documents. File provenance stays refused.
+func groupProvenanceChange(stored, requested string) bool {
+	return stored == requested || stored == "" || requested == "" && stored == "api"
+}
+
+func (f *fakeGrafana) storeRule(rule map[string]any, id any, prov string, interval int64) {
 	uid := rule["uid"].(string)
 	rule["id"] = id
 	rule["orgID"] = json.Number("1")
@@ -518,11 +539,7 @@ func (f *fakeGrafana) storeRule(rule map[string]any, id any, prov string) {
 	rule["notification_settings"] = nil
 	rule["provenance"] = prov
 	f.rules[uid] = rule
-	key := [2]string{rule["folderUID"].(string), rule["ruleGroup"].(string)}
-	if _, ok := f.groups[key]; !ok {
-		f.groups[key] = 60 // Grafana's default interval for a new group
-	}
-	f.dropEmptyGroups()
+	f.intervals[uid] = interval
 }
 
 // addUserRule stores a rule as a user creates it in the UI: no
@@ -532,15 +549,7 @@ func (f *fakeGrafana) addUserRule(uid, folder, group string, interval int64) {
 	defer f.mu.Unlock()
 	f.rules[uid] = map[string]any{"uid": uid, "folderUID": folder, "ruleGroup": group, "title": "mine " + uid,
 		"condition": "A", "data": []any{}, "noDataState": "OK", "execErrState": "OK", "for": "0s", "provenance": ""}
-	f.groups[[2]string{folder, group}] = interval
-}
-
-func (f *fakeGrafana) dropEmptyGroups() {
-	for key := range f.groups {
-		if len(f.groupRules(key)) == 0 {
-			delete(f.groups, key)
-		}
-	}
+	f.intervals[uid] = interval
 }
 
 func (f *fakeGrafana) groupRules(key [2]string) []map[string]any {
@@ -551,6 +560,27 @@ func (f *fakeGrafana) groupRules(key [2]string) []map[string]any {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i]["uid"].(string) < out[j]["uid"].(string) })
+	return out
+}
+
+// groupInterval is what Grafana answers as the group's interval: its
+// first rule's (0: no such group). Callers hold f.mu.
+func (f *fakeGrafana) groupInterval(key [2]string) int64 {
+	rules := f.groupRules(key)
+	if len(rules) == 0 {
+		return 0
+	}
+	return f.intervals[rules[0]["uid"].(string)]
+}
+
+// groupIntervals are the distinct intervals of a group's rules; more than
+// one means the group is evaluated at several intervals, which only a
+// single-rule move produces. Callers hold f.mu.
+func (f *fakeGrafana) groupIntervals(key [2]string) map[int64]bool {
+	out := map[int64]bool{}
+	for _, r := range f.groupRules(key) {
+		out[f.intervals[r["uid"].(string)]] = true
+	}
 	return out
 }
 
@@ -580,25 +610,32 @@ func (f *fakeGrafana) postRule(w http.ResponseWriter, r *http.Request) {
 		msg(w, http.StatusConflict, "a rule with this uid already exists")
 		return
 	}
-	f.storeRule(rule, f.id(), provenance(r))
+	interval := f.groupInterval([2]string{rule["folderUID"].(string), rule["ruleGroup"].(string)})
+	if interval == 0 {
+		interval = defaultInterval
+	}
+	f.storeRule(rule, f.id(), provenance(r), interval)
 	writeJSON(w, http.StatusCreated, rule)
 }
 
+// putRule updates one rule, possibly moving it to another group or folder;
+// it keeps its interval. A missing rule is 404 with an empty body.
 func (f *fakeGrafana) putRule(w http.ResponseWriter, r *http.Request) {
 	if !f.allowRules(w, true) {
 		return
 	}
-	old, ok := f.rules[r.PathValue("uid")]
+	uid := r.PathValue("uid")
+	old, ok := f.rules[uid]
 	if !ok {
-		msg(w, http.StatusNotFound, "rule not found")
+		w.WriteHeader(http.StatusNotFound)
 		return
 	}
 	var rule map[string]any
 	if !decodeBody(w, r, &rule) || !f.validRule(w, rule) || !provenanceChange(w, provOf(old), provenance(r)) {
 		return
 	}
-	rule["uid"] = r.PathValue("uid")
-	f.storeRule(rule, old["id"], provenance(r))
+	rule["uid"] = uid
+	f.storeRule(rule, old["id"], provenance(r), f.intervals[uid])
 	writeJSON(w, http.StatusOK, rule)
 }
 
@@ -607,14 +644,15 @@ func (f *fakeGrafana) deleteRule(w http.ResponseWriter, r *http.Request) {
 	if !f.allowRules(w, true) {
 		return
 	}
-	if old, ok := f.rules[r.PathValue("uid")]; ok {
+	uid := r.PathValue("uid")
+	if old, ok := f.rules[uid]; ok {
 		if stored := provOf(old); stored != "" && stored != provenance(r) {
 			writeJSON(w, http.StatusConflict, map[string]any{"messageId": "alerting.provenanceMismatch",
 				"message": fmt.Sprintf("cannot delete with provided provenance '%s', needs '%s'", provenance(r), stored)})
 			return
 		}
-		delete(f.rules, r.PathValue("uid"))
-		f.dropEmptyGroups()
+		delete(f.rules, uid)
+		delete(f.intervals, uid)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -624,12 +662,12 @@ func (f *fakeGrafana) getGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := [2]string{r.PathValue("folder"), r.PathValue("group")}
-	interval, ok := f.groups[key]
-	if !ok {
+	rules := f.groupRules(key)
+	if len(rules) == 0 {
 		msg(w, http.StatusNotFound, "rule group not found")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"title": key[1], "folderUid": key[0], "interval": interval, "rules": f.groupRules(key)})
+	writeJSON(w, http.StatusOK, map[string]any{"title": key[1], "folderUid": key[0], "interval": f.groupInterval(key), "rules": rules})
 }
 
 // ruleChanged: the fields a user or servq sets differ (Grafana's
@@ -646,21 +684,24 @@ func ruleChanged(old, in map[string]any) bool {
 	return clean(old) != clean(in)
 }
 
-// putGroup replaces the group as Grafana does: its interval (a positive
-// multiple of the 10s base interval), and its rules with the ones in the
-// body: rules left out are deleted, so an empty list deletes them all. A
-// changed rule (and every rule when the interval changes, the interval
-// being part of each rule) takes the request's provenance.
+// putGroup replaces the group as Grafana's ReplaceRuleGroup does. The
+// interval must be a positive multiple of the 10s base interval. The rules
+// in the body replace the group's: rules left out are deleted, so an empty
+// list deletes them all, while a body without "rules" (or null) keeps them
+// and sets the interval only. A rule of another group is moved in. Only
+// what changes is written: a new, moved or changed rule, and every rule
+// whose interval changes, takes the request's provenance; unchanged rules
+// keep theirs. Deletions are checked before updates, as Grafana does.
 func (f *fakeGrafana) putGroup(w http.ResponseWriter, r *http.Request) {
 	if !f.allowRules(w, true) {
 		return
 	}
 	key := [2]string{r.PathValue("folder"), r.PathValue("group")}
 	var in struct {
-		Title     string           `json:"title"`
-		FolderUID string           `json:"folderUid"`
-		Interval  int64            `json:"interval"`
-		Rules     []map[string]any `json:"rules"`
+		Title     string            `json:"title"`
+		FolderUID string            `json:"folderUid"`
+		Interval  int64             `json:"interval"`
+		Rules     *[]map[string]any `json:"rules"`
 	}
 	if !decodeBody(w, r, &in) {
 		return
@@ -671,62 +712,79 @@ func (f *fakeGrafana) putGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	prov := provenance(r)
-	intervalChanged := f.groups[key] != in.Interval
 	old := map[string]map[string]any{}
 	for _, o := range f.groupRules(key) {
 		old[o["uid"].(string)] = o
+	}
+	var body []map[string]any
+	if in.Rules == nil {
+		for _, o := range f.groupRules(key) {
+			body = append(body, maps.Clone(o))
+		}
+	} else {
+		body = *in.Rules
 	}
 	type write struct {
 		rule map[string]any
 		prov string
 	}
 	var writes []write
-	for _, rule := range in.Rules {
+	for _, rule := range body {
 		rule["folderUID"], rule["ruleGroup"] = key[0], key[1]
 		uid, _ := rule["uid"].(string)
-		o, ok := old[uid]
-		if !ok {
-			writes = append(writes, write{rule, prov})
-			continue
+		if uid == "" {
+			msg(w, http.StatusBadRequest, "invalid alert rule: uid is missing")
+			return
 		}
 		delete(old, uid)
-		stored := provOf(o)
-		if !intervalChanged && !ruleChanged(o, rule) {
-			writes = append(writes, write{rule, stored})
-			continue
+		o, exists := f.rules[uid] // in this group or, to be moved, in another
+		switch {
+		case !exists:
+			writes = append(writes, write{rule, prov})
+		case !ruleChanged(o, rule) && f.intervals[uid] == in.Interval:
+			// not part of Grafana's delta: left as it is
+		default:
+			writes = append(writes, write{rule, provOf(o)})
 		}
-		if !provenanceChange(w, stored, prov) {
-			return
-		}
-		writes = append(writes, write{rule, prov})
 	}
 	for _, o := range old { // deleted by the PUT
-		if !provenanceChange(w, provOf(o), prov) {
+		if stored := provOf(o); !groupProvenanceChange(stored, prov) {
+			msg(w, http.StatusInternalServerError, fmt.Sprintf("cannot delete with provided provenance '%s', needs '%s'", prov, stored))
 			return
 		}
+	}
+	for i, wr := range writes {
+		if _, exists := f.rules[wr.rule["uid"].(string)]; exists && !groupProvenanceChange(wr.prov, prov) {
+			msg(w, http.StatusInternalServerError, fmt.Sprintf("cannot update with provided provenance '%s', needs '%s'", prov, wr.prov))
+			return
+		}
+		writes[i].prov = prov
 	}
 	for uid := range old {
 		delete(f.rules, uid)
+		delete(f.intervals, uid)
 	}
 	for _, wr := range writes {
 		id := wr.rule["id"]
+		if o, ok := f.rules[wr.rule["uid"].(string)]; ok {
+			id = o["id"]
+		}
 		if id == nil {
 			id = f.id()
 		}
-		f.storeRule(wr.rule, id, wr.prov)
+		f.storeRule(wr.rule, id, wr.prov, in.Interval)
 	}
-	if len(in.Rules) > 0 {
-		f.groups[key] = in.Interval
-	}
-	f.dropEmptyGroups()
-	writeJSON(w, http.StatusOK, map[string]any{"title": key[1], "folderUid": key[0], "interval": in.Interval, "rules": f.groupRules(key)})
+	in.Title, in.FolderUID = key[1], key[0]
+	writeJSON(w, http.StatusOK, in) // Grafana echoes the request
 }
 
 // postRulerGroup is the UI's way to save a rule group (the ruler API):
 // the body is the whole group, {"name", "interval", "rules":
-// [{"grafana_alert": {"uid", "title"}}]}. Grafana refuses it when the
-// group holds a rule with a provenance: the UI cannot edit a provisioned
-// group, nor any rule in it.
+// [{"grafana_alert": {"uid", "title"}}]}. As in Grafana's ruler, the
+// interval is validated first, a save that changes nothing is accepted,
+// and one that changes anything in a group holding a rule with a
+// provenance is refused (400): the UI cannot edit a provisioned group,
+// nor any rule in it.
 func (f *fakeGrafana) postRulerGroup(w http.ResponseWriter, r *http.Request) {
 	if !f.allow(w, "alert.rules:write") {
 		return
@@ -744,35 +802,46 @@ func (f *fakeGrafana) postRulerGroup(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &in) {
 		return
 	}
+	iv, err := time.ParseDuration(in.Interval)
+	if err != nil || iv <= 0 || iv%(10*time.Second) != 0 {
+		msg(w, http.StatusBadRequest, fmt.Sprintf("rule evaluation interval %d should be multiple of the base interval of 10 seconds", int64(iv/time.Second)))
+		return
+	}
 	key := [2]string{r.PathValue("folder"), in.Name}
-	for _, o := range f.groupRules(key) {
-		if o["provenance"] != "" {
+	seconds := int64(iv / time.Second)
+	keep := map[string]bool{}
+	changed := false
+	for _, ru := range in.Rules {
+		o, ok := f.rules[ru.GrafanaAlert.UID]
+		if !ok || o["folderUID"] != key[0] || o["ruleGroup"] != key[1] {
+			msg(w, http.StatusNotFound, "failed to update rule group: failed to update rule with UID "+ru.GrafanaAlert.UID+" because could not find alert rule")
+			return
+		}
+		keep[ru.GrafanaAlert.UID] = true
+		changed = changed || o["title"] != ru.GrafanaAlert.Title || f.intervals[ru.GrafanaAlert.UID] != seconds
+	}
+	group := f.groupRules(key)
+	changed = changed || len(keep) != len(group)
+	if !changed {
+		writeJSON(w, http.StatusAccepted, map[string]any{"message": "no changes detected in the rule group"})
+		return
+	}
+	for _, o := range group {
+		if provOf(o) != "" {
 			msg(w, http.StatusBadRequest, fmt.Sprintf("failed to update rule group: request affects resources created via provisioning API: alert rule group [{orgID: 1, namespaceUID: %s, groupName: %s}]", key[0], key[1]))
 			return
 		}
 	}
-	iv, err := time.ParseDuration(in.Interval)
-	if err != nil || iv <= 0 || iv%(10*time.Second) != 0 {
-		msg(w, http.StatusBadRequest, "rule evaluation interval should be multiple of the base interval of 10 seconds")
-		return
-	}
-	keep := map[string]bool{}
 	for _, ru := range in.Rules {
-		o, ok := f.rules[ru.GrafanaAlert.UID]
-		if !ok || o["folderUID"] != key[0] || o["ruleGroup"] != key[1] {
-			msg(w, http.StatusNotFound, "failed to update rule with UID "+ru.GrafanaAlert.UID+" because alert rule not found")
-			return
-		}
-		keep[ru.GrafanaAlert.UID] = true
-		o["title"] = ru.GrafanaAlert.Title
+		f.rules[ru.GrafanaAlert.UID]["title"] = ru.GrafanaAlert.Title
+		f.intervals[ru.GrafanaAlert.UID] = seconds
 	}
-	for _, o := range f.groupRules(key) {
-		if !keep[o["uid"].(string)] {
-			delete(f.rules, o["uid"].(string))
+	for _, o := range group {
+		if uid := o["uid"].(string); !keep[uid] {
+			delete(f.rules, uid)
+			delete(f.intervals, uid)
 		}
 	}
-	f.groups[key] = int64(iv / time.Second)
-	f.dropEmptyGroups()
 	writeJSON(w, http.StatusAccepted, map[string]any{"message": "rule group updated successfully"})
 }
 
@@ -780,24 +849,23 @@ func (f *fakeGrafana) postRulerGroup(w http.ResponseWriter, r *http.Request) {
 func (f *fakeGrafana) uiEditRule(uid, title string) error {
 	f.mu.Lock()
 	rule := f.rules[uid]
-	f.mu.Unlock()
 	if rule == nil {
+		f.mu.Unlock()
 		return fmt.Errorf("no rule %s", uid)
 	}
-	folder, group := rule["folderUID"].(string), rule["ruleGroup"].(string)
-	f.mu.Lock()
+	key := [2]string{rule["folderUID"].(string), rule["ruleGroup"].(string)}
 	var rules []map[string]any
-	for _, o := range f.groupRules([2]string{folder, group}) {
+	for _, o := range f.groupRules(key) {
 		t := o["title"]
 		if o["uid"] == uid {
 			t = title
 		}
 		rules = append(rules, map[string]any{"grafana_alert": map[string]any{"uid": o["uid"], "title": t}})
 	}
-	iv := f.groups[[2]string{folder, group}]
+	iv := f.groupInterval(key)
 	f.mu.Unlock()
-	body, _ := json.Marshal(map[string]any{"name": group, "interval": fmt.Sprintf("%ds", iv), "rules": rules})
-	req, _ := http.NewRequest(http.MethodPost, f.URL()+"/api/ruler/grafana/api/v1/rules/"+folder, strings.NewReader(string(body)))
+	body, _ := json.Marshal(map[string]any{"name": key[1], "interval": fmt.Sprintf("%ds", iv), "rules": rules})
+	req, _ := http.NewRequest(http.MethodPost, f.URL()+"/api/ruler/grafana/api/v1/rules/"+key[0], strings.NewReader(string(body)))
 	req.Header.Set("Authorization", "Bearer "+f.token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)

@@ -371,13 +371,16 @@ const rulesPath = "/api/v1/provisioning/alert-rules"
 // X-Disable-Provenance header is sent: servq owns these rules, so they keep
 // the "api" provenance and the UI shows them as provisioned, not editable.
 func (p *provisioner) rules(ctx context.Context, want []AlertRule, st *groupState, res *Result) error {
-	wrote := false
+	wrote, moved := false, false
 	for _, r := range want {
 		path := rulesPath + "/" + r.UID
 		have, ok := st.rules[r.UID]
 		if !ok {
-			// Maybe elsewhere (another group or folder): the PUT moves it.
-			if have, ok = st.elsewhere[r.UID]; !ok {
+			// Maybe elsewhere (another group or folder): the PUT moves it,
+			// and it keeps the interval of the group it leaves.
+			have, ok = st.elsewhere[r.UID]
+			moved = moved || ok
+			if !ok {
 				if err := p.c.do(ctx, http.MethodPost, rulesPath, r, nil); err != nil {
 					return fmt.Errorf("grafana: creating alert rule %q (%s): %w", r.Title, r.UID, err)
 				}
@@ -433,7 +436,12 @@ func (p *provisioner) rules(ctx context.Context, want []AlertRule, st *groupStat
 		}
 	}
 	interval := int64(p.opt.Interval / time.Second)
-	if group.Interval == interval {
+	// Grafana keeps the interval on each rule and answers the first one's
+	// as the group's: a rule moved in by its own PUT keeps its old group's
+	// interval, and new rules take the group's or the 60s default, so after
+	// a move the group may hold several. The group PUT then sets it on every
+	// rule whose interval differs (and on those only).
+	if group.Interval == interval && !moved {
 		return nil
 	}
 	// The PUT replaces the whole group and stamps every rule it changes

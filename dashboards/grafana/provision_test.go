@@ -95,7 +95,7 @@ func TestFirstRunCreatesEverything(t *testing.T) {
 		}
 	}
 	// Created with Grafana's default interval, then set to ours.
-	if iv := f.groups[[2]string{"servq", "servq"}]; iv != 60 {
+	if iv := f.groupInterval([2]string{"servq", "servq"}); iv != 60 {
 		t.Errorf("group interval %d", iv)
 	}
 
@@ -166,8 +166,8 @@ func TestSecondRunWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.RuleGroupUpdated || f.groups[[2]string{"servq", "servq"}] != 120 || len(f.rules) != 3 {
-		t.Fatalf("first run: %+v, groups %v, %d rules", res, f.groups, len(f.rules))
+	if !res.RuleGroupUpdated || f.groupInterval([2]string{"servq", "servq"}) != 120 || len(f.rules) != 3 {
+		t.Fatalf("first run: %+v, %d rules", res, len(f.rules))
 	}
 	f.takeRequests()
 
@@ -246,10 +246,10 @@ func TestChangesAreApplied(t *testing.T) {
 	if !strings.Contains(string(got), `"params":[20]`) {
 		t.Errorf("rule not updated: %s", got)
 	}
-	if !res.RuleGroupUpdated || f.groups[[2]string{"servq", "servq"}] != 30 || len(f.rules) != 3 {
-		t.Errorf("group: %+v, %v, %d rules", res, f.groups, len(f.rules))
+	if !res.RuleGroupUpdated || f.groupInterval([2]string{"servq", "servq"}) != 30 || len(f.rules) != 3 {
+		t.Errorf("group: %+v, %d rules", res, len(f.rules))
 	}
-	if iv := f.groups[[2]string{"servq", "mine"}]; iv != 60 {
+	if iv := f.groupInterval([2]string{"servq", "mine"}); iv != 60 {
 		t.Errorf("the user's group interval became %d", iv)
 	}
 	// The dashboard update carried the version it replaced.
