@@ -540,3 +540,62 @@ func TestContractFakeNoOps(t *testing.T) {
 		t.Errorf("PUT of a missing rule: %d %q", code, body)
 	}
 }
+
+// Up to 11.2 a dashboard's slug may not be any folder's (400 name-match,
+// with a hint); from 11.3 it may. With overwrite (which servq never
+// sends) Grafana up to 11.2 saves over the dashboard whose title clashes,
+// under that dashboard's uid.
+func TestContractTitleClashWithFolderAndTakeover(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v grafanaVersion) {
+		f := newFakeVersion(t, testToken, v, "Admin")
+		f.mu.Lock()
+		f.folders["other"] = &fakeFolder{ID: 9, UID: "other", Title: "Servq: overview", Version: 1}
+		f.mu.Unlock()
+		_, err := Provision(context.Background(), testOptions(f), []Dashboard{dash("servq-overview", "servq overview", "")}, nil)
+		if !v.UniqueSlugs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "name-match") ||
+			!strings.Contains(err.Error(), "may not have the slug of any folder's title") {
+			t.Fatalf("error %v", err)
+		}
+
+		f.mu.Lock()
+		f.dashes["hand-made"] = &fakeDash{ID: 3, Version: 4, FolderUID: "servq",
+			Model: map[string]any{"uid": "hand-made", "title": "servq: queues", "id": 3, "version": 4}}
+		f.mu.Unlock()
+		code, body := send(t, f, http.MethodPost, "/api/dashboards/db", map[string]any{"dashboard": map[string]any{"uid": "servq-queues", "title": "servq queues"},
+			"folderUid": "servq", "overwrite": true}, nil)
+		if code != http.StatusOK {
+			t.Fatalf("save with overwrite: %d %s", code, body)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_, created := f.dashes["servq-queues"]
+		took := f.dashes["hand-made"].Model["title"] == "servq queues"
+		if created == v.UniqueSlugs || took != v.UniqueSlugs {
+			t.Errorf("overwrite: servq-queues created %v, hand-made taken over %v", created, took)
+		}
+	})
+}
+
+// A dashboard whose file provider allows UI updates can be saved through
+// the API, but servq still refuses to share it with a file.
+func TestContractFileProvisionedAllowUIUpdates(t *testing.T) {
+	f := newFakeVersion(t, testToken, grafana12, "Admin")
+	f.mu.Lock()
+	f.folders["servq"] = &fakeFolder{ID: 2, UID: "servq", Title: "servq", Version: 1}
+	f.dashes["servq-queues"] = &fakeDash{ID: 3, Version: 1, FolderUID: "servq", Provisioned: "servq-queues.json", AllowUIUpdates: true,
+		Model: map[string]any{"uid": "servq-queues", "title": "servq queues", "id": 3, "version": 1}}
+	f.mu.Unlock()
+	ds, _ := input()
+	_, err := Provision(context.Background(), testOptions(f), ds, nil)
+	if err == nil || !strings.Contains(err.Error(), "unless the provider allows UI updates") {
+		t.Fatalf("error %v", err)
+	}
+	if code, body := send(t, f, http.MethodPost, "/api/dashboards/db", map[string]any{"dashboard": map[string]any{"uid": "servq-queues", "title": "servq queues", "version": 1},
+		"folderUid": "servq"}, nil); code != http.StatusOK {
+		t.Errorf("save of a dashboard whose provider allows UI updates: %d %s", code, body)
+	}
+}

@@ -112,8 +112,10 @@ type fakeDash struct {
 	Version   int64
 	FolderUID string
 	// Provisioned is the file a file provider loaded it from; Grafana
-	// then refuses to save it through the API.
-	Provisioned string
+	// then refuses to save it through the API unless the provider has
+	// allowUiUpdates (AllowUIUpdates).
+	Provisioned    string
+	AllowUIUpdates bool
 }
 
 type fakeRequest struct {
@@ -404,6 +406,13 @@ func (f *fakeGrafana) getDash(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"dashboard": d.Model, "meta": meta})
 }
 
+// postDash saves as Grafana's POST /api/dashboards/db does, in its
+// order: title, file provisioning (unless its provider allows UI
+// updates), then the store's checks by uid (version-mismatch unless
+// overwrite) and, up to 11.2, by slug: a folder anywhere in the org with
+// the dashboard's slug is 400 name-match, a dashboard of the same folder
+// is 412 name-exists, or with overwrite is taken over (the save goes to
+// that dashboard, its uid and id; the posted uid is not created).
 func (f *fakeGrafana) postDash(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Dashboard map[string]any `json:"dashboard"`
@@ -427,25 +436,12 @@ func (f *fakeGrafana) postDash(w http.ResponseWriter, r *http.Request) {
 	}
 	title, _ := in.Dashboard["title"].(string)
 	if title == "" {
-		msg(w, http.StatusBadRequest, "Dashboard title cannot be empty")
+		writeJSON(w, http.StatusBadRequest, map[string]any{"status": "empty-name", "message": "Dashboard title cannot be empty"})
 		return
 	}
-	if exists && d.Provisioned != "" {
+	if exists && d.Provisioned != "" && !d.AllowUIUpdates {
 		msg(w, http.StatusBadRequest, "Cannot save provisioned dashboard")
 		return
-	}
-	if f.version.UniqueSlugs {
-		for ouid, o := range f.dashes {
-			if ouid == uid || o.FolderUID != in.FolderUID || slugify(o.Model["title"].(string)) != slugify(title) {
-				continue
-			}
-			if !in.Overwrite {
-				writeJSON(w, http.StatusPreconditionFailed, map[string]any{"status": "name-exists",
-					"message": "A dashboard with the same name in the folder already exists"})
-				return
-			}
-			delete(f.dashes, ouid) // taken over
-		}
 	}
 	var posted int64
 	if v, ok := in.Dashboard["version"].(json.Number); ok {
@@ -455,6 +451,27 @@ func (f *fakeGrafana) postDash(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusPreconditionFailed, map[string]any{"status": "version-mismatch",
 			"message": "The dashboard has been changed by someone else"})
 		return
+	}
+	if f.version.UniqueSlugs {
+		for _, fo := range f.folders {
+			if slugify(fo.Title) == slugify(title) {
+				writeJSON(w, http.StatusBadRequest, map[string]any{"status": "name-match", "message": "Dashboard name cannot be the same as folder"})
+				return
+			}
+		}
+		for ouid, o := range f.dashes {
+			if ouid == uid || o.FolderUID != in.FolderUID || slugify(o.Model["title"].(string)) != slugify(title) {
+				continue
+			}
+			if !in.Overwrite {
+				writeJSON(w, http.StatusPreconditionFailed, map[string]any{"status": "name-exists",
+					"message": "A dashboard with the same name in the folder already exists"})
+				return
+			}
+			uid, d, exists = ouid, o, true // taken over
+			in.Dashboard["uid"] = ouid
+			break
+		}
 	}
 	if !exists {
 		if _, hasID := in.Dashboard["id"]; hasID && in.Dashboard["id"] != nil {

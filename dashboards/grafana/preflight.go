@@ -106,8 +106,9 @@ func (p *provisioner) checkPermissions(ctx context.Context, version string, with
 // servq's uids are held by Grafana's file provisioning (servq dashboards
 // -o was used before): Grafana refuses the API's writes to them.
 func fileProvisionedDashboard(what, file string) error {
-	return fmt.Errorf("grafana: %s is provisioned from the file %q by Grafana's file provisioning, and Grafana refuses to save it through the API "+
-		"(400 \"Cannot save provisioned dashboard\"): to switch to the API, remove servq's dashboard provider "+
+	return fmt.Errorf("grafana: %s is provisioned from the file %q by Grafana's file provisioning, which owns it: Grafana refuses to save it through the API "+
+		"(400 \"Cannot save provisioned dashboard\") unless the provider allows UI updates, and servq shares no dashboard with a file either way; "+
+		"to switch to the API, remove servq's dashboard provider "+
 		"(provisioning/dashboards/servq.yaml) and restart Grafana, which then deletes that provider's dashboards; servq wrote nothing "+
 		"(see \"Switching from file provisioning\" in dashboards/README.md)", what, file)
 }

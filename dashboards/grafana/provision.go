@@ -303,10 +303,16 @@ func currentVersion(dash json.RawMessage, meta int64) any {
 // conflictHint explains Grafana's 412s on a dashboard save.
 func conflictHint(err error) string {
 	var ae *APIError
-	if !errors.As(err, &ae) || (ae.StatusCode != http.StatusPreconditionFailed && ae.StatusCode != http.StatusConflict) {
+	if !errors.As(err, &ae) || (ae.StatusCode != http.StatusPreconditionFailed && ae.StatusCode != http.StatusConflict &&
+		ae.StatusCode != http.StatusBadRequest) {
 		return ""
 	}
 	switch ae.Status {
+	case "name-match":
+		// Also only up to 11.2: folders and dashboards shared one table,
+		// and a dashboard's slug could not be any folder's.
+		return " (up to Grafana 11.2 a dashboard's title may not have the slug of any folder's title in the organisation: " +
+			"rename that folder)"
 	case "version-mismatch":
 		return " (someone saved this dashboard while servq was updating it; run servq again)"
 	case "name-exists":
