@@ -696,3 +696,85 @@ func TestJSMFallBackHourInTheProfileZone(t *testing.T) {
 		}
 	}
 }
+
+// Ten polls, a minute apart (10:01 … 10:10), of a search that shows
+// changes late, committed to the quality model. Issues (updated, shown
+// in search from): SUP-1 10:00:00 at once, SUP-2 10:00:20 from 10:01:30,
+// SUP-3 10:00:40 at once, SUP-4 10:02:00 from 10:03:50, SUP-5 10:03:00 at
+// once and solved, SUP-6 10:04:00 from 10:07:30, SUP-7 10:05:00 at once;
+// SUP-1 is solved at 10:06:00 (shown at once). A run delivers what is at
+// least settle_lag old, up to the first newer issue. Hand-computed:
+//
+//   - 0s: 10:01 delivers 1,3 (watermark 10:00:40), so SUP-2 (10:00:20)
+//     shows behind it and is lost; 10:03 delivers 5 (10:03), so SUP-4
+//     (10:02) is lost; 10:05 delivers 7, so SUP-6 (10:04) is lost; 10:06
+//     delivers SUP-1's solve. 4 created, 2 solved.
+//   - 2m (default): a run at T delivers up to T-2m: 10:02 → 1, 10:03 →
+//     2,3, 10:04 → 4, 10:05 → 5, 10:06 → none (SUP-6 not shown, SUP-7
+//     too new), 10:07 → 7, 10:08 → SUP-1's solve. SUP-6 shows 3m30s late,
+//     more than the lag, after 7 was delivered: lost. 6 created, 2 solved.
+//   - 4m: every issue shows within the lag: 10:04 → 1, 10:05 → 2,3,
+//     10:06 → 4, 10:07 → 5, 10:08 → 6, 10:09 → 7, 10:10 → SUP-1's solve.
+//     7 created, 2 solved.
+//
+// Each poll is repeated at once from its cursor: the JQL bound reaches
+// back to the watermark's minute, so the repeat reads the same issues
+// again, and delivers none of them; SUP-1's second version counts its
+// solve, not a second creation.
+func TestJSMLateSearchResultsCountedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		lag     string
+		perPoll string
+		created float64
+	}{
+		{"0s", "1,3||5||7|1||||", 4},
+		{"2m", "|1|2,3|4|5||7|1||", 6},
+		{"4m", "|||1|2,3|4|5|6|7|1", 7},
+	} {
+		f := newJSMFake(t)
+		f.issues = map[string]json.RawMessage{}
+		f.visibleAt = map[string]time.Time{}
+		for _, is := range []struct{ n, updated, shown string }{
+			{"1", "10:00:00", "10:00:00"}, {"2", "10:00:20", "10:01:30"}, {"3", "10:00:40", "10:00:40"},
+			{"4", "10:02:00", "10:03:50"}, {"5", "10:03:00", "10:03:00"}, {"6", "10:04:00", "10:07:30"},
+			{"7", "10:05:00", "10:05:00"},
+		} {
+			f.issueAt(is.n, "SUP-"+is.n, "2026-11-02T"+is.updated+"Z")
+			f.visibleAt[is.n] = mustRFC3339("2026-11-02T" + is.shown + "Z")
+		}
+		done := func(id, at string) {
+			u := mustRFC3339("2026-11-02T" + at + "Z").Format(jiraTime)
+			f.update(id, "SUP-"+id, map[string]any{"updated": u, "resolutiondate": u,
+				"status": map[string]any{"name": "Done", "statusCategory": map[string]any{"key": "done"}}}, nil)
+		}
+		done("5", "10:03:00")
+		yml := f.config("    settle_lag: " + tc.lag + "\n")
+		m := testModel(t, testConfig(t, yml))
+		s, _ := jsmSource(t, yml, 100)
+		var cur []byte
+		var polls []string
+		for i := 1; i <= 10; i++ {
+			now := time.Date(2026, 11, 2, 10, i, 0, 0, time.UTC)
+			if i == 6 {
+				done("1", "10:06:00")
+			}
+			f.now = now
+			b, next := collectOnce(t, s, cur, now)
+			commitRun(t, m, "jsm", b, next)
+			polls = append(polls, strings.Join(recordTicketIDs(b.Tickets), ","))
+			again, next2 := collectOnce(t, s, next, now)
+			commitRun(t, m, "jsm", again, next2)
+			if len(again.Tickets) != 0 {
+				t.Errorf("settle_lag %s, %s: the repeated poll delivered %v again", tc.lag, now.Format("15:04"), recordTicketIDs(again.Tickets))
+			}
+			cur = next2
+		}
+		if got := strings.Join(polls, "|"); got != tc.perPoll {
+			t.Errorf("settle_lag %s: issues per poll %q, want %q", tc.lag, got, tc.perPoll)
+		}
+		tot := familyTotals(t, m)
+		if tot["servq_tickets_created_total"] != tc.created || tot["servq_tickets_solved_total"] != 2 {
+			t.Errorf("settle_lag %s: created %v, solved %v; want %v and 2", tc.lag, tot["servq_tickets_created_total"], tot["servq_tickets_solved_total"], tc.created)
+		}
+	}
+}
