@@ -873,8 +873,11 @@ func TestZendeskExampleConfig(t *testing.T) {
 // end_time is its start_time comes back again, as the fake shows); with
 // cursor pagination every breach arrives once: the show_many requests ask
 // for tickets 1000-1249 and 2000 (100 + 100 + 51 ids), and a later run
-// reads none of them again. With a budget that ends a run inside the
-// second, the next run continues at the stored page[after] cursor.
+// reads none of them again. The model counts servq_ticket_sla_breaches_total
+// 250 first_reply (reply_time, instance 1) and 1 resolution, 251 in all,
+// after each run. With a budget that ends a run inside the second, the
+// next run continues at the stored page[after] cursor, and the runs end
+// (the cursor stops moving) with the same 251.
 func TestZendeskManyEventsInOneSecond(t *testing.T) {
 	second := "2026-11-22T08:00:00Z"
 	events := func() []map[string]any {
@@ -883,6 +886,34 @@ func TestZendeskManyEventsInOneSecond(t *testing.T) {
 			evs = append(evs, map[string]any{"id": 5000 + i, "ticket_id": 1000 + i, "metric": "reply_time", "instance_id": 1, "type": "breach", "time": second})
 		}
 		return append(evs, map[string]any{"id": 6000, "ticket_id": 2000, "metric": "resolution_time", "instance_id": 0, "type": "breach", "time": "2026-11-22T08:01:00Z"})
+	}
+	// The breached tickets, last changed before the export's since (30d):
+	// only show_many reads them.
+	tickets := func() []map[string]any {
+		var out []map[string]any
+		for _, id := range append(func() (ids []int) {
+			for i := range 250 {
+				ids = append(ids, 1000+i)
+			}
+			return
+		}(), 2000) {
+			out = append(out, map[string]any{"id": float64(id), "status": "open", "priority": "normal", "via": map[string]any{"channel": "email"},
+				"group_id": float64(2001), "tags": []any{}, "created_at": "2026-10-01T09:00:00Z", "updated_at": "2026-10-01T09:00:00Z",
+				"generated_timestamp": float64(zdUnix("2026-10-01T09:00:00Z"))})
+		}
+		return out
+	}
+	// Every breach counted once: reply_time instance 1 -> first_reply for
+	// the 250 tickets of the second, resolution_time -> resolution for 2000.
+	breaches := func(m *quality.Model) {
+		t.Helper()
+		got := zdMetrics(t, m)
+		fr := zdSum(got, "servq_ticket_sla_breaches_total", "metric=first_reply")
+		res := zdSum(got, "servq_ticket_sla_breaches_total", "metric=resolution")
+		all := zdSum(got, "servq_ticket_sla_breaches_total")
+		if fr != 250 || res != 1 || all != 251 {
+			t.Errorf("breaches: first_reply %g resolution %g all %g, want 250, 1, 251", fr, res, all)
+		}
 	}
 	asked := func(reqs []string) (ids []string, events []string) {
 		for _, r := range reqs {
@@ -912,11 +943,15 @@ func TestZendeskManyEventsInOneSecond(t *testing.T) {
 	}
 	f.takeRequests()
 
-	s, _, _ := zdBuild(t, zdConfig(f.srv.URL, ""))
-	_, cur, err := tryCollect(s, nil, zdNow1)
+	f.versions = tickets()
+	s, cfg, _ := zdBuild(t, zdConfig(f.srv.URL, ""))
+	m := testModel(t, cfg)
+	b, cur, err := tryCollect(s, nil, zdNow1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	commitRun(t, m, "zd", b, cur)
+	breaches(m)
 	ids, evReqs := asked(f.takeRequests())
 	var want []string
 	for i := range 250 {
@@ -932,9 +967,12 @@ func TestZendeskManyEventsInOneSecond(t *testing.T) {
 	if c.EventsStart != zdUnix("2026-11-22T08:01:00Z") || !slices.Equal(c.EventsSeen, []int64{6000}) || c.EventsAfter != "" {
 		t.Errorf("cursor %s", cur)
 	}
-	if _, _, err := tryCollect(s, cur, zdNow1.Add(5*time.Minute)); err != nil {
+	b, next, err := tryCollect(s, cur, zdNow1.Add(5*time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
+	commitRun(t, m, "zd", b, next)
+	breaches(m)
 	if ids, _ := asked(f.takeRequests()); len(ids) != 0 {
 		t.Errorf("a later run read breaches again: %v", ids)
 	}
@@ -944,14 +982,19 @@ func TestZendeskManyEventsInOneSecond(t *testing.T) {
 	f2 := newZDFake(t)
 	f2.eventsN = 100
 	f2.events = events()
-	s2, _, _ := zdBuild(t, zdConfig(f2.srv.URL, "    max_requests_per_run: 3\n"))
+	f2.versions = tickets()
+	s2, cfg2, _ := zdBuild(t, zdConfig(f2.srv.URL, "    max_requests_per_run: 3\n"))
+	m2 := testModel(t, cfg2)
 	var all []string
 	cur = nil
+	// Bounded: each run moves the cursor on, and a run that does not is
+	// the end (a stalled export would fail the counts below).
 	for run := 0; run < 6; run++ {
-		_, next, err := tryCollect(s2, cur, zdNow1)
+		b, next, err := tryCollect(s2, cur, zdNow1)
 		if err != nil {
 			t.Fatal(err)
 		}
+		commitRun(t, m2, "zd", b, next)
 		ids, evReqs := asked(f2.takeRequests())
 		all = append(all, ids...)
 		if run == 1 && (len(evReqs) == 0 || !strings.Contains(evReqs[0], "page[after]=")) {
@@ -966,6 +1009,7 @@ func TestZendeskManyEventsInOneSecond(t *testing.T) {
 	if !slices.Equal(all, want) {
 		t.Errorf("over budget-cut runs show_many asked for %d tickets, want the 251 breached once each", len(all))
 	}
+	breaches(m2)
 }
 
 // zdGet GETs a URI of the fake with the right credentials.
