@@ -342,8 +342,9 @@ func TestContractFakeFaithful(t *testing.T) {
 		if code, _ := send(t, f, http.MethodDelete, rulesPath+"/nope", nil, nil); code != http.StatusNoContent {
 			t.Errorf("DELETE of a missing rule: %d", code)
 		}
-		// Provenance "api" cannot be dropped by a later write with
-		// X-Disable-Provenance: the rules stay read-only in the UI.
+		// Provenance "api" cannot be dropped by a later PUT of the single
+		// rule with X-Disable-Provenance (a group PUT can: see
+		// TestContractGroupPutProvenance).
 		code, body := send(t, f, http.MethodPut, rulesPath+"/servq-slo", f.ruleCopy("servq-slo"), map[string]string{"X-Disable-Provenance": "true"})
 		if code != http.StatusInternalServerError || !strings.Contains(body, "cannot change provenance from 'api' to ''") {
 			t.Errorf("PUT without provenance: %d %s", code, body)
