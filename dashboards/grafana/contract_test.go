@@ -600,3 +600,45 @@ func TestContractFileProvisionedAllowUIUpdates(t *testing.T) {
 		t.Errorf("save of a dashboard whose provider allows UI updates: %d %s", code, body)
 	}
 }
+
+// Rules provisioned otherwise than through the API: another provenance
+// than "file" gets advice that fits it, and a rule stamped "file" between
+// servq's reads and its group PUT fails the PUT with Grafana's group
+// message and servq's hint.
+func TestContractOtherProvenance(t *testing.T) {
+	fastBackoff(t) // Grafana answers the refusal with 500, which is retried
+	forEachVersion(t, func(t *testing.T, v grafanaVersion) {
+		f := newFakeVersion(t, testToken, v, "Admin")
+		ds, rs := input()
+		if _, err := Provision(context.Background(), testOptions(f), ds, rs); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		f.rules["servq-slo"]["provenance"] = "converted_prometheus"
+		f.mu.Unlock()
+		_, err := Provision(context.Background(), testOptions(f), ds, rs)
+		if err == nil || !strings.Contains(err.Error(), `provenance "converted_prometheus" (provisioned by something other than the API)`) ||
+			strings.Contains(err.Error(), "deleteRules") {
+			t.Fatalf("error %v", err)
+		}
+		f.mu.Lock()
+		f.rules["servq-slo"]["provenance"] = "api"
+		f.mu.Unlock()
+
+		f.setHook(func(_ http.ResponseWriter, r *http.Request, _ []byte) bool {
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/rule-groups/") {
+				f.mu.Lock()
+				f.rules["servq-slo"]["provenance"] = "file"
+				f.mu.Unlock()
+			}
+			return false
+		})
+		opt := testOptions(f)
+		opt.Interval = 2 * time.Minute
+		_, err = Provision(context.Background(), opt, ds, rs)
+		if err == nil || !strings.Contains(err.Error(), "cannot update with provided provenance 'api', needs 'file'") ||
+			!strings.Contains(err.Error(), "Switching from file provisioning") {
+			t.Fatalf("error %v", err)
+		}
+	})
+}

@@ -114,6 +114,12 @@ func fileProvisionedDashboard(what, file string) error {
 }
 
 func fileProvisionedRule(uid, prov string) error {
+	if prov != "file" {
+		// e.g. "converted_prometheus": Grafana's import of Prometheus rules.
+		return fmt.Errorf("grafana: alert rule %s has provenance %q (provisioned by something other than the API), and Grafana refuses to change it "+
+			"through the API (\"cannot change provenance from '%s' to 'api'\"): delete it where it was provisioned, then run servq again; servq wrote nothing",
+			uid, prov, prov)
+	}
 	return fmt.Errorf("grafana: alert rule %s has provenance %q (file provisioning), and Grafana refuses to change it through the API "+
 		"(\"cannot change provenance from '%s' to 'api'\"): to switch to the API, replace provisioning/alerting/servq.yaml with one that "+
 		"lists servq's rules under deleteRules and restart Grafana; servq wrote nothing "+
@@ -130,7 +136,8 @@ func writeHint(err error) string {
 	switch {
 	case ae.StatusCode == http.StatusBadRequest && strings.Contains(ae.Message, "Cannot save provisioned dashboard"):
 		return " (the dashboard is file-provisioned: see \"Switching from file provisioning\" in dashboards/README.md)"
-	case strings.Contains(ae.Message, "cannot change provenance"):
+	case strings.Contains(ae.Message, "cannot change provenance"), strings.Contains(ae.Message, "with provided provenance"):
+		// The single-rule PUT says the first, the group PUT the second.
 		return " (the rule is provisioned otherwise than through the API: see \"Switching from file provisioning\" in dashboards/README.md)"
 	}
 	return conflictHint(err)

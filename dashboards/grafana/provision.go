@@ -465,7 +465,7 @@ func (p *provisioner) rules(ctx context.Context, want []AlertRule, st *groupStat
 		group.Rules = []json.RawMessage{}
 	}
 	if err := p.c.do(ctx, http.MethodPut, p.groupPath(), group, nil); err != nil {
-		return fmt.Errorf("grafana: setting the interval of rule group %q to %s: %w", p.opt.RuleGroup, p.opt.Interval, err)
+		return fmt.Errorf("grafana: setting the interval of rule group %q to %s: %w%s", p.opt.RuleGroup, p.opt.Interval, err, writeHint(err))
 	}
 	res.RuleGroupUpdated = true
 	return nil
