@@ -413,6 +413,10 @@ func (f *fakeGrafana) getDash(w http.ResponseWriter, r *http.Request) {
 // the dashboard's slug is 400 name-match, a dashboard of the same folder
 // is 412 name-exists, or with overwrite is taken over (the save goes to
 // that dashboard, its uid and id; the posted uid is not created).
+// Source: grafana/grafana pkg/services/dashboards (errors.go, and
+// getExistingDashboardByTitleAndFolder of the database package, which
+// matches the slug against every folder and the folder's dashboards),
+// and #90687, which dropped that check in 11.3.
 func (f *fakeGrafana) postDash(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Dashboard map[string]any `json:"dashboard"`
@@ -709,6 +713,8 @@ func ruleChanged(old, in map[string]any) bool {
 // what changes is written: a new, moved or changed rule, and every rule
 // whose interval changes, takes the request's provenance; unchanged rules
 // keep theirs. Deletions are checked before updates, as Grafana does.
+// Source: grafana/grafana pkg/services/ngalert/provisioning/alert_rules.go
+// (ReplaceRuleGroup, calcDelta, persistDelta).
 func (f *fakeGrafana) putGroup(w http.ResponseWriter, r *http.Request) {
 	if !f.allowRules(w, true) {
 		return
