@@ -329,14 +329,17 @@ func TestFreshdeskPaginationAndIncrementalRun(t *testing.T) {
 // A ticket whose change reaches the list 40 seconds late, after a newer
 // change of another ticket: without a settle lag the first run delivers
 // the newer one, its watermark passes the late ticket's updated_at and
-// the late ticket is never read; with the default lag (1m) both arrive.
+// the late ticket is never read (1 ticket created); with the default lag
+// (1m) both arrive (2 created), and a third run, which lists both again,
+// adds nothing.
 func TestFreshdeskSettleLagKeepsLateTickets(t *testing.T) {
 	for _, tc := range []struct {
-		extra string
-		want  []string // ticket ids of run 1, run 2
+		extra   string
+		want    string // ticket ids per run
+		created float64
 	}{
-		{"    settle_lag: 0s", []string{"21", ""}}, // ticket 20 lost for good
-		{"", []string{"", "20,21"}},
+		{"    settle_lag: 0s", "21||", 1}, // ticket 20 lost for good
+		{"", "|20,21|", 2},
 	} {
 		f := newFDFake(t)
 		f.tickets = map[string]json.RawMessage{}
@@ -344,16 +347,10 @@ func TestFreshdeskSettleLagKeepsLateTickets(t *testing.T) {
 		f.update("21", map[string]any{"id": 21, "status": 2, "priority": 1, "source": 1, "created_at": "2026-11-02T10:00:10Z", "updated_at": "2026-11-02T10:00:10Z", "stats": map[string]any{}})
 		f.visibleAt = map[string]time.Time{"20": mustRFC3339("2026-11-02T10:00:40Z")}
 		s, _ := fdSource(t, f.config(tc.extra), 100)
-		var cur []byte
-		var got []string
-		for _, now := range []time.Time{mustRFC3339("2026-11-02T10:00:30Z"), mustRFC3339("2026-11-02T10:02:00Z")} {
-			f.now = now
-			var b *collectors.Batch
-			b, cur = collectOnce(t, s, cur, now)
-			got = append(got, strings.Join(recordTicketIDs(b.Tickets), ","))
-		}
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("%q: tickets per run %q, want %q", tc.extra, got, tc.want)
+		runs := []time.Time{mustRFC3339("2026-11-02T10:00:30Z"), mustRFC3339("2026-11-02T10:02:00Z"), mustRFC3339("2026-11-02T10:03:00Z")}
+		got, created := pollIntoModel(t, f.config(tc.extra), s, runs, func(now time.Time) { f.now = now })
+		if got != tc.want || created != tc.created {
+			t.Errorf("%q: tickets per run %q, %v created; want %q, %v", tc.extra, got, created, tc.want, tc.created)
 		}
 	}
 }

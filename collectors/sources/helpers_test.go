@@ -305,3 +305,38 @@ func exampleYAML(t testing.TB, source string) string {
 	}
 	return string(b)
 }
+
+// pollIntoModel runs s once at each of times (before, when set, first
+// moves the vendor fake to that instant), commits each run to a quality
+// model of the config yml, and runs s again at once from the cursor the
+// run returned: the repeat re-reads the vendor's list from the watermark,
+// everything it finds there was delivered, so it must deliver no ticket.
+// It returns the ticket ids of each run ("," within a run, "|" between
+// runs) and the model's servq_tickets_created_total.
+func pollIntoModel(t testing.TB, yml string, s collectors.Source, times []time.Time, before func(time.Time)) (string, float64) {
+	t.Helper()
+	cfg := testConfig(t, yml)
+	m := testModel(t, cfg)
+	name := cfg.Collectors[0].Name
+	var cur []byte
+	var runs []string
+	for _, now := range times {
+		if before != nil {
+			before(now)
+		}
+		b, next := collectOnce(t, s, cur, now)
+		commitRun(t, m, name, b, next)
+		var ids []string
+		for _, tk := range b.Tickets {
+			ids = append(ids, tk.ID)
+		}
+		runs = append(runs, strings.Join(ids, ","))
+		again, next2 := collectOnce(t, s, next, now)
+		commitRun(t, m, name, again, next2)
+		if len(again.Tickets) != 0 {
+			t.Errorf("%s: the run repeated at %s delivered %d tickets again", name, now.Format(time.RFC3339), len(again.Tickets))
+		}
+		cur = next2
+	}
+	return strings.Join(runs, "|"), familyTotals(t, m)["servq_tickets_created_total"]
+}

@@ -863,14 +863,17 @@ func TestRequestTrackerRealRT(t *testing.T) {
 // RT stamps LastUpdated when a transaction starts: ticket 20's (10:00:00)
 // commits 40 s later, after ticket 21's (10:00:10). Without a settle lag
 // the first run delivers 21, its cursor passes 10:00:00, and 20 is never
-// read; with the default lag (1m) both arrive in the second run.
+// read (1 ticket created); with the default lag (1m) both arrive in the
+// second run (2 created), and the third run, which re-reads both, adds
+// nothing.
 func TestRequestTrackerSettleLagKeepsLateTickets(t *testing.T) {
 	for _, tc := range []struct {
-		extra string
-		want  string
+		extra   string
+		want    string
+		created float64
 	}{
-		{"    settle_lag: 0s\n", "21|"},
-		{"", "|20,21"},
+		{"    settle_lag: 0s\n", "21||", 1},
+		{"", "|20,21|", 2},
 	} {
 		f := newFakeRT(t)
 		at := func(s string) time.Time { return mustRFC3339("2026-11-23T" + s + "Z") }
@@ -878,16 +881,10 @@ func TestRequestTrackerSettleLagKeepsLateTickets(t *testing.T) {
 		f.create(21, at("10:00:10"), "Support", "bob@example.com")
 		f.hidden = map[int]time.Time{20: at("10:00:40")}
 		s, _ := rtSource(t, f, tc.extra)
-		var cur []byte
-		var got []string
-		for _, now := range []time.Time{at("10:00:30"), at("10:02:00")} {
-			f.now = now
-			var b *collectors.Batch
-			b, cur = collectOnce(t, s, cur, now)
-			got = append(got, strings.Join(recordTicketIDs(b.Tickets), ","))
-		}
-		if strings.Join(got, "|") != tc.want {
-			t.Errorf("%q: tickets per run %q, want %q", tc.extra, strings.Join(got, "|"), tc.want)
+		yml := fmt.Sprintf("collectors:\n  - name: rt\n    type: request_tracker\n    schedule: \"@every 5m\"\n    url: %s\n    token: %s\n%s", f.srv.URL, f.token, tc.extra)
+		got, created := pollIntoModel(t, yml, s, []time.Time{at("10:00:30"), at("10:02:00"), at("10:03:00")}, func(now time.Time) { f.now = now })
+		if got != tc.want || created != tc.created {
+			t.Errorf("%q: tickets per run %q, %v created; want %q, %v", tc.extra, got, created, tc.want, tc.created)
 		}
 	}
 }
