@@ -642,3 +642,33 @@ func TestContractOtherProvenance(t *testing.T) {
 		}
 	})
 }
+
+// Up to 11.2 another folder with servq's folder title refuses servq's
+// folder (409, with a hint naming the flag); from 11.3 both exist.
+func TestContractFolderTitleClash(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, v grafanaVersion) {
+		f := newFakeVersion(t, testToken, v, "Admin")
+		f.mu.Lock()
+		f.folders["hand-made"] = &fakeFolder{ID: 5, UID: "hand-made", Title: "servq", Version: 1}
+		f.mu.Unlock()
+		ds, rs := input()
+		_, err := Provision(context.Background(), testOptions(f), ds, rs)
+		if !v.UniqueSlugs {
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "--grafana.folder-title") {
+			t.Fatalf("error %v", err)
+		}
+		if w := writes(f); len(w) != 1 || w[0] != "POST /api/folders" {
+			t.Errorf("writes %v", w)
+		}
+		opt := testOptions(f)
+		opt.FolderTitle = "servq alerts and dashboards"
+		if _, err := Provision(context.Background(), opt, ds, rs); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -320,6 +320,22 @@ func (f *fakeGrafana) getFolder(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, f.folderJSON(fo))
 }
 
+// folderTitleTaken answers 409 as Grafana up to 11.2 does when another
+// folder (the fake's are all at the top level) has the title; 11.3
+// dropped the constraint with the dashboards' one (grafana/grafana#90687).
+func (f *fakeGrafana) folderTitleTaken(w http.ResponseWriter, uid, title string) bool {
+	if !f.version.UniqueSlugs {
+		return false
+	}
+	for _, o := range f.folders {
+		if o.UID != uid && slugify(o.Title) == slugify(title) {
+			msg(w, http.StatusConflict, "a folder or dashboard in the general folder with the same name already exists")
+			return true
+		}
+	}
+	return false
+}
+
 func (f *fakeGrafana) postFolder(w http.ResponseWriter, r *http.Request) {
 	if !f.allow(w, "folders:create") {
 		return
@@ -334,6 +350,9 @@ func (f *fakeGrafana) postFolder(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, ok := f.folders[in.UID]; ok {
 		msg(w, http.StatusConflict, "a folder with the same uid already exists")
+		return
+	}
+	if f.folderTitleTaken(w, in.UID, in.Title) {
 		return
 	}
 	fo := &fakeFolder{ID: f.id(), UID: in.UID, Title: in.Title, Version: 1}
@@ -360,6 +379,9 @@ func (f *fakeGrafana) putFolder(w http.ResponseWriter, r *http.Request) {
 	}
 	if !in.Overwrite && in.Version != fo.Version {
 		writeJSON(w, http.StatusPreconditionFailed, map[string]any{"message": "the folder has been changed by someone else", "status": "version-mismatch"})
+		return
+	}
+	if f.folderTitleTaken(w, fo.UID, in.Title) {
 		return
 	}
 	fo.Title = in.Title

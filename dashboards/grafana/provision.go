@@ -153,7 +153,7 @@ func (p *provisioner) folder(ctx context.Context, res *Result) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("grafana: creating folder %q (%s): %w", title, uid, err)
+			return fmt.Errorf("grafana: creating folder %q (%s): %w%s", title, uid, err, folderHint(err, title))
 		}
 		res.FolderCreated = true
 		return nil
@@ -167,10 +167,22 @@ func (p *provisioner) folder(ctx context.Context, res *Result) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("grafana: renaming folder %s from %q to %q: %w", uid, f.Title, title, err)
+		return fmt.Errorf("grafana: renaming folder %s from %q to %q: %w%s", uid, f.Title, title, err, folderHint(err, title))
 	}
 	res.FolderRenamed = true
 	return nil
+}
+
+// folderHint explains Grafana's refusal of a folder title that another
+// folder has: up to 11.2 titles are unique (409), from 11.3 they need not
+// be. The folder is servq's first write, so nothing was written.
+func folderHint(err error, title string) string {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict || strings.Contains(ae.Message, "same uid") {
+		return ""
+	}
+	return fmt.Sprintf(" (up to Grafana 11.2 folder titles are unique and another folder is titled %q: pass another --grafana.folder-title, "+
+		"or rename that folder; servq wrote nothing)", title)
 }
 
 type preparedDashboard struct {
