@@ -54,9 +54,9 @@ type freshdeskSpec struct {
 	// account's per-minute quota to agents and other integrations.
 	RateLimitReserve int `yaml:"rate_limit_reserve"`
 	// SettleLag: only tickets updated at least this long ago are
-	// delivered (default 1m). Freshdesk's list is served from a search
-	// index (a ticket's change can show there after a newer change of
-	// another), and without a lag the watermark would pass a late one.
+	// delivered (default 1m). Freshdesk documents no consistency for the
+	// list (a replica or index can show a change after a newer change of
+	// another ticket), and without a lag the watermark would pass a late one.
 	SettleLag *config.Duration `yaml:"settle_lag"`
 }
 

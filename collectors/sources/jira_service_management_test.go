@@ -640,13 +640,13 @@ func TestJSMWestOfUTCAccount(t *testing.T) {
 // A scoped API token works only through the gateway form
 // https://api.atlassian.com/ex/jira/{cloudId}; the site answers 401, and
 // servq's error says which URL to use. A classic token at the gateway gets
-// the reverse advice.
+// the reverse advice. Neither error shows the token.
 func TestJSMScopedTokenURLForms(t *testing.T) {
 	f := newJSMFake(t)
 	f.scoped = true
 	s, _ := jsmSource(t, f.config(""), 100)
 	_, _, err := tryCollect(s, nil, fdNow)
-	if err == nil || !strings.Contains(err.Error(), "401 Unauthorized") || !strings.Contains(err.Error(), "use url: https://api.atlassian.com/ex/jira/{cloudId}") {
+	if err == nil || !strings.Contains(err.Error(), "401 Unauthorized") || !strings.Contains(err.Error(), "use url: https://api.atlassian.com/ex/jira/{cloudId}") || strings.Contains(err.Error(), f.token) {
 		t.Errorf("scoped token at the site: %v", err)
 	}
 	gw := strings.Replace(f.config(""), "url: "+f.srv.URL, "url: "+f.srv.URL+"/ex/jira/"+f.cloudID, 1)
@@ -657,7 +657,7 @@ func TestJSMScopedTokenURLForms(t *testing.T) {
 	}
 	f.scoped = false
 	s, _ = jsmSource(t, gw, 100)
-	if _, _, err := tryCollect(s, nil, fdNow); err == nil || !strings.Contains(err.Error(), "a classic token needs the site URL") {
+	if _, _, err := tryCollect(s, nil, fdNow); err == nil || !strings.Contains(err.Error(), "a classic token needs the site URL") || strings.Contains(err.Error(), f.token) {
 		t.Errorf("classic token at the gateway: %v", err)
 	}
 }
