@@ -141,7 +141,7 @@ func TestContractUserRuleStaysEditable(t *testing.T) {
 			if strings.Contains(r.Path, "/rule-groups/") && r.Path != "/api/v1/provisioning/folder/servq/rule-groups/servq" {
 				t.Errorf("servq requested another group: %s %s", r.Method, r.Path)
 			}
-			if r.Header.Get("X-Disable-Provenance") != "" {
+			if _, sent := r.Header["X-Disable-Provenance"]; sent {
 				t.Errorf("%s %s sent X-Disable-Provenance", r.Method, r.Path)
 			}
 		}
@@ -539,6 +539,15 @@ func TestContractFakeNoOps(t *testing.T) {
 	}
 	if code, body := send(t, f, http.MethodPut, rulesPath+"/nope", f.ruleCopy(rs[0].UID), nil); code != http.StatusNotFound || body != "" {
 		t.Errorf("PUT of a missing rule: %d %q", code, body)
+	}
+	// Grafana looks for the header, not at its value.
+	r := f.ruleCopy(rs[0].UID)
+	r["uid"] = "user-posted"
+	if code, body := send(t, f, http.MethodPost, rulesPath, r, map[string]string{"X-Disable-Provenance": "false"}); code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	if p := f.ruleCopy("user-posted")["provenance"]; p != "" {
+		t.Errorf("POST with X-Disable-Provenance: false stored provenance %v", p)
 	}
 }
 

@@ -546,9 +546,10 @@ func (f *fakeGrafana) validRule(w http.ResponseWriter, rule map[string]any) bool
 }
 
 // provenance is what a provisioning API write stamps: "api", or none
-// with X-Disable-Provenance.
+// when the request has the header X-Disable-Provenance, whatever its value
+// ("false" too: Grafana's determineProvenance only looks for the header).
 func provenance(r *http.Request) string {
-	if r.Header.Get("X-Disable-Provenance") != "" {
+	if _, disabled := r.Header[http.CanonicalHeaderKey("X-Disable-Provenance")]; disabled {
 		return ""
 	}
 	return "api"

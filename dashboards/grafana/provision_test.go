@@ -105,7 +105,7 @@ func TestFirstRunCreatesEverything(t *testing.T) {
 		if got := r.Header.Get("Authorization"); got != "Bearer "+testToken {
 			t.Errorf("%s %s: Authorization %q", r.Method, r.Path, got)
 		}
-		if r.Header.Get("X-Disable-Provenance") != "" {
+		if _, sent := r.Header["X-Disable-Provenance"]; sent {
 			t.Errorf("%s %s: X-Disable-Provenance sent", r.Method, r.Path)
 		}
 		if r.Method == http.MethodGet {
