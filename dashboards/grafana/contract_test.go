@@ -681,3 +681,24 @@ func TestContractFolderTitleClash(t *testing.T) {
 		}
 	})
 }
+
+// An Editor on 11 or later whose organisation took
+// alert.provisioning.provenance:write from the role (#85022 made it
+// removable): the message names that action, not a role the account has.
+func TestContractPermissionsProvenanceRevoked(t *testing.T) {
+	for _, v := range []grafanaVersion{grafana11, grafana12} {
+		t.Run(v.Version, func(t *testing.T) {
+			f := newFakeVersion(t, testToken, v, "Editor")
+			f.revoked = []string{"alert.provisioning.provenance:write"}
+			ds, rs := input()
+			_, err := Provision(context.Background(), testOptions(f), ds, rs)
+			if err == nil || !strings.Contains(err.Error(), "lacks alert.provisioning.provenance:write on Grafana "+v.Version) ||
+				!strings.Contains(err.Error(), "grant it") {
+				t.Fatalf("error %v", err)
+			}
+			if w := writes(f); len(w) > 0 {
+				t.Errorf("wrote %v", w)
+			}
+		})
+	}
+}

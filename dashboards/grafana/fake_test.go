@@ -29,6 +29,9 @@ type fakeGrafana struct {
 	// role is the basic role of the token's service account: Viewer,
 	// Editor or Admin (Grafana's default permissions of each).
 	role string
+	// revoked are actions taken from the role (Enterprise and Cloud can
+	// change what a basic role grants).
+	revoked []string
 
 	mu        sync.Mutex
 	nextID    int64
@@ -230,7 +233,13 @@ func (f *fakeGrafana) id() int64 { f.nextID++; return f.nextID }
 
 // Permissions.
 
-func (f *fakeGrafana) perms() map[string][]string { return rolePermissions(f.version, f.role) }
+func (f *fakeGrafana) perms() map[string][]string {
+	p := rolePermissions(f.version, f.role)
+	for _, a := range f.revoked {
+		delete(p, a)
+	}
+	return p
+}
 
 func (f *fakeGrafana) has(actions ...string) bool {
 	p := f.perms()

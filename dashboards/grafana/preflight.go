@@ -80,7 +80,15 @@ func (p *provisioner) checkPermissions(ctx context.Context, version string, with
 	rulesOK := has("alert.provisioning:write") && (has("alert.provisioning:read") || has("alert.provisioning.secrets:read")) ||
 		has("alert.rules.provisioning:read", "alert.rules.provisioning:write") ||
 		has("alert.rules:read", "alert.rules:create", "alert.rules:write", "alert.rules:delete", "alert.provisioning.provenance:write")
-	if withRules && !rulesOK {
+	// An Editor whose organisation took alert.provisioning.provenance:write
+	// away (Enterprise and Cloud can): the one action to grant.
+	noProvenance := has("alert.rules:read", "alert.rules:create", "alert.rules:write", "alert.rules:delete") &&
+		!has("alert.provisioning.provenance:write")
+	switch {
+	case withRules && !rulesOK && noProvenance && majorVersion(version) >= 11:
+		missing = append(missing, "alert.provisioning.provenance:write")
+		needs = append(needs, ruleRequirement)
+	case withRules && !rulesOK:
 		missing = append(missing, "alert.provisioning:read", "alert.provisioning:write")
 		needs = append(needs, ruleRequirement)
 	}
@@ -90,6 +98,9 @@ func (p *provisioner) checkPermissions(ctx context.Context, version string, with
 	what := "this Grafana (version unknown)"
 	advice := "give the service account the role its Grafana version needs"
 	switch major := majorVersion(version); {
+	case major >= 11 && withRules && !rulesOK && noProvenance:
+		what, advice = "Grafana "+version, "the service account has the alert-rule actions but not alert.provisioning.provenance:write, "+
+			"which this organisation took from its role: grant it (the fixed role that sets provisioning status), or use an Admin account"
 	case major >= 11:
 		what, advice = "Grafana "+version, "give the service account the Editor role (or Admin)"
 	case major == 10 && withRules && !rulesOK:
