@@ -44,6 +44,12 @@ const (
 	// one ends the run (nothing committed) with a collectors.BackoffError:
 	// the runner remembers the wait in the store and skips runs until then.
 	maxRetryAfter = 5 * time.Minute
+	// maxVendorWait bounds a wait the runner remembers. The vendors'
+	// waits are seconds to an hour (Jira's hourly quota); a longer one
+	// is far more likely a reset header in a unit servq misreads than a
+	// real quota, and skipping the collector's runs for that long would
+	// stop it silently: after a day it asks again, one request.
+	maxVendorWait = 24 * time.Hour
 )
 
 func (p *politeSpec) check(c *config.Collector) error {
@@ -217,6 +223,7 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body []byte, 
 			}
 			last = e
 			if ra, ok := retryAfter(resp.Header, c.now()); ok {
+				ra = min(ra, maxVendorWait)
 				if ra > maxRetryAfter {
 					return nil, &collectors.BackoffError{Wait: ra, Err: fmt.Errorf("%w; the vendor asks to wait %s, longer than a run waits: runs are skipped until then", e, ra.Round(time.Second))}
 				}

@@ -37,6 +37,16 @@ func TestAPIClientReturnsTheVendorsWait(t *testing.T) {
 		t.Errorf("the 429 is not kept in %v", err)
 	}
 
+	// A reset a year ahead (a header in a unit servq misreads, most
+	// likely) is remembered as a day at most.
+	ra = "31536000"
+	n.Store(0)
+	c, _ = testClient(4)
+	_, err = c.getJSON(context.Background(), srv.URL+"/x", &out)
+	if !errors.As(err, &be) || be.Wait != 24*time.Hour || n.Load() != 1 {
+		t.Fatalf("err %v (wait %v) after %d requests: want a 24h BackoffError", err, be, n.Load())
+	}
+
 	ra = "60" // waited within the run, 2 retries, then the run gives up
 	n.Store(0)
 	c, waits = testClient(2)
