@@ -342,6 +342,16 @@ func TestContractFakeFaithful(t *testing.T) {
 		if code, _ := send(t, f, http.MethodDelete, rulesPath+"/nope", nil, nil); code != http.StatusNoContent {
 			t.Errorf("DELETE of a missing rule: %d", code)
 		}
+		// Provenance is told by the single-rule GET only: the group GET
+		// builds the group without it.
+		if p := getJSON(t, f, rulesPath+"/servq-slo")["provenance"]; p != "api" {
+			t.Errorf("rule GET: provenance %v", p)
+		}
+		for _, r := range getJSON(t, f, "/api/v1/provisioning/folder/servq/rule-groups/servq")["rules"].([]any) {
+			if p, ok := r.(map[string]any)["provenance"]; ok {
+				t.Errorf("group GET: a rule with provenance %v", p)
+			}
+		}
 		// Provenance "api" cannot be dropped by a later PUT of the single
 		// rule with X-Disable-Provenance (a group PUT can: see
 		// TestContractGroupPutProvenance).

@@ -647,7 +647,11 @@ func (f *fakeGrafana) getRule(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
-	writeJSON(w, http.StatusOK, rule)
+	out := maps.Clone(rule)
+	if provOf(rule) == "" {
+		delete(out, "provenance") // omitempty
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (f *fakeGrafana) postRule(w http.ResponseWriter, r *http.Request) {
@@ -720,7 +724,15 @@ func (f *fakeGrafana) getGroup(w http.ResponseWriter, r *http.Request) {
 		msg(w, http.StatusNotFound, "rule group not found")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"title": key[1], "folderUid": key[0], "interval": f.groupInterval(key), "rules": rules})
+	// Grafana builds the group without provenance (GetRuleGroup), so its
+	// rules carry none, whatever each rule's is.
+	out := make([]map[string]any, 0, len(rules))
+	for _, rule := range rules {
+		c := maps.Clone(rule)
+		delete(c, "provenance")
+		out = append(out, c)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"title": key[1], "folderUid": key[0], "interval": f.groupInterval(key), "rules": out})
 }
 
 // ruleChanged: the fields a user or servq sets differ (Grafana's

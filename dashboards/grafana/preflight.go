@@ -159,9 +159,8 @@ func writeHint(err error) string {
 type groupState struct {
 	found bool
 	group ruleGroup
-	// rules of the group by uid, with their provenance.
+	// rules of the group by uid.
 	rules map[string]AlertRule
-	prov  map[string]string
 	// elsewhere: servq's rules found outside the group (by uid).
 	elsewhere map[string]AlertRule
 }
@@ -179,8 +178,13 @@ func (p *provisioner) groupPath() string {
 // readRules reads servq's group and its rules that are elsewhere, and
 // refuses, before anything is written, a group servq does not have to
 // itself and rules held by file provisioning.
+//
+// The provenance comes from the single-rule GET: the group GET carries
+// none (Grafana 10 to 12 build the group without it, so every rule in it
+// reads as not provisioned). servq's rules are therefore read one by one,
+// those of its group and those it wants.
 func (p *provisioner) readRules(ctx context.Context, want []AlertRule) (*groupState, error) {
-	st := &groupState{rules: map[string]AlertRule{}, prov: map[string]string{}, elsewhere: map[string]AlertRule{}}
+	st := &groupState{rules: map[string]AlertRule{}, elsewhere: map[string]AlertRule{}}
 	g, found, err := p.readGroup(ctx, p.groupPath())
 	if len(want) == 0 && isStatus(err, http.StatusForbidden) {
 		// No rules to provision, and a token (Editor on Grafana 10.x)
@@ -191,17 +195,17 @@ func (p *provisioner) readRules(ctx context.Context, want []AlertRule) (*groupSt
 		return nil, err
 	}
 	st.found, st.group = found, g
-	var foreign []string
+	var foreign, own []string
 	for _, raw := range g.Rules {
-		var r provenanced
+		var r AlertRule
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, fmt.Errorf("grafana: GET %s: decoding a rule: %w", p.groupPath(), err)
 		}
-		st.rules[r.UID], st.prov[r.UID] = r.AlertRule, r.Provenance
-		if !strings.HasPrefix(r.UID, RulePrefix) {
+		st.rules[r.UID] = r
+		if strings.HasPrefix(r.UID, RulePrefix) {
+			own = append(own, r.UID)
+		} else {
 			foreign = append(foreign, r.UID)
-		} else if r.Provenance != "" && r.Provenance != "api" {
-			return nil, fileProvisionedRule(r.UID, r.Provenance)
 		}
 	}
 	if len(foreign) > 0 && len(want) > 0 {
@@ -213,20 +217,25 @@ func (p *provisioner) readRules(ctx context.Context, want []AlertRule) (*groupSt
 			p.opt.RuleGroup, p.opt.FolderUID, strings.Join(foreign, ", "))
 	}
 	for _, r := range want {
-		if _, ok := st.rules[r.UID]; ok {
-			continue
+		if _, ok := st.rules[r.UID]; !ok {
+			own = append(own, r.UID)
 		}
+	}
+	for _, uid := range own {
 		var have provenanced
-		err := p.c.do(ctx, http.MethodGet, rulesPath+"/"+r.UID, nil, &have)
+		err := p.c.do(ctx, http.MethodGet, rulesPath+"/"+uid, nil, &have)
+		_, inGroup := st.rules[uid]
 		switch {
 		case isStatus(err, http.StatusNotFound):
+			delete(st.rules, uid) // deleted since the group was read
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("grafana: reading alert rule %s: %w", r.UID, err)
+			return nil, fmt.Errorf("grafana: reading alert rule %s: %w", uid, err)
 		case have.Provenance != "" && have.Provenance != "api":
-			return nil, fileProvisionedRule(r.UID, have.Provenance)
+			return nil, fileProvisionedRule(uid, have.Provenance)
+		case !inGroup:
+			st.elsewhere[uid] = have.AlertRule
 		}
-		st.elsewhere[r.UID] = have.AlertRule
 	}
 	return st, nil
 }
