@@ -73,19 +73,26 @@ func generate(cfg *config.Config, backfill bool) (*File, error) {
 	}
 	st := newSteps(cfg)
 	st.backfill = backfill
+	meta := &metas{}
+	var alerts []Group
 	for _, s := range cfg.SLOs {
-		gs, err := sloGroups(cfg, s, st)
+		sliGroups, as, err := sloGroups(cfg, s, st, meta)
 		if err != nil {
 			return nil, err
 		}
-		f.Groups = append(f.Groups, gs...)
+		f.Groups = append(f.Groups, sliGroups...)
+		alerts = append(alerts, as...)
 	}
-	if len(st.rules) > 0 {
+	if len(st.slos) > 0 {
 		// First: the steps of an evaluation come before anything that
 		// reads them, for rulers (and promtool) that evaluate groups in
 		// file order.
 		f.Groups = append([]Group{st.group()}, f.Groups...)
 	}
+	if g, ok := meta.group(); ok {
+		f.Groups = append(f.Groups, g)
+	}
+	f.Groups = append(f.Groups, alerts...)
 	if len(cfg.Targets) > 0 {
 		g, err := targetGroup(cfg)
 		if err != nil {

@@ -207,14 +207,10 @@ func BurnPairs(s *config.SLO) []BurnPair {
 // slothDashboardWindows are the SLI windows Sloth's dashboards offer.
 var slothDashboardWindows = []time.Duration{5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 24 * time.Hour, 72 * time.Hour, 30 * 24 * time.Hour}
 
-func sloGroups(cfg *config.Config, s *config.SLO, st *steps) ([]Group, error) {
-	ind, err := sli.For(cfg, s)
-	if err != nil {
-		return nil, err
-	}
-	labels := sloLabels(cfg, s)
-	sel := func(metric string) string { return sli.Selector(metric, map[string]string{"sloth_id": ID(cfg, s)}) }
-	window := sli.Window(s.Window.D())
+// ratioWindows are the windows of an SLO's recorded error ratios, shortest
+// first: 5m, the SLO window, the alert windows and the windows Sloth's
+// dashboards offer.
+func ratioWindows(s *config.SLO) []time.Duration {
 	windows := map[time.Duration]bool{s.Window.D(): true, 5 * time.Minute: true}
 	// Sloth's SLO dashboards (grafana.com 14348 and 14643) offer these SLI
 	// windows and read a missing one as 100 %: a 28d or 7d SLO would show
@@ -231,73 +227,55 @@ func sloGroups(cfg *config.Config, s *config.SLO, st *steps) ([]Group, error) {
 		ordered = append(ordered, w)
 	}
 	sort.Slice(ordered, func(i, j int) bool { return ordered[i] < ordered[j] })
+	return ordered
+}
+
+// sloGroups are the rule groups of one SLO of its own: the SLI group of a
+// custom SLO and the alerts. Its other recordings are written, with
+// every other SLO's, by the steps group (built-in indicators) and the
+// metadata group.
+func sloGroups(cfg *config.Config, s *config.SLO, st *steps, meta *metas) (sliGroups, alerts []Group, err error) {
+	ind, err := sli.For(cfg, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	labels := sloLabels(cfg, s)
+	sel := func(metric string) string { return sli.Selector(metric, map[string]string{"sloth_id": ID(cfg, s)}) }
+	window := sli.Window(s.Window.D())
+	ordered := ratioWindows(s)
 
 	// The steps read the sums servq keeps per SLO (servq_slo_input_total),
 	// a few series instead of every queue's and channel's.
 	counts, err := sli.StepCounts(cfg, s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var groups []Group
 	var badCount func(w time.Duration) string
-	// Custom SLIs: the share of the window Prometheus holds servq samples
-	// for, hourly.
-	coverage := fmt.Sprintf("clamp_max((time() - min(min_over_time(timestamp(servq_build_info)[%s:1h]))) / %s, 1)",
-		window, sli.Num(s.Window.D().Seconds()))
+	coverage := ""
 	if counts != nil {
-		// Built-in ones: the steps the window sums, exactly (an
+		// Built-in indicators: the steps the window sums, exactly (an
 		// evaluation Prometheus skipped is a step missing), from the
-		// step series, not the raw samples; in the steps group, so that
-		// it counts the step of its own evaluation.
-		badCount = st.add(s, counts, labels, sel, ordered)
-		steps := fmt.Sprintf("sum(count_over_time(%s[%s]))", sel(recEvents+sli.Window(st.step)), sli.Window(span(s.Window.D(), st.step)))
-		if st.summed(s.Window.D()) {
-			// The steps of the window its counts hold, counted by
-			// the term windows (not per SLO step: that would read
-			// every step of the window again).
-			steps = st.stepCount(counts, s.Window.D())
-		}
-		st.rules = append(st.rules, Rule{Record: recCoverage, Labels: labels,
-			Expr: fmt.Sprintf("clamp_max(%s * %s / %s, 1)", steps, sli.Num(st.step.Seconds()), sli.Num(s.Window.D().Seconds()))})
-		coverage = ""
+		// step series, not the raw samples; in the steps group, with
+		// every other built-in SLO's (see sloRules).
+		badCount = st.add(s, counts, ID(cfg, s), labels, sel, ordered)
 	} else {
 		g := Group{Name: "servq-slo-" + s.Name + "-sli"}
 		badCount, err = rawRules(s, ind, labels, sel, ordered, &g)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		groups = append(groups, g)
+		sliGroups = append(sliGroups, g)
+		// The share of the window Prometheus holds servq samples for,
+		// hourly.
+		coverage = fmt.Sprintf("clamp_max((time() - min(min_over_time(timestamp(servq_build_info)[%s:1h]))) / %s, 1)",
+			window, sli.Num(s.Window.D().Seconds()))
 	}
-
-	objective := s.Objective / 100
 	budget := (100 - s.Objective) / 100
-	join := "on(sloth_id, sloth_slo, sloth_service) group_left"
-	meta := Group{Name: "servq-slo-" + s.Name + "-meta", Rules: []Rule{
-		{Record: recObjective, Expr: "vector(" + sli.Num(objective) + ")", Labels: labels},
-		{Record: recBudget, Expr: "vector(" + sli.Num(budget) + ")", Labels: labels},
-		{Record: recPeriodDays, Expr: "vector(" + sli.Num(s.Window.D().Hours()/24) + ")", Labels: labels},
-		// The burn rates keep the ratio's sloth_window (5m, the window), as
-		// Sloth's do: dashboards built for Sloth select by it.
-		{Record: recCurrentBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+"5m"), join, sel(recBudget)), Labels: labels},
-		{Record: recPeriodBurn, Expr: fmt.Sprintf("%s\n/ %s\n%s", sel(recErrorRatio+window), join, sel(recBudget)), Labels: labels},
-		{Record: recRemaining, Expr: "1 - " + sel(recPeriodBurn), Labels: labels},
-		{Record: recInfo, Expr: "vector(1)", Labels: merge(labels, map[string]string{
-			"sloth_mode": "servq", "sloth_spec": "servq/v1", "sloth_objective": sli.Num(s.Objective),
-			"servq_indicator": s.Indicator, "servq_window": window, "servq_threshold": thresholdString(s),
-		})},
-	}}
-
-	// How much of the SLO window the window ratio covers, so that a
-	// dashboard can say "only 9 days of data" instead of showing a 9-day
-	// ratio as the window's (built-in indicators: in the steps group).
-	if coverage != "" {
-		meta.Rules = append(meta.Rules, Rule{Record: recCoverage, Expr: coverage, Labels: labels})
+	meta.add(cfg, s, labels, coverage)
+	if rs := burnAlerts(cfg, s, labels, sel, budget, badCount); len(rs) > 0 {
+		alerts = append(alerts, Group{Name: "servq-slo-" + s.Name + "-alerts", Rules: rs})
 	}
-	groups = append(groups, meta)
-	if alerts := burnAlerts(cfg, s, labels, sel, budget, badCount); len(alerts) > 0 {
-		groups = append(groups, Group{Name: "servq-slo-" + s.Name + "-alerts", Rules: alerts})
-	}
-	return groups, nil
+	return sliGroups, alerts, nil
 }
 
 func thresholdString(s *config.SLO) string {

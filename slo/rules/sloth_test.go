@@ -14,7 +14,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/prometheus/model/rulefmt"
 	slothmodel "github.com/slok/sloth/pkg/common/model"
 	slothlib "github.com/slok/sloth/pkg/lib"
 	"gopkg.in/yaml.v3"
@@ -82,18 +81,12 @@ func TestSlothConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			theirs := map[string]slothmodel.PromSLORules{}
 			for _, s := range cfg.SLOs {
-				theirs := slothRules(t, cfg, s)
-				compareRecordings(t, ours, s, theirs)
-				compareAlerts(t, ours, s, theirs)
-				// Sloth's detailed dashboard (grafana.com 14348) offers
-				// these SLI windows and shows a missing one as 100 %.
-				for _, w := range strings.Split("5m,30m,1h,2h,6h,1d,3d,30d", ",") {
-					if len(oursFor(ours, s, func(r Rule) bool { return r.Record == recErrorRatio+w })) != 1 {
-						t.Errorf("slo %s (%s): no %s%s for Sloth's dashboard", s.Name, window, recErrorRatio, w)
-					}
-				}
+				theirs[s.Name] = slothRules(t, cfg, s)
+				compareAlerts(t, ours, s, theirs[s.Name])
 			}
+			sameSeries(t, cfg, ours, theirs)
 			sameValues(t, cfg, ours)
 		})
 	}
@@ -159,44 +152,100 @@ func oursFor(f *File, s *config.SLO, match func(Rule) bool) []Rule {
 	return out
 }
 
-func compareRecordings(t *testing.T, ours *File, s *config.SLO, theirs slothmodel.PromSLORules) {
+// sameSeries evaluates servq's rule file in promtool and finds every
+// series Sloth's rules record for each SLO, with the same full label set
+// (the SLO labels, sloth_window kept on the burn rates from the ratio
+// they read), and every SLI window Sloth's detailed dashboard (grafana.com
+// 14348) offers, which it shows as 100 % when missing. servq records all
+// SLOs with one rule per series name, so the series, not the rules, are
+// what can be compared.
+func sameSeries(t *testing.T, cfg *config.Config, ours *File, theirs map[string]slothmodel.PromSLORules) {
 	t.Helper()
-	var sloth []rulefmt.Rule
-	sloth = append(sloth, theirs.SLIErrorRecRules.Rules...)
-	sloth = append(sloth, theirs.MetadataRecRules.Rules...)
-	if len(sloth) < 10 {
-		t.Fatalf("slo %s: Sloth made only %d recordings", s.Name, len(sloth))
+	type check struct{ expr, labels string }
+	var checks []check
+	seen := map[string]bool{}
+	add := func(expr string, ls map[string]string) {
+		if seen[expr] {
+			return
+		}
+		seen[expr] = true
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(ls)) {
+			parts = append(parts, k+"="+strconv.Quote(ls[k]))
+		}
+		checks = append(checks, check{expr, "{" + strings.Join(parts, ",") + "}"})
 	}
-	for _, want := range sloth {
-		got := oursFor(ours, s, func(r Rule) bool {
-			return r.Record == want.Record && r.Labels["sloth_window"] == want.Labels["sloth_window"]
-		})
-		if len(got) != 1 {
-			t.Errorf("slo %s: Sloth records %s{sloth_window=%q}, servq has %d such recordings", s.Name, want.Record, want.Labels["sloth_window"], len(got))
-			continue
+	windowOf := regexp.MustCompile(`ratio_rate(\w+)`)
+	for _, s := range cfg.SLOs {
+		th := theirs[s.Name]
+		id := strconv.Quote(ID(cfg, s))
+		rules := append(slices.Clone(th.SLIErrorRecRules.Rules), th.MetadataRecRules.Rules...)
+		if len(rules) < 10 {
+			t.Fatalf("slo %s: Sloth made only %d recordings", s.Name, len(rules))
 		}
-		wantLabels := maps.Clone(want.Labels)
-		gotLabels := maps.Clone(got[0].Labels)
-		if want.Record == recInfo {
-			for _, k := range infoValuesOwn {
-				if gotLabels[k] == "" || wantLabels[k] == "" {
-					t.Errorf("slo %s: sloth_slo_info lacks %s (servq %q, Sloth %q)", s.Name, k, gotLabels[k], wantLabels[k])
+		for _, r := range rules {
+			want := maps.Clone(r.Labels)
+			switch r.Record {
+			case recInfo:
+				for _, k := range infoLabelsNot {
+					delete(want, k)
 				}
-				delete(gotLabels, k)
-				delete(wantLabels, k)
-			}
-			for _, k := range infoLabelsNot {
-				delete(wantLabels, k)
-			}
-			for k := range gotLabels {
-				if strings.HasPrefix(k, "servq_") {
-					delete(gotLabels, k)
+				for _, k := range infoValuesOwn {
+					if want[k] == "" {
+						t.Errorf("slo %s: Sloth's sloth_slo_info has no %s", s.Name, k)
+					}
 				}
+				want["sloth_mode"], want["sloth_spec"] = "servq", "servq/v1"
+				add(fmt.Sprintf("group by (%s) (%s{sloth_id=%s})", strings.Join(slices.Sorted(maps.Keys(want)), ", "), recInfo, id), want)
+				continue
+			case recCurrentBurn, recPeriodBurn, recRemaining:
+				// The ratio's window, which Sloth's expression keeps.
+				m := windowOf.FindStringSubmatch(r.Expr)
+				if r.Record == recRemaining {
+					m = windowOf.FindStringSubmatch(th.SLIErrorRecRules.Rules[len(th.SLIErrorRecRules.Rules)-1].Record)
+				}
+				if m == nil {
+					t.Fatalf("slo %s: no window in Sloth's %s: %s", s.Name, r.Record, r.Expr)
+				}
+				want["sloth_window"] = m[1]
 			}
+			add(fmt.Sprintf("group without () (%s{sloth_id=%s})", r.Record, id), want)
 		}
-		if !maps.Equal(gotLabels, wantLabels) {
-			t.Errorf("slo %s: %s labels\nservq %v\nSloth %v", s.Name, want.Record, got[0].Labels, want.Labels)
+		for _, w := range strings.Split("5m,30m,1h,2h,6h,1d,3d,30d", ",") {
+			add(fmt.Sprintf("group without () (%s%s{sloth_id=%s})", recErrorRatio, w, id), merge(sloLabels(cfg, s), map[string]string{"sloth_window": w}))
 		}
+	}
+	f := &File{Groups: slices.Clone(ours.Groups)}
+	inputRecordings(cfg)(f)
+	var order []string
+	for _, g := range f.Groups {
+		order = append(order, strconv.Quote(g.Name))
+	}
+	var tests strings.Builder
+	for _, c := range checks {
+		fmt.Fprintf(&tests, "      - {expr: %s, eval_time: 150m, exp_samples: [{labels: %s, value: 1}]}\n", strconv.Quote(c.expr), strconv.Quote(c.labels))
+	}
+	dir := t.TempDir()
+	b, err := yaml.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "rules.yml"), b, 0o644)
+	test := `rule_files: [rules.yml]
+evaluation_interval: 1m
+group_eval_order: [` + strings.Join(order, ", ") + `]
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'servq_calls_offered_total{collector="pbx",channel="phone",queue="q"}', values: '0+1000x180'}
+      - {series: 'servq_calls_abandoned_total{collector="pbx",channel="phone",queue="q"}', values: '0+5x180'}
+      - {series: 'servq_calls_abandoned_short_total{collector="pbx",channel="phone",queue="q"}', values: '0x180'}
+    promql_expr_test:
+` + tests.String()
+	os.WriteFile(filepath.Join(dir, "test.yml"), []byte(test), 0o644)
+	out, err := exec.Command(testenv.Binary(t, "promtool"), "test", "rules", filepath.Join(dir, "test.yml")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SUCCESS") {
+		t.Errorf("servq's series against Sloth's (%d checks): promtool: %v\n%s", len(checks), err, out)
 	}
 }
 
@@ -289,21 +338,12 @@ func sameValues(t *testing.T, cfg *config.Config, ours *File) {
 		}
 		sloth.Groups = append(sloth.Groups, Group{Name: "sloth-" + strconv.Itoa(len(sloth.Groups)), Rules: rs})
 	}
+	// servq's recordings of every SLO (one rule per series name for all
+	// of them), without the alerts; the checks select this SLO's series.
 	mine := File{}
 	for _, g := range ours.Groups {
-		if g.Name == "servq-slo-"+s.Name+"-meta" {
+		if !strings.HasSuffix(g.Name, "-alerts") && g.Name != "servq-operational" {
 			mine.Groups = append(mine.Groups, g)
-		}
-		if g.Name == "servq-slo-steps" {
-			// The term steps and this SLO's rules: the ratios must be
-			// the only ones, as in Sloth's file.
-			steps := Group{Name: g.Name, Interval: g.Interval}
-			for _, r := range g.Rules {
-				if r.Labels["sloth_slo"] == s.Name || strings.HasPrefix(r.Record, "servq:slo_term_events:") {
-					steps.Rules = append(steps.Rules, r)
-				}
-			}
-			mine.Groups = append([]Group{steps}, mine.Groups...)
 		}
 	}
 	// servq's steps read the SLO inputs: recorded here from the raw
@@ -327,12 +367,13 @@ tests:
       - {series: 'servq_calls_abandoned_total{collector="pbx",channel="phone",queue="q"}', values: '0+5x180'}
       - {series: 'servq_calls_abandoned_short_total{collector="pbx",channel="phone",queue="q"}', values: '0x180'}
     promql_expr_test:
-      - {expr: 'round(slo:sli_error:ratio_rate1h * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[1]s}', value: 0.005}]}
-      - {expr: 'round(slo:current_burn_rate:ratio * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[2]s}', value: 0.5}]}
-      - {expr: 'round(slo:period_burn_rate:ratio * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[3]s}', value: 0.5}]}
-      - {expr: 'round(slo:period_error_budget_remaining:ratio * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[3]s}', value: 0.5}]}
-      - {expr: 'slo:objective:ratio', eval_time: 150m, exp_samples: [{labels: 'slo:objective:ratio{%[4]s}', value: 0.99}]}
-      - {expr: 'slo:time_period:days', eval_time: 150m, exp_samples: [{labels: 'slo:time_period:days{%[4]s}', value: %[5]g}]}
+      - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="calls"} * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[1]s}', value: 0.005}]}
+      - {expr: 'round(slo:current_burn_rate:ratio{sloth_slo="calls"} * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[2]s}', value: 0.5}]}
+      - {expr: 'round(slo:period_burn_rate:ratio{sloth_slo="calls"} * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[3]s}', value: 0.5}]}
+      - {expr: 'round(slo:period_error_budget_remaining:ratio{sloth_slo="calls"} * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[3]s}', value: 0.5}]}
+      - {expr: 'slo:objective:ratio{sloth_slo="calls"}', eval_time: 150m, exp_samples: [{labels: 'slo:objective:ratio{%[4]s}', value: 0.99}]}
+      - {expr: 'round(slo:error_budget:ratio{sloth_slo="calls"} * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[4]s}', value: 0.01}]}
+      - {expr: 'slo:time_period:days{sloth_slo="calls"}', eval_time: 150m, exp_samples: [{labels: 'slo:time_period:days{%[4]s}', value: %[5]g}]}
 `, labels(`,sloth_window="1h"`), labels(`,sloth_window="5m"`), labels(`,sloth_window="`+w+`"`), labels(""), s.Window.D().Hours()/24)
 	for name, f := range map[string]File{"servq": mine, "sloth": sloth} {
 		sub := filepath.Join(dir, name)

@@ -95,15 +95,10 @@ slos:
 	// an alert group that ran before its SLI group would read ratios too
 	// old for the lookback and stay silent for want of data.
 	var order []string
-	ratios := 0
 	for _, g := range f.Groups {
 		order = append(order, fmt.Sprintf("%q", g.Name))
-		for _, r := range g.Rules {
-			if strings.HasPrefix(r.Record, recErrorRatio) && r.Labels["sloth_slo"] == s.Name {
-				ratios++
-			}
-		}
 	}
+	ratios := len(ratioWindows(s))
 	var longest time.Duration
 	for _, p := range activePairs(s) {
 		longest = max(longest, p.Long)

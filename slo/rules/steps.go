@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,7 +88,7 @@ type steps struct {
 	terms        []sli.Term
 	seen         map[string]bool
 	long         map[time.Duration]bool // term windows the SLOs read
-	rules        []Rule
+	slos         []stepSLO
 	// backfill writes the period sums without reading their own past
 	// values (see termPeriods).
 	backfill bool
@@ -159,22 +160,6 @@ func (b *steps) window(terms []sli.Term, stepRec string, sel func(string) string
 	return fmt.Sprintf("clamp_min(%s, 0)", b.sideOf(terms, recTermEvents+sli.Window(w)))
 }
 
-// stepCount is the number of steps of w that every term of an SLO holds:
-// the least over its terms (a term added to the config later has fewer).
-func (b *steps) stepCount(c *sli.Counts, w time.Duration) string {
-	var parts []string
-	done := map[string]bool{}
-	for _, t := range append(append([]sli.Term(nil), c.Bad...), c.Total...) {
-		key := stepsPrefix + b.term(t)
-		if !done[key] {
-			done[key] = true
-			parts = append(parts, fmt.Sprintf("%s{servq_term=%s}", recTermEvents+sli.Window(w), strconv.Quote(key)))
-		}
-	}
-	b.long[w] = true
-	return "min(" + strings.Join(parts, " or ") + ")"
-}
-
 // group is the steps group: the term steps, their period sums and
 // windows first, then every SLO's rules.
 func (b *steps) group() Group {
@@ -188,17 +173,18 @@ func (b *steps) group() Group {
 			read = *t.Raw
 		}
 		parts = append(parts, fmt.Sprintf("label_replace(%s, \"servq_term\", %s, \"\", \"\")",
-			sli.TermStep(read, b.step, lastWithin), strconv.Quote(t.Key())))
+			sli.TermStep(read, b.step, lastWithin), strconv.Quote(replacement(t.Key()))))
 	}
 	for _, t := range b.terms {
 		if len(b.long) == 0 {
 			break // no term windows, no step counts
 		}
-		parts = append(parts, fmt.Sprintf("label_replace(vector(1), \"servq_term\", %s, \"\", \"\")", strconv.Quote(stepsPrefix+t.Key())))
+		parts = append(parts, fmt.Sprintf("label_replace(vector(1), \"servq_term\", %s, \"\", \"\")", strconv.Quote(replacement(stepsPrefix+t.Key()))))
 	}
 	rules := []Rule{{Record: recTermEvents + sli.Window(b.step), Expr: strings.Join(parts, "\nor\n")}}
+	slos := b.sloRules() // (marks the term windows it reads)
 	rules = append(rules, b.termPeriods()...)
-	return Group{Name: "servq-slo-steps", Interval: sli.Window(b.step), Rules: append(rules, b.rules...)}
+	return Group{Name: "servq-slo-steps", Interval: sli.Window(b.step), Rules: append(rules, slos...)}
 }
 
 // termPeriods are the rules that sum the term steps per period and the
@@ -272,48 +258,223 @@ func (b *steps) termPeriods() []Rule {
 	return rules
 }
 
-// add adds the rules of one SLO whose events are sums of servq counters,
-// and returns its bad events over a window, for the low-volume guard.
-func (b *steps) add(s *config.SLO, c *sli.Counts, labels map[string]string, sel func(string) string, windows []time.Duration) func(time.Duration) string {
-	step := b.step
-	ss := sli.Window(step)
-	badStep, totalStep := recBadEvents+ss, recEvents+ss
-	bad, total := c.Bad, c.Total
-	stepLabels := merge(labels, map[string]string{"sloth_window": ss})
-	b.rules = append(b.rules,
-		Rule{Record: badStep, Expr: b.side(bad), Labels: stepLabels},
-		Rule{Record: totalStep, Expr: b.side(total), Labels: stepLabels})
-	badSum := func(w time.Duration) string { return b.window(bad, badStep, sel, w) }
-	totalSum := func(w time.Duration) string { return b.window(total, totalStep, sel, w) }
-	// sum() drops the labels of the one series, so that "or vector(0)"
-	// (no traffic in w) adds nothing when there is a ratio.
-	ratio := func(bad, total string) string {
-		return fmt.Sprintf("(\n  sum(%s)\n/\n  (sum(%s) > 0)\n)\nor vector(0)", bad, total)
+// stepSLO is an SLO whose events are sums of servq counters, as the
+// steps group records it.
+type stepSLO struct {
+	id      string
+	labels  map[string]string
+	counts  *sli.Counts
+	window  time.Duration
+	windows []time.Duration // its ratio windows
+}
+
+// add registers an SLO whose events are sums of servq counters and
+// returns its bad events over a window, for the low-volume guard of its
+// alerts. Its recordings are written by sloRules, together with every
+// other such SLO's.
+func (b *steps) add(s *config.SLO, c *sli.Counts, id string, labels map[string]string, sel func(string) string, windows []time.Duration) func(time.Duration) string {
+	for _, t := range append(append([]sli.Term(nil), c.Bad...), c.Total...) {
+		b.term(t)
 	}
-	window := s.Window.D()
-	ws := sli.Window(window)
-	badWindow, totalWindow := badSum(window), totalSum(window)
-	if ws != ss {
-		wl := merge(labels, map[string]string{"sloth_window": ws})
-		b.rules = append(b.rules,
-			Rule{Record: recBadEvents + ws, Expr: badWindow, Labels: wl},
-			Rule{Record: recEvents + ws, Expr: totalWindow, Labels: wl})
-		badWindow, totalWindow = sel(recBadEvents+ws), sel(recEvents+ws)
-	}
-	for _, w := range windows {
-		expr := ratio(badSum(w), totalSum(w))
-		if w == window {
-			expr = ratio(badWindow, totalWindow)
+	for _, w := range append([]time.Duration{s.Window.D()}, windows...) {
+		if b.summed(w) {
+			b.long[w] = true
 		}
-		b.rules = append(b.rules, Rule{Record: recErrorRatio + sli.Window(w), Expr: expr,
-			Labels: merge(labels, map[string]string{"sloth_window": sli.Window(w)})})
 	}
+	b.slos = append(b.slos, stepSLO{id: id, labels: labels, counts: c, window: s.Window.D(), windows: windows})
+	window, ss := s.Window.D(), sli.Window(b.step)
 	return func(w time.Duration) string {
-		if w == window {
-			return badWindow
+		if w == window && sli.Window(w) != ss {
+			return sel(recBadEvents + sli.Window(w))
 		}
-		return badSum(w)
+		return b.window(c.Bad, recBadEvents+ss, sel, w)
 	}
+}
+
+// recTermWeight holds, per SLO, side and term, the sign with which the
+// term's events count on that side of the SLO: the rules that record
+// every SLO at once join the term series with it.
+const recTermWeight = "servq:slo_term_weight"
+
+// sloRules are the recordings of every SLO whose events are sums of
+// servq counters, one rule per recorded series name and window for all
+// of them: Prometheus spends a fixed time on every rule (about half a
+// millisecond to evaluate it and commit its samples), so that 50 SLOs
+// recorded one rule each cost over a thousand rules and most of an
+// evaluation's time, where these are a few dozen whatever the number of
+// SLOs. The series are the same, label for label, as one rule per SLO
+// would record:
+//
+//   - servq:slo_term_weight{servq_term, servq_side="bad"|"total", SLO
+//     labels}: the indicator's sign of every term on each side;
+//   - servq:slo_bad_events:increase<step> and servq:slo_events:increase<step>:
+//     each SLO's events of the last step, the term steps times their
+//     weights, summed per SLO;
+//   - servq:slo_bad_events:increase<window> and servq:slo_events:increase<window>
+//     for every SLO window, the budget in events;
+//   - slo:sli_error:ratio_rate<w>, bad over total events in w for every
+//     SLO that records w: windows up to the period sum the SLO's steps,
+//     longer ones add up the term windows times their weights;
+//   - servq:slo_window_coverage:ratio, the share of its window whose steps
+//     every term of the SLO holds.
+//
+// Each rule selects the SLOs it records by sloth_id, so that series of
+// the same names recorded by other rules (custom SLOs, other rule files)
+// are never read.
+func (b *steps) sloRules() []Rule {
+	if len(b.slos) == 0 {
+		return nil
+	}
+	ss := sli.Window(b.step)
+	var weights []string
+	for _, s := range b.slos {
+		for _, side := range []struct {
+			name  string
+			terms []sli.Term
+		}{{"bad", s.counts.Bad}, {"total", s.counts.Total}} {
+			// A term on one side twice counts with the sum of its signs.
+			sum := map[string]float64{}
+			var keys []string
+			for _, t := range side.terms {
+				k := b.term(t)
+				if _, ok := sum[k]; !ok {
+					keys = append(keys, k)
+				}
+				sum[k] += t.Sign
+			}
+			for _, k := range keys {
+				weights = append(weights, constVector(sum[k], merge(s.labels, map[string]string{"servq_term": k, "servq_side": side.name})))
+			}
+		}
+	}
+	rules := []Rule{{Record: recTermWeight, Expr: strings.Join(weights, "\nor\n")}}
+
+	all := make([]string, len(b.slos))
+	for i, s := range b.slos {
+		all[i] = s.id
+	}
+	stepLabels := map[string]string{"sloth_window": ss}
+	rules = append(rules,
+		Rule{Record: recBadEvents + ss, Expr: weighted("bad", all, recTermEvents+ss), Labels: stepLabels},
+		Rule{Record: recEvents + ss, Expr: weighted("total", all, recTermEvents+ss), Labels: stepLabels})
+
+	// The SLO windows: events (the budget in events) and coverage.
+	byWindow := map[time.Duration][]string{}
+	for _, s := range b.slos {
+		byWindow[s.window] = append(byWindow[s.window], s.id)
+	}
+	for _, w := range sortedDurations(byWindow) {
+		ws, ids := sli.Window(w), byWindow[w]
+		if ws == ss {
+			continue // the steps are that window's events
+		}
+		wl := map[string]string{"sloth_window": ws}
+		rules = append(rules,
+			Rule{Record: recBadEvents + ws, Expr: b.events("bad", ids, w), Labels: wl},
+			Rule{Record: recEvents + ws, Expr: b.events("total", ids, w), Labels: wl})
+	}
+	// Ratios of every window some SLO records.
+	ratioIDs := map[time.Duration][]string{}
+	for _, s := range b.slos {
+		for _, w := range s.windows {
+			ratioIDs[w] = append(ratioIDs[w], s.id)
+		}
+	}
+	for _, w := range sortedDurations(ratioIDs) {
+		ids := ratioIDs[w]
+		bad, total := b.events("bad", ids, w), b.events("total", ids, w)
+		// Without traffic in w the ratio is 0 (total * 0 keeps the
+		// SLO's labels), as one rule per SLO would record with "or
+		// vector(0)".
+		rules = append(rules, Rule{Record: recErrorRatio + sli.Window(w),
+			Expr:   fmt.Sprintf("(\n  %s\n/\n  (%s > 0)\n)\nor\n  %s * 0", bad, total, total),
+			Labels: map[string]string{"sloth_window": sli.Window(w)}})
+	}
+	// (One rule for all windows: rules of one name without labels of
+	// their own are duplicates to promtool's linter.)
+	var coverage []string
+	for _, w := range sortedDurations(byWindow) {
+		coverage = append(coverage, fmt.Sprintf("clamp_max(%s * %s / %s, 1)",
+			b.stepCounts(byWindow[w], w), sli.Num(b.step.Seconds()), sli.Num(w.Seconds())))
+	}
+	return append(rules, Rule{Record: recCoverage, Expr: strings.Join(coverage, "\nor\n")})
+}
+
+// events is one side's events over w of the SLOs ids, one series per SLO
+// with its labels (and sloth_window of the steps when summed from them):
+// their steps summed over w up to the period, the term windows times
+// their weights beyond it.
+func (b *steps) events(side string, ids []string, w time.Duration) string {
+	rec := recBadEvents
+	if side == "total" {
+		rec = recEvents
+	}
+	if !b.summed(w) {
+		return fmt.Sprintf("clamp_min(sum_over_time(%s[%s]), 0)",
+			sli.Selector(rec+sli.Window(b.step), idMatcher(ids)), sli.Window(span(w, b.step)))
+	}
+	b.long[w] = true
+	return "clamp_min(" + weighted(side, ids, recTermEvents+sli.Window(w)) + ", 0)"
+}
+
+// weighted is one side of the SLOs ids from the term series rec: each
+// term's series times its weight, summed per SLO.
+func weighted(side string, ids []string, rec string) string {
+	return fmt.Sprintf("sum without (servq_term, servq_side) (%s * on(servq_term) group_left() %s)",
+		sli.Selector(recTermWeight, merge(idMatcher(ids), map[string]string{"servq_side": side})), rec)
+}
+
+// stepCounts is, per SLO of ids, the number of steps of w that every
+// one of its terms holds: the least over its terms (a term added to the
+// config later has fewer), without labels but the SLO's.
+func (b *steps) stepCounts(ids []string, w time.Duration) string {
+	if !b.summed(w) {
+		return fmt.Sprintf("sum without (sloth_window) (count_over_time(%s[%s]))",
+			sli.Selector(recEvents+sli.Window(b.step), idMatcher(ids)), sli.Window(span(w, b.step)))
+	}
+	b.long[w] = true
+	// The step counts are the term series servq_term="steps:<term>":
+	// renamed to their term, they join the weights of the SLOs' terms.
+	counts := fmt.Sprintf("label_replace(%s, \"servq_term\", \"$1\", \"servq_term\", %s)",
+		sli.Selector(recTermEvents+sli.Window(w), map[string]string{"servq_term": "=~" + regexp.QuoteMeta(stepsPrefix) + ".*"}),
+		strconv.Quote(regexp.QuoteMeta(stepsPrefix)+"(.*)"))
+	return fmt.Sprintf("min without (servq_term, servq_side) (%s * 0 + on(servq_term) group_left() %s)",
+		sli.Selector(recTermWeight, idMatcher(ids)), counts)
+}
+
+// idMatcher selects the SLOs ids by sloth_id.
+func idMatcher(ids []string) map[string]string {
+	if len(ids) == 1 {
+		return map[string]string{"sloth_id": ids[0]}
+	}
+	quoted := make([]string, len(ids))
+	for i, id := range ids {
+		quoted[i] = regexp.QuoteMeta(id)
+	}
+	return map[string]string{"sloth_id": "=~" + strings.Join(quoted, "|")}
+}
+
+// constVector is one series with value v and the labels ls, for rules
+// that record constants of many SLOs at once.
+func constVector(v float64, ls map[string]string) string {
+	e := "vector(" + sli.Num(v) + ")"
+	for _, k := range sortedKeys(ls) {
+		e = fmt.Sprintf("label_replace(%s, %s, %s, \"\", \"\")", e, strconv.Quote(k), strconv.Quote(replacement(ls[k])))
+	}
+	return e
+}
+
+// replacement escapes a label value for label_replace, which expands $
+// in its replacement.
+func replacement(v string) string { return strings.ReplaceAll(v, "$", "$$") }
+
+func sortedDurations[V any](m map[time.Duration]V) []time.Duration {
+	out := make([]time.Duration, 0, len(m))
+	for d := range m {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 // rawRules adds to g the recordings of a custom SLO: its queries are
