@@ -418,9 +418,12 @@ func (b *steps) events(side string, ids []string, w time.Duration) string {
 }
 
 // weighted is one side of the SLOs ids from the term series rec: each
-// term's series times its weight, summed per SLO.
+// term's series times its weight, summed per SLO. (The term series are
+// summed by servq_term first: a ruler that adds labels of its own, or a
+// series left over from an older rule file, must not make the match
+// many-to-many, which would fail the rule for every SLO at once.)
 func weighted(side string, ids []string, rec string) string {
-	return fmt.Sprintf("sum without (servq_term, servq_side) (%s * on(servq_term) group_left() %s)",
+	return fmt.Sprintf("sum without (servq_term, servq_side) (%s * on(servq_term) group_left() sum by (servq_term) (%s))",
 		sli.Selector(recTermWeight, merge(idMatcher(ids), map[string]string{"servq_side": side})), rec)
 }
 
@@ -435,7 +438,7 @@ func (b *steps) stepCounts(ids []string, w time.Duration) string {
 	b.long[w] = true
 	// The step counts are the term series servq_term="steps:<term>":
 	// renamed to their term, they join the weights of the SLOs' terms.
-	counts := fmt.Sprintf("label_replace(%s, \"servq_term\", \"$1\", \"servq_term\", %s)",
+	counts := fmt.Sprintf("sum by (servq_term) (label_replace(%s, \"servq_term\", \"$1\", \"servq_term\", %s))",
 		sli.Selector(recTermEvents+sli.Window(w), map[string]string{"servq_term": "=~" + regexp.QuoteMeta(stepsPrefix) + ".*"}),
 		strconv.Quote(regexp.QuoteMeta(stepsPrefix)+"(.*)"))
 	return fmt.Sprintf("min without (servq_term, servq_side) (%s * 0 + on(servq_term) group_left() %s)",
