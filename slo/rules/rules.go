@@ -87,9 +87,15 @@ func generate(cfg *config.Config, backfill bool) (*File, error) {
 		// First: the steps of an evaluation come before anything that
 		// reads them, for rulers (and promtool) that evaluate groups in
 		// file order.
-		f.Groups = append([]Group{st.group()}, f.Groups...)
+		g, err := st.group()
+		if err != nil {
+			return nil, err
+		}
+		f.Groups = append([]Group{g}, f.Groups...)
 	}
-	if g, ok := meta.group(); ok {
+	if g, ok, err := meta.group(cfg.Global.Service); err != nil {
+		return nil, err
+	} else if ok {
 		f.Groups = append(f.Groups, g)
 	}
 	f.Groups = append(f.Groups, alerts...)

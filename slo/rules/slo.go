@@ -257,7 +257,7 @@ func sloGroups(cfg *config.Config, s *config.SLO, st *steps, meta *metas) (sliGr
 		// evaluation Prometheus skipped is a step missing), from the
 		// step series, not the raw samples; in the steps group, with
 		// every other built-in SLO's (see sloRules).
-		badCount = st.add(s, counts, ID(cfg, s), labels, sel, ordered)
+		badCount = st.add(s, counts, ID(cfg, s), sel, ordered)
 	} else {
 		g := Group{Name: "servq-slo-" + s.Name + "-sli"}
 		badCount, err = rawRules(s, ind, labels, sel, ordered, &g)

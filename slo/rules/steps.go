@@ -84,6 +84,7 @@ func span(w, step time.Duration) time.Duration {
 //     events in w: windows up to the period sum the SLO's steps, longer
 //     ones add up the term windows with the indicator's signs.
 type steps struct {
+	service      string
 	step, period time.Duration
 	terms        []sli.Term
 	seen         map[string]bool
@@ -105,7 +106,7 @@ const (
 
 func newSteps(cfg *config.Config) *steps {
 	step := Step(cfg)
-	return &steps{step: step, period: periodOf(step), seen: map[string]bool{}, long: map[time.Duration]bool{}}
+	return &steps{service: cfg.Global.Service, step: step, period: periodOf(step), seen: map[string]bool{}, long: map[time.Duration]bool{}}
 }
 
 // summed says whether a window is summed from the term period sums
@@ -162,7 +163,7 @@ func (b *steps) window(terms []sli.Term, stepRec string, sel func(string) string
 
 // group is the steps group: the term steps, their period sums and
 // windows first, then every SLO's rules.
-func (b *steps) group() Group {
+func (b *steps) group() (Group, error) {
 	var parts []string
 	for _, t := range b.terms {
 		read := t
@@ -182,9 +183,12 @@ func (b *steps) group() Group {
 		parts = append(parts, fmt.Sprintf("label_replace(vector(1), \"servq_term\", %s, \"\", \"\")", strconv.Quote(replacement(stepsPrefix+t.Key()))))
 	}
 	rules := []Rule{{Record: recTermEvents + sli.Window(b.step), Expr: strings.Join(parts, "\nor\n")}}
-	slos := b.sloRules() // (marks the term windows it reads)
+	slos, err := b.sloRules() // (marks the term windows it reads)
+	if err != nil {
+		return Group{}, err
+	}
 	rules = append(rules, b.termPeriods()...)
-	return Group{Name: "servq-slo-steps", Interval: sli.Window(b.step), Rules: append(rules, slos...)}
+	return Group{Name: "servq-slo-steps", Interval: sli.Window(b.step), Rules: append(rules, slos...)}, nil
 }
 
 // termPeriods are the rules that sum the term steps per period and the
@@ -262,7 +266,7 @@ func (b *steps) termPeriods() []Rule {
 // steps group records it.
 type stepSLO struct {
 	id      string
-	labels  map[string]string
+	own     map[string]string // the SLO's labels of its own (config labels)
 	counts  *sli.Counts
 	window  time.Duration
 	windows []time.Duration // its ratio windows
@@ -272,7 +276,7 @@ type stepSLO struct {
 // returns its bad events over a window, for the low-volume guard of its
 // alerts. Its recordings are written by sloRules, together with every
 // other such SLO's.
-func (b *steps) add(s *config.SLO, c *sli.Counts, id string, labels map[string]string, sel func(string) string, windows []time.Duration) func(time.Duration) string {
+func (b *steps) add(s *config.SLO, c *sli.Counts, id string, sel func(string) string, windows []time.Duration) func(time.Duration) string {
 	for _, t := range append(append([]sli.Term(nil), c.Bad...), c.Total...) {
 		b.term(t)
 	}
@@ -281,7 +285,7 @@ func (b *steps) add(s *config.SLO, c *sli.Counts, id string, labels map[string]s
 			b.long[w] = true
 		}
 	}
-	b.slos = append(b.slos, stepSLO{id: id, labels: labels, counts: c, window: s.Window.D(), windows: windows})
+	b.slos = append(b.slos, stepSLO{id: id, own: s.Labels, counts: c, window: s.Window.D(), windows: windows})
 	window, ss := s.Window.D(), sli.Window(b.step)
 	return func(w time.Duration) string {
 		if w == window && sli.Window(w) != ss {
@@ -321,13 +325,15 @@ const recTermWeight = "servq:slo_term_weight"
 // Each rule selects the SLOs it records by sloth_id, so that series of
 // the same names recorded by other rules (custom SLOs, other rule files)
 // are never read.
-func (b *steps) sloRules() []Rule {
+func (b *steps) sloRules() ([]Rule, error) {
 	if len(b.slos) == 0 {
-		return nil
+		return nil, nil
 	}
 	ss := sli.Window(b.step)
-	var weights []string
+	var weights []constRow
+	perID := map[string]map[string]string{}
 	for _, s := range b.slos {
+		perID[s.id] = s.own
 		for _, side := range []struct {
 			name  string
 			terms []sli.Term
@@ -343,11 +349,15 @@ func (b *steps) sloRules() []Rule {
 				sum[k] += t.Sign
 			}
 			for _, k := range keys {
-				weights = append(weights, constVector(sum[k], merge(s.labels, map[string]string{"servq_term": k, "servq_side": side.name})))
+				weights = append(weights, constRow{value: sum[k], id: s.id, packed: []string{side.name, k}})
 			}
 		}
 	}
-	rules := []Rule{{Record: recTermWeight, Expr: strings.Join(weights, "\nor\n")}}
+	weightExpr, err := constExpr(b.service, []string{"servq_side", "servq_term"}, weights, perID)
+	if err != nil {
+		return nil, err
+	}
+	rules := []Rule{{Record: recTermWeight, Expr: weightExpr}}
 
 	all := make([]string, len(b.slos))
 	for i, s := range b.slos {
@@ -397,7 +407,7 @@ func (b *steps) sloRules() []Rule {
 		coverage = append(coverage, fmt.Sprintf("clamp_max(%s * %s / %s, 1)",
 			b.stepCounts(byWindow[w], w), sli.Num(b.step.Seconds()), sli.Num(w.Seconds())))
 	}
-	return append(rules, Rule{Record: recCoverage, Expr: strings.Join(coverage, "\nor\n")})
+	return append(rules, Rule{Record: recCoverage, Expr: balancedOr(coverage)}), nil
 }
 
 // events is one side's events over w of the SLOs ids, one series per SLO
@@ -456,20 +466,6 @@ func idMatcher(ids []string) map[string]string {
 	}
 	return map[string]string{"sloth_id": "=~" + strings.Join(quoted, "|")}
 }
-
-// constVector is one series with value v and the labels ls, for rules
-// that record constants of many SLOs at once.
-func constVector(v float64, ls map[string]string) string {
-	e := "vector(" + sli.Num(v) + ")"
-	for _, k := range sortedKeys(ls) {
-		e = fmt.Sprintf("label_replace(%s, %s, %s, \"\", \"\")", e, strconv.Quote(k), strconv.Quote(replacement(ls[k])))
-	}
-	return e
-}
-
-// replacement escapes a label value for label_replace, which expands $
-// in its replacement.
-func replacement(v string) string { return strings.ReplaceAll(v, "$", "$$") }
 
 func sortedDurations[V any](m map[time.Duration]V) []time.Duration {
 	out := make([]time.Duration, 0, len(m))
