@@ -7,10 +7,12 @@
 # then, for the rules of this tree ("after") and of the servq commit
 # BEFORE ("before", default the last commit with the old rules), starts
 # Prometheus on 127.0.0.1 with the generated rule file over a copy of the
-# blocks, waits for ITERATIONS evaluations of every group and prints the
-# evaluation time per interval: the sum and the max over the SLO groups of
-# prometheus_rule_group_last_duration_seconds, and Prometheus' CPU time per
-# interval between the first and the last of those evaluations (on a
+# blocks, waits for ITERATIONS (default 6) evaluations of every group and
+# prints the evaluation time per interval: the sum over the SLO groups of
+# prometheus_rule_group_last_duration_seconds averaged over the
+# evaluations after the first WARMUP (default 2), the max over the groups
+# at the end, and Prometheus' CPU time per interval from the end of the
+# WARMUP-th evaluation to the last (on a
 # shared machine the durations are wall time and grow with its load; the
 # CPU time does not), or, when the groups have not finished within LIMIT
 # seconds (default 900), that they have not.
@@ -39,7 +41,8 @@ COMBOS=${COMBOS:-5000}
 DAYS=${DAYS:-28}
 SPARSE=${SPARSE:-1h}
 DENSE_FOR=${DENSE_FOR:-2h}
-ITERATIONS=${ITERATIONS:-3}
+ITERATIONS=${ITERATIONS:-6}
+WARMUP=${WARMUP:-2}
 LIMIT=${LIMIT:-900}
 PORT=${PORT:-19091}
 mkdir -p "$WORK"
@@ -140,13 +143,23 @@ YML
 	rules=$(metric prometheus_rule_group_rules sum)
 	start=$(date +%s)
 	cpu0=
+	seen=0
+	sums=
 	until [ "$(metric prometheus_rule_group_iterations_total min | sed "s/^$/0/")" -ge "$ITERATIONS" ]; do
-		if [ -z "$cpu0" ] && [ "$(metric prometheus_rule_group_iterations_total min | sed "s/^$/0/")" -ge 1 ]; then
-			# From the end of the first evaluation: start-up (loading
-			# the blocks) is not the rules' cost.
+		done_=$(metric prometheus_rule_group_iterations_total min | sed "s/^$/0/")
+		if [ -z "$cpu0" ] && [ "$done_" -ge "$WARMUP" ]; then
+			# From the end of the WARMUP-th evaluation: start-up
+			# (loading the blocks, compacting the new ones, the first
+			# reads of each block's index) is not the rules' cost.
 			cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 			t0=$(date +%s)
 		fi
+		if [ "$done_" -gt "$seen" ] && [ "$done_" -gt "$WARMUP" ]; then
+			# Every group has finished one more evaluation: its
+			# last durations, averaged over the measured ones.
+			sums="$sums $(metric prometheus_rule_group_last_duration_seconds sum)"
+		fi
+		seen=$done_
 		if [ $(($(date +%s) - start)) -ge "$LIMIT" ]; then
 			# The old rules on a full window: report what they got to.
 			cpu=$(awk '{printf "%.0f", ($14 + $15) / 100}' "/proc/$pid/stat")
@@ -161,7 +174,8 @@ YML
 		sleep 2
 	done
 	cpu=$(awk -v c0="${cpu0:-0}" -v t0="${t0:-$start}" -v now="$(date +%s)" '{printf "%.2f", ($14 + $15 - c0) / 100 / ((now - t0) / 60)}' "/proc/$pid/stat")
-	sum=$(metric prometheus_rule_group_last_duration_seconds sum)
+	sums="$sums $(metric prometheus_rule_group_last_duration_seconds sum)"
+	sum=$(echo "$sums" | awk '{s = 0; for (i = 1; i <= NF; i++) s += $i; print s / NF}')
 	max=$(metric prometheus_rule_group_last_duration_seconds max)
 	missed=$(metric prometheus_rule_group_iterations_missed_total sum)
 	# Per rule evaluation times, for a closer look.
