@@ -17,7 +17,10 @@
 # creation in Prometheus' head) are not measured. Installs the Debian
 # prometheus package if it is missing. Environment: QUEUES (2000 ≈ 100k
 # series), WARMUP (30), DURATION (seconds of scraping measured, 90),
-# INTERVAL (scrape interval, 5s).
+# INTERVAL (scrape interval, 5s), PROMETHEUS (the Prometheus binary,
+# default the one on PATH; e.g. one built with
+# `GOBIN=/tmp/p3 go install github.com/prometheus/prometheus/cmd/prometheus@v0.310.0`
+# to measure Prometheus 3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 QUEUES=${QUEUES:-2000}
@@ -25,8 +28,9 @@ DURATION=${DURATION:-90}
 WARMUP=${WARMUP:-30}
 INTERVAL=${INTERVAL:-5s}
 BASE=${1:-}
+PROMETHEUS=${PROMETHEUS:-prometheus}
 
-if ! command -v prometheus >/dev/null; then
+if [ "$PROMETHEUS" = prometheus ] && ! command -v prometheus >/dev/null; then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo=sudo
 	$sudo apt-get update -qq
@@ -111,10 +115,10 @@ pport=$(freeport)
 cat >"$tmp/prometheus.yml" <<YML
 scrape_configs:$targets
 YML
-prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
+"$PROMETHEUS" --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
 	--web.listen-address="127.0.0.1:$pport" --log.level=warn 2>"$tmp/prom.log" &
 pids+=($!)
-echo "Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') on 127.0.0.1:$pport, scraping for ${WARMUP}s + ${DURATION}s every $INTERVAL" >&2
+echo "Prometheus $("$PROMETHEUS" --version 2>&1 | head -1 | awk '{print $3}') on 127.0.0.1:$pport, scraping for ${WARMUP}s + ${DURATION}s every $INTERVAL" >&2
 sleep $((WARMUP + DURATION))
 
 query() {
