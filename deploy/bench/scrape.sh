@@ -20,7 +20,9 @@
 # INTERVAL (scrape interval, 5s), PROMETHEUS (the Prometheus binary,
 # default the one on PATH; e.g. one built with
 # `GOBIN=/tmp/p3 go install github.com/prometheus/prometheus/cmd/prometheus@v0.310.0`
-# to measure Prometheus 3).
+# to measure Prometheus 3), TEXT (1: also scrape each servq asking for the
+# text format, which Prometheus parses faster than OpenMetrics; needs
+# Prometheus 2.49 or later).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 QUEUES=${QUEUES:-2000}
@@ -96,6 +98,16 @@ YML
     scrape_interval: $INTERVAL
     scrape_timeout: $INTERVAL
     static_configs: [{targets: ['127.0.0.1:$port']}]"
+	if [ -n "${TEXT:-}" ]; then
+		# TEXT=1 (Prometheus 2.49 and later): the same servq once more,
+		# asked for the text format instead of OpenMetrics.
+		targets="$targets
+  - job_name: $name-text
+    scrape_interval: $INTERVAL
+    scrape_timeout: $INTERVAL
+    scrape_protocols: [PrometheusText0.0.4]
+    static_configs: [{targets: ['127.0.0.1:$port']}]"
+	fi
 done
 
 # The floor: the same exposition as a static file.
