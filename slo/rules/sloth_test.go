@@ -152,6 +152,14 @@ func oursFor(f *File, s *config.SLO, match func(Rule) bool) []Rule {
 	return out
 }
 
+// conformanceInput is the calls of the conformance tests: 0.5 % of them
+// abandoned, half the calls SLO's budget.
+const conformanceInput = `    input_series:
+      - {series: 'servq_calls_offered_total{collector="pbx",channel="phone",queue="q"}', values: '0+1000x180'}
+      - {series: 'servq_calls_abandoned_total{collector="pbx",channel="phone",queue="q"}', values: '0+5x180'}
+      - {series: 'servq_calls_abandoned_short_total{collector="pbx",channel="phone",queue="q"}', values: '0x180'}
+`
+
 // sameSeries evaluates servq's rule file in promtool and finds every
 // series Sloth's rules record for each SLO, with the same full label set
 // (the SLO labels, sloth_window kept on the burn rates from the ratio
@@ -236,11 +244,7 @@ evaluation_interval: 1m
 group_eval_order: [` + strings.Join(order, ", ") + `]
 tests:
   - interval: 1m
-    input_series:
-      - {series: 'servq_calls_offered_total{collector="pbx",channel="phone",queue="q"}', values: '0+1000x180'}
-      - {series: 'servq_calls_abandoned_total{collector="pbx",channel="phone",queue="q"}', values: '0+5x180'}
-      - {series: 'servq_calls_abandoned_short_total{collector="pbx",channel="phone",queue="q"}', values: '0x180'}
-    promql_expr_test:
+` + conformanceInput + `    promql_expr_test:
 ` + tests.String()
 	os.WriteFile(filepath.Join(dir, "test.yml"), []byte(test), 0o644)
 	out, err := exec.Command(testenv.Binary(t, "promtool"), "test", "rules", filepath.Join(dir, "test.yml")).CombinedOutput()
@@ -362,11 +366,7 @@ evaluation_interval: 1m
 group_eval_order: [`+strings.Join(order, ", ")+`]
 tests:
   - interval: 1m
-    input_series:
-      - {series: 'servq_calls_offered_total{collector="pbx",channel="phone",queue="q"}', values: '0+1000x180'}
-      - {series: 'servq_calls_abandoned_total{collector="pbx",channel="phone",queue="q"}', values: '0+5x180'}
-      - {series: 'servq_calls_abandoned_short_total{collector="pbx",channel="phone",queue="q"}', values: '0x180'}
-    promql_expr_test:
+`+conformanceInput+`    promql_expr_test:
       - {expr: 'round(slo:sli_error:ratio_rate1h{sloth_slo="calls"} * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[1]s}', value: 0.005}]}
       - {expr: 'round(slo:current_burn_rate:ratio{sloth_slo="calls"} * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[2]s}', value: 0.5}]}
       - {expr: 'round(slo:period_burn_rate:ratio{sloth_slo="calls"} * 1e9) / 1e9', eval_time: 150m, exp_samples: [{labels: '{%[3]s}', value: 0.5}]}
