@@ -74,15 +74,9 @@ func span(w, step time.Duration) time.Duration {
 //   - the term period sums (see termPeriods), from which every window
 //     longer than the period is summed: per term and window,
 //     servq:slo_term_events:increase<window>;
-//   - per SLO, servq:slo_bad_events:increase<step> and
-//     servq:slo_events:increase<step>, its indicator's sums of the term
-//     steps;
-//   - servq:slo_bad_events:increase<window> and
-//     servq:slo_events:increase<window>, the events of the SLO window
-//     (the budget in events);
-//   - slo:sli_error:ratio_rate<w> for every window, bad over total
-//     events in w: windows up to the period sum the SLO's steps, longer
-//     ones add up the term windows with the indicator's signs.
+//   - the recordings of the SLOs themselves, one rule per series name
+//     and window for all of them (see sloRules): their steps, window
+//     counts, ratios and coverage.
 type steps struct {
 	service      string
 	step, period time.Duration
