@@ -107,11 +107,6 @@ func newSteps(cfg *config.Config) *steps {
 // rather than from the SLO's steps.
 func (b *steps) summed(w time.Duration) bool { return w > b.period }
 
-// side is the sum of terms with their signs, from the term steps.
-func (b *steps) side(terms []sli.Term) string {
-	return b.sideOf(terms, recTermEvents+sli.Window(b.step))
-}
-
 // sideOf is the sum of terms with their signs, from the term series rec.
 func (b *steps) sideOf(terms []sli.Term, rec string) string {
 	if len(terms) == 0 {
