@@ -500,15 +500,15 @@ func (s *twilioTaskRouter) cumulative(ctx context.Context, q trQueue, end time.T
 		if _, err := s.client.getJSON(ctx, s.url(path, qv), &st); err != nil {
 			return err
 		}
-		n := st.ReservationsAccepted + st.TasksCanceled
-		if s.capped(&st) && to.Sub(start) > time.Minute {
+		n, capped := st.ReservationsAccepted+st.TasksCanceled, s.capped(&st)
+		if capped && to.Sub(start) > time.Minute {
 			// Truncated buckets: ask again for the first half (whole
 			// minutes), and keep the shorter step for this queue.
 			step = max((to.Sub(start) / 2).Truncate(time.Minute), time.Minute)
 			cur.Steps[q.SID] = int(step / time.Minute)
 			continue
 		}
-		if s.capped(&st) {
+		if capped {
 			b.Reject("stats_truncated", fmt.Sprintf("%s %s..%s", path, qv.Get("StartDate"), qv.Get("EndDate")),
 				fmt.Errorf("%d accepted and %d canceled tasks in one minute reach TaskRouter's limit of %d per threshold: the wait buckets of this minute are incomplete", st.ReservationsAccepted, st.TasksCanceled, twilioStatsCap))
 		}

@@ -172,11 +172,11 @@ func (b *steps) group() (Group, error) {
 		parts = append(parts, fmt.Sprintf("label_replace(vector(1), \"servq_term\", %s, \"\", \"\")", strconv.Quote(replacement(stepsPrefix+t.Key()))))
 	}
 	rules := []Rule{{Record: recTermEvents + sli.Window(b.step), Expr: strings.Join(parts, "\nor\n")}}
-	slos, err := b.sloRules() // (marks the term windows it reads)
+	rules = append(rules, b.termPeriods()...)
+	slos, err := b.sloRules()
 	if err != nil {
 		return Group{}, err
 	}
-	rules = append(rules, b.termPeriods()...)
 	return Group{Name: "servq-slo-steps", Interval: sli.Window(b.step), Rules: append(rules, slos...)}, nil
 }
 
@@ -269,6 +269,8 @@ func (b *steps) add(s *config.SLO, c *sli.Counts, id string, sel func(string) st
 	for _, t := range append(append([]sli.Term(nil), c.Bad...), c.Total...) {
 		b.term(t)
 	}
+	// The term windows its recordings read (sloRules) are known now,
+	// before the steps group is written: its window and ratio windows.
 	for _, w := range append([]time.Duration{s.Window.D()}, windows...) {
 		if b.summed(w) {
 			b.long[w] = true
@@ -291,8 +293,9 @@ const recTermWeight = "servq:slo_term_weight"
 
 // sloRules are the recordings of every SLO whose events are sums of
 // servq counters, one rule per recorded series name and window for all
-// of them: Prometheus spends a fixed time on every rule (about half a
-// millisecond to evaluate it and commit its samples), so that 50 SLOs
+// of them: Prometheus spends a fixed time on every rule at every
+// evaluation (it formats the expression, parses it again, runs it and
+// commits its samples: about half a millisecond), so that 50 SLOs
 // recorded one rule each cost over a thousand rules and most of an
 // evaluation's time, where these are a few dozen whatever the number of
 // SLOs. The series are the same, label for label, as one rule per SLO
@@ -412,7 +415,6 @@ func (b *steps) events(side string, ids []string, w time.Duration) string {
 		return fmt.Sprintf("clamp_min(sum_over_time(%s[%s]), 0)",
 			sli.Selector(rec+sli.Window(b.step), idMatcher(ids)), sli.Window(span(w, b.step)))
 	}
-	b.long[w] = true
 	return "clamp_min(" + weighted(side, ids, recTermEvents+sli.Window(w)) + ", 0)"
 }
 
@@ -434,7 +436,6 @@ func (b *steps) stepCounts(ids []string, w time.Duration) string {
 		return fmt.Sprintf("sum without (sloth_window) (count_over_time(%s[%s]))",
 			sli.Selector(recEvents+sli.Window(b.step), idMatcher(ids)), sli.Window(span(w, b.step)))
 	}
-	b.long[w] = true
 	// The step counts are the term series servq_term="steps:<term>":
 	// renamed to their term, they join the weights of the SLOs' terms.
 	counts := fmt.Sprintf("sum by (servq_term) (label_replace(%s, \"servq_term\", \"$1\", \"servq_term\", %s))",
