@@ -723,6 +723,19 @@ func TestTwilioTaskRouterTransferredAndMovedTasks(t *testing.T) {
 	}
 }
 
+// supportIntervals are the cumulative-statistics intervals asked for the
+// Support queue, in order ("hh:mm-hh:mm").
+func supportIntervals(f *fakeTwilio) string {
+	var cums []string
+	for _, r := range f.requests() {
+		if strings.Contains(r, trSupport+"/CumulativeStatistics") {
+			q, _ := url.ParseQuery(r[strings.Index(r, "?")+1:])
+			cums = append(cums, q.Get("StartDate")[11:16]+"-"+q.Get("EndDate")[11:16])
+		}
+	}
+	return strings.Join(cums, " ")
+}
+
 // 6,000 accepted (4 s) and 6,000 canceled (30 s) tasks, alternating every
 // 300 ms from 10:00, against a TaskRouter whose split counts 10,000 tasks
 // of both kinds together. The hour 09:59-10:59 holds 11,800 (5,900 of
@@ -744,15 +757,8 @@ func TestTwilioTaskRouterStatisticsCapShared(t *testing.T) {
 	}
 	h := newTRHarness(t, f, "")
 	b := h.mustRun(trNow1)
-	var cums []string
-	for _, r := range f.requests() {
-		if strings.Contains(r, trSupport+"/CumulativeStatistics") {
-			q, _ := url.ParseQuery(r[strings.Index(r, "?")+1:])
-			cums = append(cums, q.Get("StartDate")[11:16]+"-"+q.Get("EndDate")[11:16])
-		}
-	}
-	if want := "09:59-10:59 09:59-10:29 10:29-10:59 10:59-11:29 11:29-11:59"; strings.Join(cums, " ") != want {
-		t.Errorf("Support intervals asked: %s, want %s", strings.Join(cums, " "), want)
+	if got, want := supportIntervals(f), "09:59-10:59 09:59-10:29 10:29-10:59 10:59-11:29 11:29-11:59"; got != want {
+		t.Errorf("Support intervals asked: %s, want %s", got, want)
 	}
 	trExpect(t, seriesValues(t, h.model), map[string]float64{
 		"servq_calls_answered_total{" + trQ + "Support}":                             6_000,
@@ -783,15 +789,8 @@ func TestTwilioTaskRouterStatisticsCap(t *testing.T) {
 	}
 	h := newTRHarness(t, f, "")
 	b := h.mustRun(trNow1)
-	var cums []string
-	for _, r := range f.requests() {
-		if strings.Contains(r, trSupport+"/CumulativeStatistics") {
-			q, _ := url.ParseQuery(r[strings.Index(r, "?")+1:])
-			cums = append(cums, q.Get("StartDate")[11:16]+"-"+q.Get("EndDate")[11:16])
-		}
-	}
-	if want := "09:59-10:59 09:59-10:29 10:29-10:59 10:59-11:29 11:29-11:59"; strings.Join(cums, " ") != want {
-		t.Errorf("Support intervals asked: %s, want %s", strings.Join(cums, " "), want)
+	if got, want := supportIntervals(f), "09:59-10:59 09:59-10:29 10:29-10:59 10:59-11:29 11:29-11:59"; got != want {
+		t.Errorf("Support intervals asked: %s, want %s", got, want)
 	}
 	trExpect(t, seriesValues(t, h.model), map[string]float64{
 		"servq_calls_answered_total{" + trQ + "Support}":                           12_000,
