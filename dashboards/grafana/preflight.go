@@ -80,15 +80,17 @@ func (p *provisioner) checkPermissions(ctx context.Context, version string, with
 	rulesOK := has("alert.provisioning:write") && (has("alert.provisioning:read") || has("alert.provisioning.secrets:read")) ||
 		has("alert.rules.provisioning:read", "alert.rules.provisioning:write") ||
 		has("alert.rules:read", "alert.rules:create", "alert.rules:write", "alert.rules:delete", "alert.provisioning.provenance:write")
-	// An Editor whose organisation took alert.provisioning.provenance:write
-	// away (Enterprise and Cloud can): the one action to grant.
-	noProvenance := has("alert.rules:read", "alert.rules:create", "alert.rules:write", "alert.rules:delete") &&
-		!has("alert.provisioning.provenance:write")
+	// An Editor on 11+ whose organisation took
+	// alert.provisioning.provenance:write away (Enterprise and Cloud can):
+	// the one action to grant.
+	rulesMissing := withRules && !rulesOK
+	onlyProvenance := rulesMissing && majorVersion(version) >= 11 &&
+		has("alert.rules:read", "alert.rules:create", "alert.rules:write", "alert.rules:delete")
 	switch {
-	case withRules && !rulesOK && noProvenance && majorVersion(version) >= 11:
+	case onlyProvenance:
 		missing = append(missing, "alert.provisioning.provenance:write")
 		needs = append(needs, ruleRequirement)
-	case withRules && !rulesOK:
+	case rulesMissing:
 		missing = append(missing, "alert.provisioning:read", "alert.provisioning:write")
 		needs = append(needs, ruleRequirement)
 	}
@@ -98,12 +100,12 @@ func (p *provisioner) checkPermissions(ctx context.Context, version string, with
 	what := "this Grafana (version unknown)"
 	advice := "give the service account the role its Grafana version needs"
 	switch major := majorVersion(version); {
-	case major >= 11 && withRules && !rulesOK && noProvenance:
+	case onlyProvenance:
 		what, advice = "Grafana "+version, "the service account has the alert-rule actions but not alert.provisioning.provenance:write, "+
 			"which this organisation took from its role: grant it (the fixed role that sets provisioning status), or use an Admin account"
 	case major >= 11:
 		what, advice = "Grafana "+version, "give the service account the Editor role (or Admin)"
-	case major == 10 && withRules && !rulesOK:
+	case major == 10 && rulesMissing:
 		what, advice = "Grafana "+version, "give the service account the Admin role, or upgrade Grafana to 11.0 or later, where Editor suffices"
 	case major > 0:
 		what, advice = "Grafana "+version, "give the service account the Editor role (Admin for the alert rules)"
